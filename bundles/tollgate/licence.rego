@@ -1,0 +1,24 @@
+# METADATA
+# title: step 1, licence
+# description: |
+#   The licence adapter verifies the RS256/PS256 signature, the edition and
+#   the validity period at the evaluation time, and reports
+#   input.context.licence.status: "valid", "invalid" or "expired".
+#   Anything else, or no report at all, is invalid: tollgate fails closed.
+package tollgate.licence
+
+status := object.get(input.context, ["licence", "status"], "missing")
+
+detail := object.get(input.context, ["licence", "detail"], "no licence status was provided")
+
+reasons := [] if {
+	status == "valid"
+} else := [{
+	"code": "licence_expired",
+	"message": sprintf("The tollgate licence is expired or not yet valid: %s.", [detail]),
+}] if {
+	status == "expired"
+} else := [{
+	"code": "licence_invalid",
+	"message": sprintf("The tollgate licence is invalid: %s.", [detail]),
+}]

@@ -1,0 +1,166 @@
+// Package tollgate holds the domain of the deployment gate: the request CI
+// sends, the decision tollgate answers, reason codes, configuration and the
+// interfaces the adapters implement. It imports no other package of this
+// module and does no I/O.
+package tollgate
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// Status is the outcome of a decision.
+type Status string
+
+// The two outcomes. There is no third: anything that cannot be decided is
+// refused with CodePolicyError.
+const (
+	Accepted Status = "accepted"
+	Refused  Status = "refused"
+)
+
+// Reason codes are the stable API of a decision; messages are for humans.
+const (
+	CodeLicenceInvalid      = "licence_invalid"
+	CodeLicenceExpired      = "licence_expired"
+	CodeProjectNotManaged   = "project_not_managed"
+	CodeFreezeActive        = "freeze_active"
+	CodeTimeWindowViolation = "time_window_violation"
+	CodeWeekendViolation    = "weekend_violation"
+	CodeBranchNotAllowed    = "branch_not_allowed"
+	CodePipelineNotAllowed  = "pipeline_not_allowed"
+	CodeCooldown            = "cooldown"
+	CodePolicyError         = "policy_error"
+)
+
+// Request is the payload CI sends: may this pipeline run now?
+type Request struct {
+	Repository string   `json:"repository"`
+	Branch     string   `json:"branch"`
+	Pipeline   string   `json:"pipeline"`
+	Metadata   Metadata `json:"metadata"`
+}
+
+// Metadata describes the run asking for the decision.
+type Metadata struct {
+	Initiator   string `json:"initiator,omitempty"`
+	RunID       string `json:"run_id,omitempty"`
+	Environment string `json:"environment"`
+}
+
+// Validate reports the first missing required field as an invalid-input error.
+func (r Request) Validate() error {
+	for _, f := range []struct{ name, value string }{
+		{"repository", r.Repository},
+		{"branch", r.Branch},
+		{"pipeline", r.Pipeline},
+		{"metadata.environment", r.Metadata.Environment},
+	} {
+		if strings.TrimSpace(f.value) == "" {
+			return Errorf(EInvalid, "%s is required and must be a non-empty string", f.name)
+		}
+	}
+	return nil
+}
+
+// DecodeRequest parses and validates a request. Unknown fields and wrong
+// types are errors: a typo in a gate request must not silently change its
+// meaning.
+func DecodeRequest(data []byte) (Request, error) {
+	var r Request
+	if err := DecodeStrict(data, &r); err != nil {
+		return Request{}, err
+	}
+	return r, r.Validate()
+}
+
+// DecodeStrict decodes one JSON value into v, rejecting unknown fields,
+// wrong types and trailing data with an EInvalid error that names the field.
+func DecodeStrict(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return Errorf(EInvalid, "%s", describeJSONError(err))
+	}
+	if dec.More() {
+		return Errorf(EInvalid, "invalid JSON: unexpected data after the top-level value")
+	}
+	return nil
+}
+
+func describeJSONError(err error) string {
+	var typeErr *json.UnmarshalTypeError
+	var syntaxErr *json.SyntaxError
+	switch {
+	case errors.As(err, &typeErr):
+		field := typeErr.Field
+		if field == "" {
+			return fmt.Sprintf("invalid JSON: expected %s, got %s", typeErr.Type, typeErr.Value)
+		}
+		return fmt.Sprintf("%s must be %s, got %s", field, jsonKind(typeErr.Type.Kind().String()), typeErr.Value)
+	case errors.As(err, &syntaxErr):
+		return fmt.Sprintf("malformed JSON at byte %d: %v", syntaxErr.Offset, err)
+	case errors.Is(err, io.EOF):
+		return "empty body: expected a JSON object"
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return "unknown field " + strings.TrimPrefix(err.Error(), "json: unknown field ")
+	default:
+		return "invalid JSON: " + err.Error()
+	}
+}
+
+func jsonKind(goKind string) string {
+	switch goKind {
+	case "string":
+		return "a string"
+	case "struct", "map":
+		return "an object"
+	case "slice", "array":
+		return "an array"
+	case "bool":
+		return "a boolean"
+	case "int", "int64", "int32", "uint", "uint64", "float64", "float32":
+		return "a number"
+	default:
+		return goKind
+	}
+}
+
+// Reason explains why a decision refuses, or warns.
+type Reason struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// Decision is tollgate's answer. Reasons is never nil so that it encodes as [].
+type Decision struct {
+	ID             string    `json:"decision_id,omitempty"`
+	Status         Status    `json:"status"`
+	Reasons        []Reason  `json:"reasons"`
+	Warnings       []Reason  `json:"warnings"`
+	Project        string    `json:"project"`
+	Pipeline       string    `json:"pipeline"`
+	Branch         string    `json:"branch"`
+	Environment    string    `json:"environment"`
+	BundleRevision string    `json:"bundle_revision"`
+	EvaluatedAt    time.Time `json:"evaluated_at"`
+	Simulated      bool      `json:"simulated,omitempty"`
+}
+
+// PolicyError is the fail-closed decision for a request that the policy could
+// not decide: it is always refused.
+func PolicyError(r Request, message string) Decision {
+	return Decision{
+		Status:      Refused,
+		Reasons:     []Reason{{Code: CodePolicyError, Message: message}},
+		Warnings:    []Reason{},
+		Pipeline:    r.Pipeline,
+		Branch:      r.Branch,
+		Environment: r.Metadata.Environment,
+	}
+}
