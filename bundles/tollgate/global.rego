@@ -37,7 +37,7 @@ freeze_reasons := [reason |
 	reason := {
 		"code": "freeze_active",
 		"message": sprintf("Freeze %q is active until %s: %s.", [
-			freeze.id, freeze.end,
+			object.get(freeze, "id", "unnamed"), freeze.end,
 			object.get(freeze, "reason", "no reason given"),
 		]),
 	}

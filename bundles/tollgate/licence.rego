@@ -7,9 +7,9 @@
 #   Anything else, or no report at all, is invalid: tollgate fails closed.
 package tollgate.licence
 
-status := object.get(input.context, ["licence", "status"], "missing")
+status := object.get(input, ["context", "licence", "status"], "missing")
 
-detail := object.get(input.context, ["licence", "detail"], "no licence status was provided")
+detail := object.get(input, ["context", "licence", "detail"], "no licence status was provided")
 
 reasons := [] if {
 	status == "valid"

@@ -19,12 +19,16 @@ environment := input.request.metadata.environment
 
 branch := input.request.branch
 
-findings := array.concat(
+# Unmanaged requests have no local rules. Otherwise the value is computed in
+# the final branch, so a rule that is undefined (a broken configuration, such
+# as a pipeline without "type") leaves findings undefined and the decision
+# fails closed (policy_error) instead of silently dropping the local rules.
+findings := [] if {
+	not resolve.managed
+} else := array.concat(
 	array.concat(branch_reasons, type_reasons),
 	array.concat(cooldown_reasons, project_reasons),
-) if {
-	resolve.managed
-} else := []
+)
 
 warn_mode if project.enforcement == "warn"
 

@@ -1,0 +1,291 @@
+package rego
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/gobwas/glob"
+
+	"github.com/tollgate/tollgate"
+)
+
+// Config is the bundle's configuration: the two seed files, typed. The Rego
+// reads the same documents; these types exist to validate them at load time,
+// so that a typo fails the load instead of silently changing a decision.
+type Config struct {
+	GlobalPolicy GlobalPolicy
+	Projects     map[string]Project
+
+	byRepository map[string]string // repository -> project name
+}
+
+// GlobalPolicy is config/global_policy/data.json.
+type GlobalPolicy struct {
+	Timezone          string       `json:"timezone"`
+	UnmanagedProjects string       `json:"unmanaged_projects"`
+	Freezes           []Freeze     `json:"freezes"`
+	TimeWindows       []TimeWindow `json:"time_windows"`
+	Weekends          *Weekends    `json:"weekends"`
+}
+
+// Freeze forbids deployments from Start (inclusive) to End (exclusive).
+type Freeze struct {
+	ID           string   `json:"id"`
+	Start        string   `json:"start"`
+	End          string   `json:"end"`
+	Environments []string `json:"environments"`
+	Reason       string   `json:"reason"`
+}
+
+// TimeWindow allows deployments on Days from Start (inclusive) to End
+// (exclusive), local time, "HH:MM".
+type TimeWindow struct {
+	Days         []string `json:"days"`
+	Start        string   `json:"start"`
+	End          string   `json:"end"`
+	Environments []string `json:"environments"`
+}
+
+// Weekends refuses local Saturdays and Sundays unless Allowed.
+type Weekends struct {
+	Allowed      bool     `json:"allowed"`
+	Environments []string `json:"environments"`
+}
+
+// Project is one entry of config/projects/data.json.
+type Project struct {
+	Repositories    []string               `json:"repositories"`
+	AllowedBranches []string               `json:"allowed_branches"`
+	Enforcement     string                 `json:"enforcement"`
+	Pipelines       map[string]Pipeline    `json:"pipelines"`
+	Environments    map[string]Environment `json:"environments"`
+}
+
+// Pipeline is one pipeline of a project.
+type Pipeline struct {
+	Type            string   `json:"type"`
+	CooldownMinutes int      `json:"cooldown_minutes"`
+	AllowedBranches []string `json:"allowed_branches"`
+}
+
+// Environment lists the pipeline types a project allows in one environment.
+type Environment struct {
+	PipelineTypes []string `json:"pipeline_types"`
+}
+
+// Data paths of the configuration, relative to the bundle root, and the files
+// they come from (OPA's convention: directory = data path).
+const (
+	globalPolicyFile = "config/global_policy/data.json"
+	projectsFile     = "config/projects/data.json"
+)
+
+// ConfigError names the file and the field at fault.
+type ConfigError struct {
+	File, Field, Problem string
+}
+
+func (e *ConfigError) Error() string {
+	if e.Field == "" {
+		return fmt.Sprintf("%s: %s", e.File, e.Problem)
+	}
+	return fmt.Sprintf("%s: %s: %s", e.File, e.Field, e.Problem)
+}
+
+// ParseConfig validates the configuration documents as loaded from a bundle
+// (data.config.global_policy and data.config.projects) and returns them typed.
+// dir prefixes the file names in errors.
+func ParseConfig(dir string, globalPolicy, projects any) (*Config, error) {
+	gpFile, prFile := joinPath(dir, globalPolicyFile), joinPath(dir, projectsFile)
+	var c Config
+	var err error
+	if globalPolicy == nil {
+		return nil, &ConfigError{File: gpFile, Problem: "missing: the bundle must define the global policy"}
+	}
+	if err := decodeConfig(gpFile, globalPolicy, &c.GlobalPolicy); err != nil {
+		return nil, err
+	}
+	if projects == nil {
+		return nil, &ConfigError{File: prFile, Problem: "missing: the bundle must define the projects registry (it may be {})"}
+	}
+	if err := decodeConfig(prFile, projects, &c.Projects); err != nil {
+		return nil, err
+	}
+	if err := c.GlobalPolicy.validate(gpFile); err != nil {
+		return nil, err
+	}
+	if c.byRepository, err = validateProjects(prFile, c.Projects); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+func joinPath(dir, file string) string {
+	if dir == "" {
+		return file
+	}
+	return strings.TrimSuffix(dir, "/") + "/" + file
+}
+
+func decodeConfig(file string, doc any, v any) error {
+	raw, err := json.Marshal(doc)
+	if err != nil {
+		return &ConfigError{File: file, Problem: err.Error()}
+	}
+	if err := tollgate.DecodeStrict(raw, v); err != nil {
+		return &ConfigError{File: file, Problem: err.Error()}
+	}
+	return nil
+}
+
+var (
+	weekdays  = []string{"monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"}
+	clockTime = regexp.MustCompile(`^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$`)
+)
+
+func (g *GlobalPolicy) validate(file string) error {
+	bad := func(field, format string, args ...any) error {
+		return &ConfigError{File: file, Field: field, Problem: fmt.Sprintf(format, args...)}
+	}
+	tz := g.Timezone
+	if tz == "" {
+		tz = "UTC"
+	}
+	if _, err := time.LoadLocation(tz); err != nil {
+		return bad("timezone", "unknown time zone %q: use an IANA name such as \"Europe/Paris\"", g.Timezone)
+	}
+	switch g.UnmanagedProjects {
+	case "", "refuse", "accept":
+	default:
+		return bad("unmanaged_projects", "must be \"refuse\" or \"accept\", got %q", g.UnmanagedProjects)
+	}
+	ids := map[string]bool{}
+	for i, f := range g.Freezes {
+		field := fmt.Sprintf("freezes[%d]", i)
+		if f.ID == "" {
+			return bad(field+".id", "required: name the freeze so that refusals can say which one applies")
+		}
+		if ids[f.ID] {
+			return bad(field+".id", "duplicate freeze id %q", f.ID)
+		}
+		ids[f.ID] = true
+		start, err := time.Parse(time.RFC3339, f.Start)
+		if err != nil {
+			return bad(field+".start", "must be an RFC 3339 time with an offset, such as \"2026-11-27T00:00:00+01:00\", got %q", f.Start)
+		}
+		end, err := time.Parse(time.RFC3339, f.End)
+		if err != nil {
+			return bad(field+".end", "must be an RFC 3339 time with an offset, such as \"2026-11-30T00:00:00+01:00\", got %q", f.End)
+		}
+		if !start.Before(end) {
+			return bad(field, "start %s must be before end %s", f.Start, f.End)
+		}
+	}
+	for i, w := range g.TimeWindows {
+		field := fmt.Sprintf("time_windows[%d]", i)
+		if len(w.Days) == 0 {
+			return bad(field+".days", "required: list the weekdays of the window, such as [\"monday\"]")
+		}
+		for j, d := range w.Days {
+			if !slices.Contains(weekdays, d) {
+				return bad(fmt.Sprintf("%s.days[%d]", field, j), "%q is not a weekday: use lower-case English names, \"monday\" to \"sunday\"", d)
+			}
+		}
+		if !clockTime.MatchString(w.Start) || w.Start == "24:00" {
+			return bad(field+".start", "must be a local time \"HH:MM\" from 00:00 to 23:59, got %q", w.Start)
+		}
+		if !clockTime.MatchString(w.End) {
+			return bad(field+".end", "must be a local time \"HH:MM\" from 00:01 to 24:00, got %q", w.End)
+		}
+		if w.Start >= w.End {
+			return bad(field, "start %s must be before end %s (a window cannot cross midnight: split it in two)", w.Start, w.End)
+		}
+	}
+	return nil
+}
+
+// validateProjects checks the registry and returns its repository index.
+func validateProjects(file string, projects map[string]Project) (map[string]string, error) {
+	bad := func(field, format string, args ...any) (map[string]string, error) {
+		return nil, &ConfigError{File: file, Field: field, Problem: fmt.Sprintf(format, args...)}
+	}
+	owner := map[string]string{}
+	for _, name := range slices.Sorted(maps.Keys(projects)) {
+		p := projects[name]
+		field := name
+		if len(p.Repositories) == 0 {
+			return bad(field+".repositories", "required: list the repositories of the project, such as [\"org/%s\"]", name)
+		}
+		for _, repo := range p.Repositories {
+			if other, ok := owner[repo]; ok {
+				return bad(field+".repositories", "repository %q is already listed by project %q: a repository belongs to one project", repo, other)
+			}
+			owner[repo] = name
+		}
+		switch p.Enforcement {
+		case "", "enforce", "warn":
+		default:
+			return bad(field+".enforcement", "must be \"enforce\" or \"warn\", got %q", p.Enforcement)
+		}
+		if err := validateBranches(p.AllowedBranches); err != nil {
+			return bad(field+".allowed_branches", "%v", err)
+		}
+		if len(p.Pipelines) == 0 {
+			return bad(field+".pipelines", "required: declare at least one pipeline")
+		}
+		for _, pname := range slices.Sorted(maps.Keys(p.Pipelines)) {
+			pl := p.Pipelines[pname]
+			pfield := field + ".pipelines." + pname
+			if pl.Type == "" {
+				return bad(pfield+".type", "required: the pipeline type, such as \"deploy\"")
+			}
+			if pl.CooldownMinutes < 0 {
+				return bad(pfield+".cooldown_minutes", "must be 0 (no cooldown) or more, got %d", pl.CooldownMinutes)
+			}
+			if err := validateBranches(pl.AllowedBranches); err != nil {
+				return bad(pfield+".allowed_branches", "%v", err)
+			}
+		}
+		for _, env := range slices.Sorted(maps.Keys(p.Environments)) {
+			if p.Environments[env].PipelineTypes == nil {
+				return bad(field+".environments."+env+".pipeline_types", "required: the pipeline types allowed in %s ([] allows none)", env)
+			}
+		}
+	}
+	return owner, nil
+}
+
+// validateBranches checks glob patterns the way Rego's glob.match compiles
+// them (gobwas/glob with "/" as separator).
+func validateBranches(patterns []string) error {
+	if patterns != nil && len(patterns) == 0 {
+		return fmt.Errorf("empty list: omit the key to allow every branch")
+	}
+	for _, p := range patterns {
+		if _, err := glob.Compile(p, '/'); err != nil || p == "" {
+			return fmt.Errorf("invalid glob pattern %q", p)
+		}
+	}
+	return nil
+}
+
+// projectIndex maps each repository to its project: what the Rego reads as
+// data.engine.project_by_repository.
+func (c *Config) projectIndex() map[string]any {
+	index := make(map[string]any, len(c.byRepository))
+	for repo, name := range c.byRepository {
+		index[repo] = name
+	}
+	return index
+}
+
+// project resolves a repository to its project name.
+func (c *Config) project(repository string) (string, bool) {
+	name, ok := c.byRepository[repository]
+	return name, ok
+}

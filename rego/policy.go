@@ -1,0 +1,264 @@
+package rego
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/metrics"
+	"github.com/open-policy-agent/opa/v1/storage"
+	"github.com/open-policy-agent/opa/v1/storage/inmem"
+	"github.com/open-policy-agent/opa/v1/topdown"
+
+	"github.com/tollgate/tollgate"
+)
+
+// DecisionQuery is the bundle's entrypoint.
+const DecisionQuery = "data.tollgate.decision"
+
+// Policy is a compiled bundle with its decision query prepared. It is safe
+// for concurrent use; a reload builds a new Policy rather than changing one.
+type Policy struct {
+	bundle   *Bundle
+	compiler *ast.Compiler
+	store    storage.Store
+	query    ast.Body // compiled once: decision = data.tollgate.decision
+}
+
+// Compile compiles the bundle's policy modules (not its tests) and the
+// decision query against its data plus the engine's derived data.
+func Compile(ctx context.Context, b *Bundle) (*Policy, error) {
+	compiler := ast.NewCompiler().WithEnablePrintStatements(false)
+	if compiler.Compile(b.modules); compiler.Failed() {
+		return nil, fmt.Errorf("compile bundle %s: %w", b.Dir, compiler.Errors)
+	}
+	query, err := compiler.QueryCompiler().Compile(ast.NewBody(ast.Equality.Expr(
+		ast.NewTerm(resultVar), ast.MustParseTerm(DecisionQuery))))
+	if err != nil {
+		return nil, fmt.Errorf("compile %s in bundle %s: %w", DecisionQuery, b.Dir, err)
+	}
+	store := inmem.NewFromObjectWithOpts(engineData(b),
+		inmem.OptRoundTripOnWrite(false),
+		inmem.OptReturnASTValuesOnRead(true))
+	return &Policy{bundle: b, compiler: compiler, store: store, query: query}, nil
+}
+
+const resultVar = ast.Var("decision")
+
+// engineData is the bundle's data plus data.engine, what Go derives from the
+// configuration once per load (see resolve.rego).
+func engineData(b *Bundle) map[string]any {
+	data := make(map[string]any, len(b.data)+1)
+	for k, v := range b.data {
+		data[k] = v
+	}
+	data["engine"] = map[string]any{"project_by_repository": b.Config.projectIndex()}
+	return data
+}
+
+// Bundle returns the bundle the policy was compiled from.
+func (p *Policy) Bundle() *Bundle { return p.bundle }
+
+// Revision identifies the bundle content the policy was compiled from.
+func (p *Policy) Revision() string { return p.bundle.Revision }
+
+// CooldownKey resolves the request the way the policy does, so that the
+// cooldown adapter can look up the right history before evaluation. ok is
+// false when the request is unmanaged or its pipeline has no cooldown.
+func (p *Policy) CooldownKey(r tollgate.Request) (key tollgate.CooldownKey, ok bool) {
+	name, found := p.bundle.Config.project(r.Repository)
+	if !found {
+		return key, false
+	}
+	pl, found := p.bundle.Config.Projects[name].Pipelines[r.Pipeline]
+	if !found || pl.CooldownMinutes <= 0 {
+		return key, false
+	}
+	return tollgate.CooldownKey{Project: name, Pipeline: r.Pipeline, Branch: r.Branch}, true
+}
+
+// Evaluate decides on a request. It never fails: anything that keeps the
+// policy from producing a well-formed decision is a refusal with
+// policy_error. The decision carries the bundle revision and c.Now.
+func (p *Policy) Evaluate(ctx context.Context, r tollgate.Request, c tollgate.Context) (d tollgate.Decision) {
+	defer func() {
+		if v := recover(); v != nil {
+			d = tollgate.PolicyError(r, fmt.Sprintf("policy evaluation panicked: %v", v))
+		}
+		d.BundleRevision = p.bundle.Revision
+		d.EvaluatedAt = c.Now
+	}()
+	result, err := p.eval(ctx, r, c)
+	if err != nil {
+		return tollgate.PolicyError(r, fmt.Sprintf("policy evaluation failed: %v", err))
+	}
+	if result == nil {
+		return tollgate.PolicyError(r, DecisionQuery+" is undefined: the bundle produced no decision")
+	}
+	d, err = decodeDecision(result.Value)
+	if err != nil {
+		return tollgate.PolicyError(r, fmt.Sprintf("%s is malformed: %v", DecisionQuery, err))
+	}
+	return d
+}
+
+// eval runs the prepared query with topdown directly rather than through
+// rego.PreparedEvalQuery: the wrapper's metrics, result conversion to Go
+// values and per-call set-up cost more than the policy itself (see the
+// README's benchmark section). It returns nil when the decision is undefined.
+func (p *Policy) eval(ctx context.Context, r tollgate.Request, c tollgate.Context) (*ast.Term, error) {
+	txn, err := p.store.NewTransaction(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer p.store.Abort(ctx, txn)
+	var result *ast.Term
+	err = topdown.NewQuery(p.query).
+		WithCompiler(p.compiler).
+		WithStore(p.store).
+		WithTransaction(txn).
+		WithInput(ast.NewTerm(inputValue(r, c))).
+		WithTime(c.Now).
+		WithMetrics(noMetrics).
+		WithStrictBuiltinErrors(true).
+		Iter(ctx, func(qr topdown.QueryResult) error {
+			if result != nil {
+				return fmt.Errorf("%s has more than one value", DecisionQuery)
+			}
+			result = qr[resultVar]
+			return nil
+		})
+	return result, err
+}
+
+var noMetrics = metrics.NoOp()
+
+// Keys of the input and decision documents, allocated once.
+var (
+	kRequest, kContext   = ast.StringTerm("request"), ast.StringTerm("context")
+	kRepository, kBranch = ast.StringTerm("repository"), ast.StringTerm("branch")
+	kPipeline, kMetadata = ast.StringTerm("pipeline"), ast.StringTerm("metadata")
+	kInitiator, kRunID   = ast.StringTerm("initiator"), ast.StringTerm("run_id")
+	kEnvironment         = ast.StringTerm("environment")
+	kNow, kLicence       = ast.StringTerm("now_ns"), ast.StringTerm("licence")
+	kStatus, kDetail     = ast.StringTerm("status"), ast.StringTerm("detail")
+	kSubject, kEdition   = ast.StringTerm("subject"), ast.StringTerm("edition")
+	kExpires, kCooldown  = ast.StringTerm("expires_ns"), ast.StringTerm("cooldown")
+	kLastAccepted        = ast.StringTerm("last_accepted_ns")
+	kReasons, kWarnings  = ast.StringTerm("reasons"), ast.StringTerm("warnings")
+	kProject             = ast.StringTerm("project")
+	kCode, kMessage      = ast.StringTerm("code"), ast.StringTerm("message")
+)
+
+// inputValue builds the input document directly as an AST value, which
+// saves a JSON round trip per evaluation. Its shape is documented in the
+// README ("The input document").
+func inputValue(r tollgate.Request, c tollgate.Context) ast.Value {
+	metadata := ast.NewObject(
+		ast.Item(kInitiator, ast.StringTerm(r.Metadata.Initiator)),
+		ast.Item(kRunID, ast.StringTerm(r.Metadata.RunID)),
+		ast.Item(kEnvironment, ast.StringTerm(r.Metadata.Environment)),
+	)
+	request := ast.NewObject(
+		ast.Item(kRepository, ast.StringTerm(r.Repository)),
+		ast.Item(kBranch, ast.StringTerm(r.Branch)),
+		ast.Item(kPipeline, ast.StringTerm(r.Pipeline)),
+		ast.Item(kMetadata, ast.NewTerm(metadata)),
+	)
+	licence := ast.NewObject(
+		ast.Item(kStatus, ast.StringTerm(string(c.Licence.Status))),
+		ast.Item(kDetail, ast.StringTerm(c.Licence.Detail)),
+		ast.Item(kSubject, ast.StringTerm(c.Licence.Subject)),
+		ast.Item(kEdition, ast.StringTerm(c.Licence.Edition)),
+	)
+	if !c.Licence.ExpiresAt.IsZero() {
+		licence.Insert(kExpires, ast.IntNumberTerm(int(c.Licence.ExpiresAt.UnixNano())))
+	}
+	cooldown := ast.NewObject()
+	if !c.Cooldown.LastAcceptedAt.IsZero() {
+		cooldown.Insert(kLastAccepted, ast.IntNumberTerm(int(c.Cooldown.LastAcceptedAt.UnixNano())))
+	}
+	context := ast.NewObject(
+		ast.Item(kNow, ast.IntNumberTerm(int(c.Now.UnixNano()))),
+		ast.Item(kLicence, ast.NewTerm(licence)),
+		ast.Item(kCooldown, ast.NewTerm(cooldown)),
+	)
+	return ast.NewObject(
+		ast.Item(kRequest, ast.NewTerm(request)),
+		ast.Item(kContext, ast.NewTerm(context)),
+	)
+}
+
+// Input returns the input document of an evaluation as JSON-compatible
+// values: what `opa eval --input` needs to reproduce it.
+func Input(r tollgate.Request, c tollgate.Context) (any, error) {
+	return ast.JSON(inputValue(r, c))
+}
+
+// decodeDecision checks the shape of what the policy returned. Anything
+// unexpected is an error, so that a broken policy refuses instead of
+// letting a request through.
+func decodeDecision(v ast.Value) (tollgate.Decision, error) {
+	obj, ok := v.(ast.Object)
+	if !ok {
+		return tollgate.Decision{}, fmt.Errorf("want an object, got %s", ast.ValueName(v))
+	}
+	var d tollgate.Decision
+	var err error
+	str := func(key *ast.Term) string {
+		s, ok := valueOf(obj, key).(ast.String)
+		if !ok && err == nil {
+			err = fmt.Errorf("%v: want a string", key)
+		}
+		return string(s)
+	}
+	d.Status = tollgate.Status(str(kStatus))
+	d.Project, d.Pipeline = str(kProject), str(kPipeline)
+	d.Branch, d.Environment = str(kBranch), str(kEnvironment)
+	if err != nil {
+		return d, err
+	}
+	if d.Reasons, err = decodeReasons(obj, kReasons); err != nil {
+		return d, err
+	}
+	if d.Warnings, err = decodeReasons(obj, kWarnings); err != nil {
+		return d, err
+	}
+	switch {
+	case d.Status == tollgate.Accepted && len(d.Reasons) > 0:
+		return d, fmt.Errorf("status accepted with %d reasons", len(d.Reasons))
+	case d.Status == tollgate.Refused && len(d.Reasons) == 0:
+		return d, fmt.Errorf("status refused without a reason")
+	case d.Status != tollgate.Accepted && d.Status != tollgate.Refused:
+		return d, fmt.Errorf("status: want \"accepted\" or \"refused\", got %q", d.Status)
+	}
+	return d, nil
+}
+
+func valueOf(obj ast.Object, key *ast.Term) ast.Value {
+	if t := obj.Get(key); t != nil {
+		return t.Value
+	}
+	return nil
+}
+
+func decodeReasons(obj ast.Object, key *ast.Term) ([]tollgate.Reason, error) {
+	list, ok := valueOf(obj, key).(*ast.Array)
+	if !ok {
+		return nil, fmt.Errorf("%v: want an array", key)
+	}
+	reasons := make([]tollgate.Reason, list.Len())
+	for i := range reasons {
+		item, _ := list.Elem(i).Value.(ast.Object)
+		var code, message ast.String
+		if item != nil {
+			code, _ = valueOf(item, kCode).(ast.String)
+			message, _ = valueOf(item, kMessage).(ast.String)
+		}
+		if code == "" || message == "" {
+			return nil, fmt.Errorf("%v[%d]: want {\"code\": string, \"message\": string}, got %v", key, i, list.Elem(i))
+		}
+		reasons[i] = tollgate.Reason{Code: string(code), Message: string(message)}
+	}
+	return reasons, nil
+}
