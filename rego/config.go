@@ -185,6 +185,9 @@ func (g *GlobalPolicy) validate(file string) error {
 		if !start.Before(end) {
 			return bad(field, "start %s must be before end %s", f.Start, f.End)
 		}
+		if err := validateEnvironments(f.Environments); err != nil {
+			return bad(field+".environments", "%v", err)
+		}
 	}
 	for i, w := range g.TimeWindows {
 		field := fmt.Sprintf("time_windows[%d]", i)
@@ -204,6 +207,14 @@ func (g *GlobalPolicy) validate(file string) error {
 		}
 		if w.Start >= w.End {
 			return bad(field, "start %s must be before end %s (a window cannot cross midnight: split it in two)", w.Start, w.End)
+		}
+		if err := validateEnvironments(w.Environments); err != nil {
+			return bad(field+".environments", "%v", err)
+		}
+	}
+	if g.Weekends != nil {
+		if err := validateEnvironments(g.Weekends.Environments); err != nil {
+			return bad("weekends.environments", "%v", err)
 		}
 	}
 	return nil
@@ -258,6 +269,16 @@ func validateProjects(file string, projects map[string]Project) (map[string]stri
 		}
 	}
 	return owner, nil
+}
+
+// validateEnvironments rejects an empty list, which would read as "every
+// environment" to some and "none" to others: the Rego applies a rule without
+// the key to every environment.
+func validateEnvironments(envs []string) error {
+	if envs != nil && len(envs) == 0 {
+		return fmt.Errorf("empty list: omit the key to apply to every environment")
+	}
+	return nil
 }
 
 // validateBranches checks glob patterns the way Rego's glob.match compiles

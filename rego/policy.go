@@ -112,8 +112,11 @@ func (p *Policy) eval(ctx context.Context, r tollgate.Request, c tollgate.Contex
 		return nil, err
 	}
 	defer p.store.Abort(ctx, txn)
+	cache := getFlatCache()
+	defer cache.release()
 	var result *ast.Term
 	err = topdown.NewQuery(p.query).
+		WithVirtualCache(cache).
 		WithCompiler(p.compiler).
 		WithStore(p.store).
 		WithTransaction(txn).
@@ -208,7 +211,7 @@ func decodeDecision(v ast.Value) (tollgate.Decision, error) {
 	str := func(key *ast.Term) string {
 		s, ok := valueOf(obj, key).(ast.String)
 		if !ok && err == nil {
-			err = fmt.Errorf("%v: want a string", key)
+			err = fmt.Errorf("%s: want a string", key.Value.(ast.String))
 		}
 		return string(s)
 	}
@@ -245,7 +248,7 @@ func valueOf(obj ast.Object, key *ast.Term) ast.Value {
 func decodeReasons(obj ast.Object, key *ast.Term) ([]tollgate.Reason, error) {
 	list, ok := valueOf(obj, key).(*ast.Array)
 	if !ok {
-		return nil, fmt.Errorf("%v: want an array", key)
+		return nil, fmt.Errorf("%s: want an array", key.Value.(ast.String))
 	}
 	reasons := make([]tollgate.Reason, list.Len())
 	for i := range reasons {
@@ -256,7 +259,7 @@ func decodeReasons(obj ast.Object, key *ast.Term) ([]tollgate.Reason, error) {
 			message, _ = valueOf(item, kMessage).(ast.String)
 		}
 		if code == "" || message == "" {
-			return nil, fmt.Errorf("%v[%d]: want {\"code\": string, \"message\": string}, got %v", key, i, list.Elem(i))
+			return nil, fmt.Errorf("%s[%d]: want {\"code\": string, \"message\": string}, got %v", key.Value.(ast.String), i, list.Elem(i))
 		}
 		reasons[i] = tollgate.Reason{Code: string(code), Message: string(message)}
 	}

@@ -6,13 +6,10 @@
 #   The files are config/global_policy/data.json and config/projects/data.json
 #   in this bundle; OPA loads them at data.config.*, relative to the bundle
 #   root, and these rules give them their contract names. Tests replace them
-#   with `with data.tollgate.config.projects as {...}`.
+#   with `with data.tollgate.config.projects as {...}`. Missing configuration
+#   leaves the decision undefined: tollgate refuses with policy_error.
 package tollgate.config
 
-default global_policy := {}
-
 global_policy := data.config.global_policy
-
-default projects := {}
 
 projects := data.config.projects

@@ -14,9 +14,10 @@ test_projects_is_the_bundle_data_file if {
 	"service-api" in object.keys(config.projects)
 }
 
-test_configuration_defaults_to_empty_without_data_files if {
-	config.global_policy == {} with data.config as {}
-	config.projects == {} with data.config as {}
+test_missing_configuration_is_undefined if {
+	# No configuration, no decision: the engine refuses with policy_error.
+	not config.global_policy with data.config as {}
+	not config.projects with data.config as {}
 }
 
 test_shipped_unmanaged_projects_is_a_known_value if {

@@ -273,7 +273,7 @@ test_missing_context_refuses_with_licence_invalid if {
 	d.status == "refused"
 	d.reasons == [{
 		"code": "licence_invalid",
-		"message": "The tollgate licence is invalid: no licence status was provided.",
+		"message": "The tollgate licence is invalid: the licence could not be checked.",
 	}]
 	d.warnings == []
 }

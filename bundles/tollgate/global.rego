@@ -4,36 +4,23 @@
 #   Rules from global_policy for the request's environment, in this order:
 #   freezes (freeze_active), time windows (time_window_violation) and
 #   weekends (weekend_violation). Times are read in global_policy.timezone.
+#   A rule applies to the environments it lists, or to all if it has no
+#   "environments" key. This runs on every decision, so values are computed
+#   in rule bodies rather than in many small rules (each rule evaluation has
+#   a cost in OPA).
 package tollgate.global
 
 import data.tollgate.config
 
-policy := config.global_policy
-
-environment := input.request.metadata.environment
-
-now := input.context.now_ns
-
-timezone := object.get(policy, "timezone", "UTC")
-
 reasons := array.concat(array.concat(freeze_reasons, window_reasons), weekend_reasons)
-
-# A rule applies to the environments it lists; listing none means all.
-applies(rule) if count(object.get(rule, "environments", [])) == 0
-
-applies(rule) if environment in rule.environments
 
 # --- freezes: start <= now < end --------------------------------------------
 
-active_freezes contains freeze if {
-	some freeze in object.get(policy, "freezes", [])
-	applies(freeze)
-	time.parse_rfc3339_ns(freeze.start) <= now
-	now < time.parse_rfc3339_ns(freeze.end)
-}
-
 freeze_reasons := [reason |
-	some freeze in active_freezes
+	some freeze in object.get(config.global_policy, "freezes", [])
+	input.request.metadata.environment in object.get(freeze, "environments", [input.request.metadata.environment])
+	time.parse_rfc3339_ns(freeze.start) <= input.context.now_ns
+	input.context.now_ns < time.parse_rfc3339_ns(freeze.end)
 	reason := {
 		"code": "freeze_active",
 		"message": sprintf("Freeze %q is active until %s: %s.", [
@@ -45,45 +32,47 @@ freeze_reasons := [reason |
 
 # --- time windows -----------------------------------------------------------
 
-local_clock := time.clock([now, timezone])
+timezone := object.get(config.global_policy, "timezone", "UTC")
 
-local_day := lower(time.weekday([now, timezone]))
+# The local weekday ("monday") and time ("HH:MM") of the evaluation.
+local_day := lower(time.weekday([input.context.now_ns, timezone]))
 
-local_time := sprintf("%02d:%02d", [local_clock[0], local_clock[1]])
+local_time := sprintf("%02d:%02d", [clock[0], clock[1]]) if {
+	clock := time.clock([input.context.now_ns, timezone])
+}
 
 windows := [window |
-	some window in object.get(policy, "time_windows", [])
-	applies(window)
+	some window in object.get(config.global_policy, "time_windows", [])
+	input.request.metadata.environment in object.get(window, "environments", [input.request.metadata.environment])
 ]
-
-in_window if {
-	some window in windows
-	local_day in window.days
-	window.start <= local_time
-	local_time < window.end
-}
 
 window_reasons := [] if {
 	count(windows) == 0
 } else := [] if {
-	in_window
+	some window in windows
+	local_day in window.days
+	window.start <= local_time
+	local_time < window.end
 } else := [{
 	"code": "time_window_violation",
 	"message": sprintf("%s %s (%s) is outside the deployment windows for %s: %s.", [
-		local_day, local_time, timezone, environment,
-		concat("; ", [describe(window) | some window in windows]),
+		local_day, local_time, timezone, input.request.metadata.environment,
+		concat("; ", [sprintf("%s %s-%s", [concat(",", w.days), w.start, w.end]) | some w in windows]),
 	]),
 }]
-
-describe(window) := sprintf("%s %s-%s", [concat(",", window.days), window.start, window.end])
 
 # --- weekends ---------------------------------------------------------------
 
 weekend_reasons := [{
 	"code": "weekend_violation",
-	"message": sprintf("Deployments to %s are not allowed on weekends (it is %s in %s).", [environment, local_day, timezone]),
+	"message": sprintf("Deployments to %s are not allowed on weekends (it is %s in %s).", [
+		input.request.metadata.environment, local_day, timezone,
+	]),
 }] if {
-	not policy.weekends.allowed
-	applies(policy.weekends)
+	weekends := config.global_policy.weekends
+	not weekends.allowed
+	input.request.metadata.environment in object.get(weekends, "environments", [input.request.metadata.environment])
 	local_day in {"saturday", "sunday"}
-} else := []
+} else := [] if {
+	input.context.now_ns # fail closed: without a clock no global rule holds
+}

@@ -78,12 +78,18 @@ test_freeze_without_environments_key_applies_to_all if {
 		with data.tollgate.config.global_policy as {"freezes": [freeze]}
 }
 
-test_freeze_with_empty_environments_applies_to_all if {
+test_freeze_with_empty_environments_applies_to_none if {
+	# The engine rejects "environments": [] at load (omit the key for all).
 	freeze := object.union(launch_freeze, {"environments": []})
-	codes(global.reasons) == ["freeze_active"] with input as base_input
+	codes(global.reasons) == [] with input as base_input
 		with input.request.metadata.environment as "sandbox"
 		with input.context.now_ns as time.parse_rfc3339_ns("2026-06-10T15:00:00Z")
 		with data.tollgate.config.global_policy as {"freezes": [freeze]}
+}
+
+test_missing_clock_leaves_global_rules_undefined if {
+	not global.reasons with input as {"request": base_input.request}
+		with data.tollgate.config.global_policy as {"freezes": [launch_freeze]}
 }
 
 test_two_active_freezes_give_two_reasons if {

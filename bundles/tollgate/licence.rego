@@ -3,13 +3,12 @@
 # description: |
 #   The licence adapter verifies the RS256/PS256 signature, the edition and
 #   the validity period at the evaluation time, and reports
-#   input.context.licence.status: "valid", "invalid" or "expired".
-#   Anything else, or no report at all, is invalid: tollgate fails closed.
+#   input.context.licence.status: "valid", "invalid" or "expired", with a
+#   detail. Anything else, or no report at all, is invalid: tollgate fails
+#   closed.
 package tollgate.licence
 
 status := object.get(input, ["context", "licence", "status"], "missing")
-
-detail := object.get(input, ["context", "licence", "detail"], "no licence status was provided")
 
 reasons := [] if {
 	status == "valid"
@@ -22,3 +21,5 @@ reasons := [] if {
 	"code": "licence_invalid",
 	"message": sprintf("The tollgate licence is invalid: %s.", [detail]),
 }]
+
+detail := object.get(input, ["context", "licence", "detail"], "the licence could not be checked")

@@ -49,7 +49,7 @@ test_unknown_status_is_licence_invalid if {
 test_missing_licence_report_is_licence_invalid if {
 	licence.reasons == [{
 		"code": "licence_invalid",
-		"message": "The tollgate licence is invalid: no licence status was provided.",
+		"message": "The tollgate licence is invalid: the licence could not be checked.",
 	}] with input as {"request": request, "context": {"now_ns": 0}}
 }
 
@@ -57,7 +57,7 @@ test_missing_context_is_licence_invalid if {
 	licence.status == "missing" with input as {"request": request}
 	licence.reasons == [{
 		"code": "licence_invalid",
-		"message": "The tollgate licence is invalid: no licence status was provided.",
+		"message": "The tollgate licence is invalid: the licence could not be checked.",
 	}] with input as {"request": request}
 }
 

@@ -11,14 +11,6 @@ package tollgate.local
 import data.tollgate.global
 import data.tollgate.resolve
 
-project := resolve.project
-
-pipeline := resolve.pipeline
-
-environment := input.request.metadata.environment
-
-branch := input.request.branch
-
 # Unmanaged requests have no local rules. Otherwise the value is computed in
 # the final branch, so a rule that is undefined (a broken configuration, such
 # as a pipeline without "type") leaves findings undefined and the decision
@@ -30,7 +22,7 @@ findings := [] if {
 	array.concat(cooldown_reasons, project_reasons),
 )
 
-warn_mode if project.enforcement == "warn"
+warn_mode if resolve.resolved[1].enforcement == "warn"
 
 refusals := [] if {
 	warn_mode
@@ -42,40 +34,34 @@ warnings := findings if {
 
 # --- branches: the pipeline's list replaces the project's; none = any -------
 
-allowed_branches := pipeline.allowed_branches
-
-allowed_branches := project.allowed_branches if not pipeline.allowed_branches
-
-branch_allowed if not allowed_branches
-
-branch_allowed if {
-	some pattern in allowed_branches
-	glob.match(pattern, ["/"], branch)
-}
-
 branch_reasons := [] if {
-	branch_allowed
+	allowed := object.get(resolve.resolved[2], "allowed_branches", object.get(resolve.resolved[1], "allowed_branches", ["**"]))
+	some pattern in allowed
+	glob.match(pattern, ["/"], input.request.branch)
 } else := [{
 	"code": "branch_not_allowed",
-	"message": sprintf("Branch %q may not run pipeline %q; allowed: %s.", [branch, input.request.pipeline, concat(", ", allowed_branches)]),
+	"message": sprintf("Branch %q may not run pipeline %q; allowed: %s.", [
+		input.request.branch, input.request.pipeline,
+		concat(", ", object.get(resolve.resolved[2], "allowed_branches", resolve.resolved[1].allowed_branches)),
+	]),
 }]
 
 # --- pipeline type per environment ------------------------------------------
 
 type_reasons := [] if {
-	not project.environments
+	not resolve.resolved[1].environments
 } else := [] if {
-	pipeline.type in project.environments[environment].pipeline_types
+	resolve.resolved[2].type in resolve.resolved[1].environments[input.request.metadata.environment].pipeline_types
 } else := [{
 	"code": "pipeline_not_allowed",
-	"message": sprintf("Project %q does not declare environment %q.", [resolve.project_name, environment]),
+	"message": sprintf("Project %q does not declare environment %q.", [resolve.project_name, input.request.metadata.environment]),
 }] if {
-	not project.environments[environment]
+	not resolve.resolved[1].environments[input.request.metadata.environment]
 } else := [{
 	"code": "pipeline_not_allowed",
 	"message": sprintf("Pipelines of type %q may not run in %s; allowed: %s.", [
-		pipeline.type, environment,
-		concat(", ", project.environments[environment].pipeline_types),
+		resolve.resolved[2].type, input.request.metadata.environment,
+		concat(", ", resolve.resolved[1].environments[input.request.metadata.environment].pipeline_types),
 	]),
 }]
 
@@ -84,17 +70,17 @@ type_reasons := [] if {
 cooldown_reasons := [{
 	"code": "cooldown",
 	"message": sprintf("Cooldown active for pipeline %q on branch %q: last accepted at %s, next run allowed from %s.", [
-		input.request.pipeline, branch,
-		time.format([last_accepted, global.timezone]),
-		time.format([cooldown_until, global.timezone]),
+		input.request.pipeline, input.request.branch,
+		time.format([last, global.timezone]),
+		time.format([until, global.timezone]),
 	]),
 }] if {
-	input.context.now_ns < cooldown_until
+	minutes := object.get(resolve.resolved[2], "cooldown_minutes", 0)
+	minutes > 0
+	last := input.context.cooldown.last_accepted_ns
+	until := last + (minutes * 60000000000)
+	input.context.now_ns < until
 } else := []
-
-last_accepted := input.context.cooldown.last_accepted_ns
-
-cooldown_until := last_accepted + (pipeline.cooldown_minutes * 60000000000) if pipeline.cooldown_minutes > 0
 
 # --- the project's own module -----------------------------------------------
 

@@ -4,7 +4,8 @@
 #   The project is the one whose repositories list input.request.repository;
 #   its pipeline is the one named input.request.pipeline. Without both, the
 #   request is unmanaged: refused with project_not_managed unless
-#   global_policy.unmanaged_projects is "accept". Local rules then do not run.
+#   global_policy.unmanaged_projects is "accept"; project_name is then "".
+#   Local rules do not run for an unmanaged request.
 package tollgate.resolve
 
 import data.tollgate.config
@@ -22,24 +23,32 @@ project_by_repository := {repo: name |
 	not data.engine.project_by_repository
 }
 
+# The managed project and pipeline, [name, project, pipeline]; undefined when
+# the request is unmanaged.
+resolved := [name, project, project.pipelines[input.request.pipeline]] if {
+	name := project_by_repository[input.request.repository]
+	project := config.projects[name]
+}
+
+managed if resolved
+
 default project_name := ""
 
-project_name := project_by_repository[input.request.repository]
-
-project := config.projects[project_name]
-
-pipeline := project.pipelines[input.request.pipeline]
-
-managed if pipeline
-
-unmanaged_policy := object.get(config.global_policy, "unmanaged_projects", "refuse")
+project_name := resolved[0]
 
 reasons := [] if {
 	managed
 } else := [] if {
-	unmanaged_policy == "accept"
-} else := [{"code": "project_not_managed", "message": unmanaged_message}]
-
-unmanaged_message := sprintf("Repository %q is not managed by any tollgate project.", [input.request.repository]) if {
-	project_name == ""
-} else := sprintf("Pipeline %q is not declared in project %q.", [input.request.pipeline, project_name])
+	config.global_policy.unmanaged_projects == "accept"
+} else := [{
+	"code": "project_not_managed",
+	"message": sprintf("Repository %q is not managed by any tollgate project.", [input.request.repository]),
+}] if {
+	not project_by_repository[input.request.repository]
+} else := [{
+	"code": "project_not_managed",
+	"message": sprintf("Pipeline %q is not declared in project %q.", [
+		input.request.pipeline,
+		project_by_repository[input.request.repository],
+	]),
+}]

