@@ -129,16 +129,24 @@ func TestShippedBundleReasonCodes(t *testing.T) {
 			},
 			want: tollgate.Refused, reasons: []string{tollgate.CodePipelineNotAllowed}, project: "service-api"},
 		{name: "cooldown", now: monday,
-			edit: func(_ *tollgate.Request, c *tollgate.Context) { c.Cooldown.LastAcceptedAt = c.Now.Add(-29 * time.Minute) },
+			edit: func(_ *tollgate.Request, c *tollgate.Context) {
+				c.Cooldown.LastAcceptedAt = c.Now.Add(-29 * time.Minute)
+			},
 			want: tollgate.Refused, reasons: []string{tollgate.CodeCooldown}, project: "service-api"},
 		{name: "cooldown over", now: monday,
-			edit: func(_ *tollgate.Request, c *tollgate.Context) { c.Cooldown.LastAcceptedAt = c.Now.Add(-30 * time.Minute) },
+			edit: func(_ *tollgate.Request, c *tollgate.Context) {
+				c.Cooldown.LastAcceptedAt = c.Now.Add(-30 * time.Minute)
+			},
 			want: tollgate.Accepted, project: "service-api"},
 		{name: "project module", now: monday,
-			edit: func(r *tollgate.Request, _ *tollgate.Context) { r.Repository, r.Metadata.Initiator = "org/payments", "alice" },
+			edit: func(r *tollgate.Request, _ *tollgate.Context) {
+				r.Repository, r.Metadata.Initiator = "org/payments", "alice"
+			},
 			want: tollgate.Refused, reasons: []string{"initiator_not_allowed"}, project: "payments"},
 		{name: "warn mode", now: monday,
-			edit: func(r *tollgate.Request, _ *tollgate.Context) { r.Repository, r.Branch = "org/web-frontend", "feature/x" },
+			edit: func(r *tollgate.Request, _ *tollgate.Context) {
+				r.Repository, r.Branch = "org/web-frontend", "feature/x"
+			},
 			want: tollgate.Accepted, warnings: []string{tollgate.CodeBranchNotAllowed}, project: "web-frontend"},
 		{name: "every reason in contract order", now: "2026-11-28T10:00:00+01:00",
 			edit: func(r *tollgate.Request, c *tollgate.Context) {
