@@ -1,0 +1,119 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+
+	"github.com/tollgate/tollgate"
+	"github.com/tollgate/tollgate/adapters/licence"
+	"github.com/tollgate/tollgate/rego"
+)
+
+// maxRequestSize bounds the request read from --input or stdin, as the HTTP
+// API bounds its bodies: a gate request is a few hundred bytes.
+const maxRequestSize = 1 << 20
+
+func runEval(ctx context.Context, c *cli, args []string) int {
+	f := newFlags(c, "eval",
+		"eval --license FILE --license-key FILE [--bundle DIR] [--at RFC3339] [--input FILE]",
+		`Decides on one request, read as JSON from --input or stdin, and prints the
+decision as JSON. The licence is checked at the evaluation time, as the
+server does; there is no decision store, hence no cooldown history.
+Exit 0 accepted, 1 refused, 2 error (bad input, bundle or key).`)
+	bundleDir := f.String("bundle", "bundles/tollgate", "the policy bundle `DIR`")
+	licencePath := f.String("license", "", "the licence `FILE` (a JWT); a missing or bad licence refuses every request with licence_invalid")
+	keyPath := f.String("license-key", "", "the PEM public key `FILE` that verifies the licence (required)")
+	atValue := f.String("at", "", "evaluate at this `RFC3339` time instead of now")
+	inputPath := f.String("input", "", "read the request from `FILE` instead of stdin (- is stdin)")
+	extra, err := f.parse(args)
+	if err != nil {
+		return exitCode(err)
+	}
+	if len(extra) > 0 {
+		return f.usageError("unexpected argument %q: the request is read from --input or stdin", extra[0])
+	}
+	fail := func(format string, args ...any) int {
+		c.errorf("eval", format, args...)
+		return exitError
+	}
+	if *keyPath == "" {
+		return fail("--license-key is required: the PEM public key that verifies the licence (see `tollgate license keygen`)")
+	}
+	now := c.now()
+	if *atValue != "" {
+		if now, err = parseTime("at", *atValue); err != nil {
+			return fail("%v", err)
+		}
+	}
+	now = now.UTC()
+
+	verifier, err := licence.NewVerifierFromFiles(*keyPath, *licencePath)
+	if err != nil {
+		return fail("%v", err)
+	}
+	if *licencePath == "" {
+		// The key is good, but no licence was named: refuse like a server
+		// started without one, rather than blame an unreadable file "".
+		verifier = licence.NewVerifier(nil, "")
+	}
+
+	data, err := readRequest(c.stdin, *inputPath)
+	if err != nil {
+		return fail("%v", err)
+	}
+	request, err := tollgate.DecodeRequest(data)
+	if err != nil {
+		return fail("invalid request: %v", err)
+	}
+
+	bundle, err := rego.LoadBundle(*bundleDir)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return fail("%v\n  --bundle (or TOLLGATE_BUNDLE) must name a bundle directory, such as bundles/tollgate", err)
+		}
+		return fail("%v", err)
+	}
+	policy, err := rego.Compile(ctx, bundle)
+	if err != nil {
+		return fail("%v", err)
+	}
+
+	decision := policy.Evaluate(ctx, request, tollgate.Context{Now: now, Licence: verifier.Check(now)})
+	out, err := json.MarshalIndent(decision, "", "  ")
+	if err != nil {
+		return fail("encode decision: %v", err)
+	}
+	if _, err := fmt.Fprintf(c.stdout, "%s\n", out); err != nil {
+		return fail("write decision: %v", err)
+	}
+	if decision.Status != tollgate.Accepted {
+		return exitNo
+	}
+	return exitOK
+}
+
+// readRequest reads the request from path, or from stdin when path is "" or "-".
+func readRequest(stdin io.Reader, path string) ([]byte, error) {
+	r, name := stdin, "stdin"
+	if path != "" && path != "-" {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, fmt.Errorf("read request: %w", err)
+		}
+		defer f.Close()
+		r, name = f, path
+	}
+	data, err := io.ReadAll(io.LimitReader(r, maxRequestSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("read request from %s: %w", name, err)
+	}
+	if len(data) > maxRequestSize {
+		return nil, fmt.Errorf("read request from %s: larger than %d bytes", name, maxRequestSize)
+	}
+	return data, nil
+}

@@ -1,0 +1,92 @@
+// Command tollgate is the deployment gate's one binary: `tollgate help`
+// lists its subcommands, one file each in this directory.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Exit codes shared by every subcommand.
+const (
+	exitOK    = 0 // accepted, tests passed, licence valid
+	exitNo    = 1 // a definite "no": refused, a test failed, licence not valid
+	exitError = 2 // could not answer: bad usage, bad input, bad bundle
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], &cli{
+		stdin:     os.Stdin,
+		stdout:    os.Stdout,
+		stderr:    os.Stderr,
+		lookupEnv: os.LookupEnv,
+		now:       time.Now,
+	})
+	stop()
+	os.Exit(code)
+}
+
+// cli is what a subcommand takes from the process, passed explicitly so
+// that nothing reads the environment or the clock behind its back.
+type cli struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	lookupEnv      func(string) (string, bool)
+	now            func() time.Time
+}
+
+// errorf prints a message for the user on stderr, prefixed by the command.
+func (c *cli) errorf(command, format string, args ...any) {
+	fmt.Fprintf(c.stderr, "tollgate %s: %s\n", command, fmt.Sprintf(format, args...))
+}
+
+func run(ctx context.Context, args []string, c *cli) int {
+	if len(args) == 0 {
+		usage(c.stderr)
+		return exitError
+	}
+	command, args := args[0], args[1:]
+	switch command {
+	case "eval":
+		return runEval(ctx, c, args)
+	case "test":
+		return runTest(ctx, c, args)
+	case "license":
+		return runLicense(ctx, c, args)
+	case "help", "-h", "-help", "--help":
+		if len(args) > 0 && args[0] != "help" && !strings.HasPrefix(args[0], "-") {
+			return run(ctx, []string{args[0], "-h"}, c)
+		}
+		usage(c.stdout)
+		return exitOK
+	default:
+		fmt.Fprintf(c.stderr, "tollgate: unknown command %q; run `tollgate help` for the list\n", command)
+		return exitError
+	}
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `tollgate is a policy-as-code deployment gate: may this pipeline run now?
+
+Usage: tollgate <command> [flags] [arguments]
+
+Commands:
+  eval      decide on one request (JSON from --input or stdin) and print the decision
+  test      run a bundle's own Rego tests in-process, with coverage
+  license   keygen, issue and verify licences
+
+Every flag can also be set with an environment variable TOLLGATE_<FLAG>, upper
+case with dashes as underscores: --license-key is TOLLGATE_LICENSE_KEY. A flag
+given on the command line wins.
+
+Exit codes: 0 accepted / passed / valid, 1 refused / failed / invalid, 2 error.
+Run "tollgate help <command>" for the flags of a command.
+`)
+}
