@@ -37,7 +37,7 @@ type Bundle struct {
 func LoadBundle(dir string) (*Bundle, error) {
 	info, err := os.Stat(dir)
 	if err != nil {
-		return nil, fmt.Errorf("load bundle: %w", err)
+		return nil, fmt.Errorf("load bundle %s: %w", dir, err)
 	}
 	if !info.IsDir() {
 		return nil, fmt.Errorf("load bundle: %s is not a directory", dir)
@@ -56,15 +56,26 @@ func LoadBundle(dir string) (*Bundle, error) {
 		data:    loaded.Documents,
 	}
 	h := sha256.New()
-	for _, name := range slices.Sorted(maps.Keys(loaded.Modules)) {
-		m := loaded.Modules[name]
-		rel, _ := filepath.Rel(dir, name)
-		fmt.Fprintf(h, "%s\x00%d\x00", rel, len(m.Raw))
+	// Modules are keyed by the file name the parser recorded, which is also
+	// what OPA's tracers and errors report (the loader's own keys drop the
+	// leading "/" of an absolute path). The revision hashes names relative
+	// to dir, so it does not depend on how dir is spelled.
+	files := make(map[string]*loader.RegoFile, len(loaded.Modules))
+	for _, m := range loaded.Modules {
+		files[m.Parsed.Package.Location.File] = m
+	}
+	for _, file := range slices.Sorted(maps.Keys(files)) {
+		m := files[file]
+		rel, err := filepath.Rel(dir, file)
+		if err != nil {
+			return nil, fmt.Errorf("load bundle %s: %w", dir, err)
+		}
+		fmt.Fprintf(h, "%s\x00%d\x00", filepath.ToSlash(rel), len(m.Raw))
 		h.Write(m.Raw)
-		if strings.HasSuffix(name, "_test.rego") {
-			b.tests[name] = m.Parsed
+		if strings.HasSuffix(file, "_test.rego") {
+			b.tests[file] = m.Parsed
 		} else {
-			b.modules[name] = m.Parsed
+			b.modules[file] = m.Parsed
 		}
 	}
 	if len(b.modules) == 0 {

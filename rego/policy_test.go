@@ -327,6 +327,15 @@ func TestRevisionFollowsContent(t *testing.T) {
 	if a.Revision != b.Revision || a.Revision == c.Revision || !strings.HasPrefix(a.Revision, "sha256:") {
 		t.Fatalf("revisions: same content %q %q, other content %q", a.Revision, b.Revision, c.Revision)
 	}
+	abs, err := filepath.Abs(defaultBundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel, _ := LoadBundle(defaultBundle)
+	full, _ := LoadBundle(abs)
+	if rel.Revision != full.Revision {
+		t.Errorf("the revision depends on how the directory is spelled: %s vs %s", rel.Revision, full.Revision)
+	}
 }
 
 func TestCooldownKey(t *testing.T) {

@@ -25,6 +25,9 @@ type TestOptions struct {
 	// Run, when set, is a regular expression: only tests whose full name
 	// (data.<package>.<rule>) matches it run, as `opa test --run`.
 	Run string
+	// Strict makes a builtin error fail the test, as it fails a decision in
+	// the engine (policy_error). Stock `opa test` is not strict; hot reload is.
+	Strict bool
 }
 
 // TestOutcome is the result of one test.
@@ -139,6 +142,7 @@ func RunTests(ctx context.Context, b *Bundle, opts TestOptions) (*TestReport, er
 		SetStore(store).
 		SetModules(modules).
 		CapturePrintOutput(true).
+		RaiseBuiltinErrors(opts.Strict).
 		Filter(opts.Run)
 	var tracer *cover.Cover
 	if opts.Coverage {
@@ -231,13 +235,9 @@ func failureMessage(r *tester.Result) string {
 // coverage keeps the policy modules of an OPA coverage report: the tests
 // cover themselves and would only inflate the figure.
 func coverage(tracer *cover.Cover, modules map[string]*ast.Module) *Coverage {
-	// The tracer records locations by the file name the parser saw, which
-	// is not always the loader's key (the loader drops the leading "/" of an
-	// absolute path), so the report must be asked by that name.
-	byFile := make(map[string]*ast.Module, len(modules))
-	for key, m := range modules {
-		byFile[moduleFile(key, m)] = m
-	}
+	// Bundle modules are keyed by the file name the parser saw, which is
+	// the name the tracer records.
+	byFile := modules
 	report := tracer.Report(byFile)
 	c := &Coverage{Files: make([]FileCoverage, 0, len(byFile))}
 	for _, file := range slices.Sorted(maps.Keys(byFile)) {
@@ -255,13 +255,6 @@ func coverage(tracer *cover.Cover, modules map[string]*ast.Module) *Coverage {
 		c.Percent = 100 * float64(c.CoveredLines) / float64(total)
 	}
 	return c
-}
-
-func moduleFile(key string, m *ast.Module) string {
-	if m.Package != nil && m.Package.Location != nil && m.Package.Location.File != "" {
-		return m.Package.Location.File
-	}
-	return key
 }
 
 // lineRanges merges OPA's per-expression ranges into sorted runs of lines.

@@ -311,6 +311,9 @@ func NewVerifierFromFiles(publicKeyPath, licencePath string) (*Verifier, error) 
 	if err != nil {
 		return nil, fmt.Errorf("licence public key %s: %w", publicKeyPath, err)
 	}
+	if licencePath == "" {
+		return invalid("no licence configured"), nil
+	}
 	token, err := readFile(licencePath)
 	if err != nil {
 		var pathErr *fs.PathError

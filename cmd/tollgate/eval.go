@@ -56,11 +56,6 @@ Exit 0 accepted, 1 refused, 2 error (bad input, bundle or key).`)
 	if err != nil {
 		return fail("%v", err)
 	}
-	if *licencePath == "" {
-		// The key is good, but no licence was named: refuse like a server
-		// started without one, rather than blame an unreadable file "".
-		verifier = licence.NewVerifier(nil, "")
-	}
 
 	data, err := readRequest(c.stdin, *inputPath)
 	if err != nil {
