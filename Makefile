@@ -45,7 +45,7 @@ run: build $(DEV_LICENCE)
 test: build
 	@files="$$(gofmt -l .)"; if [ -n "$$files" ]; then echo "gofmt needed (run gofmt -w on them):"; echo "$$files"; exit 1; fi
 	$(GO) vet ./...
-	$(GO) test ./...
+	$(GO) test -race ./...
 	$(OPA) test $(BUNDLE)
 	$(OPA) check --strict $(BUNDLE)
 	@files="$$($(OPA) fmt --list $(BUNDLE))"; if [ -n "$$files" ]; then echo "opa fmt needed (run go tool opa fmt -w on them):"; echo "$$files"; exit 1; fi
@@ -57,8 +57,12 @@ lint:
 	@files="$$($(OPA) fmt --list $(BUNDLE))"; if [ -n "$$files" ]; then echo "opa fmt needed:"; echo "$$files"; exit 1; fi
 	$(OPA) check --strict $(BUNDLE)
 
+# The engine's benchmark, then stock `opa bench` on the same bundle, data
+# and input in the same run: compare them as a ratio on a noisy machine.
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./rego/
+	$(OPA) bench --count 3 -d $(BUNDLE) -d rego/testdata/opa-bench/engine.json \
+		-i rego/testdata/opa-bench/input.json data.tollgate.decision
 
 clean:
 	rm -rf bin .data/dev
