@@ -14,7 +14,7 @@ DEV_PUBLIC  := $(DEV)/license-public.pem
 DEV_LICENCE := $(DEV)/licence.jwt
 
 .DELETE_ON_ERROR:
-.PHONY: build dev-licence run test lint bench clean
+.PHONY: build dev-licence run eval test lint bench clean
 
 # go build decides what is stale, so this always runs it.
 build:
@@ -35,10 +35,15 @@ $(DEV_PUBLIC): | $(DEV_PRIVATE)
 $(DEV_LICENCE): $(DEV_PRIVATE) $(DEV_PUBLIC)
 	$(BIN) license issue --key $(DEV_PRIVATE) --subject "tollgate development" --valid-for 8760h > $@
 
-# Until the HTTP server exists, run evaluates the example request now.
-# A refusal (exit 1: outside the deployment windows, a freeze) is a normal
-# outcome, not a failure of make; an error (exit 2) is.
+# The server on the embedded store (.data/server) with the default bundle and
+# the development licence, on 127.0.0.1:8181 (TOLLGATE_ADDR to change it).
+# Edits to bundles/tollgate are picked up while it runs. Ctrl-C stops it.
 run: build $(DEV_LICENCE)
+	$(BIN) serve --bundle $(BUNDLE) --data-dir .data/server \
+		--license $(DEV_LICENCE) --license-key $(DEV_PUBLIC)
+
+# One decision now, without a server: exit 1 (refused) is a normal outcome.
+eval: build $(DEV_LICENCE)
 	$(BIN) eval --bundle $(BUNDLE) --license $(DEV_LICENCE) --license-key $(DEV_PUBLIC) \
 		--input examples/request.json || test $$? -eq 1
 
@@ -65,4 +70,4 @@ bench:
 		-i rego/testdata/opa-bench/input.json data.tollgate.decision
 
 clean:
-	rm -rf bin .data/dev
+	rm -rf bin .data/dev .data/server

@@ -15,28 +15,31 @@ const (
 
 // Licence is the licence adapter's report.
 type Licence struct {
-	Status    LicenceState
-	Subject   string
-	Edition   string
-	ExpiresAt time.Time // zero when unknown
-	Detail    string    // why it is not valid, for the reason message
+	Status    LicenceState `json:"status"`
+	Subject   string       `json:"subject,omitempty"`
+	Edition   string       `json:"edition,omitempty"`
+	ExpiresAt time.Time    `json:"expires_at,omitzero"` // zero when unknown
+	Detail    string       `json:"detail,omitempty"`    // why it is not valid, for the reason message
 }
 
 // Cooldown is the cooldown adapter's report for one project + pipeline +
 // branch: when a decision for it was last accepted, if ever.
 type Cooldown struct {
-	LastAcceptedAt time.Time // zero: no accepted decision on record
+	LastAcceptedAt time.Time `json:"last_accepted_at,omitzero"` // zero: no accepted decision on record
 }
 
 // CooldownKey identifies the subject of a cooldown.
 type CooldownKey struct {
-	Project, Pipeline, Branch string
+	Project  string `json:"project"`
+	Pipeline string `json:"pipeline"`
+	Branch   string `json:"branch"`
 }
 
 // Context is everything Go injects into an evaluation: the clock, the licence
-// and the cooldown state. It reaches Rego as input.context (see the README).
+// and the cooldown state. It reaches Rego as input.context (see the README)
+// and is recorded with each decision, so that it can be replayed.
 type Context struct {
-	Now      time.Time
-	Licence  Licence
-	Cooldown Cooldown
+	Now      time.Time `json:"now"`
+	Licence  Licence   `json:"licence"`
+	Cooldown Cooldown  `json:"cooldown"`
 }

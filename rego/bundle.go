@@ -120,6 +120,7 @@ func (b *Bundle) WithConfig(globalPolicy, projects any) (*Bundle, error) {
 	data["config"] = configDoc
 	c := *b
 	c.Config, c.data = cfg, data
+	c.Revision = configRevision(b.Revision, globalPolicy, projects)
 	return &c, nil
 }
 

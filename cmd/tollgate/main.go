@@ -54,8 +54,12 @@ func run(ctx context.Context, args []string, c *cli) int {
 	}
 	command, args := args[0], args[1:]
 	switch command {
+	case "serve":
+		return runServe(ctx, c, args)
 	case "eval":
 		return runEval(ctx, c, args)
+	case "check":
+		return runCheck(ctx, c, args)
 	case "test":
 		return runTest(ctx, c, args)
 	case "license":
@@ -78,6 +82,8 @@ func usage(w io.Writer) {
 Usage: tollgate <command> [flags] [arguments]
 
 Commands:
+  serve     serve the HTTP API: evaluate, simulate, history, bundle status, metrics
+  check     the CI client: ask a server whether a pipeline may run now
   eval      decide on one request (JSON from --input or stdin) and print the decision
   test      run a bundle's own Rego tests in-process, with coverage
   license   keygen, issue and verify licences

@@ -1,0 +1,58 @@
+package sqlite
+
+import (
+	"context"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tollgate/tollgate"
+)
+
+// BenchmarkDecideParallel records decisions from many goroutines at once, as
+// a busy server does, with group commit and with one transaction (one fsync)
+// per decision. Compare decisions/s:
+//
+//	go test -run '^$' -bench DecideParallel ./adapters/sqlite/
+func BenchmarkDecideParallel(b *testing.B) {
+	for _, mode := range []struct {
+		name string
+		opts []Option
+	}{
+		{"group-commit", nil},
+		{"tx-per-write", []Option{WithMaxBatch(1)}},
+	} {
+		for _, keyed := range []bool{false, true} {
+			name := mode.name + "/nil-key"
+			if keyed {
+				name = mode.name + "/distinct-keys"
+			}
+			b.Run(name, func(b *testing.B) {
+				s := mustOpen(b, b.TempDir(), mode.opts...)
+				defer s.Close()
+				var next atomic.Int64
+				b.SetParallelism(16) // 16 × GOMAXPROCS concurrent requests
+				b.ResetTimer()
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						var key *tollgate.CooldownKey
+						if keyed {
+							key = &tollgate.CooldownKey{Project: "service-api", Pipeline: "deploy-prod",
+								Branch: "release/" + strconv.FormatInt(next.Add(1), 10)}
+						}
+						if _, err := s.Decide(context.Background(), key, fixed(record(tollgate.Accepted, time.Now()))); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+				b.StopTimer()
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "decisions/s")
+				if st := s.Stats(); st.Commits > 0 {
+					b.ReportMetric(float64(st.Written)/float64(st.Commits), "decisions/commit")
+				}
+			})
+		}
+	}
+}

@@ -1,0 +1,485 @@
+// Package sqlite is the embedded decision store: the decision history and the
+// cooldown state in one SQLite file, tollgate.db, in the server's data
+// directory. It uses modernc.org/sqlite (pure Go, no cgo).
+//
+// The file is opened in WAL mode with synchronous=FULL: a decision is on disk
+// before Decide returns, and reading the history never waits for a write.
+// Writes go through one goroutine that commits every write waiting at that
+// moment in one transaction (group commit), so many concurrent decisions
+// share the cost of one fsync.
+//
+// One process per file: a Store must be the only process using its file. The
+// cooldown check-and-record is made atomic by locks held in this process
+// (one per cooldown key), not by SQLite, whose only lock is one writer for the
+// whole file; a second process writing the same file could let two requests
+// pass the same cooldown. Run several servers against PostgreSQL instead.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"modernc.org/sqlite"
+
+	"github.com/tollgate/tollgate"
+	"github.com/tollgate/tollgate/migrations"
+)
+
+// FileName is the name of the database file in the data directory.
+const FileName = "tollgate.db"
+
+const (
+	defaultMaxBatch = 256
+	busyTimeout     = 5 * time.Second
+)
+
+var _ tollgate.DecisionStore = (*Store)(nil)
+
+// Store is a tollgate.DecisionStore in a SQLite file. Its methods are safe
+// for concurrent use.
+type Store struct {
+	path     string
+	db       *sql.DB   // the readers' pool; WAL lets them read while the writer writes
+	writer   *sql.Conn // the one connection that writes, used by writeLoop only
+	keys     *keyLocks
+	maxBatch int
+
+	// mu guards closed and every send on writes, so that Close can close the
+	// channel without a send racing it.
+	mu         sync.RWMutex
+	closed     bool
+	writes     chan *write
+	writerDone chan struct{}
+
+	closeOnce sync.Once
+	closeErr  error
+
+	commits, written atomic.Int64 // see Stats
+}
+
+// Stats counts the work of the writer since Open.
+type Stats struct {
+	Commits int64 // transactions committed: one fsync each
+	Written int64 // decisions committed; Written/Commits is the mean batch
+}
+
+// Stats reports how much group commit is batching, for metrics.
+func (s *Store) Stats() Stats {
+	return Stats{Commits: s.commits.Load(), Written: s.written.Load()}
+}
+
+// Option configures Open.
+type Option func(*options)
+
+type options struct {
+	maxBatch int
+}
+
+// WithMaxBatch caps how many writes one transaction commits (default 256).
+// 1 commits each write in a transaction of its own, which turns group commit
+// off; it exists to measure what group commit is worth.
+func WithMaxBatch(n int) Option {
+	return func(o *options) { o.maxBatch = max(n, 1) }
+}
+
+// Open opens the store in dataDir, creating the directory and the database
+// file if needed, and brings its schema up to date. ctx bounds the opening
+// only; Close releases the store.
+func Open(ctx context.Context, dataDir string, opts ...Option) (*Store, error) {
+	o := options{maxBatch: defaultMaxBatch}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if dataDir == "" {
+		return nil, errors.New("sqlite: no data directory given")
+	}
+	if err := os.MkdirAll(dataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("sqlite: create data directory: %w", err)
+	}
+	path, err := filepath.Abs(filepath.Join(dataDir, FileName))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: data directory %s: %w", dataDir, err)
+	}
+	connector, err := sqlite.NewConnector(dsn(path))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	db := sql.OpenDB(connector)
+	// Every connection runs the DSN's pragmas when it opens: keep them open.
+	readers := max(4, runtime.GOMAXPROCS(0))
+	db.SetMaxOpenConns(readers + 1)
+	db.SetMaxIdleConns(readers + 1)
+
+	s, err := open(ctx, db, path, o)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func open(ctx context.Context, db *sql.DB, path string, o options) (*Store, error) {
+	if _, err := migrations.Apply(ctx, db, migrations.SQLite); err != nil {
+		return nil, fmt.Errorf("sqlite: %s: %w", path, err)
+	}
+	var mode string
+	if err := db.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+		return nil, fmt.Errorf("sqlite: %s: read journal mode: %w", path, err)
+	}
+	if !strings.EqualFold(mode, "wal") {
+		return nil, fmt.Errorf("sqlite: %s: journal mode is %q, not WAL (is the file on a filesystem without shared memory?)", path, mode)
+	}
+	writer, err := db.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %s: writer connection: %w", path, err)
+	}
+	s := &Store{
+		path:       path,
+		db:         db,
+		writer:     writer,
+		keys:       newKeyLocks(),
+		maxBatch:   o.maxBatch,
+		writes:     make(chan *write, o.maxBatch),
+		writerDone: make(chan struct{}),
+	}
+	go s.writeLoop()
+	return s, nil
+}
+
+// dsn is the connection string of path: WAL, fsync on every commit
+// (synchronous=FULL: durable before Decide returns), wait for a lock rather
+// than fail at once, foreign keys on, and write transactions that take the
+// write lock when they begin, so they never fail half-way on SQLITE_BUSY.
+func dsn(path string) string {
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout("+strconv.FormatInt(busyTimeout.Milliseconds(), 10)+")")
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(FULL)")
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Set("_txlock", "immediate")
+	// A file: URI, so that a path holding '?' or '#' is escaped, not cut.
+	u := url.URL{Scheme: "file", Path: filepath.ToSlash(path), RawQuery: q.Encode()}
+	return u.String()
+}
+
+// Decide implements tollgate.DecisionStore. With a key, it holds the key's
+// lock from reading the cooldown until the record is committed (or known not
+// to be), so that concurrent Decides for one key run one after the other.
+//
+// If ctx ends while the write is with the writer, Decide returns ctx.Err() at
+// once; the write is then committed whole or not at all, and the key stays
+// locked until it is settled, so the next Decide for it sees the outcome.
+func (s *Store) Decide(ctx context.Context, key *tollgate.CooldownKey, decide func(tollgate.Cooldown) (tollgate.Record, error)) (tollgate.Record, error) {
+	if err := ctx.Err(); err != nil {
+		return tollgate.Record{}, err
+	}
+	if s.isClosed() {
+		return tollgate.Record{}, s.errClosed()
+	}
+	var (
+		cooldown tollgate.Cooldown
+		unlock   func() // set while this call holds the key's lock
+	)
+	defer func() {
+		if unlock != nil {
+			unlock()
+		}
+	}()
+	if key != nil {
+		k := *key // the caller may reuse *key once we return
+		key = &k
+		var err error
+		if unlock, err = s.keys.lock(ctx, k); err != nil {
+			return tollgate.Record{}, err
+		}
+		if cooldown, err = s.readCooldown(ctx, k); err != nil {
+			return tollgate.Record{}, err
+		}
+	}
+	rec, err := decide(cooldown)
+	if err != nil {
+		return tollgate.Record{}, err
+	}
+	w, err := newWrite(ctx, rec, key)
+	if err != nil {
+		return tollgate.Record{}, err
+	}
+	if err := s.submit(ctx, w); err != nil {
+		return tollgate.Record{}, err
+	}
+	select {
+	case err := <-w.done:
+		if err != nil {
+			return tollgate.Record{}, err
+		}
+		return rec, nil
+	case <-ctx.Done():
+		if held := unlock; held != nil {
+			unlock = nil
+			go func() {
+				<-w.done
+				held()
+			}()
+		}
+		return tollgate.Record{}, ctx.Err()
+	}
+}
+
+// submit hands w to the writer.
+func (s *Store) submit(ctx context.Context, w *write) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return s.errClosed()
+	}
+	select {
+	case s.writes <- w:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Cooldown implements tollgate.DecisionStore: the committed state of key,
+// without taking its lock.
+func (s *Store) Cooldown(ctx context.Context, key tollgate.CooldownKey) (tollgate.Cooldown, error) {
+	if s.isClosed() {
+		return tollgate.Cooldown{}, s.errClosed()
+	}
+	return s.readCooldown(ctx, key)
+}
+
+func (s *Store) readCooldown(ctx context.Context, k tollgate.CooldownKey) (tollgate.Cooldown, error) {
+	var at int64
+	err := s.db.QueryRowContext(ctx,
+		`SELECT last_accepted_at FROM cooldowns WHERE project = ? AND pipeline = ? AND branch = ?`,
+		k.Project, k.Pipeline, k.Branch).Scan(&at)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return tollgate.Cooldown{}, nil
+	case err != nil:
+		return tollgate.Cooldown{}, s.readError(ctx, "read cooldown", err)
+	}
+	return tollgate.Cooldown{LastAcceptedAt: time.Unix(0, at).UTC()}, nil
+}
+
+// Decision implements tollgate.DecisionStore.
+func (s *Store) Decision(ctx context.Context, id string) (tollgate.Record, error) {
+	if s.isClosed() {
+		return tollgate.Record{}, s.errClosed()
+	}
+	var data []byte
+	err := s.db.QueryRowContext(ctx, `SELECT record FROM decisions WHERE id = ?`, id).Scan(&data)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return tollgate.Record{}, tollgate.Errorf(tollgate.ENotFound, "decision %q not found", id)
+	case err != nil:
+		return tollgate.Record{}, s.readError(ctx, "read decision "+id, err)
+	}
+	return decodeRecord(id, data)
+}
+
+// Decisions implements tollgate.DecisionStore. Pages are cut by decision ID
+// (keyset pagination): a page is the same whether or not decisions were
+// recorded since the previous one, and costs the same however deep it is.
+func (s *Store) Decisions(ctx context.Context, f tollgate.DecisionFilter) (tollgate.DecisionPage, error) {
+	if s.isClosed() {
+		return tollgate.DecisionPage{}, s.errClosed()
+	}
+	limit := f.Limit
+	switch {
+	case limit <= 0:
+		limit = tollgate.DefaultPageSize
+	case limit > tollgate.MaxPageSize:
+		limit = tollgate.MaxPageSize
+	}
+	query, args, err := listQuery(f, limit)
+	if err != nil {
+		return tollgate.DecisionPage{}, err
+	}
+	rows, err := s.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return tollgate.DecisionPage{}, s.readError(ctx, "list decisions", err)
+	}
+	defer rows.Close()
+	page := tollgate.DecisionPage{Records: make([]tollgate.Record, 0, min(limit, 64))}
+	var lastID string
+	for rows.Next() {
+		var (
+			id   string
+			data []byte
+		)
+		if err := rows.Scan(&id, &data); err != nil {
+			return tollgate.DecisionPage{}, s.readError(ctx, "list decisions", err)
+		}
+		if len(page.Records) == limit {
+			page.NextCursor = encodeCursor(lastID)
+			break
+		}
+		rec, err := decodeRecord(id, data)
+		if err != nil {
+			return tollgate.DecisionPage{}, err
+		}
+		page.Records = append(page.Records, rec)
+		lastID = id
+	}
+	if err := rows.Err(); err != nil {
+		return tollgate.DecisionPage{}, s.readError(ctx, "list decisions", err)
+	}
+	return page, nil
+}
+
+// listQuery is the SQL of one page of f: limit+1 rows, the extra one telling
+// whether there is a next page.
+func listQuery(f tollgate.DecisionFilter, limit int) (string, []any, error) {
+	var (
+		where []string
+		args  []any
+	)
+	for _, c := range []struct {
+		column, value string
+	}{
+		{"project", f.Project},
+		{"pipeline", f.Pipeline},
+		{"branch", f.Branch},
+		{"status", string(f.Status)},
+	} {
+		if c.value != "" {
+			where = append(where, c.column+" = ?")
+			args = append(args, c.value)
+		}
+	}
+	if !f.Since.IsZero() {
+		where = append(where, "evaluated_at >= ?")
+		args = append(args, unixNano(f.Since))
+	}
+	if !f.Until.IsZero() {
+		where = append(where, "evaluated_at < ?")
+		args = append(args, unixNano(f.Until))
+	}
+	if f.Cursor != "" {
+		after, err := decodeCursor(f.Cursor)
+		if err != nil {
+			return "", nil, err
+		}
+		where = append(where, "id < ?")
+		args = append(args, after)
+	}
+	query := "SELECT id, record FROM decisions"
+	if len(where) > 0 {
+		query += " WHERE " + strings.Join(where, " AND ")
+	}
+	query += " ORDER BY id DESC LIMIT ?"
+	args = append(args, limit+1)
+	return query, args, nil
+}
+
+// Ping implements tollgate.DecisionStore: it reads the schema, which needs
+// the file to be there and readable.
+func (s *Store) Ping(ctx context.Context) error {
+	if s.isClosed() {
+		return s.errClosed()
+	}
+	var n int
+	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM decisions WHERE 0`).Scan(&n); err != nil {
+		return s.readError(ctx, "ping", err)
+	}
+	return nil
+}
+
+// Close implements tollgate.DecisionStore: it refuses new writes, commits
+// every write already handed over, then closes the file. Calling it again
+// returns the first call's result.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closed = true
+		close(s.writes)
+		s.mu.Unlock()
+		<-s.writerDone
+
+		// SQLite's advice for long-lived connections, at close: refresh the
+		// statistics the planner uses to choose among the indexes.
+		_, optimizeErr := s.writer.ExecContext(context.Background(), "PRAGMA optimize")
+		s.closeErr = errors.Join(optimizeErr, s.writer.Close(), s.db.Close())
+		if s.closeErr != nil {
+			s.closeErr = fmt.Errorf("sqlite: close %s: %w", s.path, s.closeErr)
+		}
+	})
+	return s.closeErr
+}
+
+func (s *Store) isClosed() bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.closed
+}
+
+func (s *Store) errClosed() error {
+	return tollgate.Errorf(tollgate.EUnavailable, "decision store %s is closed", s.path)
+}
+
+// readError turns a failed read into the error Decide and the readers
+// return: the caller's own context error as it is, otherwise "unavailable".
+func (s *Store) readError(ctx context.Context, what string, err error) error {
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return ctxErr
+	}
+	if s.isClosed() {
+		return s.errClosed()
+	}
+	return tollgate.Errorf(tollgate.EUnavailable, "decision store %s: %s: %v", s.path, what, err)
+}
+
+func decodeRecord(id string, data []byte) (tollgate.Record, error) {
+	var rec tollgate.Record
+	if err := json.Unmarshal(data, &rec); err != nil {
+		return tollgate.Record{}, tollgate.Errorf(tollgate.EInternal, "decision %s: stored record is not valid JSON: %v", id, err)
+	}
+	return rec, nil
+}
+
+// Cursors are opaque to clients: base64 of a version tag and the last ID of
+// the page. The tag lets a later version change the shape and reject (not
+// misread) an old cursor, and makes a made-up string very unlikely to pass.
+const cursorTag = "d1:"
+
+func encodeCursor(lastID string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(cursorTag + lastID))
+}
+
+func decodeCursor(cursor string) (string, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(cursor)
+	id, ok := strings.CutPrefix(string(raw), cursorTag)
+	if err != nil || !ok || id == "" {
+		return "", tollgate.Errorf(tollgate.EInvalid,
+			"invalid cursor %q: pass the next_cursor of the previous page unchanged, or no cursor for the first page", cursor)
+	}
+	return id, nil
+}
+
+// unixNano is t in unix nanoseconds, clamped to what int64 holds (years 1678
+// to 2262), so that a far-off since or until still filters correctly.
+func unixNano(t time.Time) int64 {
+	switch {
+	case t.Before(time.Unix(0, math.MinInt64)):
+		return math.MinInt64
+	case t.After(time.Unix(0, math.MaxInt64)):
+		return math.MaxInt64
+	}
+	return t.UnixNano()
+}

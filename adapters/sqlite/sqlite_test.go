@@ -1,0 +1,409 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"modernc.org/sqlite"
+
+	"github.com/tollgate/tollgate"
+	"github.com/tollgate/tollgate/adapters/storetest"
+	"github.com/tollgate/tollgate/migrations"
+)
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) func() tollgate.DecisionStore {
+		dir := t.TempDir()
+		return func() tollgate.DecisionStore { return mustOpen(t, dir) }
+	})
+}
+
+func mustOpen(t testing.TB, dir string, opts ...Option) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), dir, opts...)
+	if err != nil {
+		t.Fatalf("Open(%s): %v", dir, err)
+	}
+	return s
+}
+
+func openClosing(t *testing.T, dir string, opts ...Option) *Store {
+	t.Helper()
+	s := mustOpen(t, dir, opts...)
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return s
+}
+
+func record(status tollgate.Status, at time.Time) tollgate.Record {
+	reasons := []tollgate.Reason{}
+	if status == tollgate.Refused {
+		reasons = []tollgate.Reason{{Code: tollgate.CodeCooldown, Message: "too soon"}}
+	}
+	return tollgate.Record{
+		Decision: tollgate.Decision{
+			ID: uuid.Must(uuid.NewV7()).String(), Status: status, Reasons: reasons, Warnings: []tollgate.Reason{},
+			Project: "service-api", Pipeline: "deploy-prod", Branch: "main", Environment: "production",
+			BundleRevision: "rev", EvaluatedAt: at,
+		},
+		Request: tollgate.Request{Repository: "org/service-api", Branch: "main", Pipeline: "deploy-prod",
+			Metadata: tollgate.Metadata{Environment: "production"}},
+		Context: tollgate.Context{Now: at, Licence: tollgate.Licence{Status: tollgate.LicenceValid}},
+	}
+}
+
+func fixed(rec tollgate.Record) func(tollgate.Cooldown) (tollgate.Record, error) {
+	return func(tollgate.Cooldown) (tollgate.Record, error) { return rec, nil }
+}
+
+func TestOpenCreatesTheDirectoryAndFile(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "does", "not exist?#yet")
+	openClosing(t, dir)
+	info, err := os.Stat(filepath.Join(dir, FileName))
+	if err != nil {
+		t.Fatalf("database file: %v", err)
+	}
+	if !info.Mode().IsRegular() {
+		t.Fatalf("%s is not a regular file", FileName)
+	}
+}
+
+func TestOpenFailsOnAFileInTheWay(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "data")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(t.Context(), file); err == nil || !strings.Contains(err.Error(), "data directory") {
+		t.Fatalf("Open on a file: %v, want a data directory error", err)
+	}
+	if _, err := Open(t.Context(), ""); err == nil {
+		t.Fatal("Open with no directory: no error")
+	}
+}
+
+func TestPragmas(t *testing.T) {
+	s := openClosing(t, t.TempDir())
+	for pragma, want := range map[string]string{
+		"journal_mode": "wal",
+		"synchronous":  "2", // FULL
+		"foreign_keys": "1",
+		"busy_timeout": "5000",
+	} {
+		// Every pooled connection must have them, so ask several at once.
+		conns := make([]*sql.Conn, 3)
+		for i := range conns {
+			c, err := s.db.Conn(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			conns[i] = c
+		}
+		for i, c := range conns {
+			var got string
+			if err := c.QueryRowContext(t.Context(), "PRAGMA "+pragma).Scan(&got); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.EqualFold(got, want) {
+				t.Errorf("connection %d: PRAGMA %s = %s, want %s", i, pragma, got, want)
+			}
+			c.Close()
+		}
+	}
+	// WAL is a property of the file: a plain connection sees it too.
+	plain, err := sqlite.NewConnector(filepath.Join(filepath.Dir(s.path), FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := sql.OpenDB(plain)
+	defer db.Close()
+	var mode string
+	if err := db.QueryRow("PRAGMA journal_mode").Scan(&mode); err != nil || mode != "wal" {
+		t.Fatalf("journal_mode of the file: %q, %v; want wal", mode, err)
+	}
+}
+
+func TestMigrationsAreIdempotentOnReopen(t *testing.T) {
+	dir := t.TempDir()
+	s := mustOpen(t, dir)
+	rec := record(tollgate.Accepted, time.Now())
+	if _, err := s.Decide(t.Context(), nil, fixed(rec)); err != nil {
+		t.Fatal(err)
+	}
+	versions := func(s *Store) int {
+		var n int
+		if err := s.db.QueryRow(`SELECT count(*) FROM goose_db_version`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	before := versions(s)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		s = mustOpen(t, dir)
+		if got := versions(s); got != before {
+			t.Fatalf("reopening changed the version table from %d rows to %d", before, got)
+		}
+		applied, err := migrations.Apply(t.Context(), s.db, migrations.SQLite)
+		if err != nil || len(applied) != 0 {
+			t.Fatalf("Apply on an up-to-date store: applied %q, err %v", applied, err)
+		}
+		if _, err := s.Decision(t.Context(), rec.Decision.ID); err != nil {
+			t.Fatalf("record lost on reopen: %v", err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestDecideAfterCloseIsUnavailable(t *testing.T) {
+	s := mustOpen(t, t.TempDir())
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	called := false
+	_, err := s.Decide(t.Context(), &tollgate.CooldownKey{Project: "p"}, func(tollgate.Cooldown) (tollgate.Record, error) {
+		called = true
+		return record(tollgate.Accepted, time.Now()), nil
+	})
+	if code := tollgate.ErrorCode(err); code != tollgate.EUnavailable {
+		t.Fatalf("Decide after Close: %v (code %s), want %s", err, code, tollgate.EUnavailable)
+	}
+	if called {
+		t.Fatal("decide ran on a closed store")
+	}
+	for name, err := range map[string]error{
+		"Ping":      s.Ping(t.Context()),
+		"Decision":  func() error { _, err := s.Decision(t.Context(), "x"); return err }(),
+		"Decisions": func() error { _, err := s.Decisions(t.Context(), tollgate.DecisionFilter{}); return err }(),
+		"Cooldown":  func() error { _, err := s.Cooldown(t.Context(), tollgate.CooldownKey{}); return err }(),
+	} {
+		if code := tollgate.ErrorCode(err); code != tollgate.EUnavailable {
+			t.Errorf("%s after Close: %v (code %s), want %s", name, err, code, tollgate.EUnavailable)
+		}
+	}
+}
+
+// A write the database refuses fails alone, not the batch it was in.
+func TestBadWriteDoesNotFailItsBatch(t *testing.T) {
+	s := openClosing(t, t.TempDir())
+	existing := record(tollgate.Accepted, time.Now())
+	if _, err := s.Decide(t.Context(), nil, fixed(existing)); err != nil {
+		t.Fatal(err)
+	}
+	var batch []*write
+	for i := range 5 {
+		rec := record(tollgate.Accepted, time.Now())
+		if i == 2 {
+			rec.Decision.ID = existing.Decision.ID
+		}
+		w, err := newWrite(t.Context(), rec, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		batch = append(batch, w)
+	}
+	s.commit(batch)
+	for i, w := range batch {
+		err := <-w.done
+		switch {
+		case i == 2 && tollgate.ErrorCode(err) != tollgate.EInternal:
+			t.Errorf("duplicate ID: %v, want an %s error", err, tollgate.EInternal)
+		case i != 2 && err != nil:
+			t.Errorf("write %d failed with the duplicate: %v", i, err)
+		}
+		if i != 2 {
+			if _, err := s.Decision(t.Context(), w.rec.Decision.ID); err != nil {
+				t.Errorf("write %d: %v", i, err)
+			}
+		}
+	}
+}
+
+// Writes batch up: concurrent Decides share transactions, and all land.
+func TestGroupCommitBatches(t *testing.T) {
+	s := openClosing(t, t.TempDir())
+	const n = 200
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			if _, err := s.Decide(t.Context(), nil, fixed(record(tollgate.Refused, time.Now()))); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	page, err := s.Decisions(t.Context(), tollgate.DecisionFilter{Limit: tollgate.MaxPageSize})
+	if err != nil || len(page.Records) != n {
+		t.Fatalf("%d records, err %v; want %d", len(page.Records), err, n)
+	}
+	st := s.Stats()
+	if st.Written != n || st.Commits >= n {
+		t.Fatalf("stats %+v: want %d written in fewer than %d commits", st, n, n)
+	}
+	t.Logf("%d decisions in %d commits", st.Written, st.Commits)
+
+	// WithMaxBatch(1) turns group commit off.
+	one := openClosing(t, t.TempDir(), WithMaxBatch(1))
+	for range 20 {
+		wg.Go(func() {
+			if _, err := one.Decide(t.Context(), nil, fixed(record(tollgate.Refused, time.Now()))); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if st := one.Stats(); st.Commits != 20 || st.Written != 20 {
+		t.Fatalf("WithMaxBatch(1) stats %+v, want 20 commits of one", st)
+	}
+}
+
+// If the caller gives up while its write waits for the database, Decide
+// returns at once, and the key stays locked until the write is settled: the
+// next Decide for the key sees the outcome, never a half-made state.
+func TestCancelWhileCommitting(t *testing.T) {
+	dir := t.TempDir()
+	s := openClosing(t, dir)
+
+	// Another connection holds the write lock: the writer waits in BEGIN.
+	blocker, err := sqlite.NewConnector(dsn(filepath.Join(dir, FileName)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bdb := sql.OpenDB(blocker)
+	defer bdb.Close()
+	tx, err := bdb.BeginTx(t.Context(), nil) // _txlock=immediate: takes the write lock now
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Warm up: the writer must be parked on the lock with the first write.
+	key := &tollgate.CooldownKey{Project: "service-api", Pipeline: "deploy-prod", Branch: "main"}
+	first := record(tollgate.Accepted, time.Now())
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	_, err = s.Decide(ctx, key, fixed(first))
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Decide while the file is locked: %v, want context.DeadlineExceeded", err)
+	}
+	if s.keys.len() != 1 {
+		t.Fatalf("%d keys locked after the canceled Decide, want 1: the key must stay locked until its write settles", s.keys.len())
+	}
+
+	second := make(chan tollgate.Cooldown, 1)
+	secondDone := make(chan error, 1)
+	go func() {
+		_, err := s.Decide(t.Context(), key, func(c tollgate.Cooldown) (tollgate.Record, error) {
+			second <- c
+			return record(tollgate.Refused, time.Now()), nil
+		})
+		secondDone <- err
+	}()
+	select {
+	case <-second:
+		t.Fatal("second Decide for the key ran while the first write was unsettled")
+	case <-time.After(100 * time.Millisecond):
+	}
+
+	if err := tx.Rollback(); err != nil { // release the file
+		t.Fatal(err)
+	}
+	seen := <-second
+	if err := <-secondDone; err != nil {
+		t.Fatalf("second Decide: %v", err)
+	}
+	// The writer picked the write up before its caller gave up, so it was
+	// committed, whole: the record is there and the cooldown started.
+	if _, err := s.Decision(t.Context(), first.Decision.ID); err != nil {
+		t.Fatalf("the handed-over write: %v", err)
+	}
+	if !seen.LastAcceptedAt.Equal(first.Decision.EvaluatedAt) {
+		t.Fatalf("second Decide saw cooldown %v, want %v", seen.LastAcceptedAt, first.Decision.EvaluatedAt)
+	}
+}
+
+func TestKeyLocksAreReleased(t *testing.T) {
+	s := openClosing(t, t.TempDir())
+	var wg sync.WaitGroup
+	for i := range 50 {
+		wg.Go(func() {
+			key := &tollgate.CooldownKey{Project: "p", Pipeline: "d", Branch: []string{"a", "b", "c"}[i%3]}
+			if _, err := s.Decide(t.Context(), key, fixed(record(tollgate.Accepted, time.Now()))); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if n := s.keys.len(); n != 0 {
+		t.Fatalf("%d key locks left after every Decide returned, want 0", n)
+	}
+}
+
+func TestBadCursorMessage(t *testing.T) {
+	s := openClosing(t, t.TempDir())
+	_, err := s.Decisions(t.Context(), tollgate.DecisionFilter{Cursor: "nope"})
+	if tollgate.ErrorCode(err) != tollgate.EInvalid || !strings.Contains(err.Error(), "next_cursor") {
+		t.Fatalf("bad cursor: %v, want an %s error that says what to send", err, tollgate.EInvalid)
+	}
+	if got, err := decodeCursor(encodeCursor("0190-abc")); err != nil || got != "0190-abc" {
+		t.Fatalf("cursor round trip: %q, %v", got, err)
+	}
+}
+
+// The history queries must walk an index, not the table, for every filter
+// the API offers.
+func TestQueriesUseIndexes(t *testing.T) {
+	s := openClosing(t, t.TempDir())
+	for _, f := range []tollgate.DecisionFilter{
+		{},
+		{Project: "p"},
+		{Project: "p", Pipeline: "d"},
+		{Project: "p", Pipeline: "d", Branch: "b"},
+		{Project: "p", Status: tollgate.Refused},
+		{Status: tollgate.Refused},
+		{Since: time.Now()},
+		{Cursor: encodeCursor("x")},
+		{Project: "p", Pipeline: "d", Branch: "b", Status: tollgate.Accepted, Since: time.Now(), Until: time.Now(), Cursor: encodeCursor("x")},
+	} {
+		query, args, err := listQuery(f, 50)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows, err := s.db.QueryContext(t.Context(), "EXPLAIN QUERY PLAN "+query, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, notused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		rows.Close()
+		for _, step := range plan {
+			if step == "SCAN decisions" || strings.Contains(step, "USE TEMP B-TREE") {
+				t.Errorf("filter %+v: plan %q scans the table or sorts", f, plan)
+			}
+		}
+		t.Logf("filter %+v: %q", f, plan)
+	}
+}

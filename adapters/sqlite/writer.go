@@ -1,0 +1,182 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/tollgate/tollgate"
+)
+
+// write is one record on its way to the file, with its answer channel.
+type write struct {
+	ctx    context.Context // the caller's: a write whose caller gave up before it started is dropped
+	rec    tollgate.Record
+	at     int64  // rec.Decision.EvaluatedAt in unix nanoseconds
+	data   string // rec as JSON (a string: the column is STRICT TEXT)
+	key    *tollgate.CooldownKey
+	accept bool       // starts key's cooldown
+	done   chan error // buffered: the writer never waits for a caller
+}
+
+// newWrite checks rec and encodes it, in the caller's goroutine so that the
+// writer does nothing but SQL.
+func newWrite(ctx context.Context, rec tollgate.Record, key *tollgate.CooldownKey) (*write, error) {
+	d := rec.Decision
+	switch {
+	case d.ID == "":
+		return nil, tollgate.Errorf(tollgate.EInternal, "record decision: the decision has no ID")
+	case d.Status != tollgate.Accepted && d.Status != tollgate.Refused:
+		return nil, tollgate.Errorf(tollgate.EInternal, "record decision %s: status %q is neither %q nor %q", d.ID, d.Status, tollgate.Accepted, tollgate.Refused)
+	case d.EvaluatedAt.IsZero(),
+		d.EvaluatedAt.Before(time.Unix(0, math.MinInt64)),
+		d.EvaluatedAt.After(time.Unix(0, math.MaxInt64)):
+		return nil, tollgate.Errorf(tollgate.EInternal, "record decision %s: evaluation time %s is missing or out of range", d.ID, d.EvaluatedAt)
+	}
+	data, err := json.Marshal(rec)
+	if err != nil {
+		return nil, tollgate.Errorf(tollgate.EInternal, "record decision %s: encode: %v", d.ID, err)
+	}
+	return &write{
+		ctx:    ctx,
+		rec:    rec,
+		at:     d.EvaluatedAt.UnixNano(),
+		data:   string(data),
+		key:    key,
+		accept: key != nil && d.Status == tollgate.Accepted,
+		done:   make(chan error, 1),
+	}, nil
+}
+
+// writeLoop is the only writer of the file. It takes the write that wakes it
+// and every other one already waiting, commits them in one transaction and
+// answers each; writes arriving meanwhile make the next batch. That is group
+// commit: under load, one fsync makes many decisions durable.
+func (s *Store) writeLoop() {
+	defer close(s.writerDone)
+	batch := make([]*write, 0, s.maxBatch)
+	for w := range s.writes {
+		batch = append(batch[:0], w)
+	fill:
+		for len(batch) < s.maxBatch {
+			select {
+			case w, ok := <-s.writes:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, w)
+			default:
+				break fill
+			}
+		}
+		s.commit(batch)
+		clear(batch) // let the records go
+	}
+}
+
+// commit writes batch and answers every write in it.
+func (s *Store) commit(batch []*write) {
+	todo := make([]*write, 0, len(batch))
+	for _, w := range batch {
+		if err := w.ctx.Err(); err != nil {
+			w.done <- err
+			continue
+		}
+		todo = append(todo, w)
+	}
+	if len(todo) == 0 {
+		return
+	}
+	err := s.commitTx(todo)
+	if err == nil || len(todo) == 1 {
+		for _, w := range todo {
+			w.done <- err
+		}
+		return
+	}
+	// The transaction failed as a whole. If one record was at fault (say a
+	// duplicate ID), the others must not fail with it: write each alone.
+	for _, w := range todo {
+		w.done <- s.commitTx([]*write{w})
+	}
+}
+
+const (
+	insertDecision = `INSERT INTO decisions
+	(id, evaluated_at, project, pipeline, branch, environment, status, bundle_revision, record)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
+
+	// A cooldown never moves back in time, should a clock do so.
+	upsertCooldown = `INSERT INTO cooldowns (project, pipeline, branch, last_accepted_at, decision_id)
+	VALUES (?, ?, ?, ?, ?)
+	ON CONFLICT (project, pipeline, branch) DO UPDATE
+	SET last_accepted_at = excluded.last_accepted_at, decision_id = excluded.decision_id
+	WHERE excluded.last_accepted_at >= cooldowns.last_accepted_at`
+)
+
+// commitTx writes ws in one transaction: all of them or none.
+func (s *Store) commitTx(ws []*write) error {
+	// Not the callers' contexts: a write that has started is finished, so
+	// that no caller's cancellation can fail the others in its batch.
+	ctx := context.Background()
+	tx, err := s.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return s.writeError(ws, "begin transaction", err)
+	}
+	// After Commit, Rollback is a no-op; after a failure, the error that
+	// matters is the one returned.
+	defer tx.Rollback()
+	insert, err := tx.PrepareContext(ctx, insertDecision)
+	if err != nil {
+		return s.writeError(ws, "prepare", err)
+	}
+	defer insert.Close()
+	var upsert *sql.Stmt
+	for _, w := range ws {
+		d := w.rec.Decision
+		if _, err := insert.ExecContext(ctx, d.ID, w.at, d.Project, d.Pipeline, d.Branch,
+			d.Environment, string(d.Status), d.BundleRevision, w.data); err != nil {
+			return s.writeError([]*write{w}, "insert", err)
+		}
+		if !w.accept {
+			continue
+		}
+		if upsert == nil {
+			if upsert, err = tx.PrepareContext(ctx, upsertCooldown); err != nil {
+				return s.writeError(ws, "prepare", err)
+			}
+			defer upsert.Close()
+		}
+		if _, err := upsert.ExecContext(ctx, w.key.Project, w.key.Pipeline, w.key.Branch, w.at, d.ID); err != nil {
+			return s.writeError([]*write{w}, "start cooldown", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return s.writeError(ws, "commit", err)
+	}
+	s.commits.Add(1)
+	s.written.Add(int64(len(ws)))
+	return nil
+}
+
+// writeError tells a record the database refused (a constraint: it is the
+// record's fault, and retrying will not help) from a store that cannot be
+// written, which the server answers with 503.
+func (s *Store) writeError(ws []*write, what string, err error) error {
+	id := ws[0].rec.Decision.ID
+	if len(ws) > 1 {
+		id = fmt.Sprintf("%d decisions", len(ws))
+	}
+	var sqliteErr *sqlite.Error
+	if errors.As(err, &sqliteErr) && sqliteErr.Code()&0xff == sqlite3.SQLITE_CONSTRAINT {
+		return tollgate.Errorf(tollgate.EInternal, "record decision %s: %s: %v (is the ID already recorded?)", id, what, err)
+	}
+	return tollgate.Errorf(tollgate.EUnavailable, "decision store %s: record %s: %s: %v", s.path, id, what, err)
+}

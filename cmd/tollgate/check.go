@@ -1,0 +1,110 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/tollgate/tollgate"
+)
+
+func runCheck(ctx context.Context, c *cli, args []string) int {
+	f := newFlags(c, "check",
+		"check [--server URL] [--token T] (--repository R --branch B --pipeline P --environment E | --input FILE | < request.json)",
+		`The CI client: asks a tollgate server whether this pipeline may run now,
+prints the decision and its reasons, and exits 0 if accepted, 1 if refused,
+2 if no decision could be had (server unreachable, bad request, 5xx) — a CI
+step should treat 2 as a failure too: tollgate fails closed. The request is
+built from the flags, or read as JSON from --input or stdin.`)
+	serverURL := f.String("server", "http://127.0.0.1:8181", "the tollgate server's base `URL`")
+	token := f.String("token", "", "API `TOKEN`, sent as Authorization: Bearer")
+	repository := f.String("repository", "", "the repository, such as org/service-api")
+	branch := f.String("branch", "", "the branch")
+	pipeline := f.String("pipeline", "", "the pipeline name")
+	environment := f.String("environment", "", "the target environment")
+	initiator := f.String("initiator", "", "who or what started the run")
+	runID := f.String("run-id", "", "the CI run identifier")
+	inputPath := f.String("input", "", "read the request JSON from `FILE` (- is stdin)")
+	timeout := f.Duration("timeout", 30*time.Second, "give up after this `DURATION`")
+	asJSON := f.Bool("json", false, "print the decision as JSON")
+	extra, err := f.parse(args)
+	if err != nil {
+		return exitCode(err)
+	}
+	if len(extra) > 0 {
+		return f.usageError("unexpected argument %q", extra[0])
+	}
+	fail := func(format string, args ...any) int {
+		c.errorf("check", format, args...)
+		return exitError
+	}
+
+	var body []byte
+	if *repository != "" || *branch != "" || *pipeline != "" || *environment != "" {
+		r := tollgate.Request{Repository: *repository, Branch: *branch, Pipeline: *pipeline,
+			Metadata: tollgate.Metadata{Initiator: *initiator, RunID: *runID, Environment: *environment}}
+		if err := r.Validate(); err != nil {
+			return f.usageError("%v (use --repository, --branch, --pipeline and --environment)", err)
+		}
+		body, _ = json.Marshal(r)
+	} else if body, err = readRequest(c.stdin, *inputPath); err != nil {
+		return fail("%v", err)
+	}
+
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(*serverURL, "/")+"/v1/evaluate", bytes.NewReader(body))
+	if err != nil {
+		return fail("--server: %v", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if *token != "" {
+		req.Header.Set("Authorization", "Bearer "+*token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fail("no decision: %v", err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return fail("no decision: read the answer: %v", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e struct {
+			Error struct{ Code, Message string } `json:"error"`
+		}
+		if json.Unmarshal(raw, &e) == nil && e.Error.Message != "" {
+			return fail("no decision (HTTP %d, %s): %s", resp.StatusCode, e.Error.Code, e.Error.Message)
+		}
+		return fail("no decision (HTTP %d): %s", resp.StatusCode, strings.TrimSpace(string(raw)))
+	}
+	var d tollgate.Decision
+	if err := json.Unmarshal(raw, &d); err != nil || (d.Status != tollgate.Accepted && d.Status != tollgate.Refused) {
+		return fail("no decision: the server answered something that is not a decision: %s", strings.TrimSpace(string(raw)))
+	}
+	if *asJSON {
+		fmt.Fprintf(c.stdout, "%s\n", raw)
+	} else {
+		printDecision(c.stdout, d)
+	}
+	if d.Status != tollgate.Accepted {
+		return exitNo
+	}
+	return exitOK
+}
+
+func printDecision(w io.Writer, d tollgate.Decision) {
+	fmt.Fprintf(w, "%s: %s/%s on %s to %s (decision %s)\n", d.Status, d.Project, d.Pipeline, d.Branch, d.Environment, d.ID)
+	for _, r := range d.Reasons {
+		fmt.Fprintf(w, "  reason  %s: %s\n", r.Code, r.Message)
+	}
+	for _, r := range d.Warnings {
+		fmt.Fprintf(w, "  warning %s: %s\n", r.Code, r.Message)
+	}
+}

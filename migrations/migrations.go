@@ -1,0 +1,90 @@
+// Package migrations holds the SQL schema of tollgate's stores, one directory
+// of versioned goose migrations per database (sqlite/, postgres/), embedded in
+// the binary so that a store brings its schema up to date when it opens and
+// `tollgate migrate` needs no files beside it.
+//
+// Both directories describe the same tables and indexes, version for version:
+// a change to one is made to the other in a migration of the same number.
+package migrations
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+)
+
+// Dialect names the database a set of migrations is written for.
+type Dialect string
+
+// The databases tollgate stores its history in.
+const (
+	SQLite   Dialect = "sqlite"
+	Postgres Dialect = "postgres"
+)
+
+//go:embed sqlite/*.sql postgres/*.sql
+var files embed.FS
+
+// Files returns the migration files of d, named NNNNN_description.sql.
+func Files(d Dialect) (fs.FS, error) {
+	if d != SQLite && d != Postgres {
+		return nil, fmt.Errorf("migrations: unknown dialect %q (want %q or %q)", d, SQLite, Postgres)
+	}
+	return fs.Sub(files, string(d))
+}
+
+// Apply brings the schema of db up to the latest version for dialect d and
+// returns the file names of the migrations it applied, in order (none when
+// the schema is already current). Each migration runs in its own transaction,
+// so a failed one leaves the schema at the previous version; the error names
+// it. On PostgreSQL a session advisory lock keeps two tollgate processes
+// starting at once from migrating together.
+func Apply(ctx context.Context, db *sql.DB, d Dialect) ([]string, error) {
+	fsys, err := Files(d)
+	if err != nil {
+		return nil, err
+	}
+	return apply(ctx, db, d, fsys)
+}
+
+func apply(ctx context.Context, db *sql.DB, d Dialect, fsys fs.FS) ([]string, error) {
+	opts := []goose.ProviderOption{
+		// goose's global registry of Go migrations is process-wide state we
+		// neither use nor want to pick up from another package.
+		goose.WithDisableGlobalRegistry(true),
+	}
+	dialect := goose.DialectSQLite3
+	if d == Postgres {
+		dialect = goose.DialectPostgres
+		locker, err := lock.NewPostgresSessionLocker()
+		if err != nil {
+			return nil, fmt.Errorf("migrations: postgres lock: %w", err)
+		}
+		opts = append(opts, goose.WithSessionLocker(locker))
+	}
+	provider, err := goose.NewProvider(dialect, db, fsys, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("migrations: load %s migrations: %w", d, err)
+	}
+	results, err := provider.Up(ctx)
+	if err != nil {
+		var partial *goose.PartialError
+		if errors.As(err, &partial) && partial.Failed != nil && partial.Failed.Source != nil {
+			return nil, fmt.Errorf("migrations: apply %s migration %s: %w",
+				d, path.Base(partial.Failed.Source.Path), partial.Err)
+		}
+		return nil, fmt.Errorf("migrations: apply %s migrations: %w", d, err)
+	}
+	applied := make([]string, 0, len(results))
+	for _, r := range results {
+		applied = append(applied, path.Base(r.Source.Path))
+	}
+	return applied, nil
+}

@@ -1,0 +1,107 @@
+package rego
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/tollgate/tollgate"
+)
+
+// PolicySource gives the policy to use now. *Engine is one; a request loads
+// it once and uses that snapshot to the end, even if a reload swaps it.
+type PolicySource interface {
+	Policy() *Policy
+}
+
+// LicenceChecker reports the licence status at a given time
+// (*licence.Verifier).
+type LicenceChecker interface {
+	Check(at time.Time) tollgate.Licence
+}
+
+// Gate decides requests the way the service does: it reads the clock, the
+// licence and the cooldown state, evaluates the policy and records the
+// decision, with the cooldown check and the record as one atomic step.
+type Gate struct {
+	Policies PolicySource
+	Store    tollgate.DecisionStore
+	Licence  LicenceChecker
+	Now      func() time.Time // the clock adapter: time.Now in production
+	NewID    func() string    // decision IDs, time-ordered
+}
+
+// Evaluate decides on r and records the decision before returning it. An
+// error means nothing was recorded and the request must not proceed: the
+// caller answers 503, never accepted.
+func (g *Gate) Evaluate(ctx context.Context, r tollgate.Request) (tollgate.Record, error) {
+	policy := g.Policies.Policy()
+	var key *tollgate.CooldownKey
+	if k, ok := policy.CooldownKey(r); ok {
+		key = &k
+	}
+	return g.Store.Decide(ctx, key, func(cooldown tollgate.Cooldown) (tollgate.Record, error) {
+		// The clock is read once the key is held, so that a request that
+		// waited for another one sees the cooldown that one started.
+		now := g.Now().UTC()
+		c := tollgate.Context{Now: now, Licence: g.Licence.Check(now), Cooldown: cooldown}
+		d := policy.Evaluate(ctx, r, c)
+		d.ID = g.NewID()
+		return tollgate.Record{Decision: d, Request: r, Context: c}, nil
+	})
+}
+
+// Simulation is a "what if" question: another time, another cooldown state,
+// another configuration. Nil fields mean "as it is now".
+type Simulation struct {
+	Request      tollgate.Request
+	At           *time.Time
+	Cooldown     *tollgate.Cooldown
+	GlobalPolicy any // replaces data.tollgate.config.global_policy
+	Projects     any // replaces data.tollgate.config.projects
+}
+
+// Simulate answers a Simulation without side effects: nothing is recorded
+// and no cooldown starts. Without a Cooldown it reads the current state, so
+// that a simulation predicts what an evaluation would answer.
+func (g *Gate) Simulate(ctx context.Context, s Simulation) (tollgate.Decision, error) {
+	policy := g.Policies.Policy()
+	if s.GlobalPolicy != nil || s.Projects != nil {
+		b, err := policy.Bundle().WithConfig(s.GlobalPolicy, s.Projects)
+		if err != nil {
+			return tollgate.Decision{}, tollgate.Errorf(tollgate.EInvalid, "config: %v", err)
+		}
+		if policy, err = Compile(ctx, b); err != nil {
+			return tollgate.Decision{}, fmt.Errorf("simulate: %w", err)
+		}
+	}
+	now := g.Now().UTC()
+	if s.At != nil {
+		now = s.At.UTC()
+	}
+	c := tollgate.Context{Now: now, Licence: g.Licence.Check(now)}
+	switch key, ok := policy.CooldownKey(s.Request); {
+	case s.Cooldown != nil:
+		c.Cooldown = *s.Cooldown
+	case ok:
+		cooldown, err := g.Store.Cooldown(ctx, key)
+		if err != nil {
+			return tollgate.Decision{}, err
+		}
+		c.Cooldown = cooldown
+	}
+	d := policy.Evaluate(ctx, s.Request, c)
+	d.Simulated = true
+	return d, nil
+}
+
+// configRevision names a bundle whose configuration a simulation replaced:
+// the bundle's revision plus a hash of the replacement.
+func configRevision(base string, globalPolicy, projects any) string {
+	h := sha256.New()
+	json.NewEncoder(h).Encode([]any{globalPolicy, projects}) // map keys sorted: canonical
+	return base + "+config:" + hex.EncodeToString(h.Sum(nil))[:12]
+}

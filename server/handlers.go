@@ -1,0 +1,186 @@
+package server
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/tollgate/tollgate"
+	"github.com/tollgate/tollgate/rego"
+)
+
+// evaluate decides, records, then answers: the answer exists only once the
+// decision is in the history. A store failure is a 503, never an accepted.
+func (s *Server) evaluate(c echo.Context) error {
+	body, err := s.readJSON(c)
+	if err != nil {
+		return err
+	}
+	req, err := tollgate.DecodeRequest(body)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	rec, err := s.cfg.Gate.Evaluate(c.Request().Context(), req)
+	s.cfg.Metrics.observeStore("decide", time.Since(start), err)
+	if err != nil {
+		if tollgate.ErrorCode(err) == tollgate.EInternal {
+			err = tollgate.Errorf(tollgate.EUnavailable, "the decision could not be recorded, so it is not given: %v", err)
+		}
+		return err
+	}
+	s.cfg.Metrics.observeDecision("evaluate", rec.Decision, time.Since(start))
+	return c.JSON(http.StatusOK, rec.Decision)
+}
+
+// simulateBody is design §4's simulate request.
+type simulateBody struct {
+	Input   json.RawMessage `json:"input"`
+	At      *time.Time      `json:"at"`
+	Context *struct {
+		Cooldown *struct {
+			LastAcceptedAt *time.Time `json:"last_accepted_at"`
+		} `json:"cooldown"`
+	} `json:"context"`
+	Config *struct {
+		GlobalPolicy any `json:"global_policy"`
+		Projects     any `json:"projects"`
+	} `json:"config"`
+}
+
+func (s *Server) simulate(c echo.Context) error {
+	body, err := s.readJSON(c)
+	if err != nil {
+		return err
+	}
+	var sb simulateBody
+	if err := tollgate.DecodeStrict(body, &sb); err != nil {
+		return err
+	}
+	if len(sb.Input) == 0 || string(sb.Input) == "null" {
+		return tollgate.Errorf(tollgate.EInvalid, "input is required: the request to simulate")
+	}
+	req, err := tollgate.DecodeRequest(sb.Input)
+	if err != nil {
+		return tollgate.Errorf(tollgate.EInvalid, "input: %v", err)
+	}
+	sim := rego.Simulation{Request: req, At: sb.At}
+	if sb.Context != nil && sb.Context.Cooldown != nil {
+		sim.Cooldown = &tollgate.Cooldown{}
+		if sb.Context.Cooldown.LastAcceptedAt != nil {
+			sim.Cooldown.LastAcceptedAt = *sb.Context.Cooldown.LastAcceptedAt
+		}
+	}
+	if sb.Config != nil {
+		sim.GlobalPolicy, sim.Projects = sb.Config.GlobalPolicy, sb.Config.Projects
+	}
+	start := time.Now()
+	d, err := s.cfg.Gate.Simulate(c.Request().Context(), sim)
+	if err != nil {
+		return err
+	}
+	s.cfg.Metrics.observeDecision("simulate", d, time.Since(start))
+	return c.JSON(http.StatusOK, d)
+}
+
+// historyItem is a record as the history API shows it: the decision, with
+// the request and context it was made in.
+type historyItem struct {
+	tollgate.Decision
+	Request tollgate.Request `json:"request"`
+	Context tollgate.Context `json:"context"`
+}
+
+func newHistoryItem(r tollgate.Record) historyItem {
+	return historyItem{Decision: r.Decision, Request: r.Request, Context: r.Context}
+}
+
+func (s *Server) listDecisions(c echo.Context) error {
+	f, err := decisionFilter(c)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	page, err := s.cfg.Store.Decisions(c.Request().Context(), f)
+	s.cfg.Metrics.observeStore("list", time.Since(start), err)
+	if err != nil {
+		return err
+	}
+	items := make([]historyItem, len(page.Records))
+	for i, r := range page.Records {
+		items[i] = newHistoryItem(r)
+	}
+	return c.JSON(http.StatusOK, map[string]any{"decisions": items, "next_cursor": page.NextCursor})
+}
+
+func decisionFilter(c echo.Context) (tollgate.DecisionFilter, error) {
+	q := c.QueryParams()
+	for name := range q {
+		switch name {
+		case "project", "pipeline", "branch", "status", "since", "until", "limit", "cursor":
+		default:
+			return tollgate.DecisionFilter{}, tollgate.Errorf(tollgate.EInvalid,
+				"unknown query parameter %q: filters are project, pipeline, branch, status, since, until, limit, cursor", name)
+		}
+	}
+	f := tollgate.DecisionFilter{
+		Project: q.Get("project"), Pipeline: q.Get("pipeline"), Branch: q.Get("branch"),
+		Status: tollgate.Status(q.Get("status")), Cursor: q.Get("cursor"),
+	}
+	if f.Status != "" && f.Status != tollgate.Accepted && f.Status != tollgate.Refused {
+		return f, tollgate.Errorf(tollgate.EInvalid, "status must be accepted or refused, got %q", f.Status)
+	}
+	for _, t := range []struct {
+		name string
+		dst  *time.Time
+	}{{"since", &f.Since}, {"until", &f.Until}} {
+		if v := q.Get(t.name); v != "" {
+			parsed, err := time.Parse(time.RFC3339Nano, v)
+			if err != nil {
+				return f, tollgate.Errorf(tollgate.EInvalid, "%s must be an RFC 3339 time such as 2026-11-23T10:00:00Z, got %q", t.name, v)
+			}
+			*t.dst = parsed
+		}
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > tollgate.MaxPageSize {
+			return f, tollgate.Errorf(tollgate.EInvalid, "limit must be a number from 1 to %d, got %q", tollgate.MaxPageSize, v)
+		}
+		f.Limit = n
+	}
+	return f, nil
+}
+
+func (s *Server) getDecision(c echo.Context) error {
+	start := time.Now()
+	rec, err := s.cfg.Store.Decision(c.Request().Context(), c.Param("id"))
+	s.cfg.Metrics.observeStore("get", time.Since(start), err)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, newHistoryItem(rec))
+}
+
+func (s *Server) bundles(c echo.Context) error {
+	return c.JSON(http.StatusOK, s.cfg.Engine.Status())
+}
+
+func (s *Server) healthz(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// readyz is 200 only when a bundle is active and the store answers: a load
+// balancer must not send requests that would be refused with 503.
+func (s *Server) readyz(c echo.Context) error {
+	if s.cfg.Engine.Policy() == nil {
+		return newError(http.StatusServiceUnavailable, tollgate.EUnavailable, "no bundle is active")
+	}
+	if err := s.cfg.Store.Ping(c.Request().Context()); err != nil {
+		return newError(http.StatusServiceUnavailable, tollgate.EUnavailable, "the store is unreachable: "+err.Error())
+	}
+	return c.JSON(http.StatusOK, map[string]string{"status": "ready", "revision": s.cfg.Engine.Status().Revision})
+}

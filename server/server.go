@@ -1,0 +1,189 @@
+// Package server is tollgate's HTTP API (design §4) on echo: it decodes
+// requests, calls the gate and encodes the answers, with errors in one shape,
+// {"error": {"code", "message"}}, and Prometheus metrics. It holds no
+// decision logic of its own.
+package server
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strconv"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/tollgate/tollgate"
+	"github.com/tollgate/tollgate/rego"
+)
+
+// DefaultBodyLimit is the largest request body accepted.
+const DefaultBodyLimit = 1 << 20
+
+// Engine is the active bundle: the policy to use now and its status.
+type Engine interface {
+	Policy() *rego.Policy
+	Status() rego.BundleStatus
+}
+
+// Config is what the server needs; every field is required but BodyLimit.
+type Config struct {
+	Gate      *rego.Gate
+	Engine    Engine
+	Store     tollgate.DecisionStore
+	Metrics   *Metrics
+	Registry  *prometheus.Registry
+	Logger    *slog.Logger
+	BodyLimit int64 // bytes; DefaultBodyLimit when 0
+}
+
+// Server serves the API. Use Handler in an http.Server.
+type Server struct {
+	cfg  Config
+	echo *echo.Echo
+}
+
+// New builds the server and its routes.
+func New(cfg Config) *Server {
+	if cfg.BodyLimit <= 0 {
+		cfg.BodyLimit = DefaultBodyLimit
+	}
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	s := &Server{cfg: cfg, echo: e}
+	e.HTTPErrorHandler = s.handleError
+	e.Use(s.observe)
+
+	e.POST("/v1/evaluate", s.evaluate)
+	e.POST("/v1/simulate", s.simulate)
+	e.GET("/v1/decisions", s.listDecisions)
+	e.GET("/v1/decisions/:id", s.getDecision)
+	e.GET("/v1/bundles", s.bundles)
+	e.GET("/healthz", s.healthz)
+	e.GET("/readyz", s.readyz)
+	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{Registry: cfg.Registry})))
+	return s
+}
+
+// Handler is the server's http.Handler.
+func (s *Server) Handler() http.Handler { return s.echo }
+
+// errorBody is the one shape of every error answer.
+type errorBody struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+// apiError is an error with its HTTP status.
+type apiError struct {
+	status int
+	code   string
+	msg    string
+}
+
+func (e *apiError) Error() string { return e.msg }
+
+func newError(status int, code, msg string) *apiError { return &apiError{status, code, msg} }
+
+// handleError turns any error a handler returns into the error body.
+// Domain errors map by code; anything unknown is a 500 whose details go to
+// the log, not to the caller.
+func (s *Server) handleError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	var (
+		apiErr  *apiError
+		domErr  *tollgate.Error
+		echoErr *echo.HTTPError
+	)
+	e := &apiError{status: http.StatusInternalServerError, code: tollgate.EInternal, msg: "internal error"}
+	switch {
+	case errors.As(err, &apiErr):
+		e = apiErr
+	case errors.As(err, &domErr):
+		e.code, e.msg = domErr.Code, domErr.Message
+		switch domErr.Code {
+		case tollgate.EInvalid:
+			e.status = http.StatusBadRequest
+		case tollgate.ENotFound:
+			e.status = http.StatusNotFound
+		case tollgate.EUnavailable:
+			e.status = http.StatusServiceUnavailable
+		}
+	case errors.As(err, &echoErr):
+		e.status = echoErr.Code
+		e.code = map[int]string{
+			http.StatusNotFound:         tollgate.ENotFound,
+			http.StatusMethodNotAllowed: "method_not_allowed",
+		}[echoErr.Code]
+		if e.code == "" {
+			e.code = tollgate.EInvalid
+		}
+		e.msg = http.StatusText(echoErr.Code)
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		e.status, e.code, e.msg = http.StatusServiceUnavailable, tollgate.EUnavailable, "the request was cancelled or timed out before a decision was recorded"
+	}
+	if e.status >= 500 {
+		s.cfg.Logger.Error("request failed", "method", c.Request().Method, "path", c.Path(), "status", e.status, "error", err)
+	}
+	var body errorBody
+	body.Error.Code, body.Error.Message = e.code, e.msg
+	if err := c.JSON(e.status, body); err != nil {
+		s.cfg.Logger.Warn("write error response", "error", err)
+	}
+}
+
+// observe counts requests by route and status.
+func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		err := next(c)
+		if err != nil {
+			c.Error(err) // writes the answer, so the status is known
+		}
+		route := c.Path()
+		if route == "" {
+			route = "unmatched"
+		}
+		s.cfg.Metrics.requests.WithLabelValues(route, http.StatusText(c.Response().Status)).Inc()
+		return nil
+	}
+}
+
+// readJSON reads a JSON request body within the size limit. The decoding
+// itself is the caller's, which knows the shape.
+func (s *Server) readJSON(c echo.Context) ([]byte, error) {
+	req := c.Request()
+	mediaType, _, err := mime.ParseMediaType(req.Header.Get(echo.HeaderContentType))
+	if err != nil || mediaType != echo.MIMEApplicationJSON {
+		return nil, newError(http.StatusUnsupportedMediaType, tollgate.EInvalid,
+			"Content-Type must be application/json")
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), req.Body, s.cfg.BodyLimit))
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		return nil, newError(http.StatusRequestEntityTooLarge, tollgate.EInvalid,
+			"request body is larger than the limit of "+humanBytes(s.cfg.BodyLimit))
+	case err != nil:
+		return nil, newError(http.StatusBadRequest, tollgate.EInvalid, "could not read the request body: "+err.Error())
+	}
+	return body, nil
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return strconv.FormatInt(n>>20, 10) + " MiB"
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return strconv.FormatInt(n>>10, 10) + " KiB"
+	default:
+		return strconv.FormatInt(n, 10) + " bytes"
+	}
+}

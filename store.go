@@ -1,0 +1,64 @@
+package tollgate
+
+import (
+	"context"
+	"time"
+)
+
+// Record is a decision as the history keeps it: the answer, the request it
+// answered and the context it was evaluated in. With the bundle revision in
+// the decision, that is enough to replay it and get the same answer.
+type Record struct {
+	Decision Decision `json:"decision"`
+	Request  Request  `json:"request"`
+	Context  Context  `json:"context"`
+}
+
+// DecisionStore is the decision history and the cooldown state.
+type DecisionStore interface {
+	// Decide runs decide with the cooldown state of key and records the
+	// Record it returns, as one atomic step: no other Decide for the same
+	// key runs between the read and the write, across every process sharing
+	// the store, so simultaneous requests cannot all pass a cooldown. An
+	// accepted record starts the key's cooldown. A nil key means no cooldown
+	// applies: decide gets the zero Cooldown. The record is durable when
+	// Decide returns; if decide or the write fails, nothing is recorded.
+	Decide(ctx context.Context, key *CooldownKey, decide func(Cooldown) (Record, error)) (Record, error)
+
+	// Cooldown reads the cooldown state of key without recording anything,
+	// for simulations.
+	Cooldown(ctx context.Context, key CooldownKey) (Cooldown, error)
+
+	// Decision returns one record by decision ID, or an ENotFound error.
+	Decision(ctx context.Context, id string) (Record, error)
+
+	// Decisions lists records, newest first, one page at a time.
+	Decisions(ctx context.Context, f DecisionFilter) (DecisionPage, error)
+
+	// Ping reports whether the store can be reached.
+	Ping(ctx context.Context) error
+
+	// Close flushes pending writes and releases the store.
+	Close() error
+}
+
+// DecisionFilter selects history records. Zero fields do not filter.
+type DecisionFilter struct {
+	Project, Pipeline, Branch string
+	Status                    Status
+	Since, Until              time.Time // evaluated_at in [Since, Until)
+	Limit                     int       // page size; the store caps it
+	Cursor                    string    // NextCursor of the previous page
+}
+
+// DecisionPage is one page of history. NextCursor is empty on the last page.
+type DecisionPage struct {
+	Records    []Record
+	NextCursor string
+}
+
+// Page sizes of DecisionFilter.Limit.
+const (
+	DefaultPageSize = 50
+	MaxPageSize     = 500
+)
