@@ -38,7 +38,7 @@ requests in flight and flush the history before exiting.`)
 	logFormat := f.String("log-format", "text", "log `FORMAT`: text or json")
 	logLevel := f.String("log-level", "info", "log `LEVEL`: debug, info, warn or error")
 	bodyLimit := f.Int64("body-limit", server.DefaultBodyLimit, "largest request body in `BYTES`")
-	debounce := f.Duration("reload-debounce", 2*time.Second, "wait this `DURATION` after the last change to the bundle before reloading it")
+	debounce := f.Duration("reload-debounce", rego.DefaultDebounce, "wait this `DURATION` after the last change to the bundle before reloading it")
 	shutdownTimeout := f.Duration("shutdown-timeout", 30*time.Second, "on SIGTERM, wait at most this `DURATION` for requests in flight")
 	extra, err := f.parse(args)
 	if err != nil {
