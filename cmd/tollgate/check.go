@@ -32,19 +32,13 @@ built from the flags, or read as JSON from --input or stdin.`)
 	inputPath := f.String("input", "", "read the request JSON from `FILE` (- is stdin)")
 	timeout := f.Duration("timeout", 30*time.Second, "give up after this `DURATION`")
 	asJSON := f.Bool("json", false, "print the decision as JSON")
-	extra, err := f.parse(args)
-	if err != nil {
-		return exitCode(err)
+	if code, ok := f.parseNoArgs(args); !ok {
+		return code
 	}
-	if len(extra) > 0 {
-		return f.usageError("unexpected argument %q", extra[0])
-	}
-	fail := func(format string, args ...any) int {
-		c.errorf("check", format, args...)
-		return exitError
-	}
+	fail := f.fail
 
 	var body []byte
+	var err error
 	if *repository != "" || *branch != "" || *pipeline != "" || *environment != "" {
 		r := tollgate.Request{Repository: *repository, Branch: *branch, Pipeline: *pipeline,
 			Metadata: tollgate.Metadata{Initiator: *initiator, RunID: *runID, Environment: *environment}}

@@ -30,17 +30,11 @@ Exit 0 accepted, 1 refused, 2 error (bad input, bundle or key).`)
 	keyPath := f.String("license-key", "", "the PEM public key `FILE` that verifies the licence (required)")
 	atValue := f.String("at", "", "evaluate at this `RFC3339` time instead of now")
 	inputPath := f.String("input", "", "read the request from `FILE` instead of stdin (- is stdin)")
-	extra, err := f.parse(args)
-	if err != nil {
-		return exitCode(err)
+	if code, ok := f.parseNoArgs(args); !ok {
+		return code
 	}
-	if len(extra) > 0 {
-		return f.usageError("unexpected argument %q: the request is read from --input or stdin", extra[0])
-	}
-	fail := func(format string, args ...any) int {
-		c.errorf("eval", format, args...)
-		return exitError
-	}
+	fail := f.fail
+	var err error
 	if *keyPath == "" {
 		return fail("--license-key is required: the PEM public key that verifies the licence (see `tollgate license keygen`)")
 	}

@@ -32,6 +32,26 @@ func envName(flagName string) string {
 	return "TOLLGATE_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
+// parseNoArgs parses args for a command that takes no positional argument.
+// When ok is false the command must exit with code: -h was asked, or the
+// usage was wrong and has been explained.
+func (f *flags) parseNoArgs(args []string) (code int, ok bool) {
+	extra, err := f.parse(args)
+	switch {
+	case err != nil:
+		return exitCode(err), false
+	case len(extra) > 0:
+		return f.usageError("unexpected argument %q", extra[0]), false
+	}
+	return exitOK, true
+}
+
+// fail prints a message for the user and returns the error exit code.
+func (f *flags) fail(format string, args ...any) int {
+	f.c.errorf(strings.TrimPrefix(f.Name(), "tollgate "), format, args...)
+	return exitError
+}
+
 // errUsage marks an error whose message has been printed already.
 var errUsage = errors.New("usage error")
 

@@ -68,17 +68,10 @@ replacing the key invalidates every licence the old one signed.`)
 	out := f.String("out", "", "write the key files into `DIR` (created if missing)")
 	force := f.Bool("force", false, "replace existing key files")
 	bits := f.Int("bits", 3072, "RSA key size in `BITS` (2048 at least)")
-	extra, err := f.parse(args)
-	if err != nil {
-		return exitCode(err)
+	if code, ok := f.parseNoArgs(args); !ok {
+		return code
 	}
-	if len(extra) > 0 {
-		return f.usageError("unexpected argument %q", extra[0])
-	}
-	fail := func(format string, args ...any) int {
-		c.errorf("license keygen", format, args...)
-		return exitError
-	}
+	fail := f.fail
 	if *out == "" {
 		return fail("--out is required: the directory to write %s and %s into", privateKeyFile, publicKeyFile)
 	}
@@ -149,17 +142,11 @@ The licence is valid from --issued-at (or --not-before, if later) until
 	edition := f.String("edition", licence.RequiredEdition, "the `EDITION`; only \"pro\" lets tollgate evaluate")
 	notBefore := f.String("not-before", "", "the `RFC3339` time the licence starts (default: its issue time)")
 	issuedAt := f.String("issued-at", "", "the `RFC3339` issue time (default now)")
-	extra, err := f.parse(args)
-	if err != nil {
-		return exitCode(err)
+	if code, ok := f.parseNoArgs(args); !ok {
+		return code
 	}
-	if len(extra) > 0 {
-		return f.usageError("unexpected argument %q", extra[0])
-	}
-	fail := func(format string, args ...any) int {
-		c.errorf("license issue", format, args...)
-		return exitError
-	}
+	fail := f.fail
+	var err error
 	switch {
 	case *keyPath == "":
 		return fail("--key is required: the PEM private key that signs licences (see `tollgate license keygen`)")
@@ -222,10 +209,7 @@ yet valid), 2 usage error or unusable key.`)
 	if len(files) != 1 {
 		return f.usageError("want one licence FILE, got %d arguments", len(files))
 	}
-	fail := func(format string, args ...any) int {
-		c.errorf("license verify", format, args...)
-		return exitError
-	}
+	fail := f.fail
 	if *keyPath == "" {
 		return fail("--key is required: the PEM public key that verifies licences (see `tollgate license keygen`)")
 	}

@@ -40,12 +40,8 @@ requests in flight and flush the history before exiting.`)
 	bodyLimit := f.Int64("body-limit", server.DefaultBodyLimit, "largest request body in `BYTES`")
 	debounce := f.Duration("reload-debounce", rego.DefaultDebounce, "wait this `DURATION` after the last change to the bundle before reloading it")
 	shutdownTimeout := f.Duration("shutdown-timeout", 30*time.Second, "on SIGTERM, wait at most this `DURATION` for requests in flight")
-	extra, err := f.parse(args)
-	if err != nil {
-		return exitCode(err)
-	}
-	if len(extra) > 0 {
-		return f.usageError("unexpected argument %q", extra[0])
+	if code, ok := f.parseNoArgs(args); !ok {
+		return code
 	}
 	if *keyPath == "" {
 		return f.usageError("--license-key is required: the PEM public key that verifies the licence (see `tollgate license keygen`)")
