@@ -100,7 +100,7 @@ func describeJSONError(err error) string {
 	case errors.As(err, &typeErr):
 		field := typeErr.Field
 		if field == "" {
-			return fmt.Sprintf("invalid JSON: expected %s, got %s", typeErr.Type, typeErr.Value)
+			return fmt.Sprintf("invalid JSON: expected %s, got %s", jsonKind(typeErr.Type.Kind().String()), typeErr.Value)
 		}
 		return fmt.Sprintf("%s must be %s, got %s", field, jsonKind(typeErr.Type.Kind().String()), typeErr.Value)
 	case errors.As(err, &syntaxErr):

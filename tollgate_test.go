@@ -27,7 +27,7 @@ func TestDecodeRequestRejectsBadInput(t *testing.T) {
 		{"empty", ``, "empty body"},
 		{"not JSON", `repository=org/x`, "malformed JSON"},
 		{"truncated", `{"repository": "org/x"`, "invalid JSON"},
-		{"array", `[]`, "expected tollgate.Request"},
+		{"array", `[]`, "expected an object, got array"},
 		{"missing repository", `{"branch":"main","pipeline":"p","metadata":{"environment":"production"}}`, "repository is required"},
 		{"missing branch", `{"repository":"r","pipeline":"p","metadata":{"environment":"production"}}`, "branch is required"},
 		{"missing pipeline", `{"repository":"r","branch":"main","metadata":{"environment":"production"}}`, "pipeline is required"},

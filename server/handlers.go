@@ -39,10 +39,10 @@ func (s *Server) evaluate(c echo.Context) error {
 // simulateBody is design §4's simulate request.
 type simulateBody struct {
 	Input   json.RawMessage `json:"input"`
-	At      *time.Time      `json:"at"`
+	At      string          `json:"at"`
 	Context *struct {
 		Cooldown *struct {
-			LastAcceptedAt *time.Time `json:"last_accepted_at"`
+			LastAcceptedAt string `json:"last_accepted_at"`
 		} `json:"cooldown"`
 	} `json:"context"`
 	Config *struct {
@@ -67,11 +67,20 @@ func (s *Server) simulate(c echo.Context) error {
 	if err != nil {
 		return tollgate.Errorf(tollgate.EInvalid, "input: %v", err)
 	}
-	sim := rego.Simulation{Request: req, At: sb.At}
+	sim := rego.Simulation{Request: req}
+	if sb.At != "" {
+		at, err := parseTime("at", sb.At)
+		if err != nil {
+			return err
+		}
+		sim.At = &at
+	}
 	if sb.Context != nil && sb.Context.Cooldown != nil {
 		sim.Cooldown = &tollgate.Cooldown{}
-		if sb.Context.Cooldown.LastAcceptedAt != nil {
-			sim.Cooldown.LastAcceptedAt = *sb.Context.Cooldown.LastAcceptedAt
+		if v := sb.Context.Cooldown.LastAcceptedAt; v != "" {
+			if sim.Cooldown.LastAcceptedAt, err = parseTime("context.cooldown.last_accepted_at", v); err != nil {
+				return err
+			}
 		}
 	}
 	if sb.Config != nil {
@@ -138,9 +147,9 @@ func decisionFilter(c echo.Context) (tollgate.DecisionFilter, error) {
 		dst  *time.Time
 	}{{"since", &f.Since}, {"until", &f.Until}} {
 		if v := q.Get(t.name); v != "" {
-			parsed, err := time.Parse(time.RFC3339Nano, v)
+			parsed, err := parseTime(t.name, v)
 			if err != nil {
-				return f, tollgate.Errorf(tollgate.EInvalid, "%s must be an RFC 3339 time such as 2026-11-23T10:00:00Z, got %q", t.name, v)
+				return f, err
 			}
 			*t.dst = parsed
 		}
@@ -183,4 +192,12 @@ func (s *Server) readyz(c echo.Context) error {
 		return newError(http.StatusServiceUnavailable, tollgate.EUnavailable, "the store is unreachable: "+err.Error())
 	}
 	return c.JSON(http.StatusOK, map[string]string{"status": "ready", "revision": s.cfg.Engine.Status().Revision})
+}
+
+func parseTime(name, value string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339Nano, value)
+	if err != nil {
+		return t, tollgate.Errorf(tollgate.EInvalid, "%s must be an RFC 3339 time such as 2026-11-23T10:00:00Z, got %q", name, value)
+	}
+	return t, nil
 }

@@ -151,7 +151,7 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		if route == "" {
 			route = "unmatched"
 		}
-		s.cfg.Metrics.requests.WithLabelValues(route, http.StatusText(c.Response().Status)).Inc()
+		s.cfg.Metrics.requests.WithLabelValues(route, strconv.Itoa(c.Response().Status)).Inc()
 		return nil
 	}
 }

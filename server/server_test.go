@@ -263,6 +263,10 @@ func TestSimulateHasNoSideEffects(t *testing.T) {
 	if code, _ := f.post("/v1/simulate", `{"at": "2026-11-28T10:00:00Z"}`); code != http.StatusBadRequest {
 		t.Fatalf("simulate without input: %d", code)
 	}
+	code, body = f.post("/v1/simulate", `{"input": `+exampleRequest+`, "at": "tomorrow"}`)
+	if code != http.StatusBadRequest || !strings.Contains(body["error"].(map[string]any)["message"].(string), "at must be an RFC 3339 time") {
+		t.Fatalf("simulate with a bad time: %d %v", code, body)
+	}
 	// Nothing was recorded, and no cooldown started: a real evaluation is accepted.
 	if n := f.countDecisions(); n != 0 {
 		t.Fatalf("simulate recorded %d decisions", n)
@@ -374,7 +378,7 @@ func TestOperationalEndpoints(t *testing.T) {
 		`tollgate_decisions_total{endpoint="evaluate",status="accepted"} 1`,
 		`tollgate_evaluation_duration_seconds_count{endpoint="evaluate"} 1`,
 		`tollgate_store_duration_seconds_count{operation="decide"} 1`,
-		`tollgate_http_requests_total{code="OK",route="/v1/evaluate"} 1`,
+		`tollgate_http_requests_total{code="200",route="/v1/evaluate"} 1`,
 		`go_goroutines`,
 	} {
 		if !bytes.Contains(metrics, []byte(want)) {

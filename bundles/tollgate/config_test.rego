@@ -1,17 +1,16 @@
-# Tests for the configuration names (config.rego) and sanity checks of the
-# shipped configuration files, so a broken edit fails `opa test`.
+# Tests for the configuration names (config.rego) and shape checks of the
+# shipped configuration files, so a broken edit fails `opa test` too. They
+# hold for any valid configuration: they check its shape, never its values.
 package tollgate.config_test
 
 import data.tollgate.config
 
 test_global_policy_is_the_bundle_data_file if {
-	config.global_policy == data.config.global_policy
-	config.global_policy.timezone == "Europe/Paris"
+	config.global_policy == {"timezone": "UTC"} with data.config.global_policy as {"timezone": "UTC"}
 }
 
 test_projects_is_the_bundle_data_file if {
-	config.projects == data.config.projects
-	"service-api" in object.keys(config.projects)
+	config.projects == {"a": {}} with data.config.projects as {"a": {}}
 }
 
 test_missing_configuration_is_undefined if {
@@ -29,7 +28,7 @@ test_shipped_timezone_is_a_valid_iana_name if {
 }
 
 test_shipped_freezes_are_well_formed if {
-	every freeze in config.global_policy.freezes {
+	every freeze in object.get(config.global_policy, "freezes", []) {
 		is_string(freeze.id)
 		time.parse_rfc3339_ns(freeze.start) < time.parse_rfc3339_ns(freeze.end)
 	}
@@ -37,7 +36,7 @@ test_shipped_freezes_are_well_formed if {
 
 test_shipped_time_windows_are_well_formed if {
 	days := {"monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"}
-	every window in config.global_policy.time_windows {
+	every window in object.get(config.global_policy, "time_windows", []) {
 		count(window.days) > 0
 		every day in window.days {
 			day in days

@@ -26,13 +26,20 @@ decision := {
 	"environment": input.request.metadata.environment,
 }
 
-reasons := licence.reasons if {
+# The usual case comes first in each else chain: OPA evaluates the branches
+# in order. The last branch keeps its condition, so that an undefined value
+# above (a broken rule) leaves the decision undefined: policy_error.
+reasons := array.concat(array.concat(resolve.reasons, global.reasons), local.refusals) if {
+	count(licence.reasons) == 0
+} else := licence.reasons if {
 	count(licence.reasons) > 0
-} else := array.concat(array.concat(resolve.reasons, global.reasons), local.refusals)
+}
 
-warnings := [] if {
+warnings := local.warnings if {
+	count(licence.reasons) == 0
+} else := [] if {
 	count(licence.reasons) > 0
-} else := local.warnings
+}
 
 status := "accepted" if {
 	count(reasons) == 0

@@ -11,26 +11,33 @@ package tollgate.local
 import data.tollgate.global
 import data.tollgate.resolve
 
-# Unmanaged requests have no local rules. Otherwise the value is computed in
-# the final branch, so a rule that is undefined (a broken configuration, such
+# Unmanaged requests have no local rules. Each else branch keeps its
+# condition, so that a rule that is undefined (a broken configuration, such
 # as a pipeline without "type") leaves findings undefined and the decision
 # fails closed (policy_error) instead of silently dropping the local rules.
-findings := [] if {
-	not resolve.managed
-} else := array.concat(
+# The usual case comes first: OPA evaluates the branches in order.
+findings := array.concat(
 	array.concat(branch_reasons, type_reasons),
 	array.concat(cooldown_reasons, project_reasons),
-)
+) if {
+	resolve.managed
+} else := [] if {
+	not resolve.managed
+}
 
 warn_mode if resolve.resolved[1].enforcement == "warn"
 
-refusals := [] if {
+refusals := findings if {
+	not warn_mode
+} else := [] if {
 	warn_mode
-} else := findings
+}
 
-warnings := findings if {
+warnings := [] if {
+	not warn_mode
+} else := findings if {
 	warn_mode
-} else := []
+}
 
 # --- branches: the pipeline's list replaces the project's; none = any -------
 
@@ -49,9 +56,9 @@ branch_reasons := [] if {
 # --- pipeline type per environment ------------------------------------------
 
 type_reasons := [] if {
-	not resolve.resolved[1].environments
-} else := [] if {
 	resolve.resolved[2].type in resolve.resolved[1].environments[input.request.metadata.environment].pipeline_types
+} else := [] if {
+	not resolve.resolved[1].environments
 } else := [{
 	"code": "pipeline_not_allowed",
 	"message": sprintf("Project %q does not declare environment %q.", [resolve.project_name, input.request.metadata.environment]),

@@ -1,0 +1,740 @@
+// Package postgres is the decision store shared by several tollgate servers:
+// the decision history and the cooldown state in PostgreSQL, through a pgx
+// connection pool (github.com/jackc/pgx/v5/pgxpool).
+//
+// It behaves as the embedded store (adapters/sqlite) does, and passes the
+// same conformance suite (adapters/storetest), with one difference that is
+// the reason it exists: the cooldown check-and-record is atomic across every
+// process using the database, not only within one.
+//
+//   - A keyed Decide (one with a cooldown key) runs in one transaction of its
+//     own: it takes a transaction-scoped advisory lock named by the key, reads
+//     the cooldown, calls decide, writes the record (and the cooldown, if
+//     accepted) and commits. See Decide for why an advisory lock.
+//   - Decides without a key need no lock: their records go through one
+//     writer that commits every record waiting at that moment in one
+//     transaction (group commit), answering each caller after COMMIT.
+//
+// Either way a record is committed before Decide returns, and a Decide that
+// cannot commit returns an EUnavailable error: the server answers 503, never
+// a decision it did not record. Every connection runs with a statement
+// timeout (5 s unless WithStatementTimeout says otherwise) and every call has
+// a deadline of its own, so that a slow query or a database that stops
+// answering fails requests instead of holding them. The pool replaces broken
+// connections by itself: when the database comes back, so does the store.
+package postgres
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"math"
+	"net"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/tollgate/tollgate"
+)
+
+const (
+	// DefaultStatementTimeout bounds every statement the store runs.
+	DefaultStatementTimeout = 5 * time.Second
+
+	defaultMaxBatch = 256
+
+	// grace is how much longer than the statement timeout the client waits
+	// for an answer before it gives up on the server: long enough for the
+	// server's own timeout error to arrive first when the server is alive.
+	grace = time.Second
+)
+
+var _ tollgate.DecisionStore = (*Store)(nil)
+
+// Store is a tollgate.DecisionStore in a PostgreSQL database. Its methods are
+// safe for concurrent use, and any number of Stores, in any number of
+// processes, may share one database.
+type Store struct {
+	pool     *pgxpool.Pool
+	where    string        // host:port/database, for messages (never the password)
+	timeout  time.Duration // statement_timeout of every connection
+	maxBatch int
+
+	// mu guards closed and every send on writes, so that Close can close the
+	// channel without a send racing it; inflight counts the keyed Decides
+	// under way, which Close waits for before closing the pool.
+	mu         sync.RWMutex
+	closed     bool
+	inflight   sync.WaitGroup
+	writes     chan *write // nil without group commit
+	writerDone chan struct{}
+
+	closeOnce sync.Once
+
+	commits, written atomic.Int64 // see Stats
+
+	// skipKeyLock leaves the advisory lock out of keyed Decides; set by
+	// benchmarks only, to measure what the lock costs.
+	skipKeyLock bool
+}
+
+// Stats counts the work of the store since Open.
+type Stats struct {
+	Commits int64 // transactions committed
+	Written int64 // decisions committed; Written/Commits is the mean batch
+}
+
+// Stats reports how much group commit is batching, for metrics.
+func (s *Store) Stats() Stats {
+	return Stats{Commits: s.commits.Load(), Written: s.written.Load()}
+}
+
+// Option configures Open.
+type Option func(*options)
+
+type options struct {
+	statementTimeout time.Duration
+	maxConns         int32
+	maxBatch         int
+	groupCommit      bool
+}
+
+func defaults() options {
+	return options{statementTimeout: DefaultStatementTimeout, maxBatch: defaultMaxBatch, groupCommit: true}
+}
+
+// WithStatementTimeout sets the statement_timeout of every connection (and
+// its idle_in_transaction_session_timeout, which bounds how long a keyed
+// Decide may hold its key between statements). A statement that runs longer
+// fails, and Decide with it, as unavailable. Default 5 s. It replaces a
+// statement_timeout given in the URL.
+func WithStatementTimeout(d time.Duration) Option {
+	return func(o *options) {
+		if d > 0 {
+			o.statementTimeout = d
+		}
+	}
+}
+
+// WithMaxConns caps the pool (default: pool_max_conns from the URL if given,
+// else max(8, 2×GOMAXPROCS)). Every keyed Decide in progress holds one
+// connection, so this caps them too; mind the server's max_connections
+// across all replicas.
+func WithMaxConns(n int) Option {
+	return func(o *options) { o.maxConns = int32(max(n, 2)) }
+}
+
+// WithMaxBatch caps how many records one group commit writes (default 256).
+func WithMaxBatch(n int) Option {
+	return func(o *options) { o.maxBatch = max(n, 1) }
+}
+
+// WithGroupCommit(false) writes each decision without a key in a
+// transaction of its own, from its caller's goroutine, instead of handing it
+// to the group-commit writer. It exists to measure what group commit is
+// worth.
+func WithGroupCommit(enabled bool) Option {
+	return func(o *options) { o.groupCommit = enabled }
+}
+
+// Open connects to the database at url (a postgres:// URL or a keyword/value
+// string, as libpq takes them), brings its schema up to date and returns the
+// store. ctx bounds the opening only; Close releases the store. A database
+// that cannot be reached fails Open with an EUnavailable error; OpenWithRetry
+// waits for it instead.
+func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
+	o := defaults()
+	for _, opt := range opts {
+		opt(&o)
+	}
+	cfg, err := poolConfig(url, o)
+	if err != nil {
+		return nil, err
+	}
+	where := describe(cfg.ConnConfig)
+	if _, err := migrate(ctx, cfg.ConnConfig, where); err != nil {
+		return nil, err
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %s: %w", where, err)
+	}
+	s := &Store{
+		pool:     pool,
+		where:    where,
+		timeout:  o.statementTimeout,
+		maxBatch: o.maxBatch,
+	}
+	if err := s.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	if o.groupCommit {
+		s.writes = make(chan *write, o.maxBatch)
+		s.writerDone = make(chan struct{})
+		go s.writeLoop()
+	}
+	return s, nil
+}
+
+// poolConfig parses url and sets what the store relies on: timeouts on every
+// connection, queries canceled on the server when their caller gives up, and
+// pool limits.
+func poolConfig(url string, o options) (*pgxpool.Config, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		// pgx's message quotes the URL with its password masked.
+		return nil, tollgate.Errorf(tollgate.EInvalid, "postgres: database URL: %v", err)
+	}
+	cc := cfg.ConnConfig
+	if cc.RuntimeParams == nil {
+		cc.RuntimeParams = map[string]string{}
+	}
+	ms := strconv.FormatInt(max(o.statementTimeout.Milliseconds(), 1), 10)
+	cc.RuntimeParams["statement_timeout"] = ms
+	// A keyed Decide holds its key's lock while decide runs, between two
+	// statements: should this process hang there, the server ends the
+	// transaction, and the key is free again, after the same time.
+	cc.RuntimeParams["idle_in_transaction_session_timeout"] = ms
+	if _, ok := cc.RuntimeParams["application_name"]; !ok {
+		cc.RuntimeParams["application_name"] = "tollgate"
+	}
+	if cc.ConnectTimeout == 0 || cc.ConnectTimeout > o.statementTimeout {
+		cc.ConnectTimeout = o.statementTimeout
+	}
+	// When a caller gives up (its context ends), ask the server to stop the
+	// query (say, a wait for a key's lock) and keep the connection, rather
+	// than pgx's default of closing it and dialing a new one for the next
+	// caller; the connection is dropped all the same if the server does not
+	// answer within a second (it is gone, or frozen).
+	cc.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {
+		return &pgconn.CancelRequestContextWatcherHandler{Conn: c, DeadlineDelay: time.Second}
+	}
+
+	switch {
+	case o.maxConns > 0:
+		cfg.MaxConns = o.maxConns
+	case !strings.Contains(url, "pool_max_conns"):
+		cfg.MaxConns = int32(max(8, 2*runtime.GOMAXPROCS(0)))
+	}
+	// Connections do not live forever (a failover, a restarted PgBouncer):
+	// they are replaced now and then, not all at once.
+	if !strings.Contains(url, "pool_max_conn_lifetime") {
+		cfg.MaxConnLifetime = 30 * time.Minute
+		cfg.MaxConnLifetimeJitter = 5 * time.Minute
+	}
+	if !strings.Contains(url, "pool_max_conn_idle_time") {
+		cfg.MaxConnIdleTime = 5 * time.Minute
+	}
+	if !strings.Contains(url, "pool_health_check_period") {
+		cfg.HealthCheckPeriod = 15 * time.Second
+	}
+	cfg.PingTimeout = o.statementTimeout
+	return cfg, nil
+}
+
+// describe names the database for messages, without credentials.
+func describe(cc *pgx.ConnConfig) string {
+	host := cc.Host
+	if !strings.HasPrefix(host, "/") {
+		host = net.JoinHostPort(host, strconv.Itoa(int(cc.Port)))
+	}
+	return "postgres " + host + "/" + cc.Database
+}
+
+// Decide implements tollgate.DecisionStore.
+//
+// With a key, all of it is one transaction on one connection:
+//
+//	BEGIN; SELECT pg_advisory_xact_lock(h); SELECT … FROM cooldowns …;
+//	-- decide, in this process
+//	INSERT INTO decisions …; [INSERT INTO cooldowns … ON CONFLICT …;] COMMIT
+//
+// sent as two pipelines (two round trips). h is a 64-bit hash of the key.
+// The lock is what makes the cooldown atomic across replicas: a second
+// Decide for the key, in any process, waits in pg_advisory_xact_lock until
+// the first has committed or rolled back, and its next statement (a new
+// snapshot under READ COMMITTED) sees the first one's cooldown. Why a lock
+// and not something else:
+//
+//   - SELECT … FOR UPDATE locks rows that exist. A key that has never been
+//     accepted has no cooldown row, so two first requests would both lock
+//     nothing and both pass. Making it work means writing a row for every key
+//     before reading it, a write per refusal too.
+//   - A unique constraint cannot say "less than cooldown_minutes ago": the
+//     window is policy, in Rego, and slides with each acceptance.
+//   - SERIALIZABLE would catch the conflict, by failing one of the two at
+//     COMMIT: the gate would have to retry whole decisions.
+//
+// An advisory lock needs no row, writes nothing to the WAL, is released by
+// the server when the transaction ends however it ends (commit, rollback, a
+// dropped connection, a killed process), and waits are bounded by the
+// statement timeout. Measured (BenchmarkKeyLock): a few tens of microseconds
+// per decision, within the noise of the commit. Two different keys whose
+// hashes collide (one chance in 2^64) would only wait for each other.
+//
+// Without a key there is nothing to lock: the record goes to the group
+// commit writer (see writer.go).
+//
+// If ctx ends while the record is being committed, Decide returns ctx.Err();
+// the transaction then commits whole or not at all, and the key stays locked
+// until it has, so the next Decide for the key sees the outcome.
+func (s *Store) Decide(ctx context.Context, key *tollgate.CooldownKey, decide func(tollgate.Cooldown) (tollgate.Record, error)) (tollgate.Record, error) {
+	if err := ctx.Err(); err != nil {
+		return tollgate.Record{}, err
+	}
+	if key != nil {
+		return s.decideKeyed(ctx, *key, decide)
+	}
+	if s.isClosed() {
+		return tollgate.Record{}, s.errClosed()
+	}
+	rec, err := decide(tollgate.Cooldown{})
+	if err != nil {
+		return tollgate.Record{}, err
+	}
+	w, err := newWrite(ctx, rec, nil)
+	if err != nil {
+		return tollgate.Record{}, err
+	}
+	if s.writes == nil {
+		if err := s.writeAlone(ctx, w); err != nil {
+			return tollgate.Record{}, err
+		}
+		return rec, nil
+	}
+	if err := s.submit(ctx, w); err != nil {
+		return tollgate.Record{}, err
+	}
+	select {
+	case err := <-w.done:
+		if err != nil {
+			return tollgate.Record{}, err
+		}
+		return rec, nil
+	case <-ctx.Done():
+		return tollgate.Record{}, ctx.Err()
+	}
+}
+
+const (
+	lockKey      = `SELECT pg_advisory_xact_lock($1)`
+	readCooldown = `SELECT last_accepted_at FROM cooldowns WHERE project = $1 AND pipeline = $2 AND branch = $3`
+
+	insertDecision = `INSERT INTO decisions
+	(id, evaluated_at, project, pipeline, branch, environment, status, bundle_revision, record)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`
+
+	// A cooldown never moves back in time, should a clock do so.
+	upsertCooldown = `INSERT INTO cooldowns (project, pipeline, branch, last_accepted_at, decision_id)
+	VALUES ($1, $2, $3, $4, $5)
+	ON CONFLICT (project, pipeline, branch) DO UPDATE
+	SET last_accepted_at = excluded.last_accepted_at, decision_id = excluded.decision_id
+	WHERE excluded.last_accepted_at >= cooldowns.last_accepted_at`
+)
+
+func (s *Store) decideKeyed(ctx context.Context, key tollgate.CooldownKey, decide func(tollgate.Cooldown) (tollgate.Record, error)) (rec tollgate.Record, err error) {
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return tollgate.Record{}, s.errClosed()
+	}
+	s.inflight.Add(1)
+	s.mu.RUnlock()
+	defer s.inflight.Done()
+
+	// Lock and read.
+	opCtx, cancel := context.WithTimeout(ctx, s.timeout+grace)
+	defer cancel()
+	conn, err := s.pool.Acquire(opCtx)
+	if err != nil {
+		return tollgate.Record{}, s.dbError(ctx, "connect", err)
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			rollback(conn)
+		}
+		conn.Release()
+	}()
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	if !s.skipKeyLock {
+		b.Queue(lockKey, lockID(key))
+	}
+	b.Queue(readCooldown, key.Project, key.Pipeline, key.Branch)
+	cooldown, err := lockAndRead(conn.SendBatch(opCtx, b), !s.skipKeyLock)
+	if err != nil {
+		return tollgate.Record{}, s.dbError(ctx, "lock and read cooldown", err)
+	}
+	cancel()
+
+	// Decide, holding the key.
+	rec, err = decide(cooldown)
+	if err != nil {
+		return tollgate.Record{}, err
+	}
+	k := key
+	w, err := newWrite(ctx, rec, &k)
+	if err != nil {
+		return tollgate.Record{}, err
+	}
+
+	// Write and commit.
+	opCtx, cancel = context.WithTimeout(ctx, s.timeout+grace)
+	defer cancel()
+	b = &pgx.Batch{}
+	w.queue(b)
+	b.Queue("COMMIT")
+	if err := execBatch(opCtx, conn.Conn(), b); err != nil {
+		return tollgate.Record{}, s.dbError(ctx, "record decision "+rec.Decision.ID, err)
+	}
+	// COMMIT of a transaction that failed answers ROLLBACK, not an error;
+	// execBatch would have returned the failure, but be certain.
+	if conn.Conn().PgConn().TxStatus() != 'I' {
+		return tollgate.Record{}, s.dbError(ctx, "record decision "+rec.Decision.ID, errors.New("transaction still open after COMMIT"))
+	}
+	committed = true
+	s.commits.Add(1)
+	s.written.Add(1)
+	return rec, nil
+}
+
+// lockAndRead reads the results of BEGIN, the lock (if locked) and the
+// cooldown read, in that order.
+func lockAndRead(br pgx.BatchResults, locked bool) (tollgate.Cooldown, error) {
+	var at int64
+	_, err := br.Exec() // BEGIN
+	if err == nil && locked {
+		_, err = br.Exec()
+	}
+	found := err == nil
+	if err == nil {
+		if err = br.QueryRow().Scan(&at); errors.Is(err, pgx.ErrNoRows) {
+			found, err = false, nil
+		}
+	}
+	if closeErr := br.Close(); err == nil {
+		err = closeErr
+	}
+	switch {
+	case err != nil:
+		return tollgate.Cooldown{}, err
+	case !found:
+		return tollgate.Cooldown{}, nil
+	}
+	return tollgate.Cooldown{LastAcceptedAt: time.Unix(0, at).UTC()}, nil
+}
+
+// rollback ends conn's transaction, if it is still in one, so that the
+// connection can go back to the pool; a connection that cannot is closed by
+// the pool on release, which ends the transaction on the server too.
+func rollback(conn *pgxpool.Conn) {
+	pc := conn.Conn().PgConn()
+	if pc.IsClosed() || pc.TxStatus() == 'I' {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	conn.Exec(ctx, "ROLLBACK")
+}
+
+// execBatch runs b and returns the first error of any of its statements.
+func execBatch(ctx context.Context, conn interface {
+	SendBatch(context.Context, *pgx.Batch) pgx.BatchResults
+}, b *pgx.Batch) error {
+	br := conn.SendBatch(ctx, b)
+	var err error
+	for range b.Len() {
+		if _, err = br.Exec(); err != nil {
+			break // the server skipped the rest
+		}
+	}
+	if closeErr := br.Close(); err == nil {
+		err = closeErr
+	}
+	return err
+}
+
+// lockID is the advisory lock of a cooldown key: a 64-bit FNV-1a hash of the
+// key's fields, NUL-separated (a NUL cannot be in a PostgreSQL string, so no
+// two keys give the same bytes). Every replica must compute the same number:
+// changing this function is a change to the locking protocol, and replicas
+// running the old and the new one together would not exclude each other.
+func lockID(k tollgate.CooldownKey) int64 {
+	h := fnv.New64a()
+	h.Write([]byte("tollgate.cooldown\x00"))
+	h.Write([]byte(k.Project))
+	h.Write([]byte{0})
+	h.Write([]byte(k.Pipeline))
+	h.Write([]byte{0})
+	h.Write([]byte(k.Branch))
+	return int64(h.Sum64())
+}
+
+// Cooldown implements tollgate.DecisionStore: the committed state of key,
+// without taking its lock.
+func (s *Store) Cooldown(ctx context.Context, key tollgate.CooldownKey) (tollgate.Cooldown, error) {
+	if s.isClosed() {
+		return tollgate.Cooldown{}, s.errClosed()
+	}
+	opCtx, cancel := context.WithTimeout(ctx, s.timeout+grace)
+	defer cancel()
+	var at int64
+	err := s.pool.QueryRow(opCtx, readCooldown, key.Project, key.Pipeline, key.Branch).Scan(&at)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return tollgate.Cooldown{}, nil
+	case err != nil:
+		return tollgate.Cooldown{}, s.dbError(ctx, "read cooldown", err)
+	}
+	return tollgate.Cooldown{LastAcceptedAt: time.Unix(0, at).UTC()}, nil
+}
+
+// Decision implements tollgate.DecisionStore.
+func (s *Store) Decision(ctx context.Context, id string) (tollgate.Record, error) {
+	if s.isClosed() {
+		return tollgate.Record{}, s.errClosed()
+	}
+	opCtx, cancel := context.WithTimeout(ctx, s.timeout+grace)
+	defer cancel()
+	var data []byte
+	err := s.pool.QueryRow(opCtx, `SELECT record FROM decisions WHERE id = $1`, id).Scan(&data)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return tollgate.Record{}, tollgate.Errorf(tollgate.ENotFound, "decision %q not found", id)
+	case err != nil:
+		return tollgate.Record{}, s.dbError(ctx, "read decision "+id, err)
+	}
+	return decodeRecord(id, data)
+}
+
+// Decisions implements tollgate.DecisionStore. Pages are cut by decision ID
+// (keyset pagination): a page is the same whether or not decisions were
+// recorded since the previous one, and costs the same however deep it is.
+func (s *Store) Decisions(ctx context.Context, f tollgate.DecisionFilter) (tollgate.DecisionPage, error) {
+	if s.isClosed() {
+		return tollgate.DecisionPage{}, s.errClosed()
+	}
+	limit := f.Limit
+	switch {
+	case limit <= 0:
+		limit = tollgate.DefaultPageSize
+	case limit > tollgate.MaxPageSize:
+		limit = tollgate.MaxPageSize
+	}
+	query, args, err := listQuery(f, limit)
+	if err != nil {
+		return tollgate.DecisionPage{}, err
+	}
+	opCtx, cancel := context.WithTimeout(ctx, s.timeout+grace)
+	defer cancel()
+	rows, err := s.pool.Query(opCtx, query, args...)
+	if err != nil {
+		return tollgate.DecisionPage{}, s.dbError(ctx, "list decisions", err)
+	}
+	defer rows.Close()
+	page := tollgate.DecisionPage{Records: make([]tollgate.Record, 0, min(limit, 64))}
+	var lastID string
+	for rows.Next() {
+		var (
+			id   string
+			data []byte
+		)
+		if err := rows.Scan(&id, &data); err != nil {
+			return tollgate.DecisionPage{}, s.dbError(ctx, "list decisions", err)
+		}
+		if len(page.Records) == limit {
+			page.NextCursor = encodeCursor(lastID)
+			break
+		}
+		rec, err := decodeRecord(id, data)
+		if err != nil {
+			return tollgate.DecisionPage{}, err
+		}
+		page.Records = append(page.Records, rec)
+		lastID = id
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return tollgate.DecisionPage{}, s.dbError(ctx, "list decisions", err)
+	}
+	return page, nil
+}
+
+// listQuery is the SQL of one page of f: limit+1 rows, the extra one telling
+// whether there is a next page. The indexes that serve it are described in
+// migrations/sqlite/00001_decisions.sql; TestQueriesUseIndexes checks the
+// plans on a million decisions.
+func listQuery(f tollgate.DecisionFilter, limit int) (string, []any, error) {
+	var (
+		where []string
+		args  []any
+	)
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	for _, c := range []struct {
+		column, value string
+	}{
+		{"project", f.Project},
+		{"pipeline", f.Pipeline},
+		{"branch", f.Branch},
+		{"status", string(f.Status)},
+	} {
+		if c.value != "" {
+			where = append(where, c.column+" = "+arg(c.value))
+		}
+	}
+	if !f.Since.IsZero() {
+		where = append(where, "evaluated_at >= "+arg(unixNano(f.Since)))
+	}
+	if !f.Until.IsZero() {
+		where = append(where, "evaluated_at < "+arg(unixNano(f.Until)))
+	}
+	if f.Cursor != "" {
+		after, err := decodeCursor(f.Cursor)
+		if err != nil {
+			return "", nil, err
+		}
+		where = append(where, "id < "+arg(after))
+	}
+	query := "SELECT id, record FROM decisions"
+	if len(where) > 0 {
+		query += " WHERE " + strings.Join(where, " AND ")
+	}
+	query += " ORDER BY id DESC LIMIT " + arg(limit+1)
+	return query, args, nil
+}
+
+// Ping implements tollgate.DecisionStore: it reads the decisions table, which
+// needs the database up, reachable and migrated.
+func (s *Store) Ping(ctx context.Context) error {
+	if s.isClosed() {
+		return s.errClosed()
+	}
+	opCtx, cancel := context.WithTimeout(ctx, s.timeout+grace)
+	defer cancel()
+	if _, err := s.pool.Exec(opCtx, `SELECT FROM decisions LIMIT 0`); err != nil {
+		return s.dbError(ctx, "ping", err)
+	}
+	return nil
+}
+
+// Close implements tollgate.DecisionStore: it refuses new Decides, commits
+// every record already handed over and lets the keyed Decides under way
+// finish, then closes the pool. Calling it again does nothing.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closed = true
+		if s.writes != nil {
+			close(s.writes)
+		}
+		s.mu.Unlock()
+		if s.writes != nil {
+			<-s.writerDone
+		}
+		s.inflight.Wait()
+		s.pool.Close()
+	})
+	return nil
+}
+
+func (s *Store) isClosed() bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.closed
+}
+
+func (s *Store) errClosed() error {
+	return tollgate.Errorf(tollgate.EUnavailable, "decision store %s is closed", s.where)
+}
+
+// dbError turns a failed database call into the error callers see: the
+// caller's own context error as it is, then as classify says.
+func (s *Store) dbError(ctx context.Context, what string, err error) error {
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return ctxErr
+	}
+	if s.isClosed() {
+		return s.errClosed()
+	}
+	return s.classify(what, err)
+}
+
+// classify tells a record the database refuses (a constraint, a value it
+// cannot store: retrying will not help) from a database that fails (no
+// connection, a timeout, a server shutting down): "unavailable", which the
+// server answers with 503.
+func (s *Store) classify(what string, err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch {
+		case strings.HasPrefix(pgErr.Code, "23"): // integrity_constraint_violation
+			return tollgate.Errorf(tollgate.EInternal, "decision store %s: %s: %v (is the ID already recorded?)", s.where, what, err)
+		case strings.HasPrefix(pgErr.Code, "22"): // data_exception: say, a NUL character
+			return tollgate.Errorf(tollgate.EInvalid, "decision store %s: %s: the database cannot store this request: %v", s.where, what, err)
+		case pgErr.Code == "57014": // query_canceled, here by statement_timeout
+			return tollgate.Errorf(tollgate.EUnavailable, "decision store %s: %s: no answer within the statement timeout (%s): %v", s.where, what, s.timeout, err)
+		}
+	}
+	return tollgate.Errorf(tollgate.EUnavailable, "decision store %s: %s: %v", s.where, what, err)
+}
+
+// recordsFault reports whether err is the database refusing one record
+// rather than failing as a whole.
+func recordsFault(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (strings.HasPrefix(pgErr.Code, "23") || strings.HasPrefix(pgErr.Code, "22"))
+}
+
+func decodeRecord(id string, data []byte) (tollgate.Record, error) {
+	var rec tollgate.Record
+	if err := json.Unmarshal(data, &rec); err != nil {
+		return tollgate.Record{}, tollgate.Errorf(tollgate.EInternal, "decision %s: stored record is not valid JSON: %v", id, err)
+	}
+	return rec, nil
+}
+
+// Cursors are the embedded store's (adapters/sqlite): base64 of a version
+// tag and the last ID of the page, so that a cursor means the same to both.
+const cursorTag = "d1:"
+
+func encodeCursor(lastID string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(cursorTag + lastID))
+}
+
+func decodeCursor(cursor string) (string, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(cursor)
+	id, ok := strings.CutPrefix(string(raw), cursorTag)
+	if err != nil || !ok || id == "" || strings.ContainsRune(id, 0) {
+		return "", tollgate.Errorf(tollgate.EInvalid,
+			"invalid cursor %q: pass the next_cursor of the previous page unchanged, or no cursor for the first page", cursor)
+	}
+	return id, nil
+}
+
+// unixNano is t in unix nanoseconds, clamped to what int64 holds (years 1678
+// to 2262), so that a far-off since or until still filters correctly.
+func unixNano(t time.Time) int64 {
+	switch {
+	case t.Before(time.Unix(0, math.MinInt64)):
+		return math.MinInt64
+	case t.After(time.Unix(0, math.MaxInt64)):
+		return math.MaxInt64
+	}
+	return t.UnixNano()
+}

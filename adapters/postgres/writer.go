@@ -1,0 +1,195 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tollgate/tollgate"
+)
+
+// write is one record on its way to the database, with its answer channel.
+type write struct {
+	ctx    context.Context // the caller's: a write whose caller gave up before it started is dropped
+	rec    tollgate.Record
+	at     int64           // rec.Decision.EvaluatedAt in unix nanoseconds
+	data   json.RawMessage // rec as JSON, for the JSONB column
+	key    *tollgate.CooldownKey
+	accept bool       // starts key's cooldown
+	done   chan error // buffered: the writer never waits for a caller
+}
+
+// newWrite checks rec and encodes it, in the caller's goroutine so that the
+// writer does nothing but SQL.
+func newWrite(ctx context.Context, rec tollgate.Record, key *tollgate.CooldownKey) (*write, error) {
+	d := rec.Decision
+	switch {
+	case d.ID == "":
+		return nil, tollgate.Errorf(tollgate.EInternal, "record decision: the decision has no ID")
+	case d.Status != tollgate.Accepted && d.Status != tollgate.Refused:
+		return nil, tollgate.Errorf(tollgate.EInternal, "record decision %s: status %q is neither %q nor %q", d.ID, d.Status, tollgate.Accepted, tollgate.Refused)
+	case d.EvaluatedAt.IsZero(),
+		d.EvaluatedAt.Before(time.Unix(0, math.MinInt64)),
+		d.EvaluatedAt.After(time.Unix(0, math.MaxInt64)):
+		return nil, tollgate.Errorf(tollgate.EInternal, "record decision %s: evaluation time %s is missing or out of range", d.ID, d.EvaluatedAt)
+	}
+	data, err := json.Marshal(rec)
+	if err != nil {
+		return nil, tollgate.Errorf(tollgate.EInternal, "record decision %s: encode: %v", d.ID, err)
+	}
+	return &write{
+		ctx:    ctx,
+		rec:    rec,
+		at:     d.EvaluatedAt.UnixNano(),
+		data:   data,
+		key:    key,
+		accept: key != nil && d.Status == tollgate.Accepted,
+		done:   make(chan error, 1),
+	}, nil
+}
+
+// queue adds w's statements to b.
+func (w *write) queue(b *pgx.Batch) {
+	d := w.rec.Decision
+	b.Queue(insertDecision, d.ID, w.at, d.Project, d.Pipeline, d.Branch,
+		d.Environment, string(d.Status), d.BundleRevision, w.data)
+	if w.accept {
+		b.Queue(upsertCooldown, w.key.Project, w.key.Pipeline, w.key.Branch, w.at, d.ID)
+	}
+}
+
+// submit hands w to the writer.
+func (s *Store) submit(ctx context.Context, w *write) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return s.errClosed()
+	}
+	select {
+	case s.writes <- w:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// writeLoop is the group-commit writer. It takes the write that wakes it and
+// every other one already waiting, commits them in one transaction and
+// answers each; writes arriving meanwhile make the next batch. Under load,
+// one round trip and one WAL flush record many decisions, and the pool's
+// other connections stay free for keyed Decides and reads.
+func (s *Store) writeLoop() {
+	defer close(s.writerDone)
+	batch := make([]*write, 0, s.maxBatch)
+	for w := range s.writes {
+		batch = append(batch[:0], w)
+	fill:
+		for len(batch) < s.maxBatch {
+			select {
+			case w, ok := <-s.writes:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, w)
+			default:
+				break fill
+			}
+		}
+		s.commit(batch)
+		clear(batch) // let the records go
+	}
+}
+
+// commit writes batch and answers every write in it.
+func (s *Store) commit(batch []*write) {
+	todo := make([]*write, 0, len(batch))
+	for _, w := range batch {
+		if err := w.ctx.Err(); err != nil {
+			w.done <- err
+			continue
+		}
+		todo = append(todo, w)
+	}
+	if len(todo) == 0 {
+		return
+	}
+	err := s.commitTx(todo)
+	if err == nil || len(todo) == 1 || !recordsFault(err) {
+		// Committed; or one record, refused; or the database failed, and
+		// every record in the batch with it: trying them one by one would
+		// only make each caller wait for another timeout.
+		for _, w := range todo {
+			w.done <- s.writeError(todo, w, err)
+		}
+		return
+	}
+	// One record was refused (say, a duplicate ID) and took the transaction
+	// with it: the others must not fail with it. Write each alone.
+	for _, w := range todo {
+		w.done <- s.writeError(nil, w, s.commitTx([]*write{w}))
+	}
+}
+
+// commitTx writes ws in one transaction: all of them or none. The batch is
+// one pipeline without BEGIN, which PostgreSQL runs as one implicit
+// transaction, committed when the pipeline ends: one round trip. pgx reads
+// every answer up to the one that follows the COMMIT, so a nil error means
+// committed (and, with the default synchronous_commit, flushed to disk).
+func (s *Store) commitTx(ws []*write) error {
+	// Not the callers' contexts: a write that has started is finished, so
+	// that no caller's cancellation can fail the others in its batch. It is
+	// bounded all the same, should the database stop answering.
+	ctx, cancel := context.WithTimeout(context.Background(), s.timeout+grace)
+	defer cancel()
+	b := &pgx.Batch{}
+	for _, w := range ws {
+		w.queue(b)
+	}
+	if err := execBatch(ctx, s.pool, b); err != nil {
+		return err
+	}
+	s.commits.Add(1)
+	s.written.Add(int64(len(ws)))
+	return nil
+}
+
+// writeAlone writes w in a transaction of its own, from the caller's
+// goroutine: the store without group commit (WithGroupCommit(false)).
+func (s *Store) writeAlone(ctx context.Context, w *write) error {
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return s.errClosed()
+	}
+	s.inflight.Add(1)
+	s.mu.RUnlock()
+	defer s.inflight.Done()
+
+	opCtx, cancel := context.WithTimeout(ctx, s.timeout+grace)
+	defer cancel()
+	b := &pgx.Batch{}
+	w.queue(b)
+	if err := execBatch(opCtx, s.pool, b); err != nil {
+		return s.dbError(ctx, "record decision "+w.rec.Decision.ID, err)
+	}
+	s.commits.Add(1)
+	s.written.Add(1)
+	return nil
+}
+
+// writeError is the answer to w when committing batch (or w alone, when
+// batch is nil) returned err.
+func (s *Store) writeError(batch []*write, w *write, err error) error {
+	if err == nil {
+		return nil
+	}
+	what := "record decision " + w.rec.Decision.ID
+	if len(batch) > 1 {
+		what += " (in a batch of " + strconv.Itoa(len(batch)) + ")"
+	}
+	return s.classify(what, err)
+}
