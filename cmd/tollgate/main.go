@@ -60,6 +60,8 @@ func run(ctx context.Context, args []string, c *cli) int {
 		return runEval(ctx, c, args)
 	case "check":
 		return runCheck(ctx, c, args)
+	case "migrate":
+		return runMigrate(ctx, c, args)
 	case "test":
 		return runTest(ctx, c, args)
 	case "license":
@@ -86,6 +88,7 @@ Commands:
   check     the CI client: ask a server whether a pipeline may run now
   eval      decide on one request (JSON from --input or stdin) and print the decision
   test      run a bundle's own Rego tests in-process, with coverage
+  migrate   bring the PostgreSQL schema up to date
   license   keygen, issue and verify licences
 
 Every flag can also be set with an environment variable TOLLGATE_<FLAG>, upper

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -14,7 +15,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/tollgate/tollgate"
 	"github.com/tollgate/tollgate/adapters/licence"
+	"github.com/tollgate/tollgate/adapters/postgres"
 	"github.com/tollgate/tollgate/adapters/sqlite"
 	"github.com/tollgate/tollgate/rego"
 	"github.com/tollgate/tollgate/server"
@@ -31,7 +34,7 @@ configuration validates and its own tests pass. SIGTERM or SIGINT drain the
 requests in flight and flush the history before exiting.`)
 	addr := f.String("addr", "127.0.0.1:8181", "listen on `HOST:PORT` (port 0 picks a free one; the log says which)")
 	bundleDir := f.String("bundle", "bundles/tollgate", "the policy bundle `DIR`, watched for changes")
-	dataDir := f.String("data-dir", ".data/tollgate", "the embedded store's `DIR` (created if missing)")
+	dataDir := f.String("data-dir", ".data/tollgate", "the embedded store's `DIR`, created if missing (not used with --database-url)")
 	databaseURL := f.String("database-url", "", "PostgreSQL `URL` instead of the embedded store")
 	licencePath := f.String("license", "", "the licence `FILE` (a JWT); a missing or bad licence refuses every request with licence_invalid")
 	keyPath := f.String("license-key", "", "the PEM public key `FILE` that verifies the licence (required)")
@@ -46,15 +49,12 @@ requests in flight and flush the history before exiting.`)
 	if *keyPath == "" {
 		return f.usageError("--license-key is required: the PEM public key that verifies the licence (see `tollgate license keygen`)")
 	}
-	if *databaseURL != "" {
-		return f.usageError("--database-url: the PostgreSQL store is not available in this version; use --data-dir")
-	}
 	logger, err := newLogger(c, *logFormat, *logLevel)
 	if err != nil {
 		return f.usageError("%v", err)
 	}
 	err = serve(ctx, logger, serveConfig{
-		addr: *addr, bundleDir: *bundleDir, dataDir: *dataDir,
+		addr: *addr, bundleDir: *bundleDir, dataDir: *dataDir, databaseURL: *databaseURL,
 		licencePath: *licencePath, keyPath: *keyPath,
 		bodyLimit: *bodyLimit, debounce: *debounce, shutdownTimeout: *shutdownTimeout,
 	})
@@ -66,9 +66,32 @@ requests in flight and flush the history before exiting.`)
 }
 
 type serveConfig struct {
-	addr, bundleDir, dataDir, licencePath, keyPath string
-	bodyLimit                                      int64
-	debounce, shutdownTimeout                      time.Duration
+	addr, bundleDir, dataDir, databaseURL, licencePath, keyPath string
+	bodyLimit                                                   int64
+	debounce, shutdownTimeout                                   time.Duration
+}
+
+// openStore opens the embedded store, or starts connecting to PostgreSQL in
+// the background: the API serves at once, answering 503 (and /readyz not
+// ready) until the database is reached and migrated.
+func openStore(ctx context.Context, logger *slog.Logger, cfg serveConfig) (tollgate.DecisionStore, string, error) {
+	if cfg.databaseURL == "" {
+		s, err := sqlite.Open(ctx, cfg.dataDir)
+		return s, "sqlite:" + filepath.Join(cfg.dataDir, sqlite.FileName), err
+	}
+	late := &lateStore{}
+	go func() {
+		s, err := postgres.OpenWithRetry(ctx, cfg.databaseURL, logger)
+		if err != nil {
+			if ctx.Err() == nil {
+				logger.Error("the decision store cannot be opened: every evaluation answers 503", "error", err)
+			}
+			return
+		}
+		late.set(s)
+		logger.Info("decision store ready", "store", "postgres")
+	}()
+	return late, "postgres", nil
 }
 
 func newLogger(c *cli, format, level string) (*slog.Logger, error) {
@@ -110,7 +133,7 @@ func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig) error {
 	}
 	metrics.Activated(engine.Status())
 
-	store, err := sqlite.Open(ctx, cfg.dataDir)
+	store, storeName, err := openStore(ctx, logger, cfg)
 	if err != nil {
 		return err
 	}
@@ -144,7 +167,7 @@ func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig) error {
 		return fmt.Errorf("listen on %s: %w", cfg.addr, err)
 	}
 	logger.Info("tollgate serving", "addr", listener.Addr().String(), "bundle", cfg.bundleDir,
-		"revision", engine.Status().Revision, "store", "sqlite", "data_dir", cfg.dataDir)
+		"revision", engine.Status().Revision, "store", storeName)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
