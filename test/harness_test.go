@@ -270,6 +270,7 @@ type serverOptions struct {
 	dataDir string   // "" means a fresh t.TempDir()
 	args    []string // extra flags, such as --body-limit
 	viaEnv  bool     // pass licence, key, bundle and data dir as TOLLGATE_* variables
+	noWait  bool     // return once it serves, without waiting for /readyz (a store still connecting)
 }
 
 // server is one `tollgate serve` child process.
@@ -374,7 +375,9 @@ func startServer(t *testing.T, opts serverOptions) *server {
 		}
 		time.Sleep(pollInterval)
 	}
-	s.waitReady(t, deadline)
+	if !opts.noWait {
+		s.waitReady(t, deadline)
+	}
 	return s
 }
 
