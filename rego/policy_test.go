@@ -119,7 +119,9 @@ func TestShippedBundleReasonCodes(t *testing.T) {
 		{name: "year-end freeze", now: "2026-12-29T10:00:00+01:00",
 			want: tollgate.Refused, reasons: []string{tollgate.CodeFreezeActive}, project: "service-api"},
 		{name: "freeze spares staging", now: "2026-11-27T10:00:00+01:00",
-			edit: func(r *tollgate.Request, _ *tollgate.Context) { r.Pipeline, r.Metadata.Environment = "deploy-staging", "staging" },
+			edit: func(r *tollgate.Request, _ *tollgate.Context) {
+				r.Pipeline, r.Metadata.Environment = "deploy-staging", "staging"
+			},
 			want: tollgate.Accepted, project: "service-api"},
 		{name: "outside time window", now: "2026-11-23T07:59:00+01:00",
 			want: tollgate.Refused, reasons: []string{tollgate.CodeTimeWindowViolation}, project: "service-api"},

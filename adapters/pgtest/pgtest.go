@@ -115,7 +115,7 @@ var shared struct {
 }
 
 // Shared returns the test binary's server, starting it on first use. It is
-// stopped and removed by Main; call Main from TestMain.
+// stopped and removed by Main, or StopShared; call one from TestMain.
 func Shared(tb testing.TB) *Server {
 	tb.Helper()
 	shared.once.Do(func() { shared.server, shared.err = start() })
@@ -125,17 +125,24 @@ func Shared(tb testing.TB) *Server {
 	return shared.server
 }
 
-// Main runs the tests and then stops the shared server, if one was started,
-// and exits: call it from TestMain.
+// Main runs the tests, stops the shared server and exits: the whole
+// TestMain of a package that needs nothing else.
 func Main(m *testing.M) {
 	code := m.Run()
-	if shared.server != nil {
-		if err := shared.server.close(); err != nil {
-			fmt.Fprintf(os.Stderr, "pgtest: %v\n", err)
-			code = max(code, 1)
-		}
+	if err := StopShared(); err != nil {
+		fmt.Fprintf(os.Stderr, "pgtest: %v\n", err)
+		code = max(code, 1)
 	}
 	os.Exit(code)
+}
+
+// StopShared stops and removes the shared server, if Shared started one:
+// for a TestMain of its own, after m.Run.
+func StopShared() error {
+	if shared.server == nil {
+		return nil
+	}
+	return shared.server.close()
 }
 
 func start() (*Server, error) {
@@ -188,9 +195,11 @@ var notWord = regexp.MustCompile(`[^a-z0-9]+`)
 // returns its URL.
 func (s *Server) NewDatabase(tb testing.TB) string {
 	tb.Helper()
+	// The test's name, for whoever looks at the server; the process and a
+	// counter, so that test binaries sharing a server do not collide.
 	name := notWord.ReplaceAllString(strings.ToLower(tb.Name()), "_")
 	name = "t_" + strings.Trim(name, "_")
-	name = name[:min(len(name), 48)] + "_" + strconv.FormatInt(s.dbs.Add(1), 10)
+	name = fmt.Sprintf("%s_%d_%d", name[:min(len(name), 40)], os.Getpid(), s.dbs.Add(1))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := s.exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
@@ -211,17 +220,6 @@ func (s *Server) NewDatabase(tb testing.TB) string {
 	u.Path = "/" + name
 	u.RawPath = ""
 	return u.String()
-}
-
-// Exec runs sql on the maintenance database as the admin role: for tests that
-// need to look at or break things from outside the code under test.
-func (s *Server) Exec(tb testing.TB, sql string, args ...any) {
-	tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := s.exec(ctx, sql, args...); err != nil {
-		tb.Fatalf("pgtest: %s: %v", sql, err)
-	}
 }
 
 func (s *Server) exec(ctx context.Context, sql string, args ...any) error {
@@ -265,7 +263,7 @@ func (s *Server) Kill(tb testing.TB) {
 func (s *Server) Freeze(tb testing.TB) {
 	tb.Helper()
 	s.needLocal(tb, "Freeze")
-	if err := s.cluster.signalGroup(syscall.SIGSTOP); err != nil {
+	if err := s.cluster.signal(syscall.SIGSTOP); err != nil {
 		tb.Fatalf("pgtest: freeze: %v", err)
 	}
 }
@@ -274,7 +272,7 @@ func (s *Server) Freeze(tb testing.TB) {
 func (s *Server) Thaw(tb testing.TB) {
 	tb.Helper()
 	s.needLocal(tb, "Thaw")
-	if err := s.cluster.signalGroup(syscall.SIGCONT); err != nil {
+	if err := s.cluster.signal(syscall.SIGCONT); err != nil {
 		tb.Fatalf("pgtest: thaw: %v", err)
 	}
 }
@@ -549,34 +547,58 @@ func (c *cluster) stopLocked(sig syscall.Signal) error {
 	}
 	select {
 	case <-c.exited:
+		c.cmd = nil
+		return nil
 	case <-time.After(stopTimeout):
-		c.signalAll(syscall.SIGKILL)
-		<-c.exited
+		return c.killLocked()
 	}
-	c.cmd = nil
-	return nil
 }
 
 // signalAll sends sig to the postmaster and to every process it started.
 // (Not to a process group: each backend makes itself a group leader, so that
-// the postmaster can signal its children.) To stop and to kill, the
-// postmaster goes first, so that it starts no process after the list is
-// read; to resume, last.
-func (c *cluster) signalAll(sig syscall.Signal) error {
+// the postmaster can signal its children.) It returns the processes it
+// signalled besides the postmaster.
+//
+// To freeze, the postmaster goes first, so that it starts nothing after the
+// list is read; to resume, last. To kill, the postmaster is stopped first
+// and killed last: once it is dead and reaped, its backends belong to init
+// and can no longer be found, and a backend that outlived it could still
+// answer (and commit) a query.
+func (c *cluster) signalAll(sig syscall.Signal) ([]int, error) {
 	pm := c.cmd.Process.Pid
-	if sig != syscall.SIGCONT {
-		if err := syscall.Kill(pm, sig); err != nil {
-			return err
+	var children []int
+	signalChildren := func(sig syscall.Signal) error {
+		found, err := childrenOf(pm)
+		for _, pid := range found {
+			syscall.Kill(pid, sig) // it may have exited meanwhile
+			if !slices.Contains(children, pid) {
+				children = append(children, pid)
+			}
 		}
+		return err
 	}
-	children, err := childrenOf(pm)
-	for _, pid := range children {
-		syscall.Kill(pid, sig) // it may have exited meanwhile
+	switch sig {
+	case syscall.SIGCONT:
+		err := signalChildren(sig)
+		return children, errors.Join(err, syscall.Kill(pm, sig))
+	case syscall.SIGKILL:
+		if err := stopAndWait(pm); err != nil {
+			return nil, err
+		}
+		err := signalChildren(sig)
+		err = errors.Join(err, signalChildren(sig)) // any forked as it stopped
+		return children, errors.Join(err, syscall.Kill(pm, sig))
+	case syscall.SIGSTOP:
+		if err := stopAndWait(pm); err != nil {
+			return nil, err
+		}
+		return children, signalChildren(sig)
+	default:
+		if err := syscall.Kill(pm, sig); err != nil {
+			return nil, err
+		}
+		return children, signalChildren(sig)
 	}
-	if sig == syscall.SIGCONT {
-		err = errors.Join(err, syscall.Kill(pm, sig))
-	}
-	return err
 }
 
 func (c *cluster) kill() error {
@@ -585,21 +607,39 @@ func (c *cluster) kill() error {
 	if c.cmd == nil {
 		return errors.New("the server is not running")
 	}
-	if err := c.signalAll(syscall.SIGKILL); err != nil {
+	return c.killLocked()
+}
+
+func (c *cluster) killLocked() error {
+	children, err := c.signalAll(syscall.SIGKILL)
+	if err != nil {
 		return err
 	}
 	<-c.exited
 	c.cmd = nil
+	// The backends are no longer ours to wait for (their parent is gone),
+	// but a new server refuses to start while one of them still holds the
+	// old shared memory: wait until they have all exited.
+	deadline := time.Now().Add(stopTimeout)
+	for _, pid := range children {
+		for !exited(pid) {
+			if time.Now().After(deadline) {
+				return fmt.Errorf("backend %d still running %s after SIGKILL", pid, stopTimeout)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
 	return nil
 }
 
-func (c *cluster) signalGroup(sig syscall.Signal) error {
+func (c *cluster) signal(sig syscall.Signal) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.cmd == nil {
 		return errors.New("the server is not running")
 	}
-	return c.signalAll(sig)
+	_, err := c.signalAll(sig)
+	return err
 }
 
 // remove stops the server and deletes its directory.

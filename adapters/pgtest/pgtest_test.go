@@ -118,9 +118,25 @@ func TestKillFreezeRestart(t *testing.T) {
 		t.Fatalf("after Thaw: %v", err)
 	}
 
+	// Connections opened before the crash die with it: every backend is
+	// killed, not only the postmaster.
+	var open []*pgx.Conn
+	for range 3 {
+		c, err := pgx.Connect(t.Context(), db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close(context.Background())
+		open = append(open, c)
+	}
 	s.Kill(t)
 	if _, err := query(t, db, "SELECT 'dead'"); err == nil {
 		t.Fatal("query on a killed server passed")
+	}
+	for i, c := range open {
+		if _, err := c.Exec(t.Context(), "SELECT 1"); err == nil {
+			t.Fatalf("connection %d still answers after Kill: a backend outlived the crash", i)
+		}
 	}
 	s.Restart(t)
 	if got, err := query(t, db, "SELECT 'back'"); err != nil || got != "back" {

@@ -1,10 +1,12 @@
 package pgtest
 
 import (
+	"errors"
 	"os"
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 func sysProcAttr(cred *syscall.Credential) *syscall.SysProcAttr {
@@ -41,4 +43,41 @@ func childrenOf(pid int) ([]int, error) {
 		}
 	}
 	return out, nil
+}
+
+// stopAndWait stops pid (SIGSTOP) and waits until it has stopped: signals
+// are delivered asynchronously.
+func stopAndWait(pid int) error {
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		return err
+	}
+	for range 1000 {
+		switch state(pid) {
+		case "R", "S", "D": // running, sleeping, in the kernel: not yet
+		default:
+			return nil // stopped (T), or gone
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return errors.New("postmaster did not stop within 1 s of SIGSTOP")
+}
+
+// state is pid's state letter in /proc ("" when it is gone).
+func state(pid int) string {
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return ""
+	}
+	fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+	if len(fields) == 0 {
+		return ""
+	}
+	return fields[0]
+}
+
+// exited reports whether pid has exited: gone, or a zombie left for its new
+// parent to reap (which holds no memory any more).
+func exited(pid int) bool {
+	st := state(pid)
+	return st == "" || st == "Z" || st == "X"
 }

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 func sysProcAttr(cred *syscall.Credential) *syscall.SysProcAttr {
@@ -29,4 +30,18 @@ func childrenOf(pid int) ([]int, error) {
 		}
 	}
 	return pids, nil
+}
+
+// exited reports whether pid has exited (a zombie counts as running here).
+func exited(pid int) bool {
+	return syscall.Kill(pid, 0) == syscall.ESRCH
+}
+
+// stopAndWait stops pid (SIGSTOP) and gives the signal a moment to land.
+func stopAndWait(pid int) error {
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		return err
+	}
+	time.Sleep(20 * time.Millisecond)
+	return nil
 }

@@ -16,6 +16,7 @@ import (
 // key split across them at once: exactly one passes the cooldown, every
 // refusal saw that one's acceptance, and the history holds all 30, once.
 func TestTwoReplicasOneAccepted(t *testing.T) {
+	t.Parallel()
 	url := pgtest.Shared(t).NewDatabase(t)
 	replicas := []*Store{openClosing(t, url), openClosing(t, url)}
 	const n = 30
@@ -200,4 +201,52 @@ func TestCanceledWaitLeavesNothingWaiting(t *testing.T) {
 		}
 	}
 	t.Fatalf("%d advisory lock waits left on the server after the caller gave up", waiting)
+}
+
+// A burst of requests for one key queues in the process, holding one pooled
+// connection between them: other keys, the writer and reads still get one.
+func TestBurstOnOneKeyLeavesConnections(t *testing.T) {
+	s := openClosing(t, pgtest.Shared(t).NewDatabase(t), WithMaxConns(3))
+	hot := newKey("hot")
+	holding, release := make(chan struct{}), make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if _, err := s.Decide(t.Context(), hot, func(c tollgate.Cooldown) (tollgate.Record, error) {
+			close(holding)
+			<-release
+			return acceptUnlessCooling(time.Now())(c)
+		}); err != nil {
+			t.Error(err)
+		}
+	})
+	<-holding
+	for range 20 {
+		wg.Go(func() {
+			if _, err := s.Decide(t.Context(), hot, acceptUnlessCooling(time.Now())); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	time.Sleep(100 * time.Millisecond) // let the burst queue up
+
+	// Without the queue in the process, these wait until the burst is over.
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	if _, err := s.Decide(ctx, newKey("cold"), acceptUnlessCooling(time.Now())); err != nil {
+		t.Errorf("another key during the burst: %v", err)
+	}
+	if _, err := s.Decide(ctx, nil, fixed(record(tollgate.Refused, time.Now()))); err != nil {
+		t.Errorf("a decision without a key during the burst: %v", err)
+	}
+	if _, err := s.Decisions(ctx, tollgate.DecisionFilter{}); err != nil {
+		t.Errorf("reading the history during the burst: %v", err)
+	}
+	close(release)
+	wg.Wait()
+	if n := s.keys.len(); n != 0 {
+		t.Fatalf("%d key queues left after every Decide returned, want 0", n)
+	}
+	if all := listAll(t, s); len(all) != 23 {
+		t.Fatalf("%d records, want 23", len(all))
+	}
 }
