@@ -65,8 +65,24 @@ func (r Request) Validate() error {
 			return Errorf(EInvalid, "%s is required and must be a non-empty string", f.name)
 		}
 	}
+	for _, f := range []struct{ name, value string }{
+		{"repository", r.Repository},
+		{"branch", r.Branch},
+		{"pipeline", r.Pipeline},
+		{"metadata.initiator", r.Metadata.Initiator},
+		{"metadata.run_id", r.Metadata.RunID},
+		{"metadata.environment", r.Metadata.Environment},
+	} {
+		if i := strings.IndexFunc(f.value, isControl); i >= 0 {
+			return Errorf(EInvalid, "%s must not contain control characters (found %U at byte %d)", f.name, []rune(f.value[i:])[0], i)
+		}
+	}
 	return nil
 }
+
+// isControl reports C0 controls and DEL: no name CI sends contains them, and
+// a NUL cannot even be stored by PostgreSQL.
+func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
 
 // DecodeRequest parses and validates a request. Unknown fields and wrong
 // types are errors: a typo in a gate request must not silently change its

@@ -39,6 +39,8 @@ func TestDecodeRequestRejectsBadInput(t *testing.T) {
 		{"unknown field", `{"repository":"r","branch":"main","pipeline":"p","metadata":{"environment":"e"},"context":{}}`, `unknown field "context"`},
 		{"trailing data", validRequest + `{}`, "unexpected data after"},
 		{"null", `null`, "repository is required"},
+		{"NUL in branch", `{"repository":"r","branch":"ma\u0000in","pipeline":"p","metadata":{"environment":"e"}}`, "branch must not contain control characters (found U+0000 at byte 2)"},
+		{"newline in run id", `{"repository":"r","branch":"main","pipeline":"p","metadata":{"environment":"e","run_id":"1\n2"}}`, "metadata.run_id must not contain control characters"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -72,6 +74,9 @@ func FuzzDecodeRequest(f *testing.F) {
 			if strings.TrimSpace(v) == "" {
 				t.Fatalf("accepted a request with an empty required field: %+v", r)
 			}
+		}
+		if strings.ContainsRune(r.Repository+r.Branch+r.Pipeline+r.Metadata.Environment+r.Metadata.Initiator+r.Metadata.RunID, 0) {
+			t.Fatalf("accepted a request with a NUL: %+v", r)
 		}
 	})
 }

@@ -63,7 +63,10 @@ func apply(ctx context.Context, db *sql.DB, d Dialect, fsys fs.FS) ([]string, er
 	dialect := goose.DialectSQLite3
 	if d == Postgres {
 		dialect = goose.DialectPostgres
-		locker, err := lock.NewPostgresSessionLocker()
+		// Probe the lock every second (goose's default is every 5 s), for
+		// up to 5 minutes: a replica waiting for another's migrations starts
+		// about a second after them.
+		locker, err := lock.NewPostgresSessionLocker(lock.WithLockTimeout(1, 300))
 		if err != nil {
 			return nil, fmt.Errorf("migrations: postgres lock: %w", err)
 		}

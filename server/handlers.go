@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"strconv"
@@ -182,13 +183,19 @@ func (s *Server) healthz(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
 }
 
+// readyTimeout bounds the store check of /readyz: a frozen database must
+// make the replica not ready, not hang the probe.
+const readyTimeout = 2 * time.Second
+
 // readyz is 200 only when a bundle is active and the store answers: a load
 // balancer must not send requests that would be refused with 503.
 func (s *Server) readyz(c echo.Context) error {
 	if s.cfg.Engine.Policy() == nil {
 		return newError(http.StatusServiceUnavailable, tollgate.EUnavailable, "no bundle is active")
 	}
-	if err := s.cfg.Store.Ping(c.Request().Context()); err != nil {
+	ctx, cancel := context.WithTimeout(c.Request().Context(), readyTimeout)
+	defer cancel()
+	if err := s.cfg.Store.Ping(ctx); err != nil {
 		return newError(http.StatusServiceUnavailable, tollgate.EUnavailable, "the store is unreachable: "+err.Error())
 	}
 	return c.JSON(http.StatusOK, map[string]string{"status": "ready", "revision": s.cfg.Engine.Status().Revision})

@@ -3,6 +3,7 @@ package test
 import (
 	"encoding/json"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -123,5 +124,17 @@ func TestPostgresLostWhileServing(t *testing.T) {
 	// Only the acknowledged decisions are in the history: the first and the last.
 	if got := len(s.allDecisions(t, "")); got != 2 {
 		t.Fatalf("%d decisions recorded, want 2 (the refused-with-503 requests must not be recorded)", got)
+	}
+}
+
+// TestPostgresBadURLStopsServe: what waiting cannot fix stops serve with a
+// message, instead of answering 503 forever.
+func TestPostgresBadURLStopsServe(t *testing.T) {
+	t.Parallel()
+	code, _, stderr := runTollgate(t, cleanEnv(), nil, "serve", "--addr", "127.0.0.1:0",
+		"--license", validLicence, "--license-key", publicKey, "--bundle", newBundle(t),
+		"--database-url", "postgres://tollgate@127.0.0.1:1/x?sslmode=bogus")
+	if code != 2 || !strings.Contains(stderr, "the decision store cannot be opened") {
+		t.Fatalf("exit %d, stderr:\n%s", code, stderr)
 	}
 }

@@ -71,27 +71,29 @@ type serveConfig struct {
 	debounce, shutdownTimeout                                   time.Duration
 }
 
-// openStore opens the embedded store, or starts connecting to PostgreSQL in
-// the background: the API serves at once, answering 503 (and /readyz not
-// ready) until the database is reached and migrated.
-func openStore(ctx context.Context, logger *slog.Logger, cfg serveConfig) (tollgate.DecisionStore, string, error) {
+// openStore opens the embedded store, or returns a store that is still
+// connecting to PostgreSQL and the function that connects it, to run beside
+// the server: the API serves at once, answering 503 (and /readyz not ready)
+// until the database is reached and migrated. connect fails, stopping serve,
+// only on what waiting cannot fix: a malformed URL, a refused migration.
+func openStore(ctx context.Context, logger *slog.Logger, cfg serveConfig) (store tollgate.DecisionStore, name string, connect func(context.Context) error, err error) {
 	if cfg.databaseURL == "" {
 		s, err := sqlite.Open(ctx, cfg.dataDir)
-		return s, "sqlite:" + filepath.Join(cfg.dataDir, sqlite.FileName), err
+		return s, "sqlite:" + filepath.Join(cfg.dataDir, sqlite.FileName), func(context.Context) error { return nil }, err
 	}
 	late := &lateStore{}
-	go func() {
+	connect = func(ctx context.Context) error {
 		s, err := postgres.OpenWithRetry(ctx, cfg.databaseURL, logger)
 		if err != nil {
-			if ctx.Err() == nil {
-				logger.Error("the decision store cannot be opened: every evaluation answers 503", "error", err)
+			if ctx.Err() != nil {
+				return nil // shutting down before the database was reached
 			}
-			return
+			return fmt.Errorf("the decision store cannot be opened: %w", err)
 		}
-		late.set(s)
 		logger.Info("decision store ready", "store", "postgres")
-	}()
-	return late, "postgres", nil
+		return late.set(s)
+	}
+	return late, "postgres", connect, nil
 }
 
 func newLogger(c *cli, format, level string) (*slog.Logger, error) {
@@ -133,7 +135,7 @@ func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig) error {
 	}
 	metrics.Activated(engine.Status())
 
-	store, storeName, err := openStore(ctx, logger, cfg)
+	store, storeName, connectStore, err := openStore(ctx, logger, cfg)
 	if err != nil {
 		return err
 	}
@@ -177,6 +179,7 @@ func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig) error {
 		return nil
 	})
 	g.Go(func() error { return engine.Watch(gctx) })
+	g.Go(func() error { return connectStore(gctx) })
 	g.Go(func() error {
 		<-gctx.Done()
 		logger.Info("shutting down: draining requests in flight")

@@ -13,13 +13,23 @@ import (
 // so evaluate answers 503 and /readyz says not ready — never an accepted
 // decision without its record.
 type lateStore struct {
-	store     atomic.Pointer[tollgate.DecisionStore]
-	closeOnce sync.Once
+	store  atomic.Pointer[tollgate.DecisionStore]
+	mu     sync.Mutex // orders set and Close
+	closed bool
 }
 
 var _ tollgate.DecisionStore = (*lateStore)(nil)
 
-func (l *lateStore) set(s tollgate.DecisionStore) { l.store.Store(&s) }
+// set makes s the store, unless Close came first: then s is closed at once.
+func (l *lateStore) set(s tollgate.DecisionStore) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return s.Close()
+	}
+	l.store.Store(&s)
+	return nil
+}
 
 func (l *lateStore) get() (tollgate.DecisionStore, error) {
 	if s := l.store.Load(); s != nil {
@@ -69,11 +79,14 @@ func (l *lateStore) Ping(ctx context.Context) error {
 }
 
 func (l *lateStore) Close() error {
-	s, err := l.get()
-	if err != nil {
-		return nil // never connected: nothing to flush
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return nil
 	}
-	var closeErr error
-	l.closeOnce.Do(func() { closeErr = s.Close() })
-	return closeErr
+	l.closed = true
+	if s := l.store.Load(); s != nil {
+		return (*s).Close()
+	}
+	return nil // never connected: nothing to flush
 }
