@@ -29,12 +29,10 @@ package postgres
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"math"
 	"net"
 	"runtime"
 	"strconv"
@@ -49,6 +47,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tollgate/tollgate"
+	"github.com/tollgate/tollgate/adapters/internal/storekit"
 )
 
 const (
@@ -70,9 +69,9 @@ var _ tollgate.DecisionStore = (*Store)(nil)
 // processes, may share one database.
 type Store struct {
 	pool     *pgxpool.Pool
-	keys     *keyLocks     // this process's queue per key, in front of the advisory lock
-	where    string        // host:port/database, for messages (never the password)
-	timeout  time.Duration // statement_timeout of every connection
+	keys     *storekit.KeyLocks // this process's queue per key, in front of the advisory lock
+	where    string             // host:port/database, for messages (never the password)
+	timeout  time.Duration      // statement_timeout of every connection
 	maxBatch int
 
 	// mu guards closed and every send on writes, so that Close can close the
@@ -176,7 +175,7 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	}
 	s := &Store{
 		pool:     pool,
-		keys:     newKeyLocks(),
+		keys:     storekit.NewKeyLocks(),
 		where:    where,
 		timeout:  o.statementTimeout,
 		maxBatch: o.maxBatch,
@@ -365,7 +364,7 @@ func (s *Store) decideKeyed(ctx context.Context, key tollgate.CooldownKey, decid
 	defer s.inflight.Done()
 
 	// Queue here, then on the server.
-	unlock, err := s.keys.lock(ctx, key)
+	unlock, err := s.keys.Lock(ctx, key)
 	if err != nil {
 		return tollgate.Record{}, err
 	}
@@ -544,13 +543,7 @@ func (s *Store) Decisions(ctx context.Context, f tollgate.DecisionFilter) (tollg
 	if s.isClosed() {
 		return tollgate.DecisionPage{}, s.errClosed()
 	}
-	limit := f.Limit
-	switch {
-	case limit <= 0:
-		limit = tollgate.DefaultPageSize
-	case limit > tollgate.MaxPageSize:
-		limit = tollgate.MaxPageSize
-	}
+	limit := storekit.PageSize(f.Limit)
 	query, args, err := listQuery(f, limit)
 	if err != nil {
 		return tollgate.DecisionPage{}, err
@@ -573,7 +566,7 @@ func (s *Store) Decisions(ctx context.Context, f tollgate.DecisionFilter) (tollg
 			return tollgate.DecisionPage{}, s.dbError(ctx, "list decisions", err)
 		}
 		if len(page.Records) == limit {
-			page.NextCursor = encodeCursor(lastID)
+			page.NextCursor = storekit.EncodeCursor(lastID)
 			break
 		}
 		rec, err := decodeRecord(id, data)
@@ -616,13 +609,13 @@ func listQuery(f tollgate.DecisionFilter, limit int) (string, []any, error) {
 		}
 	}
 	if !f.Since.IsZero() {
-		where = append(where, "evaluated_at >= "+arg(unixNano(f.Since)))
+		where = append(where, "evaluated_at >= "+arg(storekit.UnixNano(f.Since)))
 	}
 	if !f.Until.IsZero() {
-		where = append(where, "evaluated_at < "+arg(unixNano(f.Until)))
+		where = append(where, "evaluated_at < "+arg(storekit.UnixNano(f.Until)))
 	}
 	if f.Cursor != "" {
-		after, err := decodeCursor(f.Cursor)
+		after, err := storekit.DecodeCursor(f.Cursor)
 		if err != nil {
 			return "", nil, err
 		}
@@ -724,34 +717,4 @@ func decodeRecord(id string, data []byte) (tollgate.Record, error) {
 		return tollgate.Record{}, tollgate.Errorf(tollgate.EInternal, "decision %s: stored record is not valid JSON: %v", id, err)
 	}
 	return rec, nil
-}
-
-// Cursors are the embedded store's (adapters/sqlite): base64 of a version
-// tag and the last ID of the page, so that a cursor means the same to both.
-const cursorTag = "d1:"
-
-func encodeCursor(lastID string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(cursorTag + lastID))
-}
-
-func decodeCursor(cursor string) (string, error) {
-	raw, err := base64.RawURLEncoding.DecodeString(cursor)
-	id, ok := strings.CutPrefix(string(raw), cursorTag)
-	if err != nil || !ok || id == "" || strings.ContainsRune(id, 0) {
-		return "", tollgate.Errorf(tollgate.EInvalid,
-			"invalid cursor %q: pass the next_cursor of the previous page unchanged, or no cursor for the first page", cursor)
-	}
-	return id, nil
-}
-
-// unixNano is t in unix nanoseconds, clamped to what int64 holds (years 1678
-// to 2262), so that a far-off since or until still filters correctly.
-func unixNano(t time.Time) int64 {
-	switch {
-	case t.Before(time.Unix(0, math.MinInt64)):
-		return math.MinInt64
-	case t.After(time.Unix(0, math.MaxInt64)):
-		return math.MaxInt64
-	}
-	return t.UnixNano()
 }

@@ -243,7 +243,7 @@ func TestBurstOnOneKeyLeavesConnections(t *testing.T) {
 	}
 	close(release)
 	wg.Wait()
-	if n := s.keys.len(); n != 0 {
+	if n := s.keys.Len(); n != 0 {
 		t.Fatalf("%d key queues left after every Decide returned, want 0", n)
 	}
 	if all := listAll(t, s); len(all) != 23 {

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/tollgate/tollgate"
+	"github.com/tollgate/tollgate/adapters/internal/storekit"
 	"github.com/tollgate/tollgate/adapters/pgtest"
 )
 
@@ -142,7 +143,7 @@ func TestQueriesUseIndexes(t *testing.T) {
 	first := time.Unix(0, 1767225600000000000+int64(step))
 	at := func(i int) time.Time { return first.Add(time.Duration(i-1) * step) }
 	idAt := func(i int) string { return fmt.Sprintf("%012x-7000-8000-000000000000", i) }
-	deep := encodeCursor(idAt(n / 10)) // 90% of the history newer than it
+	deep := storekit.EncodeCursor(idAt(n / 10)) // 90% of the history newer than it
 
 	for _, tc := range []struct {
 		name string

@@ -18,11 +18,9 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -36,6 +34,7 @@ import (
 	"modernc.org/sqlite"
 
 	"github.com/tollgate/tollgate"
+	"github.com/tollgate/tollgate/adapters/internal/storekit"
 	"github.com/tollgate/tollgate/migrations"
 )
 
@@ -55,7 +54,7 @@ type Store struct {
 	path     string
 	db       *sql.DB   // the readers' pool; WAL lets them read while the writer writes
 	writer   *sql.Conn // the one connection that writes, used by writeLoop only
-	keys     *keyLocks
+	keys     *storekit.KeyLocks
 	maxBatch int
 
 	// mu guards closed and every send on writes, so that Close can close the
@@ -151,7 +150,7 @@ func open(ctx context.Context, db *sql.DB, path string, o options) (*Store, erro
 		path:       path,
 		db:         db,
 		writer:     writer,
-		keys:       newKeyLocks(),
+		keys:       storekit.NewKeyLocks(),
 		maxBatch:   o.maxBatch,
 		writes:     make(chan *write, o.maxBatch),
 		writerDone: make(chan struct{}),
@@ -203,7 +202,7 @@ func (s *Store) Decide(ctx context.Context, key *tollgate.CooldownKey, decide fu
 		k := *key // the caller may reuse *key once we return
 		key = &k
 		var err error
-		if unlock, err = s.keys.lock(ctx, k); err != nil {
+		if unlock, err = s.keys.Lock(ctx, k); err != nil {
 			return tollgate.Record{}, err
 		}
 		if cooldown, err = s.readCooldown(ctx, k); err != nil {
@@ -300,13 +299,7 @@ func (s *Store) Decisions(ctx context.Context, f tollgate.DecisionFilter) (tollg
 	if s.isClosed() {
 		return tollgate.DecisionPage{}, s.errClosed()
 	}
-	limit := f.Limit
-	switch {
-	case limit <= 0:
-		limit = tollgate.DefaultPageSize
-	case limit > tollgate.MaxPageSize:
-		limit = tollgate.MaxPageSize
-	}
+	limit := storekit.PageSize(f.Limit)
 	query, args, err := listQuery(f, limit)
 	if err != nil {
 		return tollgate.DecisionPage{}, err
@@ -327,7 +320,7 @@ func (s *Store) Decisions(ctx context.Context, f tollgate.DecisionFilter) (tollg
 			return tollgate.DecisionPage{}, s.readError(ctx, "list decisions", err)
 		}
 		if len(page.Records) == limit {
-			page.NextCursor = encodeCursor(lastID)
+			page.NextCursor = storekit.EncodeCursor(lastID)
 			break
 		}
 		rec, err := decodeRecord(id, data)
@@ -365,14 +358,14 @@ func listQuery(f tollgate.DecisionFilter, limit int) (string, []any, error) {
 	}
 	if !f.Since.IsZero() {
 		where = append(where, "evaluated_at >= ?")
-		args = append(args, unixNano(f.Since))
+		args = append(args, storekit.UnixNano(f.Since))
 	}
 	if !f.Until.IsZero() {
 		where = append(where, "evaluated_at < ?")
-		args = append(args, unixNano(f.Until))
+		args = append(args, storekit.UnixNano(f.Until))
 	}
 	if f.Cursor != "" {
-		after, err := decodeCursor(f.Cursor)
+		after, err := storekit.DecodeCursor(f.Cursor)
 		if err != nil {
 			return "", nil, err
 		}
@@ -451,35 +444,4 @@ func decodeRecord(id string, data []byte) (tollgate.Record, error) {
 		return tollgate.Record{}, tollgate.Errorf(tollgate.EInternal, "decision %s: stored record is not valid JSON: %v", id, err)
 	}
 	return rec, nil
-}
-
-// Cursors are opaque to clients: base64 of a version tag and the last ID of
-// the page. The tag lets a later version change the shape and reject (not
-// misread) an old cursor, and makes a made-up string very unlikely to pass.
-const cursorTag = "d1:"
-
-func encodeCursor(lastID string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(cursorTag + lastID))
-}
-
-func decodeCursor(cursor string) (string, error) {
-	raw, err := base64.RawURLEncoding.DecodeString(cursor)
-	id, ok := strings.CutPrefix(string(raw), cursorTag)
-	if err != nil || !ok || id == "" {
-		return "", tollgate.Errorf(tollgate.EInvalid,
-			"invalid cursor %q: pass the next_cursor of the previous page unchanged, or no cursor for the first page", cursor)
-	}
-	return id, nil
-}
-
-// unixNano is t in unix nanoseconds, clamped to what int64 holds (years 1678
-// to 2262), so that a far-off since or until still filters correctly.
-func unixNano(t time.Time) int64 {
-	switch {
-	case t.Before(time.Unix(0, math.MinInt64)):
-		return math.MinInt64
-	case t.After(time.Unix(0, math.MaxInt64)):
-		return math.MaxInt64
-	}
-	return t.UnixNano()
 }

@@ -15,6 +15,7 @@ import (
 	"modernc.org/sqlite"
 
 	"github.com/tollgate/tollgate"
+	"github.com/tollgate/tollgate/adapters/internal/storekit"
 	"github.com/tollgate/tollgate/adapters/storetest"
 	"github.com/tollgate/tollgate/migrations"
 )
@@ -302,8 +303,8 @@ func TestCancelWhileCommitting(t *testing.T) {
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Decide while the file is locked: %v, want context.DeadlineExceeded", err)
 	}
-	if s.keys.len() != 1 {
-		t.Fatalf("%d keys locked after the canceled Decide, want 1: the key must stay locked until its write settles", s.keys.len())
+	if s.keys.Len() != 1 {
+		t.Fatalf("%d keys locked after the canceled Decide, want 1: the key must stay locked until its write settles", s.keys.Len())
 	}
 
 	second := make(chan tollgate.Cooldown, 1)
@@ -350,7 +351,7 @@ func TestKeyLocksAreReleased(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if n := s.keys.len(); n != 0 {
+	if n := s.keys.Len(); n != 0 {
 		t.Fatalf("%d key locks left after every Decide returned, want 0", n)
 	}
 }
@@ -361,7 +362,7 @@ func TestBadCursorMessage(t *testing.T) {
 	if tollgate.ErrorCode(err) != tollgate.EInvalid || !strings.Contains(err.Error(), "next_cursor") {
 		t.Fatalf("bad cursor: %v, want an %s error that says what to send", err, tollgate.EInvalid)
 	}
-	if got, err := decodeCursor(encodeCursor("0190-abc")); err != nil || got != "0190-abc" {
+	if got, err := storekit.DecodeCursor(storekit.EncodeCursor("0190-abc")); err != nil || got != "0190-abc" {
 		t.Fatalf("cursor round trip: %q, %v", got, err)
 	}
 }
@@ -378,8 +379,8 @@ func TestQueriesUseIndexes(t *testing.T) {
 		{Project: "p", Status: tollgate.Refused},
 		{Status: tollgate.Refused},
 		{Since: time.Now()},
-		{Cursor: encodeCursor("x")},
-		{Project: "p", Pipeline: "d", Branch: "b", Status: tollgate.Accepted, Since: time.Now(), Until: time.Now(), Cursor: encodeCursor("x")},
+		{Cursor: storekit.EncodeCursor("x")},
+		{Project: "p", Pipeline: "d", Branch: "b", Status: tollgate.Accepted, Since: time.Now(), Until: time.Now(), Cursor: storekit.EncodeCursor("x")},
 	} {
 		query, args, err := listQuery(f, 50)
 		if err != nil {

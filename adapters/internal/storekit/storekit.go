@@ -1,0 +1,125 @@
+// Package storekit holds what the decision stores (adapters/sqlite and
+// adapters/postgres) share beyond their SQL: the per-key lock of the
+// cooldown, the history cursor and page size, and time encoding. A cursor
+// means the same to both stores.
+package storekit
+
+import (
+	"context"
+	"encoding/base64"
+	"math"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tollgate/tollgate"
+)
+
+// KeyLocks serialises the Decide calls of one process per cooldown key,
+// while different keys run in parallel. Entries are reference counted so
+// that the map holds only the keys in use, not every key ever seen.
+//
+// Written by hand: the standard library has no keyed lock, and a lock a
+// waiting request can give up on when its context ends (a channel, not a
+// sync.Mutex) is what a server needs; the libraries that do this are small
+// and less kept than these thirty lines.
+type KeyLocks struct {
+	mu    sync.Mutex
+	locks map[tollgate.CooldownKey]*keyLock
+}
+
+type keyLock struct {
+	held chan struct{} // a token in the channel: locked
+	refs int           // holders and waiters; guarded by KeyLocks.mu
+}
+
+// NewKeyLocks returns an empty set of key locks.
+func NewKeyLocks() *KeyLocks {
+	return &KeyLocks{locks: make(map[tollgate.CooldownKey]*keyLock)}
+}
+
+// Lock waits until key is free, or ctx ends, and returns the function that
+// frees it again. That function must be called exactly once.
+func (k *KeyLocks) Lock(ctx context.Context, key tollgate.CooldownKey) (unlock func(), err error) {
+	k.mu.Lock()
+	l, ok := k.locks[key]
+	if !ok {
+		l = &keyLock{held: make(chan struct{}, 1)}
+		k.locks[key] = l
+	}
+	l.refs++
+	k.mu.Unlock()
+
+	select {
+	case l.held <- struct{}{}:
+		return func() {
+			<-l.held
+			k.release(key, l)
+		}, nil
+	case <-ctx.Done():
+		k.release(key, l)
+		return nil, ctx.Err()
+	}
+}
+
+func (k *KeyLocks) release(key tollgate.CooldownKey, l *keyLock) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	l.refs--
+	if l.refs == 0 {
+		delete(k.locks, key)
+	}
+}
+
+// Len reports how many keys are locked or waited for.
+func (k *KeyLocks) Len() int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return len(k.locks)
+}
+
+// Cursors are opaque to clients: base64 of a version tag and the last ID of
+// the page. The tag lets a later version change the shape and reject (not
+// misread) an old cursor, and makes a made-up string very unlikely to pass.
+const cursorTag = "d1:"
+
+// EncodeCursor is the cursor of the page after the one ending at lastID.
+func EncodeCursor(lastID string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(cursorTag + lastID))
+}
+
+// DecodeCursor returns the last ID of the previous page, or an EInvalid
+// error for anything that is not a cursor these stores made.
+func DecodeCursor(cursor string) (string, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(cursor)
+	id, ok := strings.CutPrefix(string(raw), cursorTag)
+	if err != nil || !ok || id == "" || strings.ContainsRune(id, 0) {
+		return "", tollgate.Errorf(tollgate.EInvalid,
+			"invalid cursor %q: pass the next_cursor of the previous page unchanged, or no cursor for the first page", cursor)
+	}
+	return id, nil
+}
+
+// PageSize is the page size for a filter's Limit: the default when unset,
+// capped at the maximum.
+func PageSize(limit int) int {
+	switch {
+	case limit <= 0:
+		return tollgate.DefaultPageSize
+	case limit > tollgate.MaxPageSize:
+		return tollgate.MaxPageSize
+	}
+	return limit
+}
+
+// UnixNano is t in unix nanoseconds, clamped to what int64 holds (years 1678
+// to 2262), so that a far-off since or until still filters correctly.
+func UnixNano(t time.Time) int64 {
+	switch {
+	case t.Before(time.Unix(0, math.MinInt64)):
+		return math.MinInt64
+	case t.After(time.Unix(0, math.MaxInt64)):
+		return math.MaxInt64
+	}
+	return t.UnixNano()
+}
