@@ -64,6 +64,36 @@ type Project struct {
 	Enforcement     string                 `json:"enforcement"`
 	Pipelines       map[string]Pipeline    `json:"pipelines"`
 	Environments    map[string]Environment `json:"environments"`
+	Risk            *Risk                  `json:"risk"`
+}
+
+// Risk configures the security gates of a project (risk.rego). Nil fields
+// leave their gate off.
+type Risk struct {
+	MaxCVSS          *float64 `json:"max_cvss"`
+	MaxRisk          *float64 `json:"max_risk"`
+	MaxUnknowns      *int     `json:"max_unknowns"`
+	BlockNewFindings bool     `json:"block_new_findings"`
+	RequireScan      bool     `json:"require_scan"`
+	MaxScanAgeHours  *int     `json:"max_scan_age_hours"`
+	EPSSWeight       *float64 `json:"epss_weight"`
+}
+
+func (r *Risk) validate() (field string, err error) {
+	switch {
+	case r == nil:
+	case r.MaxCVSS != nil && (*r.MaxCVSS < 0 || *r.MaxCVSS > 10):
+		return "max_cvss", fmt.Errorf("must be a CVSS score from 0 to 10, got %v", *r.MaxCVSS)
+	case r.MaxRisk != nil && *r.MaxRisk < 0:
+		return "max_risk", fmt.Errorf("must be 0 or more, got %v", *r.MaxRisk)
+	case r.MaxUnknowns != nil && *r.MaxUnknowns < 0:
+		return "max_unknowns", fmt.Errorf("must be 0 or more, got %d", *r.MaxUnknowns)
+	case r.MaxScanAgeHours != nil && *r.MaxScanAgeHours <= 0:
+		return "max_scan_age_hours", fmt.Errorf("must be 1 or more, got %d", *r.MaxScanAgeHours)
+	case r.EPSSWeight != nil && (*r.EPSSWeight < 0 || *r.EPSSWeight > 1):
+		return "epss_weight", fmt.Errorf("must be from 0 to 1, got %v", *r.EPSSWeight)
+	}
+	return "", nil
 }
 
 // Pipeline is one pipeline of a project.
@@ -73,9 +103,11 @@ type Pipeline struct {
 	AllowedBranches []string `json:"allowed_branches"`
 }
 
-// Environment lists the pipeline types a project allows in one environment.
+// Environment lists the pipeline types a project allows in one environment,
+// and may replace the project's risk settings there.
 type Environment struct {
 	PipelineTypes []string `json:"pipeline_types"`
+	Risk          *Risk    `json:"risk"`
 }
 
 // Data paths of the configuration, relative to the bundle root, and the files
@@ -262,9 +294,15 @@ func validateProjects(file string, projects map[string]Project) (map[string]stri
 				return bad(pfield+".allowed_branches", "%v", err)
 			}
 		}
+		if f, err := p.Risk.validate(); err != nil {
+			return bad(field+".risk."+f, "%v", err)
+		}
 		for _, env := range slices.Sorted(maps.Keys(p.Environments)) {
 			if p.Environments[env].PipelineTypes == nil {
 				return bad(field+".environments."+env+".pipeline_types", "required: the pipeline types allowed in %s ([] allows none)", env)
+			}
+			if f, err := p.Environments[env].Risk.validate(); err != nil {
+				return bad(field+".environments."+env+".risk."+f, "%v", err)
 			}
 		}
 	}

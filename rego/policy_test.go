@@ -284,6 +284,9 @@ func TestLoadBundleRejectsBadConfig(t *testing.T) {
 		{"bad glob", "config/projects/data.json", `{"a": {"repositories": ["org/a"], "pipelines": {"p": {"type": "deploy", "allowed_branches": ["release/[a"]}}}}`, `a.pipelines.p.allowed_branches: invalid glob pattern`},
 		{"bad enforcement", "config/projects/data.json", `{"a": {"repositories": ["org/a"], "enforcement": "audit", "pipelines": {"p": {"type": "deploy"}}}}`, `a.enforcement: must be "enforce" or "warn"`},
 		{"environment without types", "config/projects/data.json", `{"a": {"repositories": ["org/a"], "pipelines": {"p": {"type": "deploy"}}, "environments": {"production": {}}}}`, `a.environments.production.pipeline_types: required`},
+		{"risk max_cvss out of range", "config/projects/data.json", `{"a": {"repositories": ["org/a"], "pipelines": {"p": {"type": "deploy"}}, "risk": {"max_cvss": 11}}}`, `a.risk.max_cvss: must be a CVSS score from 0 to 10`},
+		{"risk unknown key", "config/projects/data.json", `{"a": {"repositories": ["org/a"], "pipelines": {"p": {"type": "deploy"}}, "risk": {"max_cvs": 7}}}`, `unknown field "max_cvs"`},
+		{"environment risk", "config/projects/data.json", `{"a": {"repositories": ["org/a"], "pipelines": {"p": {"type": "deploy"}}, "environments": {"production": {"pipeline_types": ["deploy"], "risk": {"epss_weight": 2}}}}}`, `a.environments.production.risk.epss_weight: must be from 0 to 1`},
 		{"projects not an object", "config/projects/data.json", `[]`, `config/projects/data.json: invalid JSON`},
 	}
 	for _, tt := range tests {

@@ -3,13 +3,15 @@
 # description: |
 #   Rules of the resolved project and pipeline, in this order: allowed
 #   branches (branch_not_allowed), pipeline type per environment
-#   (pipeline_not_allowed), cooldown (cooldown), then the reasons of the
-#   project's own module, package tollgate.projects[<project name>], if any.
+#   (pipeline_not_allowed), cooldown (cooldown), the security gates on the
+#   release's scan (risk.rego), then the reasons of the project's own
+#   module, package tollgate.projects[<project name>], if any.
 #   A project with "enforcement": "warn" gets all of them as warnings.
 package tollgate.local
 
 import data.tollgate.global
 import data.tollgate.resolve
+import data.tollgate.risk
 
 # Unmanaged requests have no local rules. Each else branch keeps its
 # condition, so that a rule that is undefined (a broken configuration, such
@@ -18,7 +20,7 @@ import data.tollgate.resolve
 # The usual case comes first: OPA evaluates the branches in order.
 findings := array.concat(
 	array.concat(branch_reasons, type_reasons),
-	array.concat(cooldown_reasons, project_reasons),
+	array.concat(array.concat(cooldown_reasons, risk.reasons), project_reasons),
 ) if {
 	resolve.managed
 } else := [] if {

@@ -1,0 +1,165 @@
+# METADATA
+# title: security gates (seed 000)
+# description: |
+#   Gates on the scan of the release, configured per project in "risk" and
+#   replaced per environment by environments.<env>.risk:
+#     {"max_cvss": 7.0, "max_risk": 5.0, "max_unknowns": 0,
+#      "block_new_findings": false, "require_scan": true,
+#      "max_scan_age_hours": 72, "epss_weight": 0.5}
+#   Every key is optional; a gate without its setting does not run.
+#
+#   input.scan (absent when the request carries no scan):
+#     {"scanned_at_ns": <int>, "unidentified": <int>,
+#      "findings": [{"id", "package", "version", "severity", "vex_status",
+#                    "cvss": {"score", "version", "vector", "source"}?,
+#                    "epss": {"score", "percentile"}?}]}
+#   input.context.baseline: the scan of the last accepted release of the same
+#   project and environment, same shape, absent if there is none.
+#
+#   Composite risk of a finding, owned here so that policy authors can
+#   change it: CVSS base score x (1 - w + w x EPSS probability) x VEX factor,
+#   with w = epss_weight (default 0.5) and a VEX factor of 0 for a finding
+#   the vendor declares not_affected or fixed, 1 otherwise. A release's risk
+#   is its worst finding's.
+package tollgate.risk
+
+import data.tollgate.resolve
+
+# The settings of the resolved project for the request's environment.
+settings := object.get(
+	resolve.resolved[1],
+	["environments", input.request.metadata.environment, "risk"],
+	object.get(resolve.resolved[1], "risk", {}),
+)
+
+# Without a scan, only scan_missing can apply: the usual case, kept cheap.
+reasons := missing_reasons if {
+	not input.scan
+} else := array.concat(
+	array.concat(missing_reasons, stale_reasons),
+	array.concat(array.concat(threshold_reasons, unknowns_reasons), drift_reasons),
+) if {
+	input.scan
+}
+
+# --- composite risk -----------------------------------------------------------
+
+epss_weight := object.get(settings, "epss_weight", 0.5)
+
+vex_factor(finding) := 0 if {
+	object.get(finding, "vex_status", "") in {"not_affected", "fixed"}
+} else := 1
+
+finding_risk(finding) := round(((finding.cvss.score * ((1 - epss_weight) + (epss_weight * object.get(finding, ["epss", "score"], 0)))) * vex_factor(finding)) * 10) / 10
+
+# Scored findings of a scan, worst first: [{"id", "cvss", "risk"}].
+scored(scan) := [item |
+	some pair in sort([[0 - finding_risk(f), f.id, f.cvss.score] | some f in scan.findings; f.cvss.score])
+	item := {"id": pair[1], "cvss": pair[2], "risk": 0 - pair[0]}
+]
+
+release_risk(scan) := max([f.risk | some f in scored(scan)]) if {
+	count(scored(scan)) > 0
+} else := 0
+
+findings := scored(input.scan)
+
+# --- scan_missing / scan_stale -------------------------------------------------
+
+missing_reasons := [{
+	"code": "scan_missing",
+	"message": sprintf("Project %q requires a scan of the release for %s: send the scanner's report as \"scan\" or a stored \"scan_id\".", [
+		resolve.project_name, input.request.metadata.environment,
+	]),
+}] if {
+	settings.require_scan
+	not input.scan
+} else := []
+
+stale_reasons := [{
+	"code": "scan_stale",
+	"message": sprintf("The scan is %d hours old; %s allows at most %d: scan the release again.", [
+		age_hours, input.request.metadata.environment, settings.max_scan_age_hours,
+	]),
+}] if {
+	age_hours > settings.max_scan_age_hours
+} else := []
+
+age_hours := floor((input.context.now_ns - input.scan.scanned_at_ns) / 3600000000000)
+
+# --- risk_threshold_exceeded -----------------------------------------------------
+
+over_threshold := [f |
+	some f in findings
+	above_threshold(f)
+]
+
+above_threshold(f) if f.cvss > settings.max_cvss
+
+above_threshold(f) if f.risk > settings.max_risk
+
+threshold_reasons := [{
+	"code": "risk_threshold_exceeded",
+	"message": sprintf("%d finding(s) above the allowed risk for %s (max CVSS %v, max risk %v); worst: %s.", [
+		count(over_threshold), input.request.metadata.environment,
+		object.get(settings, "max_cvss", "-"), object.get(settings, "max_risk", "-"),
+		describe(over_threshold),
+	]),
+}] if {
+	count(over_threshold) > 0
+} else := []
+
+# The three worst findings, for messages: "CVE-1 (CVSS 9.8, risk 9.3), …".
+describe(list) := concat(", ", [sprintf("%s (CVSS %v, risk %v)", [f.id, f.cvss, f.risk]) |
+	some i, f in list
+	i < 3
+])
+
+# --- unknowns_exceeded ----------------------------------------------------------
+
+unknowns := [f.id | some f in input.scan.findings; not f.cvss.score]
+
+unknown_count := count(unknowns) + object.get(input.scan, "unidentified", 0)
+
+unknowns_reasons := [{
+	"code": "unknowns_exceeded",
+	"message": sprintf("%d unknown(s): %d finding(s) without a CVSS score%s and %d component(s) the scanner could not identify; %s allows %d.", [
+		unknown_count, count(unknowns), unknown_ids,
+		object.get(input.scan, "unidentified", 0),
+		input.request.metadata.environment, settings.max_unknowns,
+	]),
+}] if {
+	unknown_count > settings.max_unknowns
+} else := []
+
+unknown_ids := sprintf(" (%s)", [concat(", ", array.slice(sort(unknowns), 0, 3))]) if {
+	count(unknowns) > 0
+} else := ""
+
+# --- risk_drift: compared with the last accepted release --------------------
+
+new_findings := [f |
+	some f in findings
+	not f.id in {b.id | some b in input.context.baseline.findings}
+]
+
+drift_reasons := array.concat(new_reasons, higher_reasons)
+
+new_reasons := [{
+	"code": "risk_drift",
+	"message": sprintf("%d new finding(s) since the last accepted release: %s.", [count(new_findings), describe(new_findings)]),
+}] if {
+	settings.block_new_findings
+	input.context.baseline
+	count(new_findings) > 0
+} else := []
+
+higher_reasons := [{
+	"code": "risk_drift",
+	"message": sprintf("The release's risk rose from %v to %v since the last accepted release.", [
+		release_risk(input.context.baseline), release_risk(input.scan),
+	]),
+}] if {
+	settings.block_new_findings
+	release_risk(input.scan) > release_risk(input.context.baseline)
+} else := []
