@@ -24,7 +24,7 @@ type Finding struct {
 	Aliases      []string     `json:"aliases,omitempty"`       // other IDs of the same vulnerability
 	Package      string       `json:"package"`                 // name, or package URL when that is all there is
 	Version      string       `json:"version,omitempty"`       // installed version
-	FixedVersion string       `json:"fixed_version,omitempty"` // first fixed version, if any
+	FixedVersion string       `json:"fixed_version,omitempty"` // fixed version(s), as the scanner lists them
 	Severity     Severity     `json:"severity"`                // the scanner's own rating
 	CVSS         []CVSSVector `json:"cvss,omitempty"`          // every vector the report carries
 	VEXStatus    VEXStatus    `json:"vex_status,omitempty"`    // from a VEX statement, if any

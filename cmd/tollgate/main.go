@@ -62,6 +62,8 @@ func run(ctx context.Context, args []string, c *cli) int {
 		return runCheck(ctx, c, args)
 	case "migrate":
 		return runMigrate(ctx, c, args)
+	case "cvss":
+		return runCVSS(ctx, c, args)
 	case "test":
 		return runTest(ctx, c, args)
 	case "license":
@@ -89,6 +91,7 @@ Commands:
   eval      decide on one request (JSON from --input or stdin) and print the decision
   test      run a bundle's own Rego tests in-process, with coverage
   migrate   bring the PostgreSQL schema up to date
+  cvss      print the version and base score of a CVSS v3.x or v4.0 vector
   license   keygen, issue and verify licences
 
 Every flag can also be set with an environment variable TOLLGATE_<FLAG>, upper
