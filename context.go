@@ -42,4 +42,20 @@ type Context struct {
 	Now      time.Time `json:"now"`
 	Licence  Licence   `json:"licence"`
 	Cooldown Cooldown  `json:"cooldown"`
+	Scan     *Release  `json:"scan,omitempty"` // the release's scan, scored; nil without one
+}
+
+// Release is the scan of the release being gated, with the scores Go
+// computed for it: what the security gates (risk.rego) read as input.scan.
+type Release struct {
+	ScannedAt    time.Time       `json:"scanned_at"`
+	Format       string          `json:"format"`
+	Unidentified int             `json:"unidentified"`
+	Findings     []ScoredFinding `json:"findings"`
+}
+
+// ScoredFinding is a finding with the CVSS score chosen for it, if any.
+type ScoredFinding struct {
+	Finding
+	Score *ScoreReceipt `json:"score,omitempty"`
 }

@@ -32,12 +32,32 @@ type Gate struct {
 	Licence  LicenceChecker
 	Now      func() time.Time // the clock adapter: time.Now in production
 	NewID    func() string    // decision IDs, time-ordered
+	// Score picks and computes the CVSS score of a finding from its vectors
+	// (cvss.Best in production); ok is false when none can be scored.
+	Score func([]tollgate.CVSSVector) (receipt tollgate.ScoreReceipt, ok bool)
 }
 
-// Evaluate decides on r and records the decision before returning it. An
-// error means nothing was recorded and the request must not proceed: the
-// caller answers 503, never accepted.
-func (g *Gate) Evaluate(ctx context.Context, r tollgate.Request) (tollgate.Record, error) {
+// release scores a scan submitted at now for the security gates.
+func (g *Gate) release(scan *tollgate.Scan, now time.Time) *tollgate.Release {
+	if scan == nil {
+		return nil
+	}
+	r := &tollgate.Release{ScannedAt: now, Format: scan.Format, Unidentified: scan.Unidentified,
+		Findings: make([]tollgate.ScoredFinding, len(scan.Findings))}
+	for i, f := range scan.Findings {
+		r.Findings[i].Finding = f
+		if receipt, ok := g.Score(f.CVSS); ok {
+			r.Findings[i].Score = &receipt
+		}
+	}
+	return r
+}
+
+// Evaluate decides on r, with the scan of the release if there is one, and
+// records the decision before returning it. An error means nothing was
+// recorded and the request must not proceed: the caller answers 503, never
+// accepted.
+func (g *Gate) Evaluate(ctx context.Context, r tollgate.Request, scan *tollgate.Scan) (tollgate.Record, error) {
 	policy := g.Policies.Policy()
 	var key *tollgate.CooldownKey
 	if k, ok := policy.CooldownKey(r); ok {
@@ -47,7 +67,7 @@ func (g *Gate) Evaluate(ctx context.Context, r tollgate.Request) (tollgate.Recor
 		// The clock is read once the key is held, so that a request that
 		// waited for another one sees the cooldown that one started.
 		now := g.Now().UTC()
-		c := tollgate.Context{Now: now, Licence: g.Licence.Check(now), Cooldown: cooldown}
+		c := tollgate.Context{Now: now, Licence: g.Licence.Check(now), Cooldown: cooldown, Scan: g.release(scan, now)}
 		d := policy.Evaluate(ctx, r, c)
 		d.ID = g.NewID()
 		return tollgate.Record{Decision: d, Request: r, Context: c}, nil
@@ -58,6 +78,7 @@ func (g *Gate) Evaluate(ctx context.Context, r tollgate.Request) (tollgate.Recor
 // another configuration. Nil fields mean "as it is now".
 type Simulation struct {
 	Request      tollgate.Request
+	Scan         *tollgate.Scan
 	At           *time.Time
 	Cooldown     *tollgate.Cooldown
 	GlobalPolicy any // replaces data.tollgate.config.global_policy
@@ -82,7 +103,7 @@ func (g *Gate) Simulate(ctx context.Context, s Simulation) (tollgate.Decision, e
 	if s.At != nil {
 		now = s.At.UTC()
 	}
-	c := tollgate.Context{Now: now, Licence: g.Licence.Check(now)}
+	c := tollgate.Context{Now: now, Licence: g.Licence.Check(now), Scan: g.release(s.Scan, now)}
 	switch key, ok := policy.CooldownKey(s.Request); {
 	case s.Cooldown != nil:
 		c.Cooldown = *s.Cooldown

@@ -148,6 +148,7 @@ var (
 	kSubject, kEdition   = ast.StringTerm("subject"), ast.StringTerm("edition")
 	kExpires, kCooldown  = ast.StringTerm("expires_ns"), ast.StringTerm("cooldown")
 	kLastAccepted        = ast.StringTerm("last_accepted_ns")
+	kScan                = ast.StringTerm("scan")
 	kReasons, kWarnings  = ast.StringTerm("reasons"), ast.StringTerm("warnings")
 	kProject             = ast.StringTerm("project")
 	kCode, kMessage      = ast.StringTerm("code"), ast.StringTerm("message")
@@ -186,9 +187,41 @@ func inputValue(r tollgate.Request, c tollgate.Context) ast.Value {
 		ast.Item(kLicence, ast.NewTerm(licence)),
 		ast.Item(kCooldown, ast.NewTerm(cooldown)),
 	)
-	return ast.NewObject(
+	input := ast.NewObject(
 		ast.Item(kRequest, ast.NewTerm(request)),
 		ast.Item(kContext, ast.NewTerm(context)),
+	)
+	if c.Scan != nil {
+		input.Insert(kScan, ast.NewTerm(scanValue(c.Scan)))
+	}
+	return input
+}
+
+// scanValue is input.scan, as risk.rego documents it.
+func scanValue(r *tollgate.Release) ast.Value {
+	findings := make([]*ast.Term, len(r.Findings))
+	for i, f := range r.Findings {
+		obj := ast.NewObject(
+			ast.Item(ast.StringTerm("id"), ast.StringTerm(f.ID)),
+			ast.Item(ast.StringTerm("package"), ast.StringTerm(f.Package)),
+			ast.Item(ast.StringTerm("version"), ast.StringTerm(f.Version)),
+			ast.Item(ast.StringTerm("severity"), ast.StringTerm(string(f.Severity))),
+			ast.Item(ast.StringTerm("vex_status"), ast.StringTerm(string(f.VEXStatus))),
+		)
+		if f.Score != nil {
+			obj.Insert(ast.StringTerm("cvss"), ast.ObjectTerm(
+				ast.Item(ast.StringTerm("score"), ast.FloatNumberTerm(f.Score.Score)),
+				ast.Item(ast.StringTerm("version"), ast.StringTerm(f.Score.Version)),
+				ast.Item(ast.StringTerm("vector"), ast.StringTerm(f.Score.Vector)),
+				ast.Item(ast.StringTerm("source"), ast.StringTerm(f.Score.Source)),
+			))
+		}
+		findings[i] = ast.NewTerm(obj)
+	}
+	return ast.NewObject(
+		ast.Item(ast.StringTerm("scanned_at_ns"), ast.IntNumberTerm(int(r.ScannedAt.UnixNano()))),
+		ast.Item(ast.StringTerm("unidentified"), ast.IntNumberTerm(r.Unidentified)),
+		ast.Item(ast.StringTerm("findings"), ast.ArrayTerm(findings...)),
 	)
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/tollgate/tollgate"
+	"github.com/tollgate/tollgate/adapters/scans"
 	"github.com/tollgate/tollgate/rego"
 )
 
@@ -20,12 +21,12 @@ func (s *Server) evaluate(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	req, err := tollgate.DecodeRequest(body)
+	req, scan, err := decodeEvaluation(body)
 	if err != nil {
 		return err
 	}
 	start := time.Now()
-	rec, err := s.cfg.Gate.Evaluate(c.Request().Context(), req)
+	rec, err := s.cfg.Gate.Evaluate(c.Request().Context(), req, scan)
 	s.cfg.Metrics.observeStore("decide", time.Since(start), err)
 	if err != nil {
 		if tollgate.ErrorCode(err) == tollgate.EInternal {
@@ -37,9 +38,47 @@ func (s *Server) evaluate(c echo.Context) error {
 	return c.JSON(http.StatusOK, rec.Decision)
 }
 
+// scanBody is the optional "scan" of an evaluation: the scanner's report,
+// as it wrote it, and its format.
+type scanBody struct {
+	Format string          `json:"format"`
+	Report json.RawMessage `json:"report"`
+}
+
+// decodeEvaluation decodes the CI payload and its optional scan strictly.
+func decodeEvaluation(body []byte) (tollgate.Request, *tollgate.Scan, error) {
+	var e struct {
+		tollgate.Request
+		Scan *scanBody `json:"scan"`
+	}
+	if err := tollgate.DecodeStrict(body, &e); err != nil {
+		return tollgate.Request{}, nil, err
+	}
+	if err := e.Request.Validate(); err != nil {
+		return tollgate.Request{}, nil, err
+	}
+	scan, err := parseScan(e.Scan)
+	return e.Request, scan, err
+}
+
+func parseScan(b *scanBody) (*tollgate.Scan, error) {
+	if b == nil {
+		return nil, nil
+	}
+	if len(b.Report) == 0 || string(b.Report) == "null" {
+		return nil, tollgate.Errorf(tollgate.EInvalid, "scan.report is required: the scanner's JSON report")
+	}
+	scan, err := scans.Parse(b.Format, b.Report)
+	if err != nil {
+		return nil, tollgate.Errorf(tollgate.EInvalid, "scan: %v", err)
+	}
+	return &scan, nil
+}
+
 // simulateBody is design §4's simulate request.
 type simulateBody struct {
 	Input   json.RawMessage `json:"input"`
+	Scan    *scanBody       `json:"scan"`
 	At      string          `json:"at"`
 	Context *struct {
 		Cooldown *struct {
@@ -68,7 +107,11 @@ func (s *Server) simulate(c echo.Context) error {
 	if err != nil {
 		return tollgate.Errorf(tollgate.EInvalid, "input: %v", err)
 	}
-	sim := rego.Simulation{Request: req}
+	scan, err := parseScan(sb.Scan)
+	if err != nil {
+		return err
+	}
+	sim := rego.Simulation{Request: req, Scan: scan}
 	if sb.At != "" {
 		at, err := parseTime("at", sb.At)
 		if err != nil {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tollgate/tollgate"
+	"github.com/tollgate/tollgate/adapters/cvss"
 	"github.com/tollgate/tollgate/adapters/sqlite"
 	"github.com/tollgate/tollgate/rego"
 )
@@ -62,9 +64,10 @@ func newFixture(t *testing.T) *fixture {
 			Policies: engine, Store: store, Licence: validLicence{},
 			Now:   func() time.Time { return *f.now.Load() },
 			NewID: func() string { return uuid.Must(uuid.NewV7()).String() },
+			Score: cvss.Best,
 		},
 		Engine: engine, Store: store, Metrics: NewMetrics(registry), Registry: registry,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), BodyLimit: 4096,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), BodyLimit: 64 << 10,
 	})
 	f.srv, f.store, f.engine = httptest.NewServer(api.Handler()), store, engine
 	t.Cleanup(f.srv.Close)
@@ -203,7 +206,7 @@ func TestBadInputIsRejectedAndNotRecorded(t *testing.T) {
 		{"unknown field", "application/json", strings.Replace(exampleRequest, `"branch"`, `"brnach":"x","branch"`, 1), 400, `unknown field "brnach"`},
 		{"not JSON content type", "text/plain", exampleRequest, 415, "Content-Type must be application/json"},
 		{"no content type", "", exampleRequest, 415, "Content-Type"},
-		{"too large", "application/json", `{"repository":"` + strings.Repeat("x", 5000) + `"}`, 413, "larger than the limit of 4 KiB"},
+		{"too large", "application/json", `{"repository":"` + strings.Repeat("x", 70000) + `"}`, 413, "larger than the limit of 64 KiB"},
 		{"array", "application/json", `[1,2]`, 400, "expected"},
 	}
 	for _, tt := range tests {
@@ -398,5 +401,53 @@ func TestStoreLostFailsClosed(t *testing.T) {
 	}
 	if code, _ := f.do(http.MethodGet, "/readyz", "", ""); code != http.StatusServiceUnavailable {
 		t.Fatalf("readyz with the store closed: %d", code)
+	}
+}
+
+// TestScanGatesOverHTTP: a real-shaped Trivy report meets the security
+// gates of a candidate configuration; the refusal names the worst CVEs.
+func TestScanGatesOverHTTP(t *testing.T) {
+	f := newFixture(t)
+	report, err := os.ReadFile("../adapters/scans/testdata/trivy-image.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	config := `"config": {"projects": {"service-api": {"repositories": ["org/service-api"],
+		"pipelines": {"deploy-prod": {"type": "deploy"}}, "risk": {"max_cvss": 7.0, "max_unknowns": 10}}}}`
+	code, d := f.post("/v1/simulate", `{"input": `+exampleRequest+`, "scan": {"format": "trivy", "report": `+string(report)+`}, `+config+`}`)
+	if code != http.StatusOK || d["status"] != "refused" || !contains(reasonCodes(d), "risk_threshold_exceeded") {
+		t.Fatalf("simulate with a Trivy report: %d %v", code, d)
+	}
+	message := d["reasons"].([]any)[0].(map[string]any)["message"].(string)
+	if !strings.Contains(message, "CVE-2025-24813 (CVSS 9.") || !strings.Contains(message, "CVE-2023-45853") {
+		t.Fatalf("the refusal does not name the worst findings: %s", message)
+	}
+	// Without the gate's configuration, the same report passes.
+	if _, d := f.post("/v1/simulate", `{"input": `+exampleRequest+`, "scan": {"format": "trivy", "report": `+string(report)+`}}`); d["status"] != "accepted" {
+		t.Fatalf("report without risk settings: %v", d)
+	}
+	// The evaluate endpoint takes the same scan, and records it for replay.
+	code, d = f.post("/v1/evaluate", strings.TrimSuffix(exampleRequest, "}")+`, "scan": {"format": "trivy", "report": `+string(report)+`}}`)
+	if code != http.StatusOK {
+		t.Fatalf("evaluate with a scan: %d %v", code, d)
+	}
+	_, rec := f.do(http.MethodGet, "/v1/decisions/"+d["decision_id"].(string), "", "")
+	if scan, _ := rec["context"].(map[string]any)["scan"].(map[string]any); scan == nil || len(scan["findings"].([]any)) == 0 {
+		t.Fatalf("the record lacks the scored scan: %v", rec["context"])
+	}
+	// Bad scans are 400s that name the problem, and are not recorded.
+	for body, want := range map[string]string{
+		`"scan": {"format": "nessus", "report": {}}`:                    "nessus",
+		`"scan": {"format": "trivy"}`:                                   "scan.report is required",
+		`"scan": {"format": "trivy", "report": {"matches": []}}`:        "not a Trivy JSON report",
+		`"scan": {"format": "trivy", "report": {"SchemaVersion": "x"}}`: "trivy report",
+	} {
+		code, e := f.post("/v1/evaluate", strings.TrimSuffix(exampleRequest, "}")+`, `+body+`}`)
+		if code != http.StatusBadRequest || !strings.Contains(e["error"].(map[string]any)["message"].(string), want) {
+			t.Errorf("%s: %d %v, want 400 naming %q", body, code, e, want)
+		}
+	}
+	if n := f.countDecisions(); n != 1 {
+		t.Fatalf("%d decisions recorded, want 1", n)
 	}
 }

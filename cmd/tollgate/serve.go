@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/tollgate/tollgate"
+	"github.com/tollgate/tollgate/adapters/cvss"
 	"github.com/tollgate/tollgate/adapters/licence"
 	"github.com/tollgate/tollgate/adapters/postgres"
 	"github.com/tollgate/tollgate/adapters/sqlite"
@@ -151,6 +152,7 @@ func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig) error {
 		Licence:  verifier,
 		Now:      time.Now,
 		NewID:    func() string { return uuid.Must(uuid.NewV7()).String() },
+		Score:    cvss.Best,
 	}
 	api := server.New(server.Config{
 		Gate: gate, Engine: engine, Store: store, Metrics: metrics, Registry: registry,
