@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/tollgate/tollgate"
+	"github.com/tollgate/tollgate/adapters/internal/storekit"
 )
 
 // write is one record on its way to the database, with its answer channel.
@@ -84,24 +85,7 @@ func (s *Store) submit(ctx context.Context, w *write) error {
 // other connections stay free for keyed Decides and reads.
 func (s *Store) writeLoop() {
 	defer close(s.writerDone)
-	batch := make([]*write, 0, s.maxBatch)
-	for w := range s.writes {
-		batch = append(batch[:0], w)
-	fill:
-		for len(batch) < s.maxBatch {
-			select {
-			case w, ok := <-s.writes:
-				if !ok {
-					break fill
-				}
-				batch = append(batch, w)
-			default:
-				break fill
-			}
-		}
-		s.commit(batch)
-		clear(batch) // let the records go
-	}
+	storekit.Batches(s.writes, s.maxBatch, s.commit)
 }
 
 // commit writes batch and answers every write in it.

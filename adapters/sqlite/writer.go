@@ -13,6 +13,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/tollgate/tollgate"
+	"github.com/tollgate/tollgate/adapters/internal/storekit"
 )
 
 // write is one record on its way to the file, with its answer channel.
@@ -61,24 +62,7 @@ func newWrite(ctx context.Context, rec tollgate.Record, key *tollgate.CooldownKe
 // commit: under load, one fsync makes many decisions durable.
 func (s *Store) writeLoop() {
 	defer close(s.writerDone)
-	batch := make([]*write, 0, s.maxBatch)
-	for w := range s.writes {
-		batch = append(batch[:0], w)
-	fill:
-		for len(batch) < s.maxBatch {
-			select {
-			case w, ok := <-s.writes:
-				if !ok {
-					break fill
-				}
-				batch = append(batch, w)
-			default:
-				break fill
-			}
-		}
-		s.commit(batch)
-		clear(batch) // let the records go
-	}
+	storekit.Batches(s.writes, s.maxBatch, s.commit)
 }
 
 // commit writes batch and answers every write in it.
