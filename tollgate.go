@@ -166,6 +166,15 @@ type Decision struct {
 	BundleRevision string    `json:"bundle_revision"`
 	EvaluatedAt    time.Time `json:"evaluated_at"`
 	Simulated      bool      `json:"simulated,omitempty"`
+	// Findings is a simulation's per-finding breakdown of the scan, if any.
+	Findings []FindingRisk `json:"findings,omitempty"`
+}
+
+// FindingRisk is one finding of a scan with its score receipt and the
+// composite risk the policy gave it (nil: no CVSS score, an unknown).
+type FindingRisk struct {
+	ScoredFinding
+	Risk *float64 `json:"risk"`
 }
 
 // PolicyError is the fail-closed decision for a request that the policy could

@@ -116,6 +116,7 @@ func (g *Gate) Simulate(ctx context.Context, s Simulation) (tollgate.Decision, e
 	}
 	d := policy.Evaluate(ctx, s.Request, c)
 	d.Simulated = true
+	d.Findings = policy.Breakdown(ctx, s.Request, c)
 	return d, nil
 }
 

@@ -19,10 +19,11 @@ const DecisionQuery = "data.tollgate.decision"
 // Policy is a compiled bundle with its decision query prepared. It is safe
 // for concurrent use; a reload builds a new Policy rather than changing one.
 type Policy struct {
-	bundle   *Bundle
-	compiler *ast.Compiler
-	store    storage.Store
-	query    ast.Body // compiled once: decision = data.tollgate.decision
+	bundle    *Bundle
+	compiler  *ast.Compiler
+	store     storage.Store
+	query     ast.Body // compiled once: decision = data.tollgate.decision
+	riskQuery ast.Body // decision = data.tollgate.risk.findings, for breakdowns
 }
 
 // Compile compiles the bundle's policy modules (not its tests) and the
@@ -32,15 +33,26 @@ func Compile(ctx context.Context, b *Bundle) (*Policy, error) {
 	if compiler.Compile(b.modules); compiler.Failed() {
 		return nil, fmt.Errorf("compile bundle %s: %w", b.Dir, compiler.Errors)
 	}
-	query, err := compiler.QueryCompiler().Compile(ast.NewBody(ast.Equality.Expr(
-		ast.NewTerm(resultVar), ast.MustParseTerm(DecisionQuery))))
+	query, err := compileQuery(compiler, DecisionQuery)
 	if err != nil {
 		return nil, fmt.Errorf("compile %s in bundle %s: %w", DecisionQuery, b.Dir, err)
+	}
+	riskQuery, err := compileQuery(compiler, RiskFindingsQuery)
+	if err != nil {
+		return nil, fmt.Errorf("compile %s in bundle %s: %w", RiskFindingsQuery, b.Dir, err)
 	}
 	store := inmem.NewFromObjectWithOpts(engineData(b),
 		inmem.OptRoundTripOnWrite(false),
 		inmem.OptReturnASTValuesOnRead(true))
-	return &Policy{bundle: b, compiler: compiler, store: store, query: query}, nil
+	return &Policy{bundle: b, compiler: compiler, store: store, query: query, riskQuery: riskQuery}, nil
+}
+
+// RiskFindingsQuery gives the composite risk of each scored finding, as the
+// security gates compute it: [{"id", "cvss", "risk"}].
+const RiskFindingsQuery = "data.tollgate.risk.findings"
+
+func compileQuery(compiler *ast.Compiler, ref string) (ast.Body, error) {
+	return compiler.QueryCompiler().Compile(ast.NewBody(ast.Equality.Expr(ast.NewTerm(resultVar), ast.MustParseTerm(ref))))
 }
 
 const resultVar = ast.Var("decision")
@@ -88,7 +100,7 @@ func (p *Policy) Evaluate(ctx context.Context, r tollgate.Request, c tollgate.Co
 		d.BundleRevision = p.bundle.Revision
 		d.EvaluatedAt = c.Now
 	}()
-	result, err := p.eval(ctx, r, c)
+	result, err := p.eval(ctx, p.query, r, c)
 	if err != nil {
 		return tollgate.PolicyError(r, fmt.Sprintf("policy evaluation failed: %v", err))
 	}
@@ -106,7 +118,7 @@ func (p *Policy) Evaluate(ctx context.Context, r tollgate.Request, c tollgate.Co
 // rego.PreparedEvalQuery: the wrapper's metrics, result conversion to Go
 // values and per-call set-up cost more than the policy itself (see the
 // README's benchmark section). It returns nil when the decision is undefined.
-func (p *Policy) eval(ctx context.Context, r tollgate.Request, c tollgate.Context) (*ast.Term, error) {
+func (p *Policy) eval(ctx context.Context, query ast.Body, r tollgate.Request, c tollgate.Context) (*ast.Term, error) {
 	txn, err := p.store.NewTransaction(ctx)
 	if err != nil {
 		return nil, err
@@ -115,7 +127,7 @@ func (p *Policy) eval(ctx context.Context, r tollgate.Request, c tollgate.Contex
 	cache := getFlatCache()
 	defer cache.release()
 	var result *ast.Term
-	err = topdown.NewQuery(p.query).
+	err = topdown.NewQuery(query).
 		WithVirtualCache(cache).
 		WithCompiler(p.compiler).
 		WithStore(p.store).
@@ -153,6 +165,40 @@ var (
 	kProject             = ast.StringTerm("project")
 	kCode, kMessage      = ast.StringTerm("code"), ast.StringTerm("message")
 )
+
+// Breakdown lists every finding of c.Scan with its score receipt and the
+// composite risk the policy gives it. A policy without risk.rego, or one
+// that fails, leaves the risks nil: a breakdown explains, it never decides.
+func (p *Policy) Breakdown(ctx context.Context, r tollgate.Request, c tollgate.Context) []tollgate.FindingRisk {
+	if c.Scan == nil {
+		return nil
+	}
+	risks := map[string]float64{}
+	if result, err := p.eval(ctx, p.riskQuery, r, c); err == nil && result != nil {
+		if list, ok := result.Value.(*ast.Array); ok {
+			list.Foreach(func(t *ast.Term) {
+				obj, _ := t.Value.(ast.Object)
+				if obj == nil {
+					return
+				}
+				id, _ := valueOf(obj, ast.StringTerm("id")).(ast.String)
+				if n, ok := valueOf(obj, ast.StringTerm("risk")).(ast.Number); ok {
+					if f, ok := n.Float64(); ok {
+						risks[string(id)] = f
+					}
+				}
+			})
+		}
+	}
+	out := make([]tollgate.FindingRisk, len(c.Scan.Findings))
+	for i, f := range c.Scan.Findings {
+		out[i].ScoredFinding = f
+		if risk, ok := risks[f.ID]; ok && f.Score != nil {
+			out[i].Risk = &risk
+		}
+	}
+	return out
+}
 
 // inputValue builds the input document directly as an AST value, which
 // saves a JSON round trip per evaluation. Its shape is documented in the

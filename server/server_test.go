@@ -418,6 +418,26 @@ func TestScanGatesOverHTTP(t *testing.T) {
 	if code != http.StatusOK || d["status"] != "refused" || !contains(reasonCodes(d), "risk_threshold_exceeded") {
 		t.Fatalf("simulate with a Trivy report: %d %v", code, d)
 	}
+	// The simulation explains each finding: its score receipt and composite risk.
+	breakdown, _ := d["findings"].([]any)
+	var scored, unknown int
+	for _, item := range breakdown {
+		f := item.(map[string]any)
+		switch {
+		case f["score"] != nil && f["risk"] != nil:
+			scored++
+			if f["score"].(map[string]any)["vector"] == "" {
+				t.Errorf("a score without its vector: %v", f)
+			}
+		case f["score"] == nil && f["risk"] == nil:
+			unknown++
+		default:
+			t.Errorf("a finding with a score but no risk, or the reverse: %v", f)
+		}
+	}
+	if scored == 0 || unknown == 0 {
+		t.Fatalf("breakdown: %d scored, %d unknown findings: %v", scored, unknown, breakdown)
+	}
 	message := d["reasons"].([]any)[0].(map[string]any)["message"].(string)
 	if !strings.Contains(message, "CVE-2025-24813 (CVSS 9.") || !strings.Contains(message, "CVE-2023-45853") {
 		t.Fatalf("the refusal does not name the worst findings: %s", message)
@@ -428,8 +448,8 @@ func TestScanGatesOverHTTP(t *testing.T) {
 	}
 	// The evaluate endpoint takes the same scan, and records it for replay.
 	code, d = f.post("/v1/evaluate", strings.TrimSuffix(exampleRequest, "}")+`, "scan": {"format": "trivy", "report": `+string(report)+`}}`)
-	if code != http.StatusOK {
-		t.Fatalf("evaluate with a scan: %d %v", code, d)
+	if code != http.StatusOK || d["findings"] != nil {
+		t.Fatalf("evaluate with a scan (no breakdown outside simulations): %d %v", code, d)
 	}
 	_, rec := f.do(http.MethodGet, "/v1/decisions/"+d["decision_id"].(string), "", "")
 	if scan, _ := rec["context"].(map[string]any)["scan"].(map[string]any); scan == nil || len(scan["findings"].([]any)) == 0 {
