@@ -54,8 +54,10 @@ type Release struct {
 	Findings     []ScoredFinding `json:"findings"`
 }
 
-// ScoredFinding is a finding with the CVSS score chosen for it, if any.
+// ScoredFinding is a finding with the CVSS score chosen for it, if any, and
+// the EPSS of its CVE, if one was imported.
 type ScoredFinding struct {
 	Finding
 	Score *ScoreReceipt `json:"score,omitempty"`
+	EPSS  *EPSSScore    `json:"epss,omitempty"`
 }

@@ -62,3 +62,38 @@ const (
 	DefaultPageSize = 50
 	MaxPageSize     = 500
 )
+
+// EPSSStore keeps one day's Exploit Prediction Scoring System scores, as
+// FIRST publishes them, for the gate to look findings up in.
+type EPSSStore interface {
+	// ImportEPSS replaces every stored score with set, in one transaction:
+	// readers see the old set or the new one, never a mix, and a failed
+	// import changes nothing.
+	ImportEPSS(ctx context.Context, set EPSSSet) error
+
+	// EPSS returns the scores of those of cves that are stored, by upper-case
+	// CVE id, and which set they come from. Info is zero when no set was
+	// ever imported.
+	EPSS(ctx context.Context, cves []string) (map[string]EPSSScore, EPSSInfo, error)
+}
+
+// EPSSScore is the EPSS of one CVE.
+type EPSSScore struct {
+	CVE        string  `json:"cve"`        // upper case: CVE-2021-44228
+	EPSS       float64 `json:"score"`      // probability of exploitation activity in the next 30 days, in [0,1]
+	Percentile float64 `json:"percentile"` // share of scored CVEs with an EPSS no higher, in [0,1]
+}
+
+// EPSSSet is one day's scores, as one FIRST file carries them.
+type EPSSSet struct {
+	ModelVersion string    // v2025.03.14; may be empty
+	ScoreDate    time.Time // when FIRST computed the scores
+	Scores       []EPSSScore
+}
+
+// EPSSInfo describes the stored set.
+type EPSSInfo struct {
+	ModelVersion string
+	ScoreDate    time.Time // UTC; zero when nothing was imported
+	Count        int       // scores stored
+}

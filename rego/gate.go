@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/tollgate/tollgate"
@@ -35,10 +36,56 @@ type Gate struct {
 	// Score picks and computes the CVSS score of a finding from its vectors
 	// (cvss.Best in production); ok is false when none can be scored.
 	Score func([]tollgate.CVSSVector) (receipt tollgate.ScoreReceipt, ok bool)
+	// EPSS, if set, gives the findings of a scan the EPSS of their CVE. A
+	// lookup that fails fails the evaluation: a finding is never judged
+	// without its score because the store could not be read.
+	EPSS tollgate.EPSSStore
+}
+
+// epss looks up the EPSS of the CVEs of scan's findings: nil without a
+// scan, without an EPSSStore or without any CVE.
+func (g *Gate) epss(ctx context.Context, scan *tollgate.Scan) (map[string]tollgate.EPSSScore, error) {
+	if scan == nil || g.EPSS == nil {
+		return nil, nil
+	}
+	var cves []string
+	for _, f := range scan.Findings {
+		cves = append(cves, findingCVEs(f)...)
+	}
+	if len(cves) == 0 {
+		return nil, nil
+	}
+	scores, _, err := g.EPSS.EPSS(ctx, cves)
+	if err != nil {
+		return nil, fmt.Errorf("EPSS lookup: %w", err)
+	}
+	return scores, nil
+}
+
+// findingCVEs is the upper-case CVE ids of f, its ID first, then its aliases.
+func findingCVEs(f tollgate.Finding) []string {
+	var out []string
+	for _, id := range append([]string{f.ID}, f.Aliases...) {
+		if id = strings.ToUpper(id); strings.HasPrefix(id, "CVE-") {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// findingEPSS is the score of f's first CVE that has one: its ID's, else an
+// alias's.
+func findingEPSS(f tollgate.Finding, scores map[string]tollgate.EPSSScore) *tollgate.EPSSScore {
+	for _, id := range findingCVEs(f) {
+		if sc, ok := scores[id]; ok {
+			return &sc
+		}
+	}
+	return nil
 }
 
 // release scores a scan submitted at now for the security gates.
-func (g *Gate) release(scan *tollgate.Scan, now time.Time) *tollgate.Release {
+func (g *Gate) release(scan *tollgate.Scan, now time.Time, epss map[string]tollgate.EPSSScore) *tollgate.Release {
 	if scan == nil {
 		return nil
 	}
@@ -49,6 +96,7 @@ func (g *Gate) release(scan *tollgate.Scan, now time.Time) *tollgate.Release {
 		if receipt, ok := g.Score(f.CVSS); ok {
 			r.Findings[i].Score = &receipt
 		}
+		r.Findings[i].EPSS = findingEPSS(f, epss)
 	}
 	return r
 }
@@ -59,6 +107,12 @@ func (g *Gate) release(scan *tollgate.Scan, now time.Time) *tollgate.Release {
 // accepted.
 func (g *Gate) Evaluate(ctx context.Context, r tollgate.Request, scan *tollgate.Scan) (tollgate.Record, error) {
 	policy := g.Policies.Policy()
+	// Read before the cooldown key is held, so that the lookup does not
+	// lengthen the wait of the requests queued behind this one.
+	epss, err := g.epss(ctx, scan)
+	if err != nil {
+		return tollgate.Record{}, err
+	}
 	var key *tollgate.CooldownKey
 	if k, ok := policy.CooldownKey(r); ok {
 		key = &k
@@ -67,7 +121,7 @@ func (g *Gate) Evaluate(ctx context.Context, r tollgate.Request, scan *tollgate.
 		// The clock is read once the key is held, so that a request that
 		// waited for another one sees the cooldown that one started.
 		now := g.Now().UTC()
-		c := tollgate.Context{Now: now, Licence: g.Licence.Check(now), Cooldown: cooldown, Scan: g.release(scan, now)}
+		c := tollgate.Context{Now: now, Licence: g.Licence.Check(now), Cooldown: cooldown, Scan: g.release(scan, now, epss)}
 		d := policy.Evaluate(ctx, r, c)
 		d.ID = g.NewID()
 		return tollgate.Record{Decision: d, Request: r, Context: c}, nil
@@ -99,11 +153,15 @@ func (g *Gate) Simulate(ctx context.Context, s Simulation) (tollgate.Decision, e
 			return tollgate.Decision{}, fmt.Errorf("simulate: %w", err)
 		}
 	}
+	epss, err := g.epss(ctx, s.Scan)
+	if err != nil {
+		return tollgate.Decision{}, err
+	}
 	now := g.Now().UTC()
 	if s.At != nil {
 		now = s.At.UTC()
 	}
-	c := tollgate.Context{Now: now, Licence: g.Licence.Check(now), Scan: g.release(s.Scan, now)}
+	c := tollgate.Context{Now: now, Licence: g.Licence.Check(now), Scan: g.release(s.Scan, now, epss)}
 	switch key, ok := policy.CooldownKey(s.Request); {
 	case s.Cooldown != nil:
 		c.Cooldown = *s.Cooldown

@@ -262,6 +262,12 @@ func scanValue(r *tollgate.Release) ast.Value {
 				ast.Item(ast.StringTerm("source"), ast.StringTerm(f.Score.Source)),
 			))
 		}
+		if f.EPSS != nil {
+			obj.Insert(ast.StringTerm("epss"), ast.ObjectTerm(
+				ast.Item(ast.StringTerm("score"), ast.FloatNumberTerm(f.EPSS.EPSS)),
+				ast.Item(ast.StringTerm("percentile"), ast.FloatNumberTerm(f.EPSS.Percentile)),
+			))
+		}
 		findings[i] = ast.NewTerm(obj)
 	}
 	return ast.NewObject(

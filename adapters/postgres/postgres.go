@@ -62,7 +62,10 @@ const (
 	grace = time.Second
 )
 
-var _ tollgate.DecisionStore = (*Store)(nil)
+var (
+	_ tollgate.DecisionStore = (*Store)(nil)
+	_ tollgate.EPSSStore     = (*Store)(nil)
+)
 
 // Store is a tollgate.DecisionStore in a PostgreSQL database. Its methods are
 // safe for concurrent use, and any number of Stores, in any number of

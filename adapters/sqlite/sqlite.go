@@ -46,14 +46,18 @@ const (
 	busyTimeout     = 5 * time.Second
 )
 
-var _ tollgate.DecisionStore = (*Store)(nil)
+var (
+	_ tollgate.DecisionStore = (*Store)(nil)
+	_ tollgate.EPSSStore     = (*Store)(nil)
+)
 
 // Store is a tollgate.DecisionStore in a SQLite file. Its methods are safe
 // for concurrent use.
 type Store struct {
 	path     string
-	db       *sql.DB   // the readers' pool; WAL lets them read while the writer writes
-	writer   *sql.Conn // the one connection that writes, used by writeLoop only
+	db       *sql.DB    // the readers' pool; WAL lets them read while the writer writes
+	writer   *sql.Conn  // the one connection that writes, under writeMu
+	writeMu  sync.Mutex // held by each transaction on writer: a commit of writeLoop, an EPSS import
 	keys     *storekit.KeyLocks
 	maxBatch int
 

@@ -78,6 +78,8 @@ func (s *Store) commit(batch []*write) {
 	if len(todo) == 0 {
 		return
 	}
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
 	err := s.commitTx(todo)
 	if err == nil || len(todo) == 1 {
 		for _, w := range todo {

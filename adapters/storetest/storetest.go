@@ -67,6 +67,13 @@ func Run(t *testing.T, factory Factory) {
 		{"CloseFlushesPendingWrites", testCloseFlushes},
 		{"ClosedStoreIsUnavailable", testClosed},
 		{"Ping", testPing},
+		{"EPSS/NothingImported", testEPSSNothingImported},
+		{"EPSS/ImportAndLookup", testEPSSImportAndLookup},
+		{"EPSS/ReplaceDropsOldScores", testEPSSReplace},
+		{"EPSS/EmptySet", testEPSSEmptySet},
+		{"EPSS/InvalidSetChangesNothing", testEPSSInvalid},
+		{"EPSS/DurableAcrossReopen", testEPSSDurable},
+		{"EPSS/ManyLookups", testEPSSMany},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -64,6 +64,8 @@ func run(ctx context.Context, args []string, c *cli) int {
 		return runMigrate(ctx, c, args)
 	case "cvss":
 		return runCVSS(ctx, c, args)
+	case "epss":
+		return runEPSS(ctx, c, args)
 	case "test":
 		return runTest(ctx, c, args)
 	case "license":
@@ -92,6 +94,7 @@ Commands:
   test      run a bundle's own Rego tests in-process, with coverage
   migrate   bring the PostgreSQL schema up to date
   cvss      print the version and base score of a CVSS v3.x or v4.0 vector
+  epss      import FIRST's daily EPSS scores into the decision store
   license   keygen, issue and verify licences
 
 Every flag can also be set with an environment variable TOLLGATE_<FLAG>, upper

@@ -153,6 +153,7 @@ func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig) error {
 		Now:      time.Now,
 		NewID:    func() string { return uuid.Must(uuid.NewV7()).String() },
 		Score:    cvss.Best,
+		EPSS:     store.(tollgate.EPSSStore),
 	}
 	api := server.New(server.Config{
 		Gate: gate, Engine: engine, Store: store, Metrics: metrics, Registry: registry,

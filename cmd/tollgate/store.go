@@ -18,7 +18,10 @@ type lateStore struct {
 	closed bool
 }
 
-var _ tollgate.DecisionStore = (*lateStore)(nil)
+var (
+	_ tollgate.DecisionStore = (*lateStore)(nil)
+	_ tollgate.EPSSStore     = (*lateStore)(nil)
+)
 
 // set makes s the store, unless Close came first: then s is closed at once.
 func (l *lateStore) set(s tollgate.DecisionStore) error {
@@ -68,6 +71,34 @@ func (l *lateStore) Decisions(ctx context.Context, f tollgate.DecisionFilter) (t
 		return tollgate.DecisionPage{}, err
 	}
 	return s.Decisions(ctx, f)
+}
+
+func (l *lateStore) epss() (tollgate.EPSSStore, error) {
+	s, err := l.get()
+	if err != nil {
+		return nil, err
+	}
+	e, ok := s.(tollgate.EPSSStore)
+	if !ok {
+		return nil, tollgate.Errorf(tollgate.EInternal, "the decision store %T keeps no EPSS scores", s)
+	}
+	return e, nil
+}
+
+func (l *lateStore) ImportEPSS(ctx context.Context, set tollgate.EPSSSet) error {
+	s, err := l.epss()
+	if err != nil {
+		return err
+	}
+	return s.ImportEPSS(ctx, set)
+}
+
+func (l *lateStore) EPSS(ctx context.Context, cves []string) (map[string]tollgate.EPSSScore, tollgate.EPSSInfo, error) {
+	s, err := l.epss()
+	if err != nil {
+		return nil, tollgate.EPSSInfo{}, err
+	}
+	return s.EPSS(ctx, cves)
 }
 
 func (l *lateStore) Ping(ctx context.Context) error {

@@ -1,0 +1,51 @@
+package storekit
+
+import (
+	"math"
+	"strings"
+
+	"github.com/tollgate/tollgate"
+)
+
+// CheckEPSS validates set before a store imports it: every CVE named once,
+// every score a number in [0,1]. It returns the scores with upper-case CVE
+// ids; set itself is not modified.
+func CheckEPSS(set tollgate.EPSSSet) ([]tollgate.EPSSScore, error) {
+	if set.ScoreDate.IsZero() {
+		return nil, tollgate.Errorf(tollgate.EInvalid, "EPSS import: the set has no score date")
+	}
+	out := make([]tollgate.EPSSScore, len(set.Scores))
+	seen := make(map[string]struct{}, len(set.Scores))
+	for i, sc := range set.Scores {
+		sc.CVE = strings.ToUpper(sc.CVE)
+		switch {
+		case !strings.HasPrefix(sc.CVE, "CVE-"):
+			return nil, tollgate.Errorf(tollgate.EInvalid, "EPSS import: score %d: %q is not a CVE id", i+1, sc.CVE)
+		case !unit(sc.EPSS), !unit(sc.Percentile):
+			return nil, tollgate.Errorf(tollgate.EInvalid, "EPSS import: %s: EPSS %v and percentile %v must be in [0,1]", sc.CVE, sc.EPSS, sc.Percentile)
+		}
+		if _, dup := seen[sc.CVE]; dup {
+			return nil, tollgate.Errorf(tollgate.EInvalid, "EPSS import: %s is scored twice", sc.CVE)
+		}
+		seen[sc.CVE] = struct{}{}
+		out[i] = sc
+	}
+	return out, nil
+}
+
+func unit(f float64) bool { return !math.IsNaN(f) && f >= 0 && f <= 1 }
+
+// EPSSQuery is the distinct upper-case ids of cves to look up.
+func EPSSQuery(cves []string) []string {
+	out := make([]string, 0, len(cves))
+	seen := make(map[string]struct{}, len(cves))
+	for _, c := range cves {
+		c = strings.ToUpper(c)
+		if _, dup := seen[c]; dup || c == "" {
+			continue
+		}
+		seen[c] = struct{}{}
+		out = append(out, c)
+	}
+	return out
+}

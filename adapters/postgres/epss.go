@@ -1,0 +1,127 @@
+package postgres
+
+import (
+	"context"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tollgate/tollgate"
+	"github.com/tollgate/tollgate/adapters/internal/storekit"
+)
+
+// epssImportTimeout bounds the statements of an import, in place of the
+// statement timeout meant for decisions: a COPY of FIRST's 300,000 scores
+// takes about a second, but must not fail on a slow day.
+const epssImportTimeout = 2 * time.Minute
+
+// epssLock is the advisory lock that makes concurrent imports (from two
+// replicas, say) run one after the other rather than collide on the keys.
+const epssLock = int64(0x746f6c6c65707373) // "tollepss"
+
+// ImportEPSS implements tollgate.EPSSStore: in one transaction, it deletes
+// every score and COPYs set's in. DELETE rather than TRUNCATE: TRUNCATE
+// would lock the table against the gate's lookups until the import commits;
+// DELETE lets them read the previous set meanwhile.
+func (s *Store) ImportEPSS(ctx context.Context, set tollgate.EPSSSet) error {
+	scores, err := storekit.CheckEPSS(set)
+	if err != nil {
+		return err
+	}
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return s.errClosed()
+	}
+	s.inflight.Add(1)
+	s.mu.RUnlock()
+	defer s.inflight.Done()
+
+	opCtx, cancel := context.WithTimeout(ctx, epssImportTimeout+grace)
+	defer cancel()
+	if err := s.importEPSS(opCtx, set, scores); err != nil {
+		return s.dbError(ctx, "import EPSS", err)
+	}
+	return nil
+}
+
+func (s *Store) importEPSS(ctx context.Context, set tollgate.EPSSSet, scores []tollgate.EPSSScore) error {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(context.Background())
+	ms := epssImportTimeout.Milliseconds()
+	for _, q := range []string{
+		`SET LOCAL statement_timeout = ` + strconv.FormatInt(ms, 10),
+		`SET LOCAL idle_in_transaction_session_timeout = ` + strconv.FormatInt(ms, 10),
+	} {
+		if _, err := tx.Exec(ctx, q); err != nil {
+			return err
+		}
+	}
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, epssLock); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM epss`); err != nil {
+		return err
+	}
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"epss"}, []string{"cve", "epss", "percentile"},
+		pgx.CopyFromSlice(len(scores), func(i int) ([]any, error) {
+			return []any{scores[i].CVE, scores[i].EPSS, scores[i].Percentile}, nil
+		})); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO epss_import (id, model_version, score_date, count, imported_at)
+	VALUES (1, $1, $2, $3, $4)
+	ON CONFLICT (id) DO UPDATE SET model_version = excluded.model_version, score_date = excluded.score_date,
+		count = excluded.count, imported_at = excluded.imported_at`,
+		set.ModelVersion, storekit.UnixNano(set.ScoreDate), len(scores), time.Now().UnixNano()); err != nil {
+		return err
+	}
+	return tx.Commit(ctx)
+}
+
+// readEPSS reads the info and the scores in one statement, hence one
+// snapshot: both are of the same import. No import yet: no row.
+const readEPSS = `SELECT i.model_version, i.score_date, i.count, e.cve, e.epss, e.percentile
+FROM epss_import i LEFT JOIN epss e ON e.cve = ANY($1::text[])
+WHERE i.id = 1`
+
+// EPSS implements tollgate.EPSSStore.
+func (s *Store) EPSS(ctx context.Context, cves []string) (map[string]tollgate.EPSSScore, tollgate.EPSSInfo, error) {
+	if s.isClosed() {
+		return nil, tollgate.EPSSInfo{}, s.errClosed()
+	}
+	opCtx, cancel := context.WithTimeout(ctx, s.timeout+grace)
+	defer cancel()
+	rows, err := s.pool.Query(opCtx, readEPSS, storekit.EPSSQuery(cves))
+	if err != nil {
+		return nil, tollgate.EPSSInfo{}, s.dbError(ctx, "read EPSS", err)
+	}
+	defer rows.Close()
+	var (
+		info   tollgate.EPSSInfo
+		scores = map[string]tollgate.EPSSScore{}
+	)
+	for rows.Next() {
+		var (
+			scoreDate       int64
+			cve             *string
+			epss, percentil *float64
+		)
+		if err := rows.Scan(&info.ModelVersion, &scoreDate, &info.Count, &cve, &epss, &percentil); err != nil {
+			return nil, tollgate.EPSSInfo{}, s.dbError(ctx, "read EPSS", err)
+		}
+		info.ScoreDate = time.Unix(0, scoreDate).UTC()
+		if cve != nil && epss != nil && percentil != nil {
+			scores[*cve] = tollgate.EPSSScore{CVE: *cve, EPSS: *epss, Percentile: *percentil}
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, tollgate.EPSSInfo{}, s.dbError(ctx, "read EPSS", err)
+	}
+	return scores, info, nil
+}
