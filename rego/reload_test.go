@@ -162,9 +162,14 @@ type testEngine struct {
 
 func newTestEngine(tb testing.TB, dir string, poll time.Duration) *testEngine {
 	tb.Helper()
+	return newTestEngineDebounce(tb, dir, poll, testDebounce)
+}
+
+func newTestEngineDebounce(tb testing.TB, dir string, poll, debounce time.Duration) *testEngine {
+	tb.Helper()
 	te := &testEngine{log: &logRecorder{}}
 	e, err := NewEngine(context.Background(), dir, EngineOptions{
-		Debounce: testDebounce,
+		Debounce: debounce,
 		Poll:     poll,
 		Logger:   slog.New(te.log),
 		OnReload: func(BundleStatus, error) { te.hooks.Add(1) },
@@ -569,12 +574,14 @@ func TestWatchDirectoryDisappearsAndComesBack(t *testing.T) {
 	}
 }
 
-// TestWatchDebouncesABurst does not run in parallel: a writer starved of
-// CPU for longer than the debounce would split the burst.
+// TestWatchDebouncesABurst does not run in parallel, and debounces for a
+// second (writes come 10 ms apart): a writer starved of CPU for longer than
+// the debounce, as on a loaded CI machine, would split the burst.
 func TestWatchDebouncesABurst(t *testing.T) {
+	const debounce = time.Second
 	dir := bundleCopy(t)
 	removeTests(t, dir)
-	te := newTestEngine(t, dir, -1)
+	te := newTestEngineDebounce(t, dir, -1, debounce)
 	te.watch(t)
 	path := filepath.Join(dir, projectsJSON)
 	content, err := os.ReadFile(path)
@@ -590,7 +597,7 @@ func TestWatchDebouncesABurst(t *testing.T) {
 	te.waitRevision(t, revisionOf(t, dir))
 	te.decides(t, tollgate.Accepted)
 	// Give a late reload the chance to show up before counting.
-	time.Sleep(3 * testDebounce)
+	time.Sleep(2 * debounce)
 	s := te.Status()
 	if s.Failures != 0 || s.Reloads > 3 {
 		t.Fatalf("21 writes %v apart gave %d reloads and %d failures, want 1 to 3 reloads", testDebounce/10, s.Reloads, s.Failures)
