@@ -36,7 +36,7 @@ func mustOpen(t testing.TB, dir string, opts ...Option) *Store {
 	return s
 }
 
-func openClosing(t *testing.T, dir string, opts ...Option) *Store {
+func openClosing(t testing.TB, dir string, opts ...Option) *Store {
 	t.Helper()
 	s := mustOpen(t, dir, opts...)
 	t.Cleanup(func() {
