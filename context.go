@@ -52,6 +52,9 @@ type Release struct {
 	Format       string          `json:"format"`
 	Unidentified int             `json:"unidentified"`
 	Findings     []ScoredFinding `json:"findings"`
+	// The EPSS set the findings' scores come from, for replay and audit.
+	EPSSModel string    `json:"epss_model,omitempty"`
+	EPSSDate  time.Time `json:"epss_date,omitzero"`
 }
 
 // ScoredFinding is a finding with the CVSS score chosen for it, if any, and

@@ -42,24 +42,30 @@ type Gate struct {
 	EPSS tollgate.EPSSStore
 }
 
-// epss looks up the EPSS of the CVEs of scan's findings: nil without a
+// epssLookup is the EPSS of a scan's CVEs, and which EPSS set it is from.
+type epssLookup struct {
+	scores map[string]tollgate.EPSSScore
+	info   tollgate.EPSSInfo
+}
+
+// epss looks up the EPSS of the CVEs of scan's findings: empty without a
 // scan, without an EPSSStore or without any CVE.
-func (g *Gate) epss(ctx context.Context, scan *tollgate.Scan) (map[string]tollgate.EPSSScore, error) {
+func (g *Gate) epss(ctx context.Context, scan *tollgate.Scan) (epssLookup, error) {
 	if scan == nil || g.EPSS == nil {
-		return nil, nil
+		return epssLookup{}, nil
 	}
 	var cves []string
 	for _, f := range scan.Findings {
 		cves = append(cves, findingCVEs(f)...)
 	}
 	if len(cves) == 0 {
-		return nil, nil
+		return epssLookup{}, nil
 	}
-	scores, _, err := g.EPSS.EPSS(ctx, cves)
+	scores, info, err := g.EPSS.EPSS(ctx, cves)
 	if err != nil {
-		return nil, fmt.Errorf("EPSS lookup: %w", err)
+		return epssLookup{}, fmt.Errorf("EPSS lookup: %w", err)
 	}
-	return scores, nil
+	return epssLookup{scores: scores, info: info}, nil
 }
 
 // findingCVEs is the upper-case CVE ids of f, its ID first, then its aliases.
@@ -85,18 +91,19 @@ func findingEPSS(f tollgate.Finding, scores map[string]tollgate.EPSSScore) *toll
 }
 
 // release scores a scan submitted at now for the security gates.
-func (g *Gate) release(scan *tollgate.Scan, now time.Time, epss map[string]tollgate.EPSSScore) *tollgate.Release {
+func (g *Gate) release(scan *tollgate.Scan, now time.Time, epss epssLookup) *tollgate.Release {
 	if scan == nil {
 		return nil
 	}
 	r := &tollgate.Release{ScannedAt: now, Format: scan.Format, Unidentified: scan.Unidentified,
+		EPSSModel: epss.info.ModelVersion, EPSSDate: epss.info.ScoreDate,
 		Findings: make([]tollgate.ScoredFinding, len(scan.Findings))}
 	for i, f := range scan.Findings {
 		r.Findings[i].Finding = f
 		if receipt, ok := g.Score(f.CVSS); ok {
 			r.Findings[i].Score = &receipt
 		}
-		r.Findings[i].EPSS = findingEPSS(f, epss)
+		r.Findings[i].EPSS = findingEPSS(f, epss.scores)
 	}
 	return r
 }

@@ -54,7 +54,7 @@ func (f *fakeEPSS) EPSS(_ context.Context, cves []string) (map[string]tollgate.E
 			out[c] = sc
 		}
 	}
-	return out, tollgate.EPSSInfo{Count: len(f.scores)}, nil
+	return out, tollgate.EPSSInfo{ModelVersion: "v2025.03.14", ScoreDate: time.Date(2025, 3, 30, 0, 0, 0, 0, time.UTC), Count: len(f.scores)}, nil
 }
 
 func epssGate(t *testing.T, e tollgate.EPSSStore) (*Gate, *gateStore) {
@@ -89,6 +89,9 @@ func TestGateAddsEPSSToFindings(t *testing.T) {
 	}
 	if want := [][]string{{"CVE-2021-44228", "CVE-2021-45046", "CVE-2000-0001"}}; !slices.EqualFunc(e.asked, want, slices.Equal) {
 		t.Errorf("asked %v, want %v", e.asked, want)
+	}
+	if s := rec.Context.Scan; s.EPSSModel != "v2025.03.14" || !s.EPSSDate.Equal(time.Date(2025, 3, 30, 0, 0, 0, 0, time.UTC)) {
+		t.Errorf("the record does not say which EPSS set it used: %q %v", s.EPSSModel, s.EPSSDate)
 	}
 	got := rec.Context.Scan.Findings
 	for i, want := range []*tollgate.EPSSScore{&log4shell, &alias, nil, nil} {
