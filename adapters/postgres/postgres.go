@@ -29,7 +29,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -536,7 +535,7 @@ func (s *Store) Decision(ctx context.Context, id string) (tollgate.Record, error
 	case err != nil:
 		return tollgate.Record{}, s.dbError(ctx, "read decision "+id, err)
 	}
-	return decodeRecord(id, data)
+	return storekit.DecodeRecord(id, data)
 }
 
 // Decisions implements tollgate.DecisionStore. Pages are cut by decision ID
@@ -572,7 +571,7 @@ func (s *Store) Decisions(ctx context.Context, f tollgate.DecisionFilter) (tollg
 			page.NextCursor = storekit.EncodeCursor(lastID)
 			break
 		}
-		rec, err := decodeRecord(id, data)
+		rec, err := storekit.DecodeRecord(id, data)
 		if err != nil {
 			return tollgate.DecisionPage{}, err
 		}
@@ -712,12 +711,4 @@ func (s *Store) classify(what string, err error) error {
 func recordsFault(err error) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && (strings.HasPrefix(pgErr.Code, "23") || strings.HasPrefix(pgErr.Code, "22"))
-}
-
-func decodeRecord(id string, data []byte) (tollgate.Record, error) {
-	var rec tollgate.Record
-	if err := json.Unmarshal(data, &rec); err != nil {
-		return tollgate.Record{}, tollgate.Errorf(tollgate.EInternal, "decision %s: stored record is not valid JSON: %v", id, err)
-	}
-	return rec, nil
 }

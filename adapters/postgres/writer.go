@@ -3,9 +3,7 @@ package postgres
 import (
 	"context"
 	"encoding/json"
-	"math"
 	"strconv"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -27,21 +25,11 @@ type write struct {
 // newWrite checks rec and encodes it, in the caller's goroutine so that the
 // writer does nothing but SQL.
 func newWrite(ctx context.Context, rec tollgate.Record, key *tollgate.CooldownKey) (*write, error) {
-	d := rec.Decision
-	switch {
-	case d.ID == "":
-		return nil, tollgate.Errorf(tollgate.EInternal, "record decision: the decision has no ID")
-	case d.Status != tollgate.Accepted && d.Status != tollgate.Refused:
-		return nil, tollgate.Errorf(tollgate.EInternal, "record decision %s: status %q is neither %q nor %q", d.ID, d.Status, tollgate.Accepted, tollgate.Refused)
-	case d.EvaluatedAt.IsZero(),
-		d.EvaluatedAt.Before(time.Unix(0, math.MinInt64)),
-		d.EvaluatedAt.After(time.Unix(0, math.MaxInt64)):
-		return nil, tollgate.Errorf(tollgate.EInternal, "record decision %s: evaluation time %s is missing or out of range", d.ID, d.EvaluatedAt)
-	}
-	data, err := json.Marshal(rec)
+	data, err := storekit.EncodeRecord(rec)
 	if err != nil {
-		return nil, tollgate.Errorf(tollgate.EInternal, "record decision %s: encode: %v", d.ID, err)
+		return nil, err
 	}
+	d := rec.Decision
 	return &write{
 		ctx:    ctx,
 		rec:    rec,

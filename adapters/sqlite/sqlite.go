@@ -18,7 +18,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -293,7 +292,7 @@ func (s *Store) Decision(ctx context.Context, id string) (tollgate.Record, error
 	case err != nil:
 		return tollgate.Record{}, s.readError(ctx, "read decision "+id, err)
 	}
-	return decodeRecord(id, data)
+	return storekit.DecodeRecord(id, data)
 }
 
 // Decisions implements tollgate.DecisionStore. Pages are cut by decision ID
@@ -327,7 +326,7 @@ func (s *Store) Decisions(ctx context.Context, f tollgate.DecisionFilter) (tollg
 			page.NextCursor = storekit.EncodeCursor(lastID)
 			break
 		}
-		rec, err := decodeRecord(id, data)
+		rec, err := storekit.DecodeRecord(id, data)
 		if err != nil {
 			return tollgate.DecisionPage{}, err
 		}
@@ -440,12 +439,4 @@ func (s *Store) readError(ctx context.Context, what string, err error) error {
 		return s.errClosed()
 	}
 	return tollgate.Errorf(tollgate.EUnavailable, "decision store %s: %s: %v", s.path, what, err)
-}
-
-func decodeRecord(id string, data []byte) (tollgate.Record, error) {
-	var rec tollgate.Record
-	if err := json.Unmarshal(data, &rec); err != nil {
-		return tollgate.Record{}, tollgate.Errorf(tollgate.EInternal, "decision %s: stored record is not valid JSON: %v", id, err)
-	}
-	return rec, nil
 }

@@ -7,6 +7,7 @@ package storekit
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"math"
 	"strings"
 	"sync"
@@ -148,4 +149,35 @@ func Batches[W any](writes <-chan W, max int, commit func(batch []W)) {
 		commit(batch)
 		clear(batch) // let the records go
 	}
+}
+
+// EncodeRecord checks what both stores need of a record (an ID, a status,
+// an evaluation time int64 nanoseconds can hold) and encodes it as JSON.
+// A record that fails is a bug of the caller: EInternal.
+func EncodeRecord(rec tollgate.Record) ([]byte, error) {
+	d := rec.Decision
+	switch {
+	case d.ID == "":
+		return nil, tollgate.Errorf(tollgate.EInternal, "record decision: the decision has no ID")
+	case d.Status != tollgate.Accepted && d.Status != tollgate.Refused:
+		return nil, tollgate.Errorf(tollgate.EInternal, "record decision %s: status %q is neither %q nor %q", d.ID, d.Status, tollgate.Accepted, tollgate.Refused)
+	case d.EvaluatedAt.IsZero(),
+		d.EvaluatedAt.Before(time.Unix(0, math.MinInt64)),
+		d.EvaluatedAt.After(time.Unix(0, math.MaxInt64)):
+		return nil, tollgate.Errorf(tollgate.EInternal, "record decision %s: evaluation time %s is missing or out of range", d.ID, d.EvaluatedAt)
+	}
+	data, err := json.Marshal(rec)
+	if err != nil {
+		return nil, tollgate.Errorf(tollgate.EInternal, "record decision %s: encode: %v", d.ID, err)
+	}
+	return data, nil
+}
+
+// DecodeRecord decodes the stored record of decision id.
+func DecodeRecord(id string, data []byte) (tollgate.Record, error) {
+	var rec tollgate.Record
+	if err := json.Unmarshal(data, &rec); err != nil {
+		return tollgate.Record{}, tollgate.Errorf(tollgate.EInternal, "decision %s: stored record is not valid JSON: %v", id, err)
+	}
+	return rec, nil
 }
