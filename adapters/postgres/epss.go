@@ -29,14 +29,11 @@ func (s *Store) ImportEPSS(ctx context.Context, set tollgate.EPSSSet) error {
 	if err != nil {
 		return err
 	}
-	s.mu.RLock()
-	if s.closed {
-		s.mu.RUnlock()
-		return s.errClosed()
+	leave, err := s.enter()
+	if err != nil {
+		return err
 	}
-	s.inflight.Add(1)
-	s.mu.RUnlock()
-	defer s.inflight.Done()
+	defer leave()
 
 	opCtx, cancel := context.WithTimeout(ctx, epssImportTimeout+grace)
 	defer cancel()

@@ -356,14 +356,11 @@ const (
 )
 
 func (s *Store) decideKeyed(ctx context.Context, key tollgate.CooldownKey, decide func(tollgate.Cooldown) (tollgate.Record, error)) (rec tollgate.Record, err error) {
-	s.mu.RLock()
-	if s.closed {
-		s.mu.RUnlock()
-		return tollgate.Record{}, s.errClosed()
+	leave, err := s.enter()
+	if err != nil {
+		return tollgate.Record{}, err
 	}
-	s.inflight.Add(1)
-	s.mu.RUnlock()
-	defer s.inflight.Done()
+	defer leave()
 
 	// Queue here, then on the server.
 	unlock, err := s.keys.Lock(ctx, key)

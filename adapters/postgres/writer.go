@@ -51,6 +51,18 @@ func (w *write) queue(b *pgx.Batch) {
 	}
 }
 
+// enter counts an operation that Close must wait for, unless the store is
+// closed; leave ends it.
+func (s *Store) enter() (leave func(), err error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil, s.errClosed()
+	}
+	s.inflight.Add(1)
+	return s.inflight.Done, nil
+}
+
 // submit hands w to the writer.
 func (s *Store) submit(ctx context.Context, w *write) error {
 	s.mu.RLock()
@@ -132,14 +144,11 @@ func (s *Store) commitTx(ws []*write) error {
 // writeAlone writes w in a transaction of its own, from the caller's
 // goroutine: the store without group commit (WithGroupCommit(false)).
 func (s *Store) writeAlone(ctx context.Context, w *write) error {
-	s.mu.RLock()
-	if s.closed {
-		s.mu.RUnlock()
-		return s.errClosed()
+	leave, err := s.enter()
+	if err != nil {
+		return err
 	}
-	s.inflight.Add(1)
-	s.mu.RUnlock()
-	defer s.inflight.Done()
+	defer leave()
 
 	opCtx, cancel := context.WithTimeout(ctx, s.timeout+grace)
 	defer cancel()
