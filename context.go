@@ -42,13 +42,16 @@ type Context struct {
 	Now      time.Time `json:"now"`
 	Licence  Licence   `json:"licence"`
 	Cooldown Cooldown  `json:"cooldown"`
-	Scan     *Release  `json:"scan,omitempty"` // the release's scan, scored; nil without one
+	Scan     *Release  `json:"scan,omitempty"`     // the release's scan, scored; nil without one
+	Baseline *Baseline `json:"baseline,omitempty"` // the last accepted release's, when the release has a scan
 }
 
 // Release is the scan of the release being gated, with the scores Go
 // computed for it: what the security gates (risk.rego) read as input.scan.
 type Release struct {
 	ScannedAt    time.Time       `json:"scanned_at"`
+	ScanID       string          `json:"scan_id,omitempty"`  // a stored scan's (POST /v1/scans)
+	Artifact     string          `json:"artifact,omitempty"` // a stored scan's artifact digest
 	Format       string          `json:"format"`
 	Unidentified int             `json:"unidentified"`
 	Findings     []ScoredFinding `json:"findings"`

@@ -1,5 +1,10 @@
 package tollgate
 
+import (
+	"context"
+	"time"
+)
+
 // Scan formats accepted in evaluate, simulate and POST /v1/scans.
 const (
 	FormatTrivy     = "trivy"
@@ -68,4 +73,38 @@ type ScoreReceipt struct {
 	Version string  `json:"version"` // "4.0", "3.1", "3.0"
 	Score   float64 `json:"score"`
 	Source  string  `json:"source,omitempty"`
+}
+
+// StoredScan is a scan posted ahead of the evaluation (POST /v1/scans), kept
+// per project and artifact digest for evaluations to name by ID.
+type StoredScan struct {
+	ID        string    `json:"scan_id"`
+	Project   string    `json:"project"`
+	Artifact  string    `json:"artifact"`          // the scanned artifact's digest: sha256:…
+	ScannedAt time.Time `json:"scanned_at"`        // when tollgate received it: the scan's age counts from here
+	Request   *Request  `json:"request,omitempty"` // the pipeline that posted it, when it said
+	Scan      Scan      `json:"scan"`
+}
+
+// Baseline is what the drift gate compares a release with: the scored scan
+// of the last accepted decision of the same project and environment.
+type Baseline struct {
+	DecisionID string `json:"decision_id"`
+	Release
+}
+
+// ScanStore keeps stored scans and the drift baseline of each project and
+// environment. Decide keeps the baselines: every accepted decision whose
+// context has a scan becomes its project and environment's baseline, in the
+// same transaction as its record.
+type ScanStore interface {
+	// PutScan stores s, durably when it returns. Its ID must be new.
+	PutScan(ctx context.Context, s StoredScan) error
+
+	// Scan returns a stored scan by ID, or an ENotFound error.
+	Scan(ctx context.Context, id string) (StoredScan, error)
+
+	// Baseline returns the baseline of project and environment, or nil
+	// when no decision of theirs with a scan was ever accepted.
+	Baseline(ctx context.Context, project, environment string) (*Baseline, error)
 }

@@ -353,6 +353,13 @@ const (
 	ON CONFLICT (project, pipeline, branch) DO UPDATE
 	SET last_accepted_at = excluded.last_accepted_at, decision_id = excluded.decision_id
 	WHERE excluded.last_accepted_at >= cooldowns.last_accepted_at`
+
+	// Nor does a baseline.
+	upsertBaseline = `INSERT INTO baselines (project, environment, evaluated_at, decision_id, baseline)
+	VALUES ($1, $2, $3, $4, $5)
+	ON CONFLICT (project, environment) DO UPDATE
+	SET evaluated_at = excluded.evaluated_at, decision_id = excluded.decision_id, baseline = excluded.baseline
+	WHERE excluded.evaluated_at >= baselines.evaluated_at`
 )
 
 func (s *Store) decideKeyed(ctx context.Context, key tollgate.CooldownKey, decide func(tollgate.Cooldown) (tollgate.Record, error)) (rec tollgate.Record, err error) {

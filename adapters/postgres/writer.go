@@ -19,7 +19,9 @@ type write struct {
 	data   json.RawMessage // rec as JSON, for the JSONB column
 	key    *tollgate.CooldownKey
 	accept bool       // starts key's cooldown
-	done   chan error // buffered: the writer never waits for a caller
+	// The drift baseline the record sets, as JSON; nil when it sets none.
+	baseline json.RawMessage
+	done     chan error // buffered: the writer never waits for a caller
 }
 
 // newWrite checks rec and encodes it, in the caller's goroutine so that the
@@ -29,15 +31,20 @@ func newWrite(ctx context.Context, rec tollgate.Record, key *tollgate.CooldownKe
 	if err != nil {
 		return nil, err
 	}
+	baseline, err := storekit.BaselineOf(rec)
+	if err != nil {
+		return nil, err
+	}
 	d := rec.Decision
 	return &write{
-		ctx:    ctx,
-		rec:    rec,
-		at:     d.EvaluatedAt.UnixNano(),
-		data:   data,
-		key:    key,
-		accept: key != nil && d.Status == tollgate.Accepted,
-		done:   make(chan error, 1),
+		ctx:      ctx,
+		rec:      rec,
+		at:       d.EvaluatedAt.UnixNano(),
+		data:     data,
+		key:      key,
+		accept:   key != nil && d.Status == tollgate.Accepted,
+		baseline: baseline,
+		done:     make(chan error, 1),
 	}, nil
 }
 
@@ -48,6 +55,9 @@ func (w *write) queue(b *pgx.Batch) {
 		d.Environment, string(d.Status), d.BundleRevision, w.data)
 	if w.accept {
 		b.Queue(upsertCooldown, w.key.Project, w.key.Pipeline, w.key.Branch, w.at, d.ID)
+	}
+	if w.baseline != nil {
+		b.Queue(upsertBaseline, d.Project, d.Environment, w.at, d.ID, w.baseline)
 	}
 }
 

@@ -21,7 +21,9 @@ type write struct {
 	data   string // rec as JSON (a string: the column is STRICT TEXT)
 	key    *tollgate.CooldownKey
 	accept bool       // starts key's cooldown
-	done   chan error // buffered: the writer never waits for a caller
+	// The drift baseline the record sets, as JSON; empty when it sets none.
+	baseline string
+	done     chan error // buffered: the writer never waits for a caller
 }
 
 // newWrite checks rec and encodes it, in the caller's goroutine so that the
@@ -31,15 +33,20 @@ func newWrite(ctx context.Context, rec tollgate.Record, key *tollgate.CooldownKe
 	if err != nil {
 		return nil, err
 	}
+	baseline, err := storekit.BaselineOf(rec)
+	if err != nil {
+		return nil, err
+	}
 	d := rec.Decision
 	return &write{
-		ctx:    ctx,
-		rec:    rec,
-		at:     d.EvaluatedAt.UnixNano(),
-		data:   string(data),
-		key:    key,
-		accept: key != nil && d.Status == tollgate.Accepted,
-		done:   make(chan error, 1),
+		ctx:      ctx,
+		rec:      rec,
+		at:       d.EvaluatedAt.UnixNano(),
+		data:     string(data),
+		key:      key,
+		accept:   key != nil && d.Status == tollgate.Accepted,
+		baseline: string(baseline),
+		done:     make(chan error, 1),
 	}, nil
 }
 
@@ -92,6 +99,13 @@ const (
 	ON CONFLICT (project, pipeline, branch) DO UPDATE
 	SET last_accepted_at = excluded.last_accepted_at, decision_id = excluded.decision_id
 	WHERE excluded.last_accepted_at >= cooldowns.last_accepted_at`
+
+	// Nor does a baseline.
+	upsertBaseline = `INSERT INTO baselines (project, environment, evaluated_at, decision_id, baseline)
+	VALUES (?, ?, ?, ?, ?)
+	ON CONFLICT (project, environment) DO UPDATE
+	SET evaluated_at = excluded.evaluated_at, decision_id = excluded.decision_id, baseline = excluded.baseline
+	WHERE excluded.evaluated_at >= baselines.evaluated_at`
 )
 
 // commitTx writes ws in one transaction: all of them or none.
@@ -117,6 +131,11 @@ func (s *Store) commitTx(ws []*write) error {
 		if _, err := insert.ExecContext(ctx, d.ID, w.at, d.Project, d.Pipeline, d.Branch,
 			d.Environment, string(d.Status), d.BundleRevision, w.data); err != nil {
 			return s.writeError([]*write{w}, "insert", err)
+		}
+		if w.baseline != "" {
+			if _, err := tx.ExecContext(ctx, upsertBaseline, d.Project, d.Environment, w.at, d.ID, w.baseline); err != nil {
+				return s.writeError([]*write{w}, "set baseline", err)
+			}
 		}
 		if !w.accept {
 			continue

@@ -74,6 +74,9 @@ func Run(t *testing.T, factory Factory) {
 		{"EPSS/InvalidSetChangesNothing", testEPSSInvalid},
 		{"EPSS/DurableAcrossReopen", testEPSSDurable},
 		{"EPSS/ManyLookups", testEPSSMany},
+		{"Scans/RoundTrip", testScanRoundTrip},
+		{"Scans/InvalidRecordsNothing", testScanInvalid},
+		{"Scans/Baseline", testBaseline},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
