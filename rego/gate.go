@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/opencontainers/go-digest"
+
 	"github.com/tollgate/tollgate"
 )
 
@@ -36,36 +38,80 @@ type Gate struct {
 	// Score picks and computes the CVSS score of a finding from its vectors
 	// (cvss.Best in production); ok is false when none can be scored.
 	Score func([]tollgate.CVSSVector) (receipt tollgate.ScoreReceipt, ok bool)
-	// EPSS, if set, gives the findings of a scan the EPSS of their CVE. A
-	// lookup that fails fails the evaluation: a finding is never judged
-	// without its score because the store could not be read.
+	// EPSS, if set, gives the findings of a scan the EPSS of their CVE.
 	EPSS tollgate.EPSSStore
+	// Scans, if set, holds the scans evaluations name by ID and the drift
+	// baselines.
+	Scans tollgate.ScanStore
 }
 
-// epssLookup is the EPSS of a scan's CVEs, and which EPSS set it is from.
-type epssLookup struct {
-	scores map[string]tollgate.EPSSScore
-	info   tollgate.EPSSInfo
+// ScanSource is the scan of the release an evaluation judges: a report
+// sent with the request, or the ID of a scan stored earlier (POST
+// /v1/scans). The zero value means no scan.
+type ScanSource struct {
+	Report *tollgate.Scan
+	ID     string
 }
 
-// epss looks up the EPSS of the CVEs of scan's findings: empty without a
-// scan, without an EPSSStore or without any CVE.
-func (g *Gate) epss(ctx context.Context, scan *tollgate.Scan) (epssLookup, error) {
-	if scan == nil || g.EPSS == nil {
-		return epssLookup{}, nil
+// evidence is what an evaluation reads before it decides: the scan, the
+// EPSS of its CVEs and the release it is compared with.
+type evidence struct {
+	scan     *tollgate.Scan
+	stored   *tollgate.StoredScan // when the scan was stored earlier
+	epss     map[string]tollgate.EPSSScore
+	epssInfo tollgate.EPSSInfo
+	baseline *tollgate.Baseline
+}
+
+// gather reads the evidence of r under policy. A failed read fails the
+// evaluation: a release is never judged without its scores or its baseline
+// because the store could not be read.
+func (g *Gate) gather(ctx context.Context, policy *Policy, r tollgate.Request, src ScanSource) (evidence, error) {
+	var ev evidence
+	project, managed := policy.Project(r)
+	switch {
+	case src.Report != nil && src.ID != "":
+		return ev, tollgate.Errorf(tollgate.EInvalid, "send either scan or scan_id, not both")
+	case src.Report != nil:
+		ev.scan = src.Report
+	case src.ID != "":
+		if g.Scans == nil {
+			return ev, tollgate.Errorf(tollgate.EInternal, "this gate has no scan store")
+		}
+		stored, err := g.Scans.Scan(ctx, src.ID)
+		if err != nil {
+			if tollgate.ErrorCode(err) == tollgate.ENotFound {
+				err = tollgate.Errorf(tollgate.EInvalid, "scan_id: %v", err)
+			}
+			return ev, err
+		}
+		if managed && stored.Project != project {
+			return ev, tollgate.Errorf(tollgate.EInvalid, "scan_id: scan %s is of project %q, and this request is of project %q",
+				stored.ID, stored.Project, project)
+		}
+		ev.scan, ev.stored = &stored.Scan, &stored
+	default:
+		return ev, nil
 	}
-	var cves []string
-	for _, f := range scan.Findings {
-		cves = append(cves, findingCVEs(f)...)
+	if g.EPSS != nil {
+		var cves []string
+		for _, f := range ev.scan.Findings {
+			cves = append(cves, findingCVEs(f)...)
+		}
+		if len(cves) > 0 {
+			var err error
+			if ev.epss, ev.epssInfo, err = g.EPSS.EPSS(ctx, cves); err != nil {
+				return ev, fmt.Errorf("EPSS lookup: %w", err)
+			}
+		}
 	}
-	if len(cves) == 0 {
-		return epssLookup{}, nil
+	if managed && g.Scans != nil {
+		var err error
+		if ev.baseline, err = g.Scans.Baseline(ctx, project, r.Metadata.Environment); err != nil {
+			return ev, fmt.Errorf("drift baseline: %w", err)
+		}
 	}
-	scores, info, err := g.EPSS.EPSS(ctx, cves)
-	if err != nil {
-		return epssLookup{}, fmt.Errorf("EPSS lookup: %w", err)
-	}
-	return epssLookup{scores: scores, info: info}, nil
+	return ev, nil
 }
 
 // findingCVEs is the upper-case CVE ids of f, its ID first, then its aliases.
@@ -90,33 +136,39 @@ func findingEPSS(f tollgate.Finding, scores map[string]tollgate.EPSSScore) *toll
 	return nil
 }
 
-// release scores a scan submitted at now for the security gates.
-func (g *Gate) release(scan *tollgate.Scan, now time.Time, epss epssLookup) *tollgate.Release {
-	if scan == nil {
-		return nil
+// context is the adapter context of an evaluation at now with ev.
+func (g *Gate) context(now time.Time, ev evidence) tollgate.Context {
+	c := tollgate.Context{Now: now, Licence: g.Licence.Check(now)}
+	if ev.scan == nil {
+		return c
 	}
+	scan := ev.scan
 	r := &tollgate.Release{ScannedAt: now, Format: scan.Format, Unidentified: scan.Unidentified,
-		EPSSModel: epss.info.ModelVersion, EPSSDate: epss.info.ScoreDate,
+		EPSSModel: ev.epssInfo.ModelVersion, EPSSDate: ev.epssInfo.ScoreDate,
 		Findings: make([]tollgate.ScoredFinding, len(scan.Findings))}
+	if ev.stored != nil {
+		r.ScannedAt, r.ScanID, r.Artifact = ev.stored.ScannedAt.UTC(), ev.stored.ID, ev.stored.Artifact
+	}
 	for i, f := range scan.Findings {
 		r.Findings[i].Finding = f
 		if receipt, ok := g.Score(f.CVSS); ok {
 			r.Findings[i].Score = &receipt
 		}
-		r.Findings[i].EPSS = findingEPSS(f, epss.scores)
+		r.Findings[i].EPSS = findingEPSS(f, ev.epss)
 	}
-	return r
+	c.Scan, c.Baseline = r, ev.baseline
+	return c
 }
 
 // Evaluate decides on r, with the scan of the release if there is one, and
 // records the decision before returning it. An error means nothing was
-// recorded and the request must not proceed: the caller answers 503, never
-// accepted.
-func (g *Gate) Evaluate(ctx context.Context, r tollgate.Request, scan *tollgate.Scan) (tollgate.Record, error) {
+// recorded and the request must not proceed: the caller answers 503 (4xx
+// for an EInvalid error: a scan_id that does not fit), never accepted.
+func (g *Gate) Evaluate(ctx context.Context, r tollgate.Request, scan ScanSource) (tollgate.Record, error) {
 	policy := g.Policies.Policy()
-	// Read before the cooldown key is held, so that the lookup does not
+	// Read before the cooldown key is held, so that the lookups do not
 	// lengthen the wait of the requests queued behind this one.
-	epss, err := g.epss(ctx, scan)
+	ev, err := g.gather(ctx, policy, r, scan)
 	if err != nil {
 		return tollgate.Record{}, err
 	}
@@ -127,8 +179,8 @@ func (g *Gate) Evaluate(ctx context.Context, r tollgate.Request, scan *tollgate.
 	return g.Store.Decide(ctx, key, func(cooldown tollgate.Cooldown) (tollgate.Record, error) {
 		// The clock is read once the key is held, so that a request that
 		// waited for another one sees the cooldown that one started.
-		now := g.Now().UTC()
-		c := tollgate.Context{Now: now, Licence: g.Licence.Check(now), Cooldown: cooldown, Scan: g.release(scan, now, epss)}
+		c := g.context(g.Now().UTC(), ev)
+		c.Cooldown = cooldown
 		d := policy.Evaluate(ctx, r, c)
 		d.ID = g.NewID()
 		return tollgate.Record{Decision: d, Request: r, Context: c}, nil
@@ -139,7 +191,7 @@ func (g *Gate) Evaluate(ctx context.Context, r tollgate.Request, scan *tollgate.
 // another configuration. Nil fields mean "as it is now".
 type Simulation struct {
 	Request      tollgate.Request
-	Scan         *tollgate.Scan
+	Scan         ScanSource
 	At           *time.Time
 	Cooldown     *tollgate.Cooldown
 	GlobalPolicy any // replaces data.tollgate.config.global_policy
@@ -160,7 +212,7 @@ func (g *Gate) Simulate(ctx context.Context, s Simulation) (tollgate.Decision, e
 			return tollgate.Decision{}, fmt.Errorf("simulate: %w", err)
 		}
 	}
-	epss, err := g.epss(ctx, s.Scan)
+	ev, err := g.gather(ctx, policy, s.Request, s.Scan)
 	if err != nil {
 		return tollgate.Decision{}, err
 	}
@@ -168,7 +220,7 @@ func (g *Gate) Simulate(ctx context.Context, s Simulation) (tollgate.Decision, e
 	if s.At != nil {
 		now = s.At.UTC()
 	}
-	c := tollgate.Context{Now: now, Licence: g.Licence.Check(now), Scan: g.release(s.Scan, now, epss)}
+	c := g.context(now, ev)
 	switch key, ok := policy.CooldownKey(s.Request); {
 	case s.Cooldown != nil:
 		c.Cooldown = *s.Cooldown
@@ -191,4 +243,30 @@ func configRevision(base string, globalPolicy, projects any) string {
 	h := sha256.New()
 	json.NewEncoder(h).Encode([]any{globalPolicy, projects}) // map keys sorted: canonical
 	return base + "+config:" + hex.EncodeToString(h.Sum(nil))[:12]
+}
+
+// StoreScan keeps scan for evaluations to name by the ID it returns: the
+// scan of artifact (a digest: sha256:…) of project, which the projects
+// registry must declare. Its age counts from now. req, if given, says which
+// pipeline posted it.
+func (g *Gate) StoreScan(ctx context.Context, project, artifact string, req *tollgate.Request, scan tollgate.Scan) (tollgate.StoredScan, error) {
+	switch {
+	case g.Scans == nil:
+		return tollgate.StoredScan{}, tollgate.Errorf(tollgate.EInternal, "this gate has no scan store")
+	case project == "":
+		return tollgate.StoredScan{}, tollgate.Errorf(tollgate.EInvalid, "project is required: the name of the project in the projects registry")
+	case !g.Policies.Policy().HasProject(project):
+		return tollgate.StoredScan{}, tollgate.Errorf(tollgate.EInvalid, "project %q is not in the projects registry of the active bundle", project)
+	case artifact == "":
+		return tollgate.StoredScan{}, tollgate.Errorf(tollgate.EInvalid, "artifact is required: the digest of the scanned artifact, such as sha256:<64 hex digits>")
+	}
+	if _, err := digest.Parse(artifact); err != nil {
+		return tollgate.StoredScan{}, tollgate.Errorf(tollgate.EInvalid, "artifact %q is not a digest such as sha256:<64 lower-case hex digits>: %v", artifact, err)
+	}
+	s := tollgate.StoredScan{ID: g.NewID(), Project: project, Artifact: artifact,
+		ScannedAt: g.Now().UTC(), Request: req, Scan: scan}
+	if err := g.Scans.PutScan(ctx, s); err != nil {
+		return tollgate.StoredScan{}, err
+	}
+	return s, nil
 }

@@ -83,7 +83,7 @@ func TestGateAddsEPSSToFindings(t *testing.T) {
 	e := &fakeEPSS{scores: map[string]tollgate.EPSSScore{log4shell.CVE: log4shell, alias.CVE: alias}}
 	g, _ := epssGate(t, e)
 
-	rec, err := g.Evaluate(t.Context(), tollgate.Request{}, epssScan)
+	rec, err := g.Evaluate(t.Context(), tollgate.Request{}, ScanSource{Report: epssScan})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +111,7 @@ func TestGateAddsEPSSToFindings(t *testing.T) {
 		t.Errorf("input has no epss object for the first finding:\n%s", raw)
 	}
 
-	if _, err := g.Simulate(t.Context(), Simulation{Scan: epssScan}); err != nil {
+	if _, err := g.Simulate(t.Context(), Simulation{Scan: ScanSource{Report: epssScan}}); err != nil {
 		t.Fatal(err)
 	}
 	if len(e.asked) != 2 {
@@ -122,22 +122,62 @@ func TestGateAddsEPSSToFindings(t *testing.T) {
 func TestGateEPSSLookupErrorFailsTheEvaluation(t *testing.T) {
 	e := &fakeEPSS{err: tollgate.Errorf(tollgate.EUnavailable, "store down")}
 	g, store := epssGate(t, e)
-	_, err := g.Evaluate(t.Context(), tollgate.Request{}, epssScan)
+	_, err := g.Evaluate(t.Context(), tollgate.Request{}, ScanSource{Report: epssScan})
 	if tollgate.ErrorCode(err) != tollgate.EUnavailable {
 		t.Fatalf("Evaluate: error %v, want an %s error", err, tollgate.EUnavailable)
 	}
 	if store.decides != 0 {
 		t.Errorf("a decision was made without the EPSS scores")
 	}
-	if _, err := g.Simulate(t.Context(), Simulation{Scan: epssScan}); tollgate.ErrorCode(err) != tollgate.EUnavailable {
+	if _, err := g.Simulate(t.Context(), Simulation{Scan: ScanSource{Report: epssScan}}); tollgate.ErrorCode(err) != tollgate.EUnavailable {
 		t.Fatalf("Simulate: error %v, want an %s error", err, tollgate.EUnavailable)
 	}
 	// No scan, nothing to look up: the store is not asked.
 	e.asked = nil
-	if _, err := g.Evaluate(t.Context(), tollgate.Request{}, nil); err != nil {
+	if _, err := g.Evaluate(t.Context(), tollgate.Request{}, ScanSource{}); err != nil {
 		t.Fatalf("Evaluate without a scan: %v", err)
 	}
 	if len(e.asked) != 0 {
 		t.Errorf("looked up without a scan: %v", e.asked)
+	}
+}
+
+// failingScans is a scan store that cannot be read.
+type failingScans struct{}
+
+func (failingScans) PutScan(context.Context, tollgate.StoredScan) error {
+	return tollgate.Errorf(tollgate.EUnavailable, "store down")
+}
+
+func (failingScans) Scan(context.Context, string) (tollgate.StoredScan, error) {
+	return tollgate.StoredScan{}, tollgate.Errorf(tollgate.EUnavailable, "store down")
+}
+
+func (failingScans) Baseline(context.Context, string, string) (*tollgate.Baseline, error) {
+	return nil, tollgate.Errorf(tollgate.EUnavailable, "store down")
+}
+
+func TestGateScanStoreErrorsFailTheEvaluation(t *testing.T) {
+	g, store := epssGate(t, nil)
+	g.Scans = failingScans{}
+	managed := tollgate.Request{Repository: "org/service-api", Branch: "main", Pipeline: "deploy-prod",
+		Metadata: tollgate.Metadata{Environment: "production"}}
+	for name, src := range map[string]ScanSource{
+		"baseline":    {Report: epssScan},
+		"stored scan": {ID: "some-id"},
+	} {
+		if _, err := g.Evaluate(t.Context(), managed, src); tollgate.ErrorCode(err) != tollgate.EUnavailable {
+			t.Errorf("%s: Evaluate error %v, want an %s error", name, err, tollgate.EUnavailable)
+		}
+		if _, err := g.Simulate(t.Context(), Simulation{Request: managed, Scan: src}); tollgate.ErrorCode(err) != tollgate.EUnavailable {
+			t.Errorf("%s: Simulate error %v, want an %s error", name, err, tollgate.EUnavailable)
+		}
+	}
+	if store.decides != 0 {
+		t.Errorf("%d decisions made without the baseline or the scan", store.decides)
+	}
+	// Without a scan there is nothing to compare: the store is not read.
+	if _, err := g.Evaluate(t.Context(), managed, ScanSource{}); err != nil {
+		t.Fatalf("Evaluate without a scan: %v", err)
 	}
 }

@@ -78,15 +78,34 @@ func (p *Policy) Revision() string { return p.bundle.Revision }
 // cooldown adapter can look up the right history before evaluation. ok is
 // false when the request is unmanaged or its pipeline has no cooldown.
 func (p *Policy) CooldownKey(r tollgate.Request) (key tollgate.CooldownKey, ok bool) {
-	name, found := p.bundle.Config.project(r.Repository)
+	name, found := p.Project(r)
 	if !found {
 		return key, false
 	}
-	pl, found := p.bundle.Config.Projects[name].Pipelines[r.Pipeline]
-	if !found || pl.CooldownMinutes <= 0 {
+	if p.bundle.Config.Projects[name].Pipelines[r.Pipeline].CooldownMinutes <= 0 {
 		return key, false
 	}
 	return tollgate.CooldownKey{Project: name, Pipeline: r.Pipeline, Branch: r.Branch}, true
+}
+
+// Project resolves the request's project the way the policy does: ok is
+// false when the request is unmanaged (an unknown repository, or a pipeline
+// its project does not declare).
+func (p *Policy) Project(r tollgate.Request) (name string, ok bool) {
+	name, found := p.bundle.Config.project(r.Repository)
+	if !found {
+		return "", false
+	}
+	if _, found := p.bundle.Config.Projects[name].Pipelines[r.Pipeline]; !found {
+		return "", false
+	}
+	return name, true
+}
+
+// HasProject reports whether the projects registry declares name.
+func (p *Policy) HasProject(name string) bool {
+	_, ok := p.bundle.Config.Projects[name]
+	return ok
 }
 
 // Evaluate decides on a request. It never fails: anything that keeps the
@@ -161,6 +180,7 @@ var (
 	kExpires, kCooldown  = ast.StringTerm("expires_ns"), ast.StringTerm("cooldown")
 	kLastAccepted        = ast.StringTerm("last_accepted_ns")
 	kScan                = ast.StringTerm("scan")
+	kBaseline            = ast.StringTerm("baseline")
 	kReasons, kWarnings  = ast.StringTerm("reasons"), ast.StringTerm("warnings")
 	kProject             = ast.StringTerm("project")
 	kCode, kMessage      = ast.StringTerm("code"), ast.StringTerm("message")
@@ -233,6 +253,11 @@ func inputValue(r tollgate.Request, c tollgate.Context) ast.Value {
 		ast.Item(kLicence, ast.NewTerm(licence)),
 		ast.Item(kCooldown, ast.NewTerm(cooldown)),
 	)
+	if c.Baseline != nil {
+		baseline := scanValue(&c.Baseline.Release)
+		baseline.Insert(ast.StringTerm("decision_id"), ast.StringTerm(c.Baseline.DecisionID))
+		context.Insert(kBaseline, ast.NewTerm(baseline))
+	}
 	input := ast.NewObject(
 		ast.Item(kRequest, ast.NewTerm(request)),
 		ast.Item(kContext, ast.NewTerm(context)),
@@ -244,7 +269,7 @@ func inputValue(r tollgate.Request, c tollgate.Context) ast.Value {
 }
 
 // scanValue is input.scan, as risk.rego documents it.
-func scanValue(r *tollgate.Release) ast.Value {
+func scanValue(r *tollgate.Release) ast.Object {
 	findings := make([]*ast.Term, len(r.Findings))
 	for i, f := range r.Findings {
 		obj := ast.NewObject(

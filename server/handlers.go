@@ -29,10 +29,7 @@ func (s *Server) evaluate(c echo.Context) error {
 	rec, err := s.cfg.Gate.Evaluate(c.Request().Context(), req, scan)
 	s.cfg.Metrics.observeStore("decide", time.Since(start), err)
 	if err != nil {
-		if tollgate.ErrorCode(err) == tollgate.EInternal {
-			err = tollgate.Errorf(tollgate.EUnavailable, "the decision could not be recorded, so it is not given: %v", err)
-		}
-		return err
+		return unavailableUnlessInvalid(err, "the decision could not be recorded, so it is not given")
 	}
 	s.cfg.Metrics.observeDecision("evaluate", rec.Decision, time.Since(start))
 	return c.JSON(http.StatusOK, rec.Decision)
@@ -46,19 +43,32 @@ type scanBody struct {
 }
 
 // decodeEvaluation decodes the CI payload and its optional scan strictly.
-func decodeEvaluation(body []byte) (tollgate.Request, *tollgate.Scan, error) {
+func decodeEvaluation(body []byte) (tollgate.Request, rego.ScanSource, error) {
 	var e struct {
 		tollgate.Request
-		Scan *scanBody `json:"scan"`
+		Scan   *scanBody `json:"scan"`
+		ScanID string    `json:"scan_id"`
 	}
 	if err := tollgate.DecodeStrict(body, &e); err != nil {
-		return tollgate.Request{}, nil, err
+		return tollgate.Request{}, rego.ScanSource{}, err
 	}
 	if err := e.Request.Validate(); err != nil {
-		return tollgate.Request{}, nil, err
+		return tollgate.Request{}, rego.ScanSource{}, err
 	}
-	scan, err := parseScan(e.Scan)
-	return e.Request, scan, err
+	src, err := scanSource(e.Scan, e.ScanID)
+	return e.Request, src, err
+}
+
+// scanSource is the scan a request names: a report or a stored scan's ID.
+func scanSource(b *scanBody, id string) (rego.ScanSource, error) {
+	if b != nil && id != "" {
+		return rego.ScanSource{}, tollgate.Errorf(tollgate.EInvalid, "send either scan or scan_id, not both")
+	}
+	scan, err := parseScan(b)
+	if err != nil {
+		return rego.ScanSource{}, err
+	}
+	return rego.ScanSource{Report: scan, ID: id}, nil
 }
 
 func parseScan(b *scanBody) (*tollgate.Scan, error) {
@@ -79,6 +89,7 @@ func parseScan(b *scanBody) (*tollgate.Scan, error) {
 type simulateBody struct {
 	Input   json.RawMessage `json:"input"`
 	Scan    *scanBody       `json:"scan"`
+	ScanID  string          `json:"scan_id"`
 	At      string          `json:"at"`
 	Context *struct {
 		Cooldown *struct {
@@ -107,7 +118,7 @@ func (s *Server) simulate(c echo.Context) error {
 	if err != nil {
 		return tollgate.Errorf(tollgate.EInvalid, "input: %v", err)
 	}
-	scan, err := parseScan(sb.Scan)
+	scan, err := scanSource(sb.Scan, sb.ScanID)
 	if err != nil {
 		return err
 	}

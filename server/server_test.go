@@ -65,6 +65,7 @@ func newFixture(t *testing.T) *fixture {
 			Now:   func() time.Time { return *f.now.Load() },
 			NewID: func() string { return uuid.Must(uuid.NewV7()).String() },
 			Score: cvss.Best,
+			EPSS:  store, Scans: store,
 		},
 		Engine: engine, Store: store, Metrics: NewMetrics(registry), Registry: registry,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), BodyLimit: 64 << 10,

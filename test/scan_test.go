@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -50,5 +51,82 @@ func TestScanRefusesWithTheNamedCVEs(t *testing.T) {
 	requireError(t, code, raw, http.StatusBadRequest, "invalid_input", "trivy report")
 	if got := len(s.allDecisions(t, "")); got != 1 {
 		t.Fatalf("%d decisions recorded, want 1 (the bad report must not be)", got)
+	}
+}
+
+// TestStoredScansDriftAndEPSS: CI posts scans ahead (POST /v1/scans) and
+// evaluates them by scan_id; an accepted release becomes the baseline, so
+// the next one with new findings is refused with risk_drift naming them,
+// also after a restart. EPSS scores imported through the API reach the
+// findings of the record.
+func TestStoredScansDriftAndEPSS(t *testing.T) {
+	t.Parallel()
+	bundle := newBundle(t)
+	projects := readProjects(t, bundle)
+	projects["scanned"] = map[string]any{
+		"repositories": []string{"org/scanned"},
+		"pipelines":    map[string]any{"deploy": map[string]any{"type": "deploy"}},
+		"risk":         map[string]any{"block_new_findings": true, "require_scan": true},
+	}
+	writeJSON(t, projectsPath(bundle), projects)
+	dataDir := t.TempDir()
+	s := startServer(t, serverOptions{bundle: bundle, dataDir: dataDir})
+
+	csv := "#model_version:v2025.03.14,score_date:2026-11-22T00:00:00Z\ncve,epss,percentile\nCVE-2025-24813,0.94,0.999\n"
+	code, raw := s.do(t, http.MethodPost, "/v1/epss", "text/csv", []byte(csv))
+	if code != http.StatusOK || !strings.Contains(string(raw), `"count":1`) {
+		t.Fatalf("POST /v1/epss: %d %s", code, raw)
+	}
+
+	const digest = "sha256:2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae"
+	postScan := func(file string) string {
+		t.Helper()
+		report := readFile(t, filepath.Join(repoRoot, "adapters", "scans", "testdata", file))
+		code, raw := s.postJSON(t, "/v1/scans", map[string]any{"project": "scanned", "artifact": digest,
+			"scan": map[string]any{"format": "trivy", "report": json.RawMessage(report)}})
+		if code != http.StatusCreated {
+			t.Fatalf("POST /v1/scans %s: %d %s", file, code, raw)
+		}
+		return decode[struct {
+			ID string `json:"scan_id"`
+		}](t, raw).ID
+	}
+	evaluate := func(scanID string) decision {
+		t.Helper()
+		code, raw := s.postJSON(t, "/v1/evaluate", map[string]any{
+			"repository": "org/scanned", "branch": "main", "pipeline": "deploy",
+			"metadata": map[string]any{"initiator": "ci", "run_id": "7", "environment": "production"},
+			"scan_id":  scanID,
+		})
+		if code != http.StatusOK {
+			t.Fatalf("evaluate scan %s: %d %s", scanID, code, raw)
+		}
+		return decode[decision](t, raw)
+	}
+
+	first := evaluate(postScan("trivy-empty.json"))
+	if first.Status != "accepted" {
+		t.Fatalf("the first, clean release: %+v", first)
+	}
+	image := postScan("trivy-image.json")
+	d := evaluate(image)
+	// Two drift reasons: new findings, and a release risk above the baseline's.
+	if d.Status != "refused" || !slices.Equal(d.codes(), []string{"risk_drift", "risk_drift"}) ||
+		!strings.Contains(d.Reasons[0].Message, "CVE-2025-24813") || !strings.Contains(d.Reasons[0].Message, first.ID) {
+		t.Fatalf("want risk_drift naming CVE-2025-24813 and decision %s, got %+v", first.ID, d)
+	}
+	if _, rec := s.get(t, "/v1/decisions/"+d.ID); !strings.Contains(string(rec), `"epss":{"cve":"CVE-2025-24813","score":0.94`) {
+		t.Errorf("the record's findings lack the imported EPSS: %s", rec)
+	}
+
+	// The baseline and the stored scans are in the store, not in memory.
+	s.stop(t)
+	s = startServer(t, serverOptions{bundle: bundle, dataDir: dataDir})
+	if d := evaluate(image); d.Status != "refused" || d.Reasons[0].Code != "risk_drift" {
+		t.Fatalf("after a restart: %+v", d)
+	}
+	// Without a scan, the project that requires one is refused.
+	if d := s.evaluate(t, req("org/scanned", "main", "deploy", "production")); d.Status != "refused" || d.codes()[0] != "scan_missing" {
+		t.Fatalf("no scan: %+v", d)
 	}
 }

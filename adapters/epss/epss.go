@@ -53,6 +53,16 @@ type Set struct {
 	Scores       map[string]Score // by upper-case CVE id
 }
 
+// EPSSSet is s as the EPSS store takes it.
+func (s *Set) EPSSSet() tollgate.EPSSSet {
+	set := tollgate.EPSSSet{ModelVersion: s.ModelVersion, ScoreDate: s.ScoreDate,
+		Scores: make([]tollgate.EPSSScore, 0, len(s.Scores))}
+	for _, sc := range s.Scores {
+		set.Scores = append(set.Scores, tollgate.EPSSScore{CVE: sc.CVE, EPSS: sc.EPSS, Percentile: sc.Percentile})
+	}
+	return set
+}
+
 // Lookup returns the score of cve, in any letter case, in constant time. A nil
 // Set, meaning that no scores were imported, has none.
 func (s *Set) Lookup(cve string) (Score, bool) {

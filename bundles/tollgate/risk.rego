@@ -14,7 +14,8 @@
 #                    "cvss": {"score", "version", "vector", "source"}?,
 #                    "epss": {"score", "percentile"}?}]}
 #   input.context.baseline: the scan of the last accepted release of the same
-#   project and environment, same shape, absent if there is none.
+#   project and environment, same shape plus "decision_id" (the decision that
+#   accepted it), absent if there is none.
 #
 #   Composite risk of a finding, owned here so that policy authors can
 #   change it: CVSS base score x (1 - w + w x EPSS probability) x VEX factor,
@@ -147,7 +148,7 @@ drift_reasons := array.concat(new_reasons, higher_reasons)
 
 new_reasons := [{
 	"code": "risk_drift",
-	"message": sprintf("%d new finding(s) since the last accepted release: %s.", [count(new_findings), describe(new_findings)]),
+	"message": sprintf("%d new finding(s) %s: %s.", [count(new_findings), since_baseline, describe(new_findings)]),
 }] if {
 	settings.block_new_findings
 	input.context.baseline
@@ -156,10 +157,14 @@ new_reasons := [{
 
 higher_reasons := [{
 	"code": "risk_drift",
-	"message": sprintf("The release's risk rose from %v to %v since the last accepted release.", [
-		release_risk(input.context.baseline), release_risk(input.scan),
+	"message": sprintf("The release's risk rose from %v to %v %s.", [
+		release_risk(input.context.baseline), release_risk(input.scan), since_baseline,
 	]),
 }] if {
 	settings.block_new_findings
 	release_risk(input.scan) > release_risk(input.context.baseline)
 } else := []
+
+since_baseline := sprintf("since the last accepted release (decision %s)", [input.context.baseline.decision_id]) if {
+	input.context.baseline.decision_id
+} else := "since the last accepted release"

@@ -131,7 +131,14 @@ test_drift_refuses_a_higher_release_risk if {
 		with input.context.baseline as scan([medium])
 		with data.tollgate.config.projects as projects({"block_new_findings": true})
 	codes(reasons) == ["risk_drift"]
-	contains(reasons[0].message, "rose from 2.5 to 3")
+	contains(reasons[0].message, "rose from 2.5 to 3 since the last accepted release.")
+}
+
+test_drift_names_the_baseline_decision if {
+	reasons := risk.reasons with input as input_with(scan([medium, critical]))
+		with input.context.baseline as object.union(scan([critical]), {"decision_id": "0193-abc"})
+		with data.tollgate.config.projects as projects({"block_new_findings": true})
+	reasons[0].message == "1 new finding(s) since the last accepted release (decision 0193-abc): CVE-2024-0002 (CVSS 5, risk 2.5)."
 }
 
 test_no_drift_without_the_setting_or_the_baseline if {

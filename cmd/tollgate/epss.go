@@ -46,11 +46,7 @@ is checked whole first; a bad file changes nothing.`)
 	if err != nil {
 		return f.fail("%v", err)
 	}
-	set := tollgate.EPSSSet{ModelVersion: parsed.ModelVersion, ScoreDate: parsed.ScoreDate,
-		Scores: make([]tollgate.EPSSScore, 0, len(parsed.Scores))}
-	for _, sc := range parsed.Scores {
-		set.Scores = append(set.Scores, tollgate.EPSSScore{CVE: sc.CVE, EPSS: sc.EPSS, Percentile: sc.Percentile})
-	}
+	set := parsed.EPSSSet()
 
 	var store interface {
 		tollgate.EPSSStore

@@ -154,6 +154,7 @@ func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig) error {
 		NewID:    func() string { return uuid.Must(uuid.NewV7()).String() },
 		Score:    cvss.Best,
 		EPSS:     store.(tollgate.EPSSStore),
+		Scans:    store.(tollgate.ScanStore),
 	}
 	api := server.New(server.Config{
 		Gate: gate, Engine: engine, Store: store, Metrics: metrics, Registry: registry,

@@ -21,6 +21,7 @@ type lateStore struct {
 var (
 	_ tollgate.DecisionStore = (*lateStore)(nil)
 	_ tollgate.EPSSStore     = (*lateStore)(nil)
+	_ tollgate.ScanStore     = (*lateStore)(nil)
 )
 
 // set makes s the store, unless Close came first: then s is closed at once.
@@ -99,6 +100,42 @@ func (l *lateStore) EPSS(ctx context.Context, cves []string) (map[string]tollgat
 		return nil, tollgate.EPSSInfo{}, err
 	}
 	return s.EPSS(ctx, cves)
+}
+
+func (l *lateStore) scans() (tollgate.ScanStore, error) {
+	s, err := l.get()
+	if err != nil {
+		return nil, err
+	}
+	sc, ok := s.(tollgate.ScanStore)
+	if !ok {
+		return nil, tollgate.Errorf(tollgate.EInternal, "the decision store %T keeps no scans", s)
+	}
+	return sc, nil
+}
+
+func (l *lateStore) PutScan(ctx context.Context, scan tollgate.StoredScan) error {
+	s, err := l.scans()
+	if err != nil {
+		return err
+	}
+	return s.PutScan(ctx, scan)
+}
+
+func (l *lateStore) Scan(ctx context.Context, id string) (tollgate.StoredScan, error) {
+	s, err := l.scans()
+	if err != nil {
+		return tollgate.StoredScan{}, err
+	}
+	return s.Scan(ctx, id)
+}
+
+func (l *lateStore) Baseline(ctx context.Context, project, environment string) (*tollgate.Baseline, error) {
+	s, err := l.scans()
+	if err != nil {
+		return nil, err
+	}
+	return s.Baseline(ctx, project, environment)
 }
 
 func (l *lateStore) Ping(ctx context.Context) error {
