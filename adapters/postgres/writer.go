@@ -18,7 +18,7 @@ type write struct {
 	at     int64           // rec.Decision.EvaluatedAt in unix nanoseconds
 	data   json.RawMessage // rec as JSON, for the JSONB column
 	key    *tollgate.CooldownKey
-	accept bool       // starts key's cooldown
+	accept bool // starts key's cooldown
 	// The drift baseline the record sets, as JSON; nil when it sets none.
 	baseline json.RawMessage
 	done     chan error // buffered: the writer never waits for a caller

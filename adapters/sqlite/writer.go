@@ -20,7 +20,7 @@ type write struct {
 	at     int64  // rec.Decision.EvaluatedAt in unix nanoseconds
 	data   string // rec as JSON (a string: the column is STRICT TEXT)
 	key    *tollgate.CooldownKey
-	accept bool       // starts key's cooldown
+	accept bool // starts key's cooldown
 	// The drift baseline the record sets, as JSON; empty when it sets none.
 	baseline string
 	done     chan error // buffered: the writer never waits for a caller
