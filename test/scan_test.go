@@ -125,6 +125,20 @@ func TestStoredScansDriftAndEPSS(t *testing.T) {
 	if d := evaluate(image); d.Status != "refused" || d.Reasons[0].Code != "risk_drift" {
 		t.Fatalf("after a restart: %+v", d)
 	}
+	// The CI client sends a stored scan's ID, or the report itself.
+	check := []string{"check", "--server", s.base, "--repository", "org/scanned", "--branch", "main",
+		"--pipeline", "deploy", "--environment", "production"}
+	if code, stdout, stderr := runTollgate(t, nil, nil, append(check, "--scan-id", image)...); code != 1 || !strings.Contains(stdout, "risk_drift") {
+		t.Errorf("check --scan-id: exit %d, stdout %q, stderr %q; want 1 and risk_drift", code, stdout, stderr)
+	}
+	empty := filepath.Join(repoRoot, "adapters", "scans", "testdata", "trivy-empty.json")
+	if code, stdout, stderr := runTollgate(t, nil, nil, append(check, "--scan", empty, "--scan-format", "trivy")...); code != 0 {
+		t.Errorf("check --scan of a clean report: exit %d, stdout %q, stderr %q; want 0", code, stdout, stderr)
+	}
+	if code, _, stderr := runTollgate(t, nil, nil, append(check, "--scan-id", "nope")...); code != 2 || !strings.Contains(stderr, `no scan "nope" is stored`) {
+		t.Errorf("check --scan-id nope: exit %d, stderr %q; want 2 naming the scan", code, stderr)
+	}
+
 	// Without a scan, the project that requires one is refused.
 	if d := s.evaluate(t, req("org/scanned", "main", "deploy", "production")); d.Status != "refused" || d.codes()[0] != "scan_missing" {
 		t.Fatalf("no scan: %+v", d)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -15,7 +16,7 @@ import (
 
 func runCheck(ctx context.Context, c *cli, args []string) int {
 	f := newFlags(c, "check",
-		"check [--server URL] [--token T] (--repository R --branch B --pipeline P --environment E | --input FILE | < request.json)",
+		"check [--server URL] [--token T] (--repository R --branch B --pipeline P --environment E [--scan-id ID | --scan FILE --scan-format F] | --input FILE | < request.json)",
 		`The CI client: asks a tollgate server whether this pipeline may run now,
 prints the decision and its reasons, and exits 0 if accepted, 1 if refused,
 2 if no decision could be had (server unreachable, bad request, 5xx) — a CI
@@ -29,6 +30,9 @@ built from the flags, or read as JSON from --input or stdin.`)
 	environment := f.String("environment", "", "the target environment")
 	initiator := f.String("initiator", "", "who or what started the run")
 	runID := f.String("run-id", "", "the CI run identifier")
+	scanID := f.String("scan-id", "", "the `ID` of a scan stored with POST /v1/scans")
+	scanPath := f.String("scan", "", "send the scanner's JSON report in `FILE` with the request")
+	scanFormat := f.String("scan-format", "trivy", "the report's `FORMAT`: trivy, grype, sarif or cyclonedx")
 	inputPath := f.String("input", "", "read the request JSON from `FILE` (- is stdin)")
 	timeout := f.Duration("timeout", 30*time.Second, "give up after this `DURATION`")
 	asJSON := f.Bool("json", false, "print the decision as JSON")
@@ -45,7 +49,24 @@ built from the flags, or read as JSON from --input or stdin.`)
 		if err := r.Validate(); err != nil {
 			return f.usageError("%v (use --repository, --branch, --pipeline and --environment)", err)
 		}
-		body, _ = json.Marshal(r)
+		e := struct {
+			tollgate.Request
+			ScanID string `json:"scan_id,omitempty"`
+			Scan   any    `json:"scan,omitempty"`
+		}{Request: r, ScanID: *scanID}
+		if *scanPath != "" {
+			report, err := os.ReadFile(*scanPath)
+			if err != nil {
+				return fail("--scan: %v", err)
+			}
+			if !json.Valid(report) {
+				return fail("--scan: %s is not JSON: a scanner's JSON report is expected", *scanPath)
+			}
+			e.Scan = map[string]any{"format": *scanFormat, "report": json.RawMessage(report)}
+		}
+		body, _ = json.Marshal(e)
+	} else if *scanID != "" || *scanPath != "" {
+		return f.usageError("--scan-id and --scan go with the request flags; in a JSON request, use its scan_id or scan field")
 	} else if body, err = readRequest(c.stdin, *inputPath); err != nil {
 		return fail("%v", err)
 	}
