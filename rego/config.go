@@ -33,13 +33,45 @@ type GlobalPolicy struct {
 	Weekends          *Weekends    `json:"weekends"`
 }
 
-// Freeze forbids deployments from Start (inclusive) to End (exclusive).
+// Freeze forbids deployments once, from Start (inclusive) to End
+// (exclusive), or again and again on the local days of one schedule:
+// Weekly, Monthly or Yearly.
 type Freeze struct {
-	ID           string   `json:"id"`
-	Start        string   `json:"start"`
-	End          string   `json:"end"`
-	Environments []string `json:"environments"`
-	Reason       string   `json:"reason"`
+	ID           string         `json:"id"`
+	Start        string         `json:"start"`
+	End          string         `json:"end"`
+	Weekly       *WeeklyFreeze  `json:"weekly"`
+	Monthly      *MonthlyFreeze `json:"monthly"`
+	Yearly       *YearlyFreeze  `json:"yearly"`
+	Environments []string       `json:"environments"`
+	Reason       string         `json:"reason"`
+}
+
+// LocalHours is the part of a day a recurring freeze covers: from Start
+// (inclusive) to End (exclusive), local time, "HH:MM", End "24:00" for
+// midnight.
+type LocalHours struct {
+	Start string `json:"start"`
+	End   string `json:"end"`
+}
+
+// WeeklyFreeze recurs on weekdays.
+type WeeklyFreeze struct {
+	Days []string `json:"days"`
+	LocalHours
+}
+
+// MonthlyFreeze recurs on days of the month (1-31; a day a month lacks
+// never comes in that month).
+type MonthlyFreeze struct {
+	Days []int `json:"days"`
+	LocalHours
+}
+
+// YearlyFreeze recurs on dates, "MM-DD".
+type YearlyFreeze struct {
+	Dates []string `json:"dates"`
+	LocalHours
 }
 
 // TimeWindow allows deployments on Days from Start (inclusive) to End
@@ -181,9 +213,9 @@ var (
 )
 
 func (g *GlobalPolicy) validate(file string) error {
-	bad := func(field, format string, args ...any) error {
+	bad := badField(func(field, format string, args ...any) error {
 		return &ConfigError{File: file, Field: field, Problem: fmt.Sprintf(format, args...)}
-	}
+	})
 	tz := g.Timezone
 	if tz == "" {
 		tz = "UTC"
@@ -206,16 +238,8 @@ func (g *GlobalPolicy) validate(file string) error {
 			return bad(field+".id", "duplicate freeze id %q", f.ID)
 		}
 		ids[f.ID] = true
-		start, err := time.Parse(time.RFC3339, f.Start)
-		if err != nil {
-			return bad(field+".start", "must be an RFC 3339 time with an offset, such as \"2026-11-27T00:00:00+01:00\", got %q", f.Start)
-		}
-		end, err := time.Parse(time.RFC3339, f.End)
-		if err != nil {
-			return bad(field+".end", "must be an RFC 3339 time with an offset, such as \"2026-11-30T00:00:00+01:00\", got %q", f.End)
-		}
-		if !start.Before(end) {
-			return bad(field, "start %s must be before end %s", f.Start, f.End)
+		if err := f.validate(field, bad); err != nil {
+			return err
 		}
 		if err := validateEnvironments(f.Environments); err != nil {
 			return bad(field+".environments", "%v", err)
@@ -231,14 +255,8 @@ func (g *GlobalPolicy) validate(file string) error {
 				return bad(fmt.Sprintf("%s.days[%d]", field, j), "%q is not a weekday: use lower-case English names, \"monday\" to \"sunday\"", d)
 			}
 		}
-		if !clockTime.MatchString(w.Start) || w.Start == "24:00" {
-			return bad(field+".start", "must be a local time \"HH:MM\" from 00:00 to 23:59, got %q", w.Start)
-		}
-		if !clockTime.MatchString(w.End) {
-			return bad(field+".end", "must be a local time \"HH:MM\" from 00:01 to 24:00, got %q", w.End)
-		}
-		if w.Start >= w.End {
-			return bad(field, "start %s must be before end %s (a window cannot cross midnight: split it in two)", w.Start, w.End)
+		if err := (LocalHours{w.Start, w.End}).validate(field, "a window", bad); err != nil {
+			return err
 		}
 		if err := validateEnvironments(w.Environments); err != nil {
 			return bad(field+".environments", "%v", err)
@@ -248,6 +266,88 @@ func (g *GlobalPolicy) validate(file string) error {
 		if err := validateEnvironments(g.Weekends.Environments); err != nil {
 			return bad("weekends.environments", "%v", err)
 		}
+	}
+	return nil
+}
+
+// badField makes the ConfigError of one field.
+type badField func(field, format string, args ...any) error
+
+func (f Freeze) validate(field string, bad badField) error {
+	schedules := 0
+	for _, set := range []bool{f.Start != "" || f.End != "", f.Weekly != nil, f.Monthly != nil, f.Yearly != nil} {
+		if set {
+			schedules++
+		}
+	}
+	if schedules != 1 {
+		return bad(field, "give exactly one of start+end (a one-off freeze), weekly, monthly or yearly; it has %d", schedules)
+	}
+	switch {
+	case f.Weekly != nil:
+		field += ".weekly"
+		if len(f.Weekly.Days) == 0 {
+			return bad(field+".days", "required: list the weekdays of the freeze, such as [\"friday\"]")
+		}
+		for j, d := range f.Weekly.Days {
+			if !slices.Contains(weekdays, d) {
+				return bad(fmt.Sprintf("%s.days[%d]", field, j), "%q is not a weekday: use lower-case English names, \"monday\" to \"sunday\"", d)
+			}
+		}
+		return f.Weekly.LocalHours.validate(field, "a freeze", bad)
+	case f.Monthly != nil:
+		field += ".monthly"
+		if len(f.Monthly.Days) == 0 {
+			return bad(field+".days", "required: list the days of the month of the freeze, such as [1, 15]")
+		}
+		for j, d := range f.Monthly.Days {
+			if d < 1 || d > 31 {
+				return bad(fmt.Sprintf("%s.days[%d]", field, j), "%d is not a day of the month: use 1 to 31", d)
+			}
+		}
+		return f.Monthly.LocalHours.validate(field, "a freeze", bad)
+	case f.Yearly != nil:
+		field += ".yearly"
+		if len(f.Yearly.Dates) == 0 {
+			return bad(field+".dates", "required: list the dates of the freeze, \"MM-DD\", such as [\"12-24\"]")
+		}
+		for j, d := range f.Yearly.Dates {
+			// 2024 is a leap year: "02-29" is a date that some years have.
+			if len(d) != 5 || !isDate("2024-"+d) {
+				return bad(fmt.Sprintf("%s.dates[%d]", field, j), "%q is not a date \"MM-DD\" such as \"12-24\"", d)
+			}
+		}
+		return f.Yearly.LocalHours.validate(field, "a freeze", bad)
+	}
+	start, err := time.Parse(time.RFC3339, f.Start)
+	if err != nil {
+		return bad(field+".start", "must be an RFC 3339 time with an offset, such as \"2026-11-27T00:00:00+01:00\", got %q", f.Start)
+	}
+	end, err := time.Parse(time.RFC3339, f.End)
+	if err != nil {
+		return bad(field+".end", "must be an RFC 3339 time with an offset, such as \"2026-11-30T00:00:00+01:00\", got %q", f.End)
+	}
+	if !start.Before(end) {
+		return bad(field, "start %s must be before end %s", f.Start, f.End)
+	}
+	return nil
+}
+
+func isDate(s string) bool {
+	_, err := time.Parse(time.DateOnly, s)
+	return err == nil
+}
+
+// validate checks the local hours of what (a window, a freeze) at field.
+func (h LocalHours) validate(field, what string, bad badField) error {
+	if !clockTime.MatchString(h.Start) || h.Start == "24:00" {
+		return bad(field+".start", "must be a local time \"HH:MM\" from 00:00 to 23:59, got %q", h.Start)
+	}
+	if !clockTime.MatchString(h.End) {
+		return bad(field+".end", "must be a local time \"HH:MM\" from 00:01 to 24:00, got %q", h.End)
+	}
+	if h.Start >= h.End {
+		return bad(field, "start %s must be before end %s (%s cannot cross midnight: split it in two)", h.Start, h.End, what)
 	}
 	return nil
 }

@@ -217,6 +217,33 @@ func TestUnmanagedAcceptPolicy(t *testing.T) {
 	}
 }
 
+// TestRecurringFreezeLoadsAndApplies: a weekly freeze passes validation and
+// refuses on its local hours, in the policy's time zone.
+func TestRecurringFreezeLoadsAndApplies(t *testing.T) {
+	p := mustPolicy(t, defaultBundle)
+	b, err := p.Bundle().WithConfig(map[string]any{"timezone": "Europe/Paris", "freezes": []any{
+		map[string]any{"id": "friday-afternoons", "reason": "Weekend on call is thin",
+			"weekly": map[string]any{"days": []any{"friday"}, "start": "16:00", "end": "24:00"}},
+	}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sim, err := Compile(context.Background(), b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for instant, want := range map[string][]string{
+		"2026-11-20T16:00:00+01:00": {tollgate.CodeFreezeActive},
+		"2026-11-20T15:59:00+01:00": {},
+		"2026-11-19T17:00:00+01:00": {},
+	} {
+		d := sim.Evaluate(context.Background(), exampleRequest(), validContext(at(t, instant)))
+		if got := codes(d.Reasons); !slices.Equal(got, want) {
+			t.Errorf("at %s: %v, want %v (%v)", instant, got, want, d.Reasons)
+		}
+	}
+}
+
 // TestFailClosed: whatever goes wrong in the policy, the answer is refused
 // with policy_error, never accepted.
 func TestFailClosed(t *testing.T) {
@@ -271,6 +298,15 @@ func TestLoadBundleRejectsBadConfig(t *testing.T) {
 		{"freeze bad start", "config/global_policy/data.json", `{"freezes": [{"id": "x", "start": "2026-01-01", "end": "2026-01-02T00:00:00Z"}]}`, `freezes[0].start: must be an RFC 3339 time`},
 		{"freeze backwards", "config/global_policy/data.json", `{"freezes": [{"id": "x", "start": "2026-01-02T00:00:00Z", "end": "2026-01-01T00:00:00Z"}]}`, `freezes[0]: start 2026-01-02T00:00:00Z must be before end`},
 		{"freeze empty environments", "config/global_policy/data.json", `{"freezes": [{"id": "x", "start": "2026-01-01T00:00:00Z", "end": "2026-01-02T00:00:00Z", "environments": []}]}`, `freezes[0].environments: empty list`},
+		{"freeze weekly hour 24", "config/global_policy/data.json", `{"freezes": [{"id": "fri", "weekly": {"days": ["friday"], "start": "24:00", "end": "24:00"}}]}`, `freezes[0].weekly.start: must be a local time "HH:MM" from 00:00 to 23:59, got "24:00"`},
+		{"freeze weekly end before start", "config/global_policy/data.json", `{"freezes": [{"id": "fri", "weekly": {"days": ["friday"], "start": "18:00", "end": "16:00"}}]}`, `freezes[0].weekly: start 18:00 must be before end 16:00 (a freeze cannot cross midnight`},
+		{"freeze weekly bad day", "config/global_policy/data.json", `{"freezes": [{"id": "fri", "weekly": {"days": ["fri"], "start": "16:00", "end": "24:00"}}]}`, `freezes[0].weekly.days[0]: "fri" is not a weekday`},
+		{"freeze monthly day 32", "config/global_policy/data.json", `{"freezes": [{"id": "m", "monthly": {"days": [1, 32], "start": "00:00", "end": "24:00"}}]}`, `freezes[0].monthly.days[1]: 32 is not a day of the month`},
+		{"freeze monthly no days", "config/global_policy/data.json", `{"freezes": [{"id": "m", "monthly": {"start": "00:00", "end": "24:00"}}]}`, `freezes[0].monthly.days: required`},
+		{"freeze yearly bad date", "config/global_policy/data.json", `{"freezes": [{"id": "y", "yearly": {"dates": ["02-30"], "start": "00:00", "end": "24:00"}}]}`, `freezes[0].yearly.dates[0]: "02-30" is not a date`},
+		{"freeze two schedules", "config/global_policy/data.json", `{"freezes": [{"id": "y", "start": "2026-01-01T00:00:00Z", "end": "2026-01-02T00:00:00Z", "weekly": {"days": ["friday"], "start": "00:00", "end": "24:00"}}]}`, `freezes[0]: give exactly one of start+end`},
+		{"freeze no schedule", "config/global_policy/data.json", `{"freezes": [{"id": "y"}]}`, `freezes[0]: give exactly one of start+end (a one-off freeze), weekly, monthly or yearly; it has 0`},
+		{"freeze unknown schedule key", "config/global_policy/data.json", `{"freezes": [{"id": "y", "weekly": {"days": ["friday"], "start": "00:00", "end": "24:00", "tz": "UTC"}}]}`, `unknown field "tz"`},
 		{"window bad day", "config/global_policy/data.json", `{"time_windows": [{"days": ["Monday"], "start": "08:00", "end": "18:00"}]}`, `time_windows[0].days[0]: "Monday" is not a weekday`},
 		{"window bad time", "config/global_policy/data.json", `{"time_windows": [{"days": ["monday"], "start": "8:00", "end": "18:00"}]}`, `time_windows[0].start: must be a local time "HH:MM"`},
 		{"window crossing midnight", "config/global_policy/data.json", `{"time_windows": [{"days": ["monday"], "start": "22:00", "end": "02:00"}]}`, `cannot cross midnight`},

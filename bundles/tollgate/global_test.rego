@@ -426,3 +426,79 @@ test_global_reasons_in_contract_order if {
 		with input.context.now_ns as time.parse_rfc3339_ns("2026-06-13T07:00:00+02:00")
 		with data.tollgate.config.global_policy as policy
 }
+
+# --- recurring freezes ------------------------------------------------------------
+
+recurring(kind, schedule) := {"timezone": "Europe/Paris", "freezes": [{
+	"id": "recurring", "reason": "Recurring freeze",
+	kind: schedule,
+}]}
+
+friday_afternoons := recurring("weekly", {"days": ["friday"], "start": "16:00", "end": "24:00"})
+
+frozen_at(policy, instant) if {
+	codes(global.reasons) == ["freeze_active"] with input as base_input
+		with input.context.now_ns as time.parse_rfc3339_ns(instant)
+		with data.tollgate.config.global_policy as policy
+}
+
+test_weekly_freeze_from_start_to_midnight if {
+	frozen_at(friday_afternoons, "2026-06-12T16:00:00+02:00")
+	frozen_at(friday_afternoons, "2026-06-12T23:59:59+02:00")
+	not frozen_at(friday_afternoons, "2026-06-12T15:59:59+02:00")
+	not frozen_at(friday_afternoons, "2026-06-13T00:00:00+02:00")
+	not frozen_at(friday_afternoons, "2026-06-11T17:00:00+02:00")
+}
+
+test_weekly_freeze_keeps_local_hours_across_dst if {
+	# 14:30 UTC is 16:30 in Paris in summer (CEST), 15:30 in winter (CET).
+	frozen_at(friday_afternoons, "2026-06-12T14:30:00Z")
+	not frozen_at(friday_afternoons, "2026-11-13T14:30:00Z")
+	frozen_at(friday_afternoons, "2026-11-13T15:00:00Z")
+}
+
+test_weekly_freeze_on_the_day_clocks_go_forward if {
+	# 2026-03-29, Paris: 02:00 CET jumps to 03:00 CEST; 01:30 UTC is 03:30 local.
+	early := recurring("weekly", {"days": ["sunday"], "start": "03:00", "end": "04:00"})
+	frozen_at(early, "2026-03-29T01:30:00Z")
+	not frozen_at(early, "2026-03-29T00:59:59Z")
+}
+
+test_monthly_freeze_on_days_the_month_has if {
+	month_end := recurring("monthly", {"days": [31], "start": "00:00", "end": "24:00"})
+	frozen_at(month_end, "2026-07-31T10:00:00+02:00")
+	not frozen_at(month_end, "2026-06-30T10:00:00+02:00")
+	not frozen_at(month_end, "2026-08-01T00:00:00+02:00")
+
+	# The local date, not the UTC one: 22:30 UTC on the 30th is the 31st in Paris.
+	frozen_at(month_end, "2026-07-30T22:30:00Z")
+}
+
+test_yearly_freeze_on_its_local_dates if {
+	christmas := recurring("yearly", {"dates": ["12-24", "12-25"], "start": "00:00", "end": "24:00"})
+	frozen_at(christmas, "2026-12-24T00:00:00+01:00")
+	frozen_at(christmas, "2027-12-25T23:59:00+01:00")
+	not frozen_at(christmas, "2026-12-26T00:00:00+01:00")
+	not frozen_at(christmas, "2026-12-23T22:59:59Z")
+	frozen_at(christmas, "2026-12-23T23:00:00Z")
+}
+
+test_recurring_freeze_messages_say_when if {
+	global.reasons[0].message == `Freeze "recurring" is active every friday 16:00-24:00 (Europe/Paris): Recurring freeze.` with input as base_input
+		with input.context.now_ns as time.parse_rfc3339_ns("2026-06-12T17:00:00+02:00")
+		with data.tollgate.config.global_policy as friday_afternoons
+	global.reasons[0].message == `Freeze "recurring" is active on days 1,15 of every month 09:00-10:00 (Europe/Paris): Recurring freeze.` with input as base_input
+		with input.context.now_ns as time.parse_rfc3339_ns("2026-06-15T09:30:00+02:00")
+		with data.tollgate.config.global_policy as recurring("monthly", {"days": [1, 15], "start": "09:00", "end": "10:00"})
+	global.reasons[0].message == `Freeze "recurring" is active every year on 06-15 09:00-10:00 (Europe/Paris): Recurring freeze.` with input as base_input
+		with input.context.now_ns as time.parse_rfc3339_ns("2026-06-15T09:30:00+02:00")
+		with data.tollgate.config.global_policy as recurring("yearly", {"dates": ["06-15"], "start": "09:00", "end": "10:00"})
+}
+
+test_recurring_freeze_for_another_environment_does_not_apply if {
+	policy := {"timezone": "Europe/Paris", "freezes": [{
+		"id": "staging-fridays", "environments": ["staging"],
+		"weekly": {"days": ["friday"], "start": "00:00", "end": "24:00"},
+	}]}
+	not frozen_at(policy, "2026-06-12T12:00:00+02:00")
+}
