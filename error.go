@@ -9,6 +9,8 @@ import (
 const (
 	EInvalid     = "invalid_input" // the caller sent something malformed
 	ENotFound    = "not_found"
+	EConflict    = "conflict"    // the request does not fit the current state (approve a rejected exception)
+	EForbidden   = "forbidden"   // the caller may not do this (approve their own exception)
 	EUnavailable = "unavailable" // a dependency (store, bundle) is not ready: fail closed
 	EInternal    = "internal"
 )

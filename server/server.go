@@ -118,6 +118,10 @@ func (s *Server) handleError(err error, c echo.Context) {
 			e.status = http.StatusBadRequest
 		case tollgate.ENotFound:
 			e.status = http.StatusNotFound
+		case tollgate.EConflict:
+			e.status = http.StatusConflict
+		case tollgate.EForbidden:
+			e.status = http.StatusForbidden
 		case tollgate.EUnavailable:
 			e.status = http.StatusServiceUnavailable
 		}
