@@ -44,6 +44,12 @@ type Context struct {
 	Cooldown Cooldown  `json:"cooldown"`
 	Scan     *Release  `json:"scan,omitempty"`     // the release's scan, scored; nil without one
 	Baseline *Baseline `json:"baseline,omitempty"` // the last accepted release's, when the release has a scan
+	// The controls in force when the decision was made: the approved
+	// exceptions of the request's project, the emergency freezes and the
+	// incident, if any (without their histories).
+	Exceptions []Control `json:"exceptions,omitempty"`
+	Freezes    []Control `json:"freezes,omitempty"`
+	Incident   *Control  `json:"incident,omitempty"`
 }
 
 // Release is the scan of the release being gated, with the scores Go

@@ -151,14 +151,20 @@ func jsonKind(goKind string) string {
 type Reason struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
+	// ExceptionID is the exception that waived the reason, in
+	// Decision.Waived; empty otherwise.
+	ExceptionID string `json:"exception_id,omitempty"`
 }
 
 // Decision is tollgate's answer. Reasons is never nil so that it encodes as [].
 type Decision struct {
-	ID             string    `json:"decision_id,omitempty"`
-	Status         Status    `json:"status"`
-	Reasons        []Reason  `json:"reasons"`
-	Warnings       []Reason  `json:"warnings"`
+	ID       string   `json:"decision_id,omitempty"`
+	Status   Status   `json:"status"`
+	Reasons  []Reason `json:"reasons"`
+	Warnings []Reason `json:"warnings"`
+	// Waived are the reasons approved exceptions waived: they would have
+	// refused the request otherwise.
+	Waived         []Reason  `json:"waived,omitempty"`
 	Project        string    `json:"project"`
 	Pipeline       string    `json:"pipeline"`
 	Branch         string    `json:"branch"`
@@ -166,6 +172,8 @@ type Decision struct {
 	BundleRevision string    `json:"bundle_revision"`
 	EvaluatedAt    time.Time `json:"evaluated_at"`
 	Simulated      bool      `json:"simulated,omitempty"`
+	// IncidentID is the incident that was on when the decision was made.
+	IncidentID string `json:"incident_id,omitempty"`
 	// Findings is a simulation's per-finding breakdown of the scan, if any.
 	Findings []FindingRisk `json:"findings,omitempty"`
 }

@@ -26,12 +26,43 @@ type Config struct {
 
 // GlobalPolicy is config/global_policy/data.json.
 type GlobalPolicy struct {
-	Timezone          string       `json:"timezone"`
-	UnmanagedProjects string       `json:"unmanaged_projects"`
-	Freezes           []Freeze     `json:"freezes"`
-	TimeWindows       []TimeWindow `json:"time_windows"`
-	Weekends          *Weekends    `json:"weekends"`
+	Timezone          string           `json:"timezone"`
+	UnmanagedProjects string           `json:"unmanaged_projects"`
+	Freezes           []Freeze         `json:"freezes"`
+	TimeWindows       []TimeWindow     `json:"time_windows"`
+	Weekends          *Weekends        `json:"weekends"`
+	Exceptions        *ExceptionPolicy `json:"exceptions"`
+	Incident          *IncidentPolicy  `json:"incident"`
 }
+
+// ExceptionPolicy bounds exceptions: how long they may last and how many
+// approvers they need.
+type ExceptionPolicy struct {
+	// MaxDays is the longest an exception may last; DefaultExceptionMaxDays
+	// when 0.
+	MaxDays int `json:"max_days"`
+	// Approvals is the number of approvers an exception for an environment
+	// needs, by environment; 1 for environments not listed. An exception for
+	// every environment needs the largest.
+	Approvals map[string]int `json:"approvals"`
+	// BreakGlassMaxHours is the longest a break-glass may last;
+	// DefaultBreakGlassMaxHours when 0.
+	BreakGlassMaxHours int `json:"break_glass_max_hours"`
+}
+
+// IncidentPolicy says what incident mode allows.
+type IncidentPolicy struct {
+	PipelineTypes []string `json:"pipeline_types"` // the types that may run during an incident
+	RelaxCooldown bool     `json:"relax_cooldown"` // cooldowns do not apply during an incident
+	MaxHours      int      `json:"max_hours"`      // the longest an incident may last; DefaultIncidentMaxHours when 0
+}
+
+// Defaults of ExceptionPolicy and IncidentPolicy.
+const (
+	DefaultExceptionMaxDays   = 30
+	DefaultBreakGlassMaxHours = 4
+	DefaultIncidentMaxHours   = 24
+)
 
 // Freeze forbids deployments once, from Start (inclusive) to End
 // (exclusive), or again and again on the local days of one schedule:
@@ -265,6 +296,27 @@ func (g *GlobalPolicy) validate(file string) error {
 	if g.Weekends != nil {
 		if err := validateEnvironments(g.Weekends.Environments); err != nil {
 			return bad("weekends.environments", "%v", err)
+		}
+	}
+	if e := g.Exceptions; e != nil {
+		if e.MaxDays < 0 {
+			return bad("exceptions.max_days", "must be 0 (the default, %d) or more, got %d", DefaultExceptionMaxDays, e.MaxDays)
+		}
+		if e.BreakGlassMaxHours < 0 {
+			return bad("exceptions.break_glass_max_hours", "must be 0 (the default, %d) or more, got %d", DefaultBreakGlassMaxHours, e.BreakGlassMaxHours)
+		}
+		for env, n := range e.Approvals {
+			if n < 1 || n > 10 {
+				return bad("exceptions.approvals."+env, "must be from 1 to 10 approvers, got %d", n)
+			}
+		}
+	}
+	if i := g.Incident; i != nil {
+		if i.MaxHours < 0 {
+			return bad("incident.max_hours", "must be 0 (the default, %d) or more, got %d", DefaultIncidentMaxHours, i.MaxHours)
+		}
+		if i.PipelineTypes != nil && len(i.PipelineTypes) == 0 {
+			return bad("incident.pipeline_types", "empty list: omit the key, which also lets no pipeline run during an incident, or list the types that may")
 		}
 	}
 	return nil

@@ -43,6 +43,14 @@ type Gate struct {
 	// Scans, if set, holds the scans evaluations name by ID and the drift
 	// baselines.
 	Scans tollgate.ScanStore
+	// Controls, if set, gives the exceptions, emergency freezes and
+	// incident in force (*Controls in production).
+	Controls ControlSource
+}
+
+// ControlSource gives the controls in force at a time.
+type ControlSource interface {
+	InForce(ctx context.Context, at time.Time) ([]tollgate.Control, error)
 }
 
 // ScanSource is the scan of the release an evaluation judges: a report
@@ -54,44 +62,62 @@ type ScanSource struct {
 }
 
 // evidence is what an evaluation reads before it decides: the scan, the
-// EPSS of its CVEs and the release it is compared with.
+// EPSS of its CVEs, the release it is compared with and the controls in
+// force.
 type evidence struct {
+	project  string // the request's, "" when unmanaged
 	scan     *tollgate.Scan
 	stored   *tollgate.StoredScan // when the scan was stored earlier
 	epss     map[string]tollgate.EPSSScore
 	epssInfo tollgate.EPSSInfo
 	baseline *tollgate.Baseline
+	controls []tollgate.Control
 }
 
 // gather reads the evidence of r under policy. A failed read fails the
-// evaluation: a release is never judged without its scores or its baseline
-// because the store could not be read.
+// evaluation: a release is never judged without its scores, its baseline or
+// the controls in force because the store could not be read.
 func (g *Gate) gather(ctx context.Context, policy *Policy, r tollgate.Request, src ScanSource) (evidence, error) {
 	var ev evidence
-	project, managed := policy.Project(r)
+	ev.project, _ = policy.Project(r)
+	if g.Controls != nil {
+		var err error
+		if ev.controls, err = g.Controls.InForce(ctx, g.Now()); err != nil {
+			return ev, err
+		}
+	}
+	if err := g.gatherScan(ctx, &ev, r, src); err != nil {
+		return ev, err
+	}
+	return ev, nil
+}
+
+// gatherScan reads the scan src names, the EPSS of its CVEs and the
+// baseline it is compared with.
+func (g *Gate) gatherScan(ctx context.Context, ev *evidence, r tollgate.Request, src ScanSource) error {
 	switch {
 	case src.Report != nil && src.ID != "":
-		return ev, tollgate.Errorf(tollgate.EInvalid, "send either scan or scan_id, not both")
+		return tollgate.Errorf(tollgate.EInvalid, "send either scan or scan_id, not both")
 	case src.Report != nil:
 		ev.scan = src.Report
 	case src.ID != "":
 		if g.Scans == nil {
-			return ev, tollgate.Errorf(tollgate.EInternal, "this gate has no scan store")
+			return tollgate.Errorf(tollgate.EInternal, "this gate has no scan store")
 		}
 		stored, err := g.Scans.Scan(ctx, src.ID)
 		if err != nil {
 			if tollgate.ErrorCode(err) == tollgate.ENotFound {
 				err = tollgate.Errorf(tollgate.EInvalid, "scan_id: %v", err)
 			}
-			return ev, err
+			return err
 		}
-		if managed && stored.Project != project {
-			return ev, tollgate.Errorf(tollgate.EInvalid, "scan_id: scan %s is of project %q, and this request is of project %q",
-				stored.ID, stored.Project, project)
+		if ev.project != "" && stored.Project != ev.project {
+			return tollgate.Errorf(tollgate.EInvalid, "scan_id: scan %s is of project %q, and this request is of project %q",
+				stored.ID, stored.Project, ev.project)
 		}
 		ev.scan, ev.stored = &stored.Scan, &stored
 	default:
-		return ev, nil
+		return nil
 	}
 	if g.EPSS != nil {
 		var cves []string
@@ -101,17 +127,17 @@ func (g *Gate) gather(ctx context.Context, policy *Policy, r tollgate.Request, s
 		if len(cves) > 0 {
 			var err error
 			if ev.epss, ev.epssInfo, err = g.EPSS.EPSS(ctx, cves); err != nil {
-				return ev, fmt.Errorf("EPSS lookup: %w", err)
+				return fmt.Errorf("EPSS lookup: %w", err)
 			}
 		}
 	}
-	if managed && g.Scans != nil {
+	if ev.project != "" && g.Scans != nil {
 		var err error
-		if ev.baseline, err = g.Scans.Baseline(ctx, project, r.Metadata.Environment); err != nil {
-			return ev, fmt.Errorf("drift baseline: %w", err)
+		if ev.baseline, err = g.Scans.Baseline(ctx, ev.project, r.Metadata.Environment); err != nil {
+			return fmt.Errorf("drift baseline: %w", err)
 		}
 	}
-	return ev, nil
+	return nil
 }
 
 // findingCVEs is the upper-case CVE ids of f, its ID first, then its aliases.
@@ -139,6 +165,7 @@ func findingEPSS(f tollgate.Finding, scores map[string]tollgate.EPSSScore) *toll
 // context is the adapter context of an evaluation at now with ev.
 func (g *Gate) context(now time.Time, ev evidence) tollgate.Context {
 	c := tollgate.Context{Now: now, Licence: g.Licence.Check(now)}
+	c.Exceptions, c.Freezes, c.Incident = forRequest(ev.controls, ev.project, now)
 	if ev.scan == nil {
 		return c
 	}

@@ -182,6 +182,8 @@ var (
 	kScan                = ast.StringTerm("scan")
 	kBaseline            = ast.StringTerm("baseline")
 	kReasons, kWarnings  = ast.StringTerm("reasons"), ast.StringTerm("warnings")
+	kWaived, kIncidentID = ast.StringTerm("waived"), ast.StringTerm("incident_id")
+	kExceptionID         = ast.StringTerm("exception_id")
 	kProject             = ast.StringTerm("project")
 	kCode, kMessage      = ast.StringTerm("code"), ast.StringTerm("message")
 )
@@ -253,6 +255,42 @@ func inputValue(r tollgate.Request, c tollgate.Context) ast.Value {
 		ast.Item(kLicence, ast.NewTerm(licence)),
 		ast.Item(kCooldown, ast.NewTerm(cooldown)),
 	)
+	if len(c.Exceptions) > 0 {
+		list := make([]*ast.Term, len(c.Exceptions))
+		for i, e := range c.Exceptions {
+			obj := controlValue(e)
+			obj.Insert(ast.StringTerm("kind"), ast.StringTerm(e.ExceptionKind))
+			obj.Insert(ast.StringTerm("code"), ast.StringTerm(e.Code))
+			obj.Insert(kProject, ast.StringTerm(e.Project))
+			for _, f := range []struct{ key, value string }{
+				{"finding_id", e.FindingID}, {"pipeline", e.Pipeline}, {"environment", e.Environment}, {"branch", e.Branch},
+			} {
+				if f.value != "" {
+					obj.Insert(ast.StringTerm(f.key), ast.StringTerm(f.value))
+				}
+			}
+			list[i] = ast.NewTerm(obj)
+		}
+		context.Insert(ast.StringTerm("exceptions"), ast.ArrayTerm(list...))
+	}
+	if len(c.Freezes) > 0 {
+		list := make([]*ast.Term, len(c.Freezes))
+		for i, f := range c.Freezes {
+			obj := controlValue(f)
+			if len(f.Environments) > 0 {
+				envs := make([]*ast.Term, len(f.Environments))
+				for j, e := range f.Environments {
+					envs[j] = ast.StringTerm(e)
+				}
+				obj.Insert(ast.StringTerm("environments"), ast.ArrayTerm(envs...))
+			}
+			list[i] = ast.NewTerm(obj)
+		}
+		context.Insert(ast.StringTerm("freezes"), ast.ArrayTerm(list...))
+	}
+	if c.Incident != nil {
+		context.Insert(ast.StringTerm("incident"), ast.NewTerm(controlValue(*c.Incident)))
+	}
 	if c.Baseline != nil {
 		baseline := scanValue(&c.Baseline.Release)
 		baseline.Insert(ast.StringTerm("decision_id"), ast.StringTerm(c.Baseline.DecisionID))
@@ -266,6 +304,16 @@ func inputValue(r tollgate.Request, c tollgate.Context) ast.Value {
 		input.Insert(kScan, ast.NewTerm(scanValue(c.Scan)))
 	}
 	return input
+}
+
+// controlValue is what every control shows the policy: {"id", "reason",
+// "expires_ns"}; the caller adds what its kind needs.
+func controlValue(c tollgate.Control) ast.Object {
+	return ast.NewObject(
+		ast.Item(ast.StringTerm("id"), ast.StringTerm(c.ID)),
+		ast.Item(ast.StringTerm("reason"), ast.StringTerm(c.Reason)),
+		ast.Item(ast.StringTerm("expires_ns"), ast.IntNumberTerm(int(c.ExpiresAt.UnixNano()))),
+	)
 }
 
 // scanValue is input.scan, as risk.rego documents it.
@@ -337,6 +385,26 @@ func decodeDecision(v ast.Value) (tollgate.Decision, error) {
 	if d.Warnings, err = decodeReasons(obj, kWarnings); err != nil {
 		return d, err
 	}
+	if obj.Get(kWaived) != nil {
+		if d.Waived, err = decodeReasons(obj, kWaived); err != nil {
+			return d, err
+		}
+		for i, w := range d.Waived {
+			if w.ExceptionID == "" {
+				return d, fmt.Errorf("waived[%d]: no exception_id: a waived reason must name the exception that waived it", i)
+			}
+		}
+		if len(d.Waived) == 0 {
+			d.Waived = nil
+		}
+	}
+	if t := obj.Get(kIncidentID); t != nil {
+		id, ok := t.Value.(ast.String)
+		if !ok || id == "" {
+			return d, fmt.Errorf("incident_id: want a non-empty string")
+		}
+		d.IncidentID = string(id)
+	}
 	switch {
 	case d.Status == tollgate.Accepted && len(d.Reasons) > 0:
 		return d, fmt.Errorf("status accepted with %d reasons", len(d.Reasons))
@@ -372,6 +440,11 @@ func decodeReasons(obj ast.Object, key *ast.Term) ([]tollgate.Reason, error) {
 			return nil, fmt.Errorf("%s[%d]: want {\"code\": string, \"message\": string}, got %v", key.Value.(ast.String), i, list.Elem(i))
 		}
 		reasons[i] = tollgate.Reason{Code: string(code), Message: string(message)}
+		if item != nil {
+			if id, ok := valueOf(item, kExceptionID).(ast.String); ok {
+				reasons[i].ExceptionID = string(id)
+			}
+		}
 	}
 	return reasons, nil
 }

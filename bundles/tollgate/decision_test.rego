@@ -83,6 +83,7 @@ test_accepted_decision_has_empty_reasons_and_warnings if {
 		"status": "accepted",
 		"reasons": [],
 		"warnings": [],
+		"waived": [],
 		"project": "service-api",
 		"pipeline": "deploy-prod",
 		"branch": "main",

@@ -24,7 +24,9 @@ reasons := array.concat(array.concat(freeze_reasons, window_reasons), weekend_re
 #   "yearly":  {"dates": ["12-24", "12-31"], "start": "00:00", "end": "24:00"}
 # Local wall-clock times, so a freeze keeps its hours across DST changes.
 
-freeze_reasons := [reason |
+freeze_reasons := array.concat(scheduled_freeze_reasons, emergency_freeze_reasons)
+
+scheduled_freeze_reasons := [reason |
 	some freeze in object.get(config.global_policy, "freezes", [])
 	input.request.metadata.environment in object.get(freeze, "environments", [input.request.metadata.environment])
 	freeze_active(freeze)
@@ -33,6 +35,21 @@ freeze_reasons := [reason |
 		"message": sprintf("Freeze %q is active %s: %s.", [
 			object.get(freeze, "id", "unnamed"), freeze_period(freeze),
 			object.get(freeze, "reason", "no reason given"),
+		]),
+	}
+]
+
+# Emergency freezes, declared through the API (input.context.freezes,
+# injected by Go: [{"id", "reason", "environments"?, "expires_ns"}]), end at
+# expires_ns whatever the expiry worker does.
+emergency_freeze_reasons := [reason |
+	some freeze in object.get(input.context, "freezes", [])
+	input.request.metadata.environment in object.get(freeze, "environments", [input.request.metadata.environment])
+	input.context.now_ns < freeze.expires_ns
+	reason := {
+		"code": "freeze_active",
+		"message": sprintf("Emergency freeze %q is active until %s: %s.", [
+			freeze.id, time.format([freeze.expires_ns, timezone, "2006-01-02T15:04:05Z07:00"]), freeze.reason,
 		]),
 	}
 ]

@@ -10,6 +10,7 @@
 package tollgate.local
 
 import data.tollgate.global
+import data.tollgate.incident
 import data.tollgate.resolve
 import data.tollgate.risk
 
@@ -39,6 +40,13 @@ warnings := [] if {
 	not warn_mode
 } else := findings if {
 	warn_mode
+}
+
+# Findings the security gates left out because an exception waives them.
+waived := risk.waived if {
+	resolve.managed
+} else := [] if {
+	not resolve.managed
 }
 
 # --- branches: the pipeline's list replaces the project's; none = any -------
@@ -89,6 +97,7 @@ cooldown_reasons := [{
 	last := input.context.cooldown.last_accepted_ns
 	until := last + (minutes * 60000000000)
 	input.context.now_ns < until
+	not incident.relaxes_cooldown
 } else := []
 
 # --- the project's own module -----------------------------------------------

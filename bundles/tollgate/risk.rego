@@ -24,6 +24,7 @@
 #   is its worst finding's.
 package tollgate.risk
 
+import data.tollgate.exceptions
 import data.tollgate.resolve
 
 # The settings of the resolved project for the request's environment.
@@ -93,7 +94,39 @@ age_hours := floor((input.context.now_ns - input.scan.scanned_at_ns) / 360000000
 over_threshold := [f |
 	some f in findings
 	above_threshold(f)
+	not waived_threshold[f.id]
 ]
+
+# Findings an exception with a finding_id takes out of a gate: id -> exception.
+waived_threshold := exceptions.waived_findings("risk_threshold_exceeded")
+
+waived_drift := exceptions.waived_findings("risk_drift")
+
+# The findings that would have failed a gate but for an exception, for the
+# decision's "waived" list.
+waived := array.concat(
+	[{
+		"code": "risk_threshold_exceeded",
+		"message": sprintf("Finding %s (CVSS %v, risk %v) is above the allowed risk for %s.", [f.id, f.cvss, f.risk, input.request.metadata.environment]),
+		"exception_id": waived_threshold[f.id],
+	} |
+		some f in findings
+		above_threshold(f)
+		waived_threshold[f.id]
+	],
+	[{
+		"code": "risk_drift",
+		"message": sprintf("Finding %s is new %s.", [f.id, since_baseline]),
+		"exception_id": waived_drift[f.id],
+	} |
+		settings.block_new_findings
+		some f in findings
+		is_new(f)
+		waived_drift[f.id]
+	],
+) if {
+	input.scan
+} else := []
 
 above_threshold(f) if f.cvss > settings.max_cvss
 
@@ -141,8 +174,11 @@ unknown_ids := sprintf(" (%s)", [concat(", ", array.slice(sort(unknowns), 0, 3))
 
 new_findings := [f |
 	some f in findings
-	not f.id in {b.id | some b in input.context.baseline.findings}
+	is_new(f)
+	not waived_drift[f.id]
 ]
+
+is_new(f) if not f.id in {b.id | some b in input.context.baseline.findings}
 
 drift_reasons := array.concat(new_reasons, higher_reasons)
 
@@ -158,12 +194,18 @@ new_reasons := [{
 higher_reasons := [{
 	"code": "risk_drift",
 	"message": sprintf("The release's risk rose from %v to %v %s.", [
-		release_risk(input.context.baseline), release_risk(input.scan), since_baseline,
+		release_risk(input.context.baseline), release_risk(drift_scan), since_baseline,
 	]),
 }] if {
 	settings.block_new_findings
-	release_risk(input.scan) > release_risk(input.context.baseline)
+	release_risk(drift_scan) > release_risk(input.context.baseline)
 } else := []
+
+# The release's scan without the findings waived for risk_drift.
+drift_scan := object.union(input.scan, {"findings": [f |
+	some f in input.scan.findings
+	not waived_drift[f.id]
+]})
 
 since_baseline := sprintf("since the last accepted release (decision %s)", [input.context.baseline.decision_id]) if {
 	input.context.baseline.decision_id

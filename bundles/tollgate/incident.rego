@@ -1,0 +1,41 @@
+# METADATA
+# title: incident mode (seed 000)
+# description: |
+#   While an incident is on (input.context.incident, injected by Go:
+#   {"id", "reason", "expires_ns"}; it ends at expires_ns whatever the
+#   worker does), only pipelines of the types in
+#   global_policy.incident.pipeline_types may run (incident_mode), and
+#   global_policy.incident.relax_cooldown: true lifts cooldowns. Every
+#   decision made during the incident carries its ID.
+package tollgate.incident
+
+import data.tollgate.config
+import data.tollgate.resolve
+
+active := input.context.incident if {
+	input.context.now_ns < input.context.incident.expires_ns
+}
+
+allowed_types := object.get(config.global_policy, ["incident", "pipeline_types"], [])
+
+reasons := [] if {
+	not active
+} else := [] if {
+	resolve.resolved[2].type in allowed_types
+} else := [{
+	"code": "incident_mode",
+	"message": sprintf("Incident %q is on (%s) until %s: only pipelines of type %s may run.", [
+		active.id, active.reason,
+		time.format([active.expires_ns, object.get(config.global_policy, "timezone", "UTC"), "2006-01-02T15:04:05Z07:00"]),
+		types_text,
+	]),
+}]
+
+types_text := concat(", ", allowed_types) if {
+	count(allowed_types) > 0
+} else := "none"
+
+relaxes_cooldown if {
+	active
+	config.global_policy.incident.relax_cooldown
+}
