@@ -70,6 +70,8 @@ func run(ctx context.Context, args []string, c *cli) int {
 		return runTest(ctx, c, args)
 	case "license":
 		return runLicense(ctx, c, args)
+	case "token":
+		return runToken(ctx, c, args)
 	case "help", "-h", "-help", "--help":
 		if len(args) > 0 && args[0] != "help" && !strings.HasPrefix(args[0], "-") {
 			return run(ctx, []string{args[0], "-h"}, c)
@@ -96,6 +98,7 @@ Commands:
   cvss      print the version and base score of a CVSS v3.x or v4.0 vector
   epss      import FIRST's daily EPSS scores into the decision store
   license   keygen, issue and verify licences
+  token     create, list and revoke API tokens
 
 Every flag can also be set with an environment variable TOLLGATE_<FLAG>, upper
 case with dashes as underscores: --license-key is TOLLGATE_LICENSE_KEY. A flag
