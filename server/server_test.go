@@ -41,6 +41,7 @@ type fixture struct {
 	now    atomic.Pointer[time.Time]
 	engine *rego.Engine
 	token  string // sent as Authorization: Bearer, if set
+	api    *Server
 }
 
 // newFixture serves the shipped bundle on a real SQLite store, with the
@@ -82,7 +83,7 @@ func newFixtureWith(t *testing.T, configure func(*Config)) *fixture {
 	}
 	configure(&cfg)
 	api := New(cfg)
-	f.srv, f.store, f.engine = httptest.NewServer(api.Handler()), store, engine
+	f.srv, f.store, f.engine, f.api = httptest.NewServer(api.Handler()), store, engine, api
 	t.Cleanup(f.srv.Close)
 	return f
 }
