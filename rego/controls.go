@@ -93,7 +93,9 @@ var breakGlassCodes = []string{tollgate.CodeFreezeActive, tollgate.CodeTimeWindo
 // findingCodes are the codes an exception may waive for one finding.
 var findingCodes = []string{"risk_threshold_exceeded", "risk_drift"}
 
-func invalid(format string, args ...any) error { return tollgate.Errorf(tollgate.EInvalid, format, args...) }
+func invalid(format string, args ...any) error {
+	return tollgate.Errorf(tollgate.EInvalid, format, args...)
+}
 
 // check validates r against the active configuration, for an exception
 // that may last at most maxTTL from now.
