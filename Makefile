@@ -36,10 +36,11 @@ $(DEV_LICENCE): $(DEV_PRIVATE) $(DEV_PUBLIC)
 	$(BIN) license issue --key $(DEV_PRIVATE) --subject "tollgate development" --valid-for 8760h > $@
 
 # The server on the embedded store (.data/server) with the default bundle and
-# the development licence, on 127.0.0.1:8181 (TOLLGATE_ADDR to change it).
+# the development licence, on 127.0.0.1:8181 (TOLLGATE_ADDR to change it),
+# WITHOUT AUTHENTICATION (--dev): for development only.
 # Edits to bundles/tollgate are picked up while it runs. Ctrl-C stops it.
 run: build $(DEV_LICENCE)
-	$(BIN) serve --bundle $(BUNDLE) --data-dir .data/server \
+	$(BIN) serve --dev --bundle $(BUNDLE) --data-dir .data/server \
 		--license $(DEV_LICENCE) --license-key $(DEV_PUBLIC)
 
 # One decision now, without a server: exit 1 (refused) is a normal outcome.

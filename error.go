@@ -9,10 +9,13 @@ import (
 const (
 	EInvalid     = "invalid_input" // the caller sent something malformed
 	ENotFound    = "not_found"
-	EConflict    = "conflict"    // the request does not fit the current state (approve a rejected exception)
-	EForbidden   = "forbidden"   // the caller may not do this (approve their own exception)
-	EUnavailable = "unavailable" // a dependency (store, bundle) is not ready: fail closed
+	EConflict    = "conflict"    // the request does not fit the current state (approve a rejected exception, a token name taken)
+	EForbidden   = "forbidden"   // the caller may not do this (approve their own exception; a token without the scope)
+	EUnavailable = "unavailable" // a dependency (store, bundle) is not ready, or too busy: fail closed
 	EInternal    = "internal"
+	// Access control and limits (HTTP 401, 429).
+	EUnauthorized = "unauthorized" // no token, or not a valid one
+	ERateLimited  = "rate_limited" // the token's rate limit is reached
 )
 
 // Error is an error a caller can act on: a code and a message written for them.

@@ -12,6 +12,9 @@ type Record struct {
 	Decision Decision `json:"decision"`
 	Request  Request  `json:"request"`
 	Context  Context  `json:"context"`
+	// Identity is who asked: the name of the API token, DevIdentity on a
+	// server without authentication.
+	Identity string `json:"identity"`
 }
 
 // DecisionStore is the decision history and the cooldown state.

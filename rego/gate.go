@@ -188,7 +188,8 @@ func (g *Gate) context(now time.Time, ev evidence) tollgate.Context {
 }
 
 // Evaluate decides on r, with the scan of the release if there is one, and
-// records the decision before returning it. An error means nothing was
+// records the decision before returning it, with the identity of ctx
+// (tollgate.WithIdentity) as who asked. An error means nothing was
 // recorded and the request must not proceed: the caller answers 503 (4xx
 // for an EInvalid error: a scan_id that does not fit), never accepted.
 func (g *Gate) Evaluate(ctx context.Context, r tollgate.Request, scan ScanSource) (tollgate.Record, error) {
@@ -210,7 +211,7 @@ func (g *Gate) Evaluate(ctx context.Context, r tollgate.Request, scan ScanSource
 		c.Cooldown = cooldown
 		d := policy.Evaluate(ctx, r, c)
 		d.ID = g.NewID()
-		return tollgate.Record{Decision: d, Request: r, Context: c}, nil
+		return tollgate.Record{Decision: d, Request: r, Context: c, Identity: tollgate.IdentityFrom(ctx)}, nil
 	})
 }
 

@@ -25,6 +25,11 @@ func (s *Server) evaluate(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	release, err := s.limits.evaluation(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	defer release()
 	start := time.Now()
 	rec, err := s.cfg.Gate.Evaluate(c.Request().Context(), req, scan)
 	s.cfg.Metrics.observeStore("decide", time.Since(start), err)
@@ -141,6 +146,11 @@ func (s *Server) simulate(c echo.Context) error {
 	if sb.Config != nil {
 		sim.GlobalPolicy, sim.Projects = sb.Config.GlobalPolicy, sb.Config.Projects
 	}
+	release, err := s.limits.evaluation(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	defer release()
 	start := time.Now()
 	d, err := s.cfg.Gate.Simulate(c.Request().Context(), sim)
 	if err != nil {
@@ -151,15 +161,16 @@ func (s *Server) simulate(c echo.Context) error {
 }
 
 // historyItem is a record as the history API shows it: the decision, with
-// the request and context it was made in.
+// the request and context it was made in, and who asked.
 type historyItem struct {
 	tollgate.Decision
-	Request tollgate.Request `json:"request"`
-	Context tollgate.Context `json:"context"`
+	Request  tollgate.Request `json:"request"`
+	Context  tollgate.Context `json:"context"`
+	Identity string           `json:"identity"`
 }
 
 func newHistoryItem(r tollgate.Record) historyItem {
-	return historyItem{Decision: r.Decision, Request: r.Request, Context: r.Context}
+	return historyItem{Decision: r.Decision, Request: r.Request, Context: r.Context, Identity: r.Identity}
 }
 
 func (s *Server) listDecisions(c echo.Context) error {

@@ -12,10 +12,12 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/time/rate"
 
 	"github.com/tollgate/tollgate"
 	"github.com/tollgate/tollgate/rego"
@@ -30,21 +32,39 @@ type Engine interface {
 	Status() rego.BundleStatus
 }
 
-// Config is what the server needs; every field is required but BodyLimit.
+// Config is what the server needs. Gate, Engine, Store, Tokens, Metrics,
+// Registry and Logger are required; zero limits take their defaults.
 type Config struct {
-	Gate      *rego.Gate
-	Engine    Engine
-	Store     tollgate.DecisionStore
-	Metrics   *Metrics
-	Registry  *prometheus.Registry
-	Logger    *slog.Logger
-	BodyLimit int64 // bytes; DefaultBodyLimit when 0
+	Gate     *rego.Gate
+	Engine   Engine
+	Store    tollgate.DecisionStore
+	Tokens   tollgate.TokenStore // verifies bearer tokens; the /v1/tokens endpoints manage them
+	Metrics  *Metrics
+	Registry *prometheus.Registry
+	Logger   *slog.Logger
+
+	// Dev turns authentication off: every request acts as
+	// tollgate.DevIdentity with every scope. For development only.
+	Dev bool
+	// TokenCacheTTL is how long a verified token is trusted before the
+	// store is read again; DefaultTokenCacheTTL when 0.
+	TokenCacheTTL time.Duration
+
+	BodyLimit      int64         // bytes; DefaultBodyLimit when 0
+	MaxEvaluations int           // evaluations in progress at once; DefaultMaxEvaluations when 0
+	EvaluationWait time.Duration // wait for an evaluation slot before 503; DefaultEvaluationWait when 0
+	RateLimit      rate.Limit    // requests per second per token; 0: no limit
+	RateBurst      int           // requests a token may make at once; the rate rounded up when 0
+
+	Now func() time.Time // the clock of token expiry and rate limits; time.Now when nil
 }
 
 // Server serves the API. Use Handler in an http.Server.
 type Server struct {
-	cfg  Config
-	echo *echo.Echo
+	cfg    Config
+	echo   *echo.Echo
+	auth   *authenticator
+	limits *limits
 }
 
 // New builds the server and its routes.
@@ -52,11 +72,20 @@ func New(cfg Config) *Server {
 	if cfg.BodyLimit <= 0 {
 		cfg.BodyLimit = DefaultBodyLimit
 	}
+	if cfg.TokenCacheTTL <= 0 {
+		cfg.TokenCacheTTL = DefaultTokenCacheTTL
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Tokens == nil {
+		panic("server: Config.Tokens is required")
+	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
-	s := &Server{cfg: cfg, echo: e}
+	s := &Server{cfg: cfg, echo: e, auth: newAuthenticator(cfg.Tokens, cfg.Now, cfg.TokenCacheTTL), limits: newLimits(cfg)}
 	e.HTTPErrorHandler = s.handleError
-	e.Use(s.observe)
+	e.Use(s.observe, s.authorize)
 
 	e.POST("/v1/evaluate", s.evaluate)
 	e.POST("/v1/simulate", s.simulate)
@@ -70,6 +99,10 @@ func New(cfg Config) *Server {
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{Registry: cfg.Registry})))
+	e.POST("/v1/tokens", s.createToken)
+	e.GET("/v1/tokens", s.listTokens)
+	e.DELETE("/v1/tokens/:name", s.revokeToken)
+	checkRouteScopes(e)
 	return s
 }
 
@@ -84,16 +117,20 @@ type errorBody struct {
 	} `json:"error"`
 }
 
-// apiError is an error with its HTTP status.
+// apiError is an error with its HTTP status, and headers to answer with
+// (WWW-Authenticate, Retry-After).
 type apiError struct {
-	status int
-	code   string
-	msg    string
+	status  int
+	code    string
+	msg     string
+	headers map[string]string
 }
 
 func (e *apiError) Error() string { return e.msg }
 
-func newError(status int, code, msg string) *apiError { return &apiError{status, code, msg} }
+func newError(status int, code, msg string) *apiError {
+	return &apiError{status: status, code: code, msg: msg}
+}
 
 // handleError turns any error a handler returns into the error body.
 // Domain errors map by code; anything unknown is a 500 whose details go to
@@ -140,6 +177,9 @@ func (s *Server) handleError(err error, c echo.Context) {
 	}
 	if e.status >= 500 {
 		s.cfg.Logger.Error("request failed", "method", c.Request().Method, "path", c.Path(), "status", e.status, "error", err)
+	}
+	for name, value := range e.headers {
+		c.Response().Header().Set(name, value)
 	}
 	var body errorBody
 	body.Error.Code, body.Error.Message = e.code, e.msg

@@ -40,11 +40,21 @@ type fixture struct {
 	store  *sqlite.Store
 	now    atomic.Pointer[time.Time]
 	engine *rego.Engine
+	token  string // sent as Authorization: Bearer, if set
+	api    *Server
 }
 
 // newFixture serves the shipped bundle on a real SQLite store, with the
-// clock at Monday 2026-11-23 10:00 Paris (inside the production window).
+// clock at Monday 2026-11-23 10:00 Paris (inside the production window),
+// without authentication (Dev).
 func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	return newFixtureWith(t, func(c *Config) { c.Dev = true })
+}
+
+// newFixtureWith is newFixture with authentication on, and configure's
+// changes to the configuration.
+func newFixtureWith(t *testing.T, configure func(*Config)) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	f := &fixture{t: t}
@@ -59,7 +69,7 @@ func newFixture(t *testing.T) *fixture {
 	}
 	t.Cleanup(func() { store.Close() })
 	registry := prometheus.NewRegistry()
-	api := New(Config{
+	cfg := Config{
 		Gate: &rego.Gate{
 			Policies: engine, Store: store, Licence: validLicence{},
 			Now:   func() time.Time { return *f.now.Load() },
@@ -67,10 +77,13 @@ func newFixture(t *testing.T) *fixture {
 			Score: cvss.Best,
 			EPSS:  store, Scans: store,
 		},
-		Engine: engine, Store: store, Metrics: NewMetrics(registry), Registry: registry,
+		Engine: engine, Store: store, Tokens: store, Metrics: NewMetrics(registry), Registry: registry,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), BodyLimit: 64 << 10,
-	})
-	f.srv, f.store, f.engine = httptest.NewServer(api.Handler()), store, engine
+		Now: func() time.Time { return *f.now.Load() },
+	}
+	configure(&cfg)
+	api := New(cfg)
+	f.srv, f.store, f.engine, f.api = httptest.NewServer(api.Handler()), store, engine, api
 	t.Cleanup(f.srv.Close)
 	return f
 }
@@ -91,6 +104,9 @@ func (f *fixture) do(method, path, contentType, body string) (int, map[string]an
 	}
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
+	}
+	if f.token != "" {
+		req.Header.Set("Authorization", "Bearer "+f.token)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -43,6 +43,13 @@ func checkRecorded(t *testing.T, s *server, r request, d decision, revision stri
 	if !rec.Context.Now.Equal(d.EvaluatedAt) {
 		t.Errorf("recorded context.now %v, want evaluated_at %v", rec.Context.Now, d.EvaluatedAt)
 	}
+	wantIdentity := "dev"
+	if s.token != "" {
+		wantIdentity = "e2e" // the harness's token
+	}
+	if rec.Identity != wantIdentity {
+		t.Errorf("recorded identity %q, want %q", rec.Identity, wantIdentity)
+	}
 	return rec
 }
 
@@ -50,7 +57,7 @@ func checkRecorded(t *testing.T, s *server, r request, d decision, revision stri
 // on one server with a valid licence and the test policy (harness_test.go).
 func TestReasonCodes(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, serverOptions{})
+	s := startServer(t, serverOptions{auth: true})
 	revision := s.bundleStatus(t).Revision
 
 	evaluate := func(t *testing.T, r request) (decision, record) {

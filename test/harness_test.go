@@ -10,11 +10,19 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -271,6 +279,13 @@ type serverOptions struct {
 	args    []string // extra flags, such as --body-limit
 	viaEnv  bool     // pass licence, key, bundle and data dir as TOLLGATE_* variables
 	noWait  bool     // return once it serves, without waiting for /readyz (a store still connecting)
+	// auth starts the server with authentication: the harness creates a
+	// token with every scope in the data directory first, and sends it with
+	// every request. Without auth the server runs with --dev.
+	auth bool
+	// tls serves HTTPS with a certificate made for 127.0.0.1; the client
+	// trusts it.
+	tls bool
 }
 
 // server is one `tollgate serve` child process.
@@ -284,6 +299,7 @@ type server struct {
 	done    chan struct{} // closed when the process has exited
 	waitErr error         // set before done is closed
 	client  *http.Client
+	token   string // sent as Authorization: Bearer by the helpers, if set
 }
 
 // syncBuffer is the server's stderr: written by exec's copying goroutine,
@@ -322,6 +338,20 @@ func startServer(t *testing.T, opts serverOptions) *server {
 		opts.dataDir = t.TempDir()
 	}
 	args := []string{"serve", "--addr", "127.0.0.1:0"}
+	var token string
+	if opts.auth {
+		token = createToken(t, opts.dataDir, "e2e", "evaluate,simulate,read,approve,admin")
+	} else {
+		args = append(args, "--dev")
+	}
+	client := &http.Client{Timeout: 10 * time.Second}
+	scheme := "http"
+	if opts.tls {
+		cert, key, pool := selfSignedCert(t)
+		args = append(args, "--tls-cert", cert, "--tls-key", key)
+		client.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
+		scheme = "https"
+	}
 	env := cleanEnv()
 	settings := [][2]string{
 		{"license", opts.licence}, {"license-key", publicKey},
@@ -339,7 +369,7 @@ func startServer(t *testing.T, opts serverOptions) *server {
 	s := &server{
 		t: t, bundle: opts.bundle, dataDir: opts.dataDir,
 		stderr: &syncBuffer{}, done: make(chan struct{}),
-		client: &http.Client{Timeout: 10 * time.Second},
+		client: client, token: token,
 	}
 	s.cmd = exec.Command(binPath, args...)
 	s.cmd.Env = env
@@ -364,7 +394,7 @@ func startServer(t *testing.T, opts serverOptions) *server {
 	deadline := time.Now().Add(startTimeout)
 	for {
 		if m := servingAddr.FindStringSubmatch(s.stderr.String()); m != nil {
-			s.base = "http://" + m[1]
+			s.base = scheme + "://" + m[1]
 			break
 		}
 		if !s.running() {
@@ -474,6 +504,9 @@ func (s *server) try(method, path, contentType string, body []byte) (int, []byte
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
+	if s.token != "" {
+		req.Header.Set("Authorization", "Bearer "+s.token)
+	}
 	resp, err := s.client.Do(req)
 	if err != nil {
 		return 0, nil, err
@@ -551,8 +584,9 @@ func (d decision) warningCodes() []string {
 // record is a history item: the decision with its request and context.
 type record struct {
 	decision
-	Request request `json:"request"`
-	Context struct {
+	Identity string  `json:"identity"`
+	Request  request `json:"request"`
+	Context  struct {
 		Now     time.Time `json:"now"`
 		Licence struct {
 			Status  string `json:"status"`
@@ -784,6 +818,65 @@ func runTollgate(t *testing.T, env []string, stdin []byte, args ...string) (code
 		t.Fatalf("run tollgate %s: %v", strings.Join(args, " "), err)
 	}
 	return code, out.String(), errOut.String()
+}
+
+// createToken runs `tollgate token create` on the embedded store in dataDir
+// and returns the token it prints.
+func createToken(t *testing.T, dataDir, name, scopes string, extra ...string) string {
+	t.Helper()
+	code, stdout, stderr := runTollgate(t, nil, nil,
+		append([]string{"token", "create", "--name", name, "--scopes", scopes, "--data-dir", dataDir}, extra...)...)
+	if code != 0 {
+		t.Fatalf("tollgate token create --name %s: exit %d\n%s", name, code, stderr)
+	}
+	token := strings.TrimSpace(stdout)
+	if !regexp.MustCompile(`^tg_[0-9a-f]{16}_[0-9a-f]{64}$`).MatchString(token) {
+		t.Fatalf("tollgate token create printed %q, want the token alone", stdout)
+	}
+	return token
+}
+
+// selfSignedCert writes a certificate for 127.0.0.1 and its key into a
+// temporary directory, and returns their paths and a pool that trusts it.
+func selfSignedCert(t *testing.T) (certPath, keyPath string, pool *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "tollgate e2e"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IsCA:         true, BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	certPath, keyPath = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool = x509.NewCertPool()
+	pool.AddCert(cert)
+	return certPath, keyPath, pool
 }
 
 // readFile reads a file of the bundle copy.

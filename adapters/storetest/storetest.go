@@ -78,6 +78,7 @@ func Run(t *testing.T, factory Factory) {
 		{"Scans/InvalidRecordsNothing", testScanInvalid},
 		{"Scans/Baseline", testBaseline},
 	}
+	tests = append(tests, tokenTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -5,10 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/tollgate/tollgate"
 	"github.com/tollgate/tollgate/adapters/epss"
-	"github.com/tollgate/tollgate/adapters/postgres"
-	"github.com/tollgate/tollgate/adapters/sqlite"
 )
 
 func runEPSS(ctx context.Context, c *cli, args []string) int {
@@ -48,22 +45,9 @@ is checked whole first; a bad file changes nothing.`)
 	}
 	set := parsed.EPSSSet()
 
-	var store interface {
-		tollgate.EPSSStore
-		Close() error
-	}
-	if *databaseURL != "" {
-		s, err := postgres.Open(ctx, *databaseURL)
-		if err != nil {
-			return f.fail("%v", err)
-		}
-		store = s
-	} else {
-		s, err := sqlite.Open(ctx, *dataDir)
-		if err != nil {
-			return f.fail("%v", err)
-		}
-		store = s
+	store, err := openCommandStore(ctx, *dataDir, *databaseURL)
+	if err != nil {
+		return f.fail("%v", err)
 	}
 	importErr := store.ImportEPSS(ctx, set)
 	if err := store.Close(); importErr == nil && err != nil {

@@ -76,6 +76,8 @@ func run(ctx context.Context, args []string, c *cli) int {
 		return runFreeze(ctx, c, args)
 	case "incident":
 		return runIncident(ctx, c, args)
+	case "token":
+		return runToken(ctx, c, args)
 	case "help", "-h", "-help", "--help":
 		if len(args) > 0 && args[0] != "help" && !strings.HasPrefix(args[0], "-") {
 			return run(ctx, []string{args[0], "-h"}, c)
@@ -105,6 +107,7 @@ Commands:
   exception request, approve, reject, revoke and list exceptions; break-glass
   freeze    create, lift and list emergency freezes
   incident  start, end and list incident mode
+  token     create, list and revoke API tokens
 
 Every flag can also be set with an environment variable TOLLGATE_<FLAG>, upper
 case with dashes as underscores: --license-key is TOLLGATE_LICENSE_KEY. A flag

@@ -2,18 +2,22 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/time/rate"
 
 	"github.com/tollgate/tollgate"
 	"github.com/tollgate/tollgate/adapters/cvss"
@@ -26,13 +30,19 @@ import (
 
 func runServe(ctx context.Context, c *cli, args []string) int {
 	f := newFlags(c, "serve",
-		"serve --license FILE --license-key FILE [--addr HOST:PORT] [--bundle DIR] [--data-dir DIR]",
+		"serve --license FILE --license-key FILE [--addr HOST:PORT] [--bundle DIR] [--data-dir DIR] [--dev | --tls-cert FILE --tls-key FILE]",
 		`Serves the HTTP API (POST /v1/evaluate, /v1/simulate, GET /v1/decisions,
-/v1/bundles, /healthz, /readyz, /metrics). Decisions are recorded in the
-embedded store in --data-dir before they are answered. The bundle directory
-is watched: a changed bundle replaces the active one only if it compiles, its
-configuration validates and its own tests pass. SIGTERM or SIGINT drain the
-requests in flight and flush the history before exiting.`)
+/v1/bundles, /v1/tokens, /healthz, /readyz, /metrics). Decisions are recorded
+in the embedded store in --data-dir before they are answered. The bundle
+directory is watched: a changed bundle replaces the active one only if it
+compiles, its configuration validates and its own tests pass. SIGTERM or
+SIGINT drain the requests in flight and flush the history before exiting.
+
+Every route but /healthz, /readyz and /metrics needs an API token
+(Authorization: Bearer …) with the route's scope; serve refuses to start
+while the store holds no active token: create one with
+  tollgate token create --name admin --scopes admin [--data-dir DIR | --database-url URL]
+--dev turns authentication off, for development only.`)
 	addr := f.String("addr", "127.0.0.1:8181", "listen on `HOST:PORT` (port 0 picks a free one; the log says which)")
 	bundleDir := f.String("bundle", "bundles/tollgate", "the policy bundle `DIR`, watched for changes")
 	dataDir := f.String("data-dir", ".data/tollgate", "the embedded store's `DIR`, created if missing (not used with --database-url)")
@@ -44,11 +54,35 @@ requests in flight and flush the history before exiting.`)
 	bodyLimit := f.Int64("body-limit", server.DefaultBodyLimit, "largest request body in `BYTES`")
 	debounce := f.Duration("reload-debounce", rego.DefaultDebounce, "wait this `DURATION` after the last change to the bundle before reloading it")
 	shutdownTimeout := f.Duration("shutdown-timeout", 30*time.Second, "on SIGTERM, wait at most this `DURATION` for requests in flight")
+	dev := f.Bool("dev", false, "development mode: NO AUTHENTICATION, every request acts as identity \"dev\" with every scope")
+	tlsCert := f.String("tls-cert", "", "serve HTTPS with this PEM certificate `FILE` (with --tls-key)")
+	tlsKey := f.String("tls-key", "", "the PEM private key `FILE` of --tls-cert")
+	tokenCacheTTL := f.Duration("token-cache-ttl", server.DefaultTokenCacheTTL, "trust a verified token this `DURATION` before reading the store again: how long a revocation by another process takes to apply here")
+	rateLimit := f.String("rate-limit", "0", "requests per token: `RATE` such as 100/s, 600/m or 10 (per second); 0 is no limit")
+	rateBurst := f.Int("rate-burst", 0, "requests a token may make at once above --rate-limit (`N`; default the rate per second, rounded up)")
+	maxEvaluations := f.Int("max-evaluations", server.DefaultMaxEvaluations, "evaluations (evaluate, simulate) in progress at once (`N`); more wait up to --evaluation-wait, then get 503")
+	evaluationWait := f.Duration("evaluation-wait", server.DefaultEvaluationWait, "how long an evaluation waits for a free slot (`DURATION`) before 503 with Retry-After")
+	readHeaderTimeout := f.Duration("read-header-timeout", 5*time.Second, "close a connection that has not sent its request headers within this `DURATION`")
+	readTimeout := f.Duration("read-timeout", 15*time.Second, "close a connection that has not sent its whole request within this `DURATION`")
+	writeTimeout := f.Duration("write-timeout", 30*time.Second, "give up on a response not written within this `DURATION` of the request")
+	idleTimeout := f.Duration("idle-timeout", 2*time.Minute, "close a keep-alive connection idle for this `DURATION`")
 	if code, ok := f.parseNoArgs(args); !ok {
 		return code
 	}
 	if *keyPath == "" {
 		return f.usageError("--license-key is required: the PEM public key that verifies the licence (see `tollgate license keygen`)")
+	}
+	if (*tlsCert == "") != (*tlsKey == "") {
+		return f.usageError("--tls-cert and --tls-key go together: give both for HTTPS, or neither")
+	}
+	limit, err := parseRate(*rateLimit)
+	if err != nil {
+		return f.usageError("--rate-limit: %v", err)
+	}
+	for name, v := range map[string]int{"rate-burst": *rateBurst, "max-evaluations": *maxEvaluations} {
+		if v < 0 || (name == "max-evaluations" && v == 0) {
+			return f.usageError("--%s must be a positive number, got %d", name, v)
+		}
 	}
 	logger, err := newLogger(c, *logFormat, *logLevel)
 	if err != nil {
@@ -58,6 +92,9 @@ requests in flight and flush the history before exiting.`)
 		addr: *addr, bundleDir: *bundleDir, dataDir: *dataDir, databaseURL: *databaseURL,
 		licencePath: *licencePath, keyPath: *keyPath,
 		bodyLimit: *bodyLimit, debounce: *debounce, shutdownTimeout: *shutdownTimeout,
+		dev: *dev, tlsCert: *tlsCert, tlsKey: *tlsKey, tokenCacheTTL: *tokenCacheTTL,
+		rateLimit: limit, rateBurst: *rateBurst, maxEvaluations: *maxEvaluations, evaluationWait: *evaluationWait,
+		readHeaderTimeout: *readHeaderTimeout, readTimeout: *readTimeout, writeTimeout: *writeTimeout, idleTimeout: *idleTimeout,
 	})
 	if err != nil {
 		logger.Error("tollgate serve stopped", "error", err)
@@ -66,10 +103,67 @@ requests in flight and flush the history before exiting.`)
 	return exitOK
 }
 
+// maxHeaderBytes bounds the request line and headers (Go's default is
+// 1 MiB): tollgate's requests carry a few short headers.
+const maxHeaderBytes = 64 << 10
+
+// isLoopback reports whether addr listens on a loopback address only.
+func isLoopback(addr net.Addr) bool {
+	tcp, ok := addr.(*net.TCPAddr)
+	return ok && tcp.IP.IsLoopback()
+}
+
 type serveConfig struct {
 	addr, bundleDir, dataDir, databaseURL, licencePath, keyPath string
 	bodyLimit                                                   int64
 	debounce, shutdownTimeout                                   time.Duration
+
+	dev             bool
+	tlsCert, tlsKey string
+	tokenCacheTTL   time.Duration
+	rateLimit       rate.Limit
+	rateBurst       int
+	maxEvaluations  int
+	evaluationWait  time.Duration
+
+	readHeaderTimeout, readTimeout, writeTimeout, idleTimeout time.Duration
+}
+
+// parseRate reads a rate such as "100/s", "600/m", "3600/h" or "10" (per
+// second); "0" is no limit.
+func parseRate(s string) (rate.Limit, error) {
+	count, unit, hasUnit := strings.Cut(strings.TrimSpace(s), "/")
+	per := map[string]time.Duration{"s": time.Second, "m": time.Minute, "h": time.Hour}[unit]
+	n, err := strconv.ParseFloat(count, 64)
+	if err != nil || n < 0 || math.IsInf(n, 0) || (hasUnit && per == 0) {
+		return 0, fmt.Errorf("want a number of requests per second, minute or hour such as 100/s, 600/m or 10; 0 for no limit; got %q", s)
+	}
+	if !hasUnit {
+		per = time.Second
+	}
+	return rate.Limit(n / per.Seconds()), nil
+}
+
+// requireToken refuses to serve with authentication on while the store has
+// no active token: nobody could use the server, and the operator needs to
+// know how to make one.
+func requireToken(ctx context.Context, tokens tollgate.TokenStore, cfg serveConfig) error {
+	list, err := tokens.Tokens(ctx, false)
+	if err != nil {
+		return fmt.Errorf("read the API tokens: %w", err)
+	}
+	for _, t := range list {
+		if t.Active(time.Now()) {
+			return nil
+		}
+	}
+	where := "--data-dir " + cfg.dataDir
+	if cfg.databaseURL != "" {
+		where = "--database-url URL"
+	}
+	return fmt.Errorf("no active API token in the store, so no one could use this server: create one with "+
+		"`tollgate token create --name admin --scopes admin %s` (it prints the token once), then start serve again; "+
+		"or use --dev for development without authentication", where)
 }
 
 // openStore opens the embedded store, or returns a store that is still
@@ -92,6 +186,11 @@ func openStore(ctx context.Context, logger *slog.Logger, cfg serveConfig) (store
 			return fmt.Errorf("the decision store cannot be opened: %w", err)
 		}
 		logger.Info("decision store ready", "store", "postgres")
+		if !cfg.dev {
+			if err := requireToken(ctx, s, cfg); err != nil {
+				return errors.Join(err, s.Close())
+			}
+		}
 		return late.set(s)
 	}
 	return late, "postgres", connect, nil
@@ -145,6 +244,11 @@ func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig) error {
 			logger.Error("close the store", "error", err)
 		}
 	}()
+	if _, late := store.(*lateStore); !late && !cfg.dev {
+		if err := requireToken(ctx, store.(tollgate.TokenStore), cfg); err != nil {
+			return err
+		}
+	}
 
 	gate := &rego.Gate{
 		Policies: engine,
@@ -157,27 +261,53 @@ func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig) error {
 		Scans:    store.(tollgate.ScanStore),
 	}
 	api := server.New(server.Config{
-		Gate: gate, Engine: engine, Store: store, Metrics: metrics, Registry: registry,
-		Logger: logger, BodyLimit: cfg.bodyLimit,
+		Gate: gate, Engine: engine, Store: store, Tokens: store.(tollgate.TokenStore),
+		Metrics: metrics, Registry: registry, Logger: logger,
+		Dev: cfg.dev, TokenCacheTTL: cfg.tokenCacheTTL,
+		BodyLimit: cfg.bodyLimit, MaxEvaluations: cfg.maxEvaluations, EvaluationWait: cfg.evaluationWait,
+		RateLimit: cfg.rateLimit, RateBurst: cfg.rateBurst,
 	})
 	srv := &http.Server{
 		Handler:           api.Handler(),
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       15 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		ReadHeaderTimeout: cfg.readHeaderTimeout,
+		ReadTimeout:       cfg.readTimeout,
+		WriteTimeout:      cfg.writeTimeout,
+		IdleTimeout:       cfg.idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	if cfg.tlsCert != "" {
+		// Loaded now, so that a bad pair stops serve at once with a clear error.
+		pair, err := tls.LoadX509KeyPair(cfg.tlsCert, cfg.tlsKey)
+		if err != nil {
+			return fmt.Errorf("--tls-cert/--tls-key: %w", err)
+		}
+		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{pair}}
 	}
 	listener, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.addr, err)
 	}
-	logger.Info("tollgate serving", "addr", listener.Addr().String(), "bundle", cfg.bundleDir,
-		"revision", engine.Status().Revision, "store", storeName)
+	scheme := "http"
+	if srv.TLSConfig != nil {
+		scheme = "https"
+	}
+	if cfg.dev {
+		logger.Warn("AUTHENTICATION IS OFF (--dev): anyone who can reach this address can evaluate, read the history and manage tokens, as identity \"dev\"; never use --dev in production",
+			"addr", listener.Addr().String(), "loopback_only", isLoopback(listener.Addr()))
+	}
+	logger.Info("tollgate serving", "addr", listener.Addr().String(), "scheme", scheme, "bundle", cfg.bundleDir,
+		"revision", engine.Status().Revision, "store", storeName, "auth", !cfg.dev)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		if err := srv.Serve(listener); !errors.Is(err, http.ErrServerClosed) {
+		var err error
+		if srv.TLSConfig != nil {
+			err = srv.ServeTLS(listener, "", "")
+		} else {
+			err = srv.Serve(listener)
+		}
+		if !errors.Is(err, http.ErrServerClosed) {
 			return err
 		}
 		return nil

@@ -4,8 +4,11 @@ import (
 	"context"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/tollgate/tollgate"
+	"github.com/tollgate/tollgate/adapters/postgres"
+	"github.com/tollgate/tollgate/adapters/sqlite"
 )
 
 // lateStore stands for a store that is still connecting (PostgreSQL that
@@ -157,4 +160,66 @@ func (l *lateStore) Close() error {
 		return (*s).Close()
 	}
 	return nil // never connected: nothing to flush
+}
+
+var _ tollgate.TokenStore = (*lateStore)(nil)
+
+func (l *lateStore) tokens() (tollgate.TokenStore, error) {
+	s, err := l.get()
+	if err != nil {
+		return nil, err
+	}
+	t, ok := s.(tollgate.TokenStore)
+	if !ok {
+		return nil, tollgate.Errorf(tollgate.EInternal, "the decision store %T keeps no tokens", s)
+	}
+	return t, nil
+}
+
+func (l *lateStore) CreateToken(ctx context.Context, t tollgate.Token, hash []byte) error {
+	s, err := l.tokens()
+	if err != nil {
+		return err
+	}
+	return s.CreateToken(ctx, t, hash)
+}
+
+func (l *lateStore) TokenByID(ctx context.Context, id string) (tollgate.Token, []byte, error) {
+	s, err := l.tokens()
+	if err != nil {
+		return tollgate.Token{}, nil, err
+	}
+	return s.TokenByID(ctx, id)
+}
+
+func (l *lateStore) Tokens(ctx context.Context, withRevoked bool) ([]tollgate.Token, error) {
+	s, err := l.tokens()
+	if err != nil {
+		return nil, err
+	}
+	return s.Tokens(ctx, withRevoked)
+}
+
+func (l *lateStore) RevokeToken(ctx context.Context, name string, at time.Time) (tollgate.Token, error) {
+	s, err := l.tokens()
+	if err != nil {
+		return tollgate.Token{}, err
+	}
+	return s.RevokeToken(ctx, name, at)
+}
+
+// commandStore is the store a one-off command (token, epss import) opens.
+type commandStore interface {
+	tollgate.TokenStore
+	tollgate.EPSSStore
+	Close() error
+}
+
+// openCommandStore opens the store serve would use with the same flags:
+// PostgreSQL at databaseURL if given, else the embedded store in dataDir.
+func openCommandStore(ctx context.Context, dataDir, databaseURL string) (commandStore, error) {
+	if databaseURL != "" {
+		return postgres.Open(ctx, databaseURL)
+	}
+	return sqlite.Open(ctx, dataDir)
 }

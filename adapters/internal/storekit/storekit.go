@@ -181,3 +181,58 @@ func DecodeRecord(id string, data []byte) (tollgate.Record, error) {
 	}
 	return rec, nil
 }
+
+// TokenColumns are the columns of the tokens table, in the order of
+// TokenRow.Dest and TokenArgs.
+const TokenColumns = "id, name, scopes, secret_hash, created_at, expires_at, revoked_at"
+
+// TokenRow is one row of the tokens table as both stores scan it.
+type TokenRow struct {
+	ID, Name, Scopes     string
+	Hash                 []byte
+	CreatedAt            int64
+	ExpiresAt, RevokedAt *int64 // NULL: never, not revoked
+}
+
+// Dest is the scan destination of TokenColumns.
+func (r *TokenRow) Dest() []any {
+	return []any{&r.ID, &r.Name, &r.Scopes, &r.Hash, &r.CreatedAt, &r.ExpiresAt, &r.RevokedAt}
+}
+
+// Token decodes the row.
+func (r *TokenRow) Token() (tollgate.Token, error) {
+	scopes, err := tollgate.ParseScopes(r.Scopes)
+	if err != nil {
+		return tollgate.Token{}, tollgate.Errorf(tollgate.EInternal, "token %s: stored scopes %q: %v", r.ID, r.Scopes, err)
+	}
+	t := tollgate.Token{ID: r.ID, Name: r.Name, Scopes: scopes, CreatedAt: time.Unix(0, r.CreatedAt).UTC()}
+	if r.ExpiresAt != nil {
+		t.ExpiresAt = time.Unix(0, *r.ExpiresAt).UTC()
+	}
+	if r.RevokedAt != nil {
+		t.RevokedAt = time.Unix(0, *r.RevokedAt).UTC()
+	}
+	return t, nil
+}
+
+// TokenArgs checks a new token and returns the values of TokenColumns.
+// A token that fails is a bug of the caller (tollgate.NewToken makes good
+// ones): EInternal, but for a name or scopes a user typed: EInvalid.
+func TokenArgs(t tollgate.Token, hash []byte) ([]any, error) {
+	if err := tollgate.CheckTokenName(t.Name); err != nil {
+		return nil, err
+	}
+	scopes, err := tollgate.CheckScopes(t.Scopes)
+	if err != nil {
+		return nil, err
+	}
+	if t.ID == "" || len(hash) != 32 || t.CreatedAt.IsZero() || !t.RevokedAt.IsZero() {
+		return nil, tollgate.Errorf(tollgate.EInternal, "create token %q: not a token made by tollgate.NewToken", t.Name)
+	}
+	var expires *int64
+	if !t.ExpiresAt.IsZero() {
+		e := UnixNano(t.ExpiresAt)
+		expires = &e
+	}
+	return []any{t.ID, t.Name, tollgate.FormatScopes(scopes, ","), hash, UnixNano(t.CreatedAt), expires, nil}, nil
+}
