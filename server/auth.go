@@ -33,6 +33,23 @@ var routeScopes = map[string]tollgate.Scope{
 	"GET /v1/tokens":          tollgate.ScopeAdmin,
 	"POST /v1/tokens":         tollgate.ScopeAdmin,
 	"DELETE /v1/tokens/:name": tollgate.ScopeAdmin,
+	// Anyone who deploys may ask for an exception; granting one (or
+	// breaking the glass) takes an approver, another identity.
+	"POST /v1/exceptions":             tollgate.ScopeEvaluate,
+	"POST /v1/exceptions/break-glass": tollgate.ScopeApprove,
+	"GET /v1/exceptions":              tollgate.ScopeRead,
+	"GET /v1/exceptions/:id":          tollgate.ScopeRead,
+	"POST /v1/exceptions/:id/approve": tollgate.ScopeApprove,
+	"POST /v1/exceptions/:id/reject":  tollgate.ScopeApprove,
+	"POST /v1/exceptions/:id/revoke":  tollgate.ScopeApprove,
+	"POST /v1/freezes":                tollgate.ScopeAdmin,
+	"GET /v1/freezes":                 tollgate.ScopeRead,
+	"GET /v1/freezes/:id":             tollgate.ScopeRead,
+	"DELETE /v1/freezes/:id":          tollgate.ScopeAdmin,
+	"POST /v1/incidents":              tollgate.ScopeAdmin,
+	"GET /v1/incidents":               tollgate.ScopeRead,
+	"GET /v1/incidents/:id":           tollgate.ScopeRead,
+	"DELETE /v1/incidents/:id":        tollgate.ScopeAdmin,
 	// Probes and metrics stay open: load balancers and Prometheus hold no
 	// token, and none of them reveals a decision.
 	"GET /healthz": public,

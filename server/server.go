@@ -57,6 +57,9 @@ type Config struct {
 	RateBurst      int           // requests a token may make at once; the rate rounded up when 0
 
 	Now func() time.Time // the clock of token expiry and rate limits; time.Now when nil
+
+	// Controls, if set, serves exceptions, emergency freezes and incidents.
+	Controls *rego.Controls
 }
 
 // Server serves the API. Use Handler in an http.Server.
@@ -95,6 +98,21 @@ func New(cfg Config) *Server {
 	e.GET("/v1/scans/:id", s.getScan)
 	e.POST("/v1/epss", s.importEPSS)
 	e.GET("/v1/epss", s.getEPSS)
+	e.POST("/v1/exceptions", s.requestException)
+	e.POST("/v1/exceptions/break-glass", s.breakGlass)
+	e.GET("/v1/exceptions", s.listControls(tollgate.KindException, "exceptions", "state", "project", "code"))
+	e.GET("/v1/exceptions/:id", s.getControl(tollgate.KindException))
+	e.POST("/v1/exceptions/:id/approve", s.approveException)
+	e.POST("/v1/exceptions/:id/reject", s.rejectException)
+	e.POST("/v1/exceptions/:id/revoke", s.revokeException)
+	e.POST("/v1/freezes", s.createFreeze)
+	e.GET("/v1/freezes", s.listControls(tollgate.KindFreeze, "freezes", "state"))
+	e.GET("/v1/freezes/:id", s.getControl(tollgate.KindFreeze))
+	e.DELETE("/v1/freezes/:id", s.lift(tollgate.KindFreeze))
+	e.POST("/v1/incidents", s.startIncident)
+	e.GET("/v1/incidents", s.listControls(tollgate.KindIncident, "incidents", "state"))
+	e.GET("/v1/incidents/:id", s.getControl(tollgate.KindIncident))
+	e.DELETE("/v1/incidents/:id", s.lift(tollgate.KindIncident))
 	e.GET("/v1/bundles", s.bundles)
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)

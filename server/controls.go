@@ -1,0 +1,237 @@
+package server
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/tollgate/tollgate"
+	"github.com/tollgate/tollgate/rego"
+)
+
+// The controls API: exceptions, emergency freezes and incidents. Every
+// change is made in the name of the caller's identity, which the history of
+// the control records.
+
+// identity is who is asking: the authenticated token's name.
+func identity(c echo.Context) string { return tollgate.IdentityFrom(c.Request().Context()) }
+
+// controls returns the server's controls service, or a 404 when it has none.
+func (s *Server) controls() (*rego.Controls, error) {
+	if s.cfg.Controls == nil {
+		return nil, tollgate.Errorf(tollgate.ENotFound, "this server keeps no exceptions, freezes or incidents")
+	}
+	return s.cfg.Controls, nil
+}
+
+// decodeBody reads a JSON body into v; an empty body leaves v as it is.
+func (s *Server) decodeBody(c echo.Context, v any) error {
+	if c.Request().ContentLength == 0 {
+		return nil
+	}
+	body, err := s.readJSON(c)
+	if err != nil {
+		return err
+	}
+	return tollgate.DecodeStrict(body, v)
+}
+
+func (s *Server) requestException(c echo.Context) error {
+	return s.createException(c, (*rego.Controls).RequestException)
+}
+
+func (s *Server) breakGlass(c echo.Context) error {
+	return s.createException(c, (*rego.Controls).BreakGlass)
+}
+
+func (s *Server) createException(c echo.Context, create func(*rego.Controls, context.Context, string, rego.ExceptionRequest) (tollgate.Control, error)) error {
+	ctl, err := s.controls()
+	if err != nil {
+		return err
+	}
+	body, err := s.readJSON(c)
+	if err != nil {
+		return err
+	}
+	var r rego.ExceptionRequest
+	if err := tollgate.DecodeStrict(body, &r); err != nil {
+		return err
+	}
+	e, err := create(ctl, c.Request().Context(), identity(c), r)
+	if err != nil {
+		return unavailableUnlessInvalid(err, "the exception could not be recorded")
+	}
+	c.Response().Header().Set(echo.HeaderLocation, "/v1/exceptions/"+e.ID)
+	return c.JSON(http.StatusCreated, e)
+}
+
+// transition is an approve, reject, revoke, lift or end: body {"comment"}.
+func (s *Server) transition(do func(ctl *rego.Controls, c echo.Context, id, by, comment string) (tollgate.Control, error)) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		ctl, err := s.controls()
+		if err != nil {
+			return err
+		}
+		var body struct {
+			Comment string `json:"comment"`
+		}
+		if err := s.decodeBody(c, &body); err != nil {
+			return err
+		}
+		out, err := do(ctl, c, c.Param("id"), identity(c), body.Comment)
+		if err != nil {
+			return unavailableUnlessInvalid(err, "the change could not be recorded")
+		}
+		return c.JSON(http.StatusOK, out)
+	}
+}
+
+func (s *Server) approveException(c echo.Context) error {
+	return s.transition(func(ctl *rego.Controls, c echo.Context, id, by, comment string) (tollgate.Control, error) {
+		return ctl.Approve(c.Request().Context(), id, by, comment)
+	})(c)
+}
+
+func (s *Server) rejectException(c echo.Context) error {
+	return s.transition(func(ctl *rego.Controls, c echo.Context, id, by, comment string) (tollgate.Control, error) {
+		return ctl.Reject(c.Request().Context(), id, by, comment)
+	})(c)
+}
+
+func (s *Server) revokeException(c echo.Context) error {
+	return s.transition(func(ctl *rego.Controls, c echo.Context, id, by, comment string) (tollgate.Control, error) {
+		return ctl.Revoke(c.Request().Context(), id, by, comment)
+	})(c)
+}
+
+func (s *Server) lift(kind tollgate.ControlKind) echo.HandlerFunc {
+	return s.transition(func(ctl *rego.Controls, c echo.Context, id, by, comment string) (tollgate.Control, error) {
+		return ctl.Lift(c.Request().Context(), kind, id, by, comment)
+	})
+}
+
+// ttlBody is the body that starts a freeze or an incident.
+type ttlBody struct {
+	Reason       string   `json:"reason"`
+	Environments []string `json:"environments"`
+	TTL          string   `json:"ttl"`
+}
+
+func (s *Server) decodeTTL(c echo.Context) (ttlBody, time.Duration, error) {
+	var b ttlBody
+	body, err := s.readJSON(c)
+	if err != nil {
+		return b, 0, err
+	}
+	if err := tollgate.DecodeStrict(body, &b); err != nil {
+		return b, 0, err
+	}
+	if b.TTL == "" {
+		return b, 0, tollgate.Errorf(tollgate.EInvalid, `ttl is required: a duration such as "2h"`)
+	}
+	ttl, err := time.ParseDuration(b.TTL)
+	if err != nil {
+		return b, 0, tollgate.Errorf(tollgate.EInvalid, `ttl must be a duration such as "90m" or "2h", got %q`, b.TTL)
+	}
+	return b, ttl, nil
+}
+
+func (s *Server) createFreeze(c echo.Context) error {
+	ctl, err := s.controls()
+	if err != nil {
+		return err
+	}
+	b, ttl, err := s.decodeTTL(c)
+	if err != nil {
+		return err
+	}
+	f, err := ctl.Freeze(c.Request().Context(), identity(c), b.Reason, b.Environments, ttl)
+	if err != nil {
+		return unavailableUnlessInvalid(err, "the freeze could not be recorded")
+	}
+	c.Response().Header().Set(echo.HeaderLocation, "/v1/freezes/"+f.ID)
+	return c.JSON(http.StatusCreated, f)
+}
+
+func (s *Server) startIncident(c echo.Context) error {
+	ctl, err := s.controls()
+	if err != nil {
+		return err
+	}
+	b, ttl, err := s.decodeTTL(c)
+	if err != nil {
+		return err
+	}
+	if b.Environments != nil {
+		return tollgate.Errorf(tollgate.EInvalid, "environments: an incident applies to every environment")
+	}
+	i, err := ctl.StartIncident(c.Request().Context(), identity(c), b.Reason, ttl)
+	if err != nil {
+		return unavailableUnlessInvalid(err, "the incident could not be recorded")
+	}
+	c.Response().Header().Set(echo.HeaderLocation, "/v1/incidents/"+i.ID)
+	return c.JSON(http.StatusCreated, i)
+}
+
+// listControls lists controls of kind, filtered by the query.
+func (s *Server) listControls(kind tollgate.ControlKind, key string, filters ...string) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		ctl, err := s.controls()
+		if err != nil {
+			return err
+		}
+		f := tollgate.ControlFilter{Kind: kind}
+		q := c.QueryParams()
+		for name := range q {
+			switch name {
+			case "state":
+				f.State = tollgate.ControlState(q.Get(name))
+			case "project":
+				f.Project = q.Get(name)
+			case "code":
+				f.Code = q.Get(name)
+			case "limit":
+				n, err := strconv.Atoi(q.Get(name))
+				if err != nil || n < 1 || n > tollgate.MaxPageSize {
+					return tollgate.Errorf(tollgate.EInvalid, "limit must be a number from 1 to %d, got %q", tollgate.MaxPageSize, q.Get(name))
+				}
+				f.Limit = n
+			default:
+				return tollgate.Errorf(tollgate.EInvalid, "unknown query parameter %q: filters are %v and limit", name, filters)
+			}
+			if name != "limit" && !slices.Contains(filters, name) {
+				return tollgate.Errorf(tollgate.EInvalid, "unknown query parameter %q: filters are %v and limit", name, filters)
+			}
+		}
+		list, err := ctl.Store.Controls(c.Request().Context(), f)
+		if err != nil {
+			return err
+		}
+		if list == nil {
+			list = []tollgate.Control{}
+		}
+		return c.JSON(http.StatusOK, map[string]any{key: list})
+	}
+}
+
+// getControl returns one control of kind with its history.
+func (s *Server) getControl(kind tollgate.ControlKind) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		ctl, err := s.controls()
+		if err != nil {
+			return err
+		}
+		out, err := ctl.Store.Control(c.Request().Context(), c.Param("id"))
+		if err == nil && out.Kind != kind {
+			err = tollgate.Errorf(tollgate.ENotFound, "no %s %q", kind, c.Param("id"))
+		}
+		if err != nil {
+			return err
+		}
+		return c.JSON(http.StatusOK, out)
+	}
+}
