@@ -23,7 +23,7 @@ const (
 	projectsJSON   = "config/projects/data.json"
 	branchesBefore = `"allowed_branches": ["main", "release/*"],`
 	branchesAfter  = `"allowed_branches": ["main", "release/*", "develop"],`
-	watchDeadline  = 10 * time.Second // only reached when a test fails
+	watchDeadline  = 30 * time.Second // only reached when a test fails; generous for a loaded machine
 	testDebounce   = 100 * time.Millisecond
 )
 
