@@ -21,27 +21,13 @@ func (s *Store) ImportEPSS(ctx context.Context, set tollgate.EPSSSet) error {
 	if err != nil {
 		return err
 	}
-	// Held for the whole import, so that Close waits for it to end before
-	// it closes the writer connection.
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
-		return s.errClosed()
-	}
-	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
-	if err := s.importEPSS(ctx, set, scores); err != nil {
+	if err := s.onWriter(ctx, func(tx *sql.Tx) error { return importEPSS(ctx, tx, set, scores) }); err != nil {
 		return s.readError(ctx, "import EPSS", err)
 	}
 	return nil
 }
 
-func (s *Store) importEPSS(ctx context.Context, set tollgate.EPSSSet, scores []tollgate.EPSSScore) error {
-	tx, err := s.writer.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
+func importEPSS(ctx context.Context, tx *sql.Tx, set tollgate.EPSSSet, scores []tollgate.EPSSScore) error {
 	if _, err := tx.ExecContext(ctx, `DELETE FROM epss`); err != nil {
 		return err
 	}
@@ -60,14 +46,12 @@ func (s *Store) importEPSS(ctx context.Context, set tollgate.EPSSSet, scores []t
 			return err
 		}
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO epss_import (id, model_version, score_date, count, imported_at)
+	_, err = tx.ExecContext(ctx, `INSERT INTO epss_import (id, model_version, score_date, count, imported_at)
 	VALUES (1, ?, ?, ?, ?)
 	ON CONFLICT (id) DO UPDATE SET model_version = excluded.model_version, score_date = excluded.score_date,
 		count = excluded.count, imported_at = excluded.imported_at`,
-		set.ModelVersion, storekit.UnixNano(set.ScoreDate), len(scores), time.Now().UnixNano()); err != nil {
-		return err
-	}
-	return tx.Commit()
+		set.ModelVersion, storekit.UnixNano(set.ScoreDate), len(scores), time.Now().UnixNano())
+	return err
 }
 
 // epssChunk bounds the parameters of one lookup query.

@@ -18,17 +18,11 @@ func (s *Store) PutScan(ctx context.Context, scan tollgate.StoredScan) error {
 	if err != nil {
 		return err
 	}
-	// Held for the write, so that Close waits for it before it closes the
-	// writer connection.
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
-		return s.errClosed()
-	}
-	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
-	_, err = s.writer.ExecContext(ctx, `INSERT INTO scans (id, project, artifact, scanned_at, scan) VALUES (?, ?, ?, ?, ?)`,
-		scan.ID, scan.Project, scan.Artifact, scan.ScannedAt.UnixNano(), string(data))
+	err = s.onWriter(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO scans (id, project, artifact, scanned_at, scan) VALUES (?, ?, ?, ?, ?)`,
+			scan.ID, scan.Project, scan.Artifact, scan.ScannedAt.UnixNano(), string(data))
+		return err
+	})
 	if err != nil {
 		return s.readError(ctx, "store scan "+scan.ID, err)
 	}

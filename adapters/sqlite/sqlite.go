@@ -419,6 +419,33 @@ func (s *Store) Close() error {
 	return s.closeErr
 }
 
+// onWriter runs fn in a transaction on the writer connection, between the
+// group commits of decisions (which wait for it in this process), and
+// commits it. It holds mu's read lock throughout, so that Close waits for it
+// before it closes the writer connection. Its errors are fn's, or the
+// transaction's, unclassified: the caller passes them to readError once
+// onWriter has returned, never under the read lock (readError takes it
+// again, and a read lock taken twice deadlocks with a Close waiting for it).
+func (s *Store) onWriter(ctx context.Context, fn func(*sql.Tx) error) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return s.errClosed()
+	}
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	tx, err := s.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	// After Commit, Rollback is a no-op.
+	defer tx.Rollback()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
 func (s *Store) isClosed() bool {
 	s.mu.RLock()
 	defer s.mu.RUnlock()

@@ -1,0 +1,239 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tollgate/tollgate"
+	"github.com/tollgate/tollgate/adapters/internal/storekit"
+)
+
+var _ tollgate.ControlStore = (*Store)(nil)
+
+const (
+	insertControl = `INSERT INTO controls (id, kind, state, project, code, created_at, expires_at, control)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`
+
+	updateControl = `UPDATE controls SET kind = $2, state = $3, project = $4, code = $5, created_at = $6, expires_at = $7, control = $8
+	WHERE id = $1`
+
+	// Events are numbered in the transaction that writes them, which holds
+	// the control's row lock (or created the row): no other can take the
+	// same number.
+	insertEvent = `INSERT INTO control_events (control_id, seq, at, actor, action, from_state, to_state, comment)
+	VALUES ($1, (SELECT coalesce(max(seq), 0) + 1 FROM control_events WHERE control_id = $1), $2, $3, $4, $5, $6, $7)`
+
+	lockControl = `SELECT FROM controls WHERE id = $1 FOR UPDATE`
+)
+
+func placeholder(n int) string { return "$" + strconv.Itoa(n) }
+
+// CreateControl implements tollgate.ControlStore: the control and its
+// history in one transaction.
+func (s *Store) CreateControl(ctx context.Context, c tollgate.Control) error {
+	row, events, err := storekit.NewControl(c)
+	if err != nil {
+		return err
+	}
+	err = s.inTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
+		b := &pgx.Batch{}
+		b.Queue(insertControl, row.ID, row.Kind, row.State, row.Project, row.Code, row.CreatedAt, row.ExpiresAt, row.Data)
+		for _, ev := range events {
+			queueEvent(b, row.ID, ev)
+		}
+		return execBatch(ctx, tx, b)
+	})
+	if err != nil {
+		return s.controlError(ctx, "create control "+c.ID, err)
+	}
+	return nil
+}
+
+// Control implements tollgate.ControlStore, in one statement: the history
+// read is the one of the state read.
+func (s *Store) Control(ctx context.Context, id string) (tollgate.Control, error) {
+	if s.isClosed() {
+		return tollgate.Control{}, s.errClosed()
+	}
+	opCtx, cancel := context.WithTimeout(ctx, s.timeout+grace)
+	defer cancel()
+	c, found, err := readControl(opCtx, s.pool, id)
+	switch {
+	case err != nil:
+		return tollgate.Control{}, s.controlError(ctx, "read control "+id, err)
+	case !found:
+		return tollgate.Control{}, storekit.ControlNotFound(id)
+	}
+	return c, nil
+}
+
+func readControl(ctx context.Context, q interface {
+	Query(context.Context, string, ...any) (pgx.Rows, error)
+}, id string) (tollgate.Control, bool, error) {
+	rows, err := q.Query(ctx, storekit.ControlQuery(placeholder), id)
+	if err != nil {
+		return tollgate.Control{}, false, err
+	}
+	defer rows.Close()
+	return storekit.ReadControl(id, rows)
+}
+
+// Controls implements tollgate.ControlStore.
+func (s *Store) Controls(ctx context.Context, f tollgate.ControlFilter) ([]tollgate.Control, error) {
+	query, args := storekit.ControlsQuery(f, placeholder)
+	return s.listControls(ctx, "list controls", query, args)
+}
+
+// InForce implements tollgate.ControlStore.
+func (s *Store) InForce(ctx context.Context, at time.Time) ([]tollgate.Control, error) {
+	query, args := storekit.InForceQuery(at, placeholder)
+	return s.listControls(ctx, "read the controls in force", query, args)
+}
+
+func (s *Store) listControls(ctx context.Context, what, query string, args []any) ([]tollgate.Control, error) {
+	if s.isClosed() {
+		return nil, s.errClosed()
+	}
+	opCtx, cancel := context.WithTimeout(ctx, s.timeout+grace)
+	defer cancel()
+	rows, err := s.pool.Query(opCtx, query, args...)
+	if err != nil {
+		return nil, s.controlError(ctx, what, err)
+	}
+	defer rows.Close()
+	cs, err := storekit.ReadControls(rows)
+	if err != nil {
+		return nil, s.controlError(ctx, what, err)
+	}
+	return cs, nil
+}
+
+// UpdateControl implements tollgate.ControlStore. One transaction takes the
+// control's row lock (SELECT … FOR UPDATE), then reads it with its history,
+// runs change, writes the result and the event, and commits: an update of
+// the same control in any process waits for the lock, and under READ
+// COMMITTED its next statement reads what this one committed. change runs
+// holding the lock: it must be quick and must not use the store (the
+// server ends a transaction idle for longer than the statement timeout).
+func (s *Store) UpdateControl(ctx context.Context, id string, change func(*tollgate.Control) (tollgate.ControlEvent, error)) (tollgate.Control, error) {
+	var (
+		updated   tollgate.Control
+		changeErr error // change's, or a checked field's: returned as it is
+	)
+	err := s.inTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, lockControl, id)
+		switch {
+		case err != nil:
+			return err
+		case tag.RowsAffected() == 0:
+			changeErr = storekit.ControlNotFound(id)
+			return changeErr
+		}
+		c, _, err := readControl(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		next, row, ev, err := storekit.Change(c, change)
+		if err != nil {
+			changeErr = err
+			return err
+		}
+		b := &pgx.Batch{}
+		queueUpdate(b, row, ev)
+		if err := execBatch(ctx, tx, b); err != nil {
+			return err
+		}
+		updated = next
+		return nil
+	})
+	switch {
+	case changeErr != nil:
+		return tollgate.Control{}, changeErr
+	case err != nil:
+		return tollgate.Control{}, s.controlError(ctx, "update control "+id, err)
+	}
+	return updated, nil
+}
+
+// ExpireDue implements tollgate.ControlStore, in one transaction: it selects
+// the due controls FOR UPDATE, expires them and records the events. Two
+// replicas expiring at once cannot expire a control twice: the second one's
+// SELECT waits for the rows the first has locked, and when the first
+// commits, PostgreSQL checks the WHERE again on the rows as committed (READ
+// COMMITTED) and skips those no longer live. Rows are locked in ID order,
+// the same in every replica, so that they never wait for each other in a
+// circle; UpdateControl locks one row only.
+//
+// Not one UPDATE … RETURNING: the event needs the state the control left,
+// which RETURNING cannot give, and the transition is the domain's
+// (Control.Transition, the same as in the SQLite store), not SQL's.
+func (s *Store) ExpireDue(ctx context.Context, at time.Time) ([]tollgate.Control, error) {
+	var expired []tollgate.Control
+	err := s.inTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
+		query, args := storekit.DueQuery(at, placeholder)
+		rows, err := tx.Query(ctx, query+" FOR UPDATE", args...)
+		if err != nil {
+			return err
+		}
+		due, err := storekit.ReadControls(rows)
+		rows.Close()
+		if err != nil {
+			return err
+		}
+		expired = make([]tollgate.Control, 0, len(due))
+		b := &pgx.Batch{}
+		for _, c := range due {
+			next, row, ev, err := storekit.Expire(c, at)
+			if err != nil {
+				return err
+			}
+			queueUpdate(b, row, ev)
+			expired = append(expired, next)
+		}
+		if b.Len() == 0 {
+			return nil
+		}
+		return execBatch(ctx, tx, b)
+	})
+	if err != nil {
+		return nil, s.controlError(ctx, "expire controls", err)
+	}
+	return expired, nil
+}
+
+// inTx runs fn in a transaction and commits it, within the statement
+// timeout (and the grace after it), counted as in flight for Close.
+func (s *Store) inTx(ctx context.Context, fn func(context.Context, pgx.Tx) error) error {
+	leave, err := s.enter()
+	if err != nil {
+		return err
+	}
+	defer leave()
+	opCtx, cancel := context.WithTimeout(ctx, s.timeout+grace)
+	defer cancel()
+	return pgx.BeginFunc(opCtx, s.pool, func(tx pgx.Tx) error { return fn(opCtx, tx) })
+}
+
+func queueUpdate(b *pgx.Batch, row storekit.ControlRow, ev storekit.EventRow) {
+	b.Queue(updateControl, row.ID, row.Kind, row.State, row.Project, row.Code, row.CreatedAt, row.ExpiresAt, row.Data)
+	queueEvent(b, row.ID, ev)
+}
+
+func queueEvent(b *pgx.Batch, id string, ev storekit.EventRow) {
+	b.Queue(insertEvent, id, ev.At, ev.By, ev.Action, ev.From, ev.To, ev.Comment)
+}
+
+// controlError turns a failed control operation into the error callers
+// see: an *tollgate.Error as it is (a control that cannot be stored, one
+// not found, the store closed), the rest as dbError says.
+func (s *Store) controlError(ctx context.Context, what string, err error) error {
+	var tErr *tollgate.Error
+	if errors.As(err, &tErr) {
+		return err
+	}
+	return s.dbError(ctx, what, err)
+}
