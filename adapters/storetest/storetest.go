@@ -77,6 +77,19 @@ func Run(t *testing.T, factory Factory) {
 		{"Scans/RoundTrip", testScanRoundTrip},
 		{"Scans/InvalidRecordsNothing", testScanInvalid},
 		{"Scans/Baseline", testBaseline},
+		{"Controls/RoundTrip", testControlRoundTrip},
+		{"Controls/NotFound", testControlNotFound},
+		{"Controls/InvalidRecordsNothing", testControlInvalid},
+		{"Controls/ListAndFilters", testControlList},
+		{"Controls/LimitDefaultAndCap", testControlLimit},
+		{"Controls/UpdateAppendsOneEvent", testControlUpdate},
+		{"Controls/FailingChangeWritesNothing", testControlFailingChange},
+		{"Controls/InForce", testControlInForce},
+		{"Controls/ExpireDue", testControlExpireDue},
+		{"Controls/ConcurrentExpireDueExpiresOnce", testControlConcurrentExpire},
+		{"Controls/ConcurrentUpdatesOneWins", testControlConcurrentUpdate},
+		{"Controls/DurableAcrossReopen", testControlDurable},
+		{"Controls/ClosedStoreIsUnavailable", testControlClosed},
 	}
 	tests = append(tests, tokenTests...)
 	for _, tc := range tests {
