@@ -1,0 +1,152 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tollgate/tollgate"
+	"github.com/tollgate/tollgate/adapters/internal/storekit"
+)
+
+var controlsEpoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// seedControls writes n controls in one transaction, a year of them, the
+// last inForce of which are approved and expire in the future; the others
+// ended (expired, revoked, rejected, lifted) long ago, as most of a real
+// store's controls have. It returns the time "now" of that store.
+func seedControls(tb testing.TB, s *Store, n, inForce int) time.Time {
+	tb.Helper()
+	now := controlsEpoch.Add(365 * 24 * time.Hour)
+	ended := []tollgate.ControlState{tollgate.StateExpired, tollgate.StateRevoked, tollgate.StateRejected, tollgate.StateLifted}
+	err := s.onWriter(context.Background(), func(tx *sql.Tx) error {
+		for i := range n {
+			created := controlsEpoch.Add(time.Duration(i) * 365 * 24 * time.Hour / time.Duration(n))
+			c := tollgate.Control{ID: fmt.Sprintf("%012x-7000-8000-000000000000", i), Kind: tollgate.KindException,
+				State: ended[i%len(ended)], Reason: "seeded", CreatedBy: "jane", CreatedAt: created,
+				ExpiresAt: created.Add(time.Hour), Code: "risk_threshold_exceeded", Project: fmt.Sprintf("project-%d", i%50)}
+			if i >= n-inForce {
+				c.State, c.ExpiresAt = tollgate.StateApproved, now.Add(time.Duration(i+1)*time.Minute)
+			}
+			c.History = []tollgate.ControlEvent{{At: created, By: "jane", Action: tollgate.ActionCreate, To: c.State}}
+			row, events, err := storekit.NewControl(c)
+			if err != nil {
+				return err
+			}
+			if _, err := tx.Exec(insertControl, row.ID, row.Kind, row.State, row.Project, row.Code,
+				row.CreatedAt, row.ExpiresAt, string(row.Data)); err != nil {
+				return err
+			}
+			if err := appendEvent(context.Background(), tx, row.ID, events[0]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return now
+}
+
+// The control queries walk an index for InForce and ExpireDue (the gate and
+// the worker run them all the time), and list newest first straight off an
+// index when unfiltered or filtered by kind or project.
+func TestControlQueriesUseIndexes(t *testing.T) {
+	s := openClosing(t, t.TempDir())
+	now := seedControls(t, s, 2_000, 100) // the plans are the same with 10,000
+	inForce, inForceArgs := storekit.InForceQuery(now, placeholder)
+	due, dueArgs := storekit.DueQuery(now, placeholder)
+	for _, tc := range []struct {
+		name, query string
+		args        []any
+		want        string // a step of the plan
+		sortOK      bool
+	}{
+		{"InForce", inForce, inForceArgs, "SEARCH controls USING INDEX controls_state_expires_at (state=? AND expires_at>?)", true},
+		{"ExpireDue", due, dueArgs, "SEARCH controls USING INDEX controls_state_expires_at (state=? AND expires_at<?)", true},
+		{"list", "", nil, "SCAN controls USING INDEX controls_created_at", false},
+		{"list by kind", "kind", nil, "SEARCH controls USING INDEX controls_kind (kind=?)", false},
+		{"list by project", "project", nil, "SEARCH controls USING INDEX controls_project (project=?)", false},
+		{"list by project and code", "project+code", nil, "SEARCH controls USING INDEX controls_project (project=?)", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			query, args := tc.query, tc.args
+			if tc.args == nil {
+				var f tollgate.ControlFilter
+				switch tc.query {
+				case "kind":
+					f.Kind = tollgate.KindException
+				case "project":
+					f.Project = "project-7"
+				case "project+code":
+					f.Project, f.Code = "project-7", "risk_threshold_exceeded"
+				}
+				query, args = storekit.ControlsQuery(f, placeholder)
+			}
+			plan := queryPlan(t, s, query, args)
+			if !strings.Contains(strings.Join(plan, "\n"), tc.want) {
+				t.Errorf("plan %q, want the step %q", plan, tc.want)
+			}
+			if !tc.sortOK && strings.Contains(strings.Join(plan, "\n"), "TEMP B-TREE") {
+				t.Errorf("plan %q sorts", plan)
+			}
+			t.Logf("%q", plan)
+		})
+	}
+}
+
+func queryPlan(t *testing.T, s *Store, query string, args []any) []string {
+	t.Helper()
+	rows, err := s.db.QueryContext(t.Context(), "EXPLAIN QUERY PLAN "+query, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, notused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	return plan
+}
+
+// BenchmarkInForce reads the controls in force among 10,000, as the gate
+// does for every evaluation: 100 in force (the usual), or all of them.
+//
+//	go test -run '^$' -bench InForce ./adapters/sqlite/
+func BenchmarkInForce(b *testing.B) {
+	for _, inForce := range []int{100, 10_000} {
+		b.Run(fmt.Sprintf("10000-controls/%d-in-force", inForce), func(b *testing.B) {
+			s := mustOpen(b, b.TempDir())
+			defer s.Close()
+			now := seedControls(b, s, 10_000, inForce)
+			for b.Loop() {
+				cs, err := s.InForce(context.Background(), now)
+				if err != nil || len(cs) != inForce {
+					b.Fatalf("InForce: %d controls, %v; want %d", len(cs), err, inForce)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkExpireDueNothingDue is the expiry worker's usual round: nothing
+// due among 10,000 controls. It never takes the writer.
+func BenchmarkExpireDueNothingDue(b *testing.B) {
+	s := mustOpen(b, b.TempDir())
+	defer s.Close()
+	now := seedControls(b, s, 10_000, 100)
+	for b.Loop() {
+		if cs, err := s.ExpireDue(context.Background(), now); err != nil || len(cs) != 0 {
+			b.Fatalf("ExpireDue: %d, %v", len(cs), err)
+		}
+	}
+}
