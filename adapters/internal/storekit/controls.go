@@ -95,7 +95,7 @@ func EncodeControl(c tollgate.Control) (ControlRow, error) {
 	case !storable(c.ExpiresAt):
 		return ControlRow{}, tollgate.Errorf(tollgate.EInternal, "store control %s: expiry %s is missing or out of range", c.ID, c.ExpiresAt)
 	}
-	c = UTCControl(c)
+	c = utcControl(c)
 	c.History = nil
 	data, err := json.Marshal(c)
 	if err != nil {
@@ -174,8 +174,8 @@ func Change(c tollgate.Control, change func(*tollgate.Control) (tollgate.Control
 	}
 	// The history is the store's: whatever change did to it, the stored
 	// one gets the event, and only it.
-	next = UTCControl(next)
-	next.History = append(history, evRow.Event())
+	next = utcControl(next)
+	next.History = append(slices.Clip(history), evRow.Event())
 	return next, row, evRow, nil
 }
 
@@ -191,8 +191,8 @@ func Expire(c tollgate.Control, at time.Time) (tollgate.Control, ControlRow, Eve
 	return next, row, ev, err
 }
 
-// UTCControl is c with every time in UTC, as it reads back from a store.
-func UTCControl(c tollgate.Control) tollgate.Control {
+// utcControl is c with every time in UTC, as it reads back from a store.
+func utcControl(c tollgate.Control) tollgate.Control {
 	c.CreatedAt = c.CreatedAt.UTC()
 	c.ExpiresAt = c.ExpiresAt.UTC()
 	if c.Approvals != nil {

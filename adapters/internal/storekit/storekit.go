@@ -1,7 +1,9 @@
 // Package storekit holds what the decision stores (adapters/sqlite and
 // adapters/postgres) share beyond their SQL: the per-key lock of the
 // cooldown, the history cursor and page size, and time encoding. A cursor
-// means the same to both stores.
+// means the same to both stores. For controls, it also checks, encodes and
+// changes them (one Control.Transition for both stores), and builds the
+// queries whose text differs only in placeholders.
 package storekit
 
 import (
