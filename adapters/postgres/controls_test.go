@@ -54,7 +54,7 @@ func seedControls(tb testing.TB, s *Store, n, inForce int) time.Time {
 	epoch := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	now := epoch.Add(365 * 24 * time.Hour)
 	ended := []tollgate.ControlState{tollgate.StateExpired, tollgate.StateRevoked, tollgate.StateRejected, tollgate.StateLifted}
-	b := &pgx.Batch{}
+	var controls, events [][]any
 	for i := range n {
 		created := epoch.Add(time.Duration(i) * 365 * 24 * time.Hour / time.Duration(n))
 		c := tollgate.Control{ID: fmt.Sprintf("%012x-7000-8000-000000000000", i), Kind: tollgate.KindException,
@@ -64,16 +64,38 @@ func seedControls(tb testing.TB, s *Store, n, inForce int) time.Time {
 			c.State, c.ExpiresAt = tollgate.StateApproved, now.Add(time.Duration(i+1)*time.Minute)
 		}
 		c.History = []tollgate.ControlEvent{{At: created, By: "jane", Action: tollgate.ActionCreate, To: c.State}}
-		row, events, err := storekit.NewControl(c)
+		row, evs, err := storekit.NewControl(c)
 		if err != nil {
 			tb.Fatal(err)
 		}
-		b.Queue(insertControl, row.ID, row.Kind, row.State, row.Project, row.Code, row.CreatedAt, row.ExpiresAt, row.Data)
-		queueEvent(b, row.ID, events[0])
+		controls = append(controls, []any{row.ID, row.Kind, row.State, row.Project, row.Code, row.CreatedAt, row.ExpiresAt, row.Data})
+		ev := evs[0]
+		events = append(events, []any{row.ID, 1, ev.At, ev.By, ev.Action, ev.From, ev.To, ev.Comment})
 	}
-	if err := s.inTx(context.Background(), func(ctx context.Context, tx pgx.Tx) error {
-		return execBatch(ctx, tx, b)
-	}); err != nil {
+	// COPY, in a transaction without the statement timeout: the tests
+	// that seed run beside the whole suite on a busy machine.
+	ctx := context.Background()
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, "SET LOCAL statement_timeout = 0"); err != nil {
+		tb.Fatal(err)
+	}
+	for _, table := range []struct {
+		name    string
+		columns []string
+		rows    [][]any
+	}{
+		{"controls", []string{"id", "kind", "state", "project", "code", "created_at", "expires_at", "control"}, controls},
+		{"control_events", []string{"control_id", "seq", "at", "actor", "action", "from_state", "to_state", "comment"}, events},
+	} {
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{table.name}, table.columns, pgx.CopyFromRows(table.rows)); err != nil {
+			tb.Fatalf("seed %s: %v", table.name, err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
 		tb.Fatal(err)
 	}
 	if _, err := s.pool.Exec(context.Background(), "ANALYZE controls"); err != nil {
