@@ -283,6 +283,9 @@ type serverOptions struct {
 	// token with every scope in the data directory first, and sends it with
 	// every request. Without auth the server runs with --dev.
 	auth bool
+	// token, with auth, is the token to send instead of a new one: that of
+	// the previous server on the same store, when a test restarts it.
+	token string
 	// tls serves HTTPS with a certificate made for 127.0.0.1; the client
 	// trusts it.
 	tls bool
@@ -339,9 +342,12 @@ func startServer(t *testing.T, opts serverOptions) *server {
 	}
 	args := []string{"serve", "--addr", "127.0.0.1:0"}
 	var token string
-	if opts.auth {
-		token = createToken(t, opts.dataDir, "e2e", "evaluate,simulate,read,approve,admin")
-	} else {
+	switch {
+	case opts.auth && opts.token != "":
+		token = opts.token
+	case opts.auth:
+		token = createToken(t, opts.dataDir, "e2e", "evaluate,simulate,read,approve,admin", databaseFlag(opts.args)...)
+	default:
 		args = append(args, "--dev")
 	}
 	client := &http.Client{Timeout: 10 * time.Second}
@@ -820,8 +826,17 @@ func runTollgate(t *testing.T, env []string, stdin []byte, args ...string) (code
 	return code, out.String(), errOut.String()
 }
 
+// databaseFlag is the --database-url flag among a server's args, if any:
+// the store its tokens must be created in.
+func databaseFlag(args []string) []string {
+	if i := slices.Index(args, "--database-url"); i >= 0 && i+1 < len(args) {
+		return args[i : i+2]
+	}
+	return nil
+}
+
 // createToken runs `tollgate token create` on the embedded store in dataDir
-// and returns the token it prints.
+// (or the store extra names) and returns the token it prints.
 func createToken(t *testing.T, dataDir, name, scopes string, extra ...string) string {
 	t.Helper()
 	code, stdout, stderr := runTollgate(t, nil, nil,

@@ -21,6 +21,7 @@ import (
 
 	"github.com/tollgate/tollgate"
 	"github.com/tollgate/tollgate/adapters/cvss"
+	"github.com/tollgate/tollgate/adapters/expiry"
 	"github.com/tollgate/tollgate/adapters/licence"
 	"github.com/tollgate/tollgate/adapters/postgres"
 	"github.com/tollgate/tollgate/adapters/sqlite"
@@ -66,6 +67,8 @@ while the store holds no active token: create one with
 	readTimeout := f.Duration("read-timeout", 15*time.Second, "close a connection that has not sent its whole request within this `DURATION`")
 	writeTimeout := f.Duration("write-timeout", 30*time.Second, "give up on a response not written within this `DURATION` of the request")
 	idleTimeout := f.Duration("idle-timeout", 2*time.Minute, "close a keep-alive connection idle for this `DURATION`")
+	expiryInterval := f.Duration("expiry-interval", 5*time.Second, "how often the worker expires exceptions, freezes and incidents past their expiry (`DURATION`); evaluations ignore them at their expiry in any case")
+	controlsRefresh := f.Duration("controls-refresh", time.Second, "cache the exceptions, freezes and incident in force this `DURATION`: how long a change made through another replica takes to apply here")
 	if code, ok := f.parseNoArgs(args); !ok {
 		return code
 	}
@@ -95,6 +98,7 @@ while the store holds no active token: create one with
 		dev: *dev, tlsCert: *tlsCert, tlsKey: *tlsKey, tokenCacheTTL: *tokenCacheTTL,
 		rateLimit: limit, rateBurst: *rateBurst, maxEvaluations: *maxEvaluations, evaluationWait: *evaluationWait,
 		readHeaderTimeout: *readHeaderTimeout, readTimeout: *readTimeout, writeTimeout: *writeTimeout, idleTimeout: *idleTimeout,
+		expiryInterval: *expiryInterval, controlsRefresh: *controlsRefresh,
 	})
 	if err != nil {
 		logger.Error("tollgate serve stopped", "error", err)
@@ -125,6 +129,8 @@ type serveConfig struct {
 	rateBurst       int
 	maxEvaluations  int
 	evaluationWait  time.Duration
+
+	expiryInterval, controlsRefresh time.Duration
 
 	readHeaderTimeout, readTimeout, writeTimeout, idleTimeout time.Duration
 }
@@ -250,22 +256,26 @@ func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig) error {
 		}
 	}
 
+	newID := func() string { return uuid.Must(uuid.NewV7()).String() }
+	controls := &rego.Controls{Store: store.(tollgate.ControlStore), Policies: engine, Now: time.Now, NewID: newID,
+		Refresh: cfg.controlsRefresh}
 	gate := &rego.Gate{
 		Policies: engine,
 		Store:    store,
 		Licence:  verifier,
 		Now:      time.Now,
-		NewID:    func() string { return uuid.Must(uuid.NewV7()).String() },
+		NewID:    newID,
 		Score:    cvss.Best,
 		EPSS:     store.(tollgate.EPSSStore),
 		Scans:    store.(tollgate.ScanStore),
+		Controls: controls,
 	}
 	api := server.New(server.Config{
 		Gate: gate, Engine: engine, Store: store, Tokens: store.(tollgate.TokenStore),
 		Metrics: metrics, Registry: registry, Logger: logger,
 		Dev: cfg.dev, TokenCacheTTL: cfg.tokenCacheTTL,
 		BodyLimit: cfg.bodyLimit, MaxEvaluations: cfg.maxEvaluations, EvaluationWait: cfg.evaluationWait,
-		RateLimit: cfg.rateLimit, RateBurst: cfg.rateBurst,
+		RateLimit: cfg.rateLimit, RateBurst: cfg.rateBurst, Controls: controls,
 	})
 	srv := &http.Server{
 		Handler:           api.Handler(),
@@ -314,6 +324,10 @@ func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig) error {
 	})
 	g.Go(func() error { return engine.Watch(gctx) })
 	g.Go(func() error { return connectStore(gctx) })
+	g.Go(func() error {
+		expiry.Run(gctx, controls.Store, cfg.expiryInterval, time.Now, logger, func(tollgate.Control) { controls.Invalidate() })
+		return nil
+	})
 	g.Go(func() error {
 		<-gctx.Done()
 		logger.Info("shutting down: draining requests in flight")

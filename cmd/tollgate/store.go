@@ -77,20 +77,8 @@ func (l *lateStore) Decisions(ctx context.Context, f tollgate.DecisionFilter) (t
 	return s.Decisions(ctx, f)
 }
 
-func (l *lateStore) epss() (tollgate.EPSSStore, error) {
-	s, err := l.get()
-	if err != nil {
-		return nil, err
-	}
-	e, ok := s.(tollgate.EPSSStore)
-	if !ok {
-		return nil, tollgate.Errorf(tollgate.EInternal, "the decision store %T keeps no EPSS scores", s)
-	}
-	return e, nil
-}
-
 func (l *lateStore) ImportEPSS(ctx context.Context, set tollgate.EPSSSet) error {
-	s, err := l.epss()
+	s, err := keeps[tollgate.EPSSStore](l, "EPSS scores")
 	if err != nil {
 		return err
 	}
@@ -98,27 +86,15 @@ func (l *lateStore) ImportEPSS(ctx context.Context, set tollgate.EPSSSet) error 
 }
 
 func (l *lateStore) EPSS(ctx context.Context, cves []string) (map[string]tollgate.EPSSScore, tollgate.EPSSInfo, error) {
-	s, err := l.epss()
+	s, err := keeps[tollgate.EPSSStore](l, "EPSS scores")
 	if err != nil {
 		return nil, tollgate.EPSSInfo{}, err
 	}
 	return s.EPSS(ctx, cves)
 }
 
-func (l *lateStore) scans() (tollgate.ScanStore, error) {
-	s, err := l.get()
-	if err != nil {
-		return nil, err
-	}
-	sc, ok := s.(tollgate.ScanStore)
-	if !ok {
-		return nil, tollgate.Errorf(tollgate.EInternal, "the decision store %T keeps no scans", s)
-	}
-	return sc, nil
-}
-
 func (l *lateStore) PutScan(ctx context.Context, scan tollgate.StoredScan) error {
-	s, err := l.scans()
+	s, err := keeps[tollgate.ScanStore](l, "scans")
 	if err != nil {
 		return err
 	}
@@ -126,7 +102,7 @@ func (l *lateStore) PutScan(ctx context.Context, scan tollgate.StoredScan) error
 }
 
 func (l *lateStore) Scan(ctx context.Context, id string) (tollgate.StoredScan, error) {
-	s, err := l.scans()
+	s, err := keeps[tollgate.ScanStore](l, "scans")
 	if err != nil {
 		return tollgate.StoredScan{}, err
 	}
@@ -134,11 +110,76 @@ func (l *lateStore) Scan(ctx context.Context, id string) (tollgate.StoredScan, e
 }
 
 func (l *lateStore) Baseline(ctx context.Context, project, environment string) (*tollgate.Baseline, error) {
-	s, err := l.scans()
+	s, err := keeps[tollgate.ScanStore](l, "scans")
 	if err != nil {
 		return nil, err
 	}
 	return s.Baseline(ctx, project, environment)
+}
+
+// keeps returns the connected store as a T: the part of the store that
+// keeps what (scans, tokens…).
+func keeps[T any](l *lateStore, what string) (T, error) {
+	var zero T
+	s, err := l.get()
+	if err != nil {
+		return zero, err
+	}
+	t, ok := s.(T)
+	if !ok {
+		return zero, tollgate.Errorf(tollgate.EInternal, "the decision store %T keeps no %s", s, what)
+	}
+	return t, nil
+}
+
+var _ tollgate.ControlStore = (*lateStore)(nil)
+
+func (l *lateStore) CreateControl(ctx context.Context, c tollgate.Control) error {
+	s, err := keeps[tollgate.ControlStore](l, "controls")
+	if err != nil {
+		return err
+	}
+	return s.CreateControl(ctx, c)
+}
+
+func (l *lateStore) Control(ctx context.Context, id string) (tollgate.Control, error) {
+	s, err := keeps[tollgate.ControlStore](l, "controls")
+	if err != nil {
+		return tollgate.Control{}, err
+	}
+	return s.Control(ctx, id)
+}
+
+func (l *lateStore) Controls(ctx context.Context, f tollgate.ControlFilter) ([]tollgate.Control, error) {
+	s, err := keeps[tollgate.ControlStore](l, "controls")
+	if err != nil {
+		return nil, err
+	}
+	return s.Controls(ctx, f)
+}
+
+func (l *lateStore) UpdateControl(ctx context.Context, id string, change func(*tollgate.Control) (tollgate.ControlEvent, error)) (tollgate.Control, error) {
+	s, err := keeps[tollgate.ControlStore](l, "controls")
+	if err != nil {
+		return tollgate.Control{}, err
+	}
+	return s.UpdateControl(ctx, id, change)
+}
+
+func (l *lateStore) InForce(ctx context.Context, at time.Time) ([]tollgate.Control, error) {
+	s, err := keeps[tollgate.ControlStore](l, "controls")
+	if err != nil {
+		return nil, err
+	}
+	return s.InForce(ctx, at)
+}
+
+func (l *lateStore) ExpireDue(ctx context.Context, at time.Time) ([]tollgate.Control, error) {
+	s, err := keeps[tollgate.ControlStore](l, "controls")
+	if err != nil {
+		return nil, err
+	}
+	return s.ExpireDue(ctx, at)
 }
 
 func (l *lateStore) Ping(ctx context.Context) error {
@@ -164,20 +205,8 @@ func (l *lateStore) Close() error {
 
 var _ tollgate.TokenStore = (*lateStore)(nil)
 
-func (l *lateStore) tokens() (tollgate.TokenStore, error) {
-	s, err := l.get()
-	if err != nil {
-		return nil, err
-	}
-	t, ok := s.(tollgate.TokenStore)
-	if !ok {
-		return nil, tollgate.Errorf(tollgate.EInternal, "the decision store %T keeps no tokens", s)
-	}
-	return t, nil
-}
-
 func (l *lateStore) CreateToken(ctx context.Context, t tollgate.Token, hash []byte) error {
-	s, err := l.tokens()
+	s, err := keeps[tollgate.TokenStore](l, "tokens")
 	if err != nil {
 		return err
 	}
@@ -185,7 +214,7 @@ func (l *lateStore) CreateToken(ctx context.Context, t tollgate.Token, hash []by
 }
 
 func (l *lateStore) TokenByID(ctx context.Context, id string) (tollgate.Token, []byte, error) {
-	s, err := l.tokens()
+	s, err := keeps[tollgate.TokenStore](l, "tokens")
 	if err != nil {
 		return tollgate.Token{}, nil, err
 	}
@@ -193,7 +222,7 @@ func (l *lateStore) TokenByID(ctx context.Context, id string) (tollgate.Token, [
 }
 
 func (l *lateStore) Tokens(ctx context.Context, withRevoked bool) ([]tollgate.Token, error) {
-	s, err := l.tokens()
+	s, err := keeps[tollgate.TokenStore](l, "tokens")
 	if err != nil {
 		return nil, err
 	}
@@ -201,7 +230,7 @@ func (l *lateStore) Tokens(ctx context.Context, withRevoked bool) ([]tollgate.To
 }
 
 func (l *lateStore) RevokeToken(ctx context.Context, name string, at time.Time) (tollgate.Token, error) {
-	s, err := l.tokens()
+	s, err := keeps[tollgate.TokenStore](l, "tokens")
 	if err != nil {
 		return tollgate.Token{}, err
 	}
