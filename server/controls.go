@@ -57,9 +57,18 @@ func (s *Server) createException(c echo.Context, create func(*rego.Controls, con
 	if err != nil {
 		return err
 	}
-	var r rego.ExceptionRequest
-	if err := tollgate.DecodeStrict(body, &r); err != nil {
+	var b struct {
+		rego.ExceptionRequest
+		ExpiresAt string `json:"expires_at"` // parsed here, to name the field in errors
+	}
+	if err := tollgate.DecodeStrict(body, &b); err != nil {
 		return err
+	}
+	r := b.ExceptionRequest
+	if b.ExpiresAt != "" {
+		if r.ExpiresAt, err = parseTime("expires_at", b.ExpiresAt); err != nil {
+			return err
+		}
 	}
 	e, err := create(ctl, c.Request().Context(), identity(c), r)
 	if err != nil {

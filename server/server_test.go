@@ -81,6 +81,8 @@ func newFixtureWith(t *testing.T, configure func(*Config)) *fixture {
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), BodyLimit: 64 << 10,
 		Now: func() time.Time { return *f.now.Load() },
 	}
+	cfg.Controls = &rego.Controls{Store: store, Policies: engine, NewID: cfg.Gate.NewID, Now: cfg.Gate.Now}
+	cfg.Gate.Controls = cfg.Controls
 	configure(&cfg)
 	api := New(cfg)
 	f.srv, f.store, f.engine, f.api = httptest.NewServer(api.Handler()), store, engine, api
