@@ -569,7 +569,10 @@ func TestWatchDirectoryDisappearsAndComesBack(t *testing.T) {
 	// And it is watched again.
 	editFile(t, filepath.Join(dir, projectsJSON), branchesAfter, branchesBefore)
 	te.waitRevision(t, active)
-	if s := te.Status(); s.Failures != 1 || s.Reloads != 2 {
+	// Two reloads, no more: a rescan of an unchanged directory rebuilds
+	// nothing. (Failures may exceed 1 on a loaded machine, where a reload
+	// can read an edit half-written; the last attempt succeeded.)
+	if s := te.Status(); s.Reloads != 2 || s.LastError != "" {
 		t.Fatalf("rescans rebuilt an unchanged directory: %+v", s)
 	}
 }
