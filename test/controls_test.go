@@ -161,3 +161,58 @@ func testControls(t *testing.T, store string) {
 		t.Fatalf("history of the exception: %v", got)
 	}
 }
+
+// TestControlsCLI drives the same lifecycle with the CLI commands, as people
+// do: request, approve, list, revoke; freeze and lift; incident start and end.
+func TestControlsCLI(t *testing.T) {
+	t.Parallel()
+	dataDir := t.TempDir()
+	alice := createToken(t, dataDir, "alice", "evaluate,read")
+	bob := createToken(t, dataDir, "bob", "approve,read")
+	ops := createToken(t, dataDir, "ops", "admin,read")
+	s := startServer(t, serverOptions{dataDir: dataDir, auth: true})
+	cli := func(token string, wantCode int, args ...string) control {
+		t.Helper()
+		code, stdout, stderr := runTollgate(t, []string{"TOLLGATE_SERVER=" + s.base, "TOLLGATE_TOKEN=" + token}, nil, args...)
+		if code != wantCode {
+			t.Fatalf("tollgate %v: exit %d, want %d\nstdout %s\nstderr %s", args, code, wantCode, stdout, stderr)
+		}
+		if code != 0 {
+			return control{}
+		}
+		return decode[control](t, []byte(stdout))
+	}
+
+	e := cli(alice, 0, "exception", "request", "--project", "service-api", "--code", "branch_not_allowed",
+		"--environment", envStaging, "--branch", "feature/*", "--justification", "demo", "--ttl", "1h")
+	if e.State != "requested" {
+		t.Fatalf("request: %+v", e)
+	}
+	cli(alice, 2, "exception", "approve", e.ID) // no approve scope: the server's 403
+	if e = cli(bob, 0, "exception", "approve", e.ID, "--comment", "ok"); e.State != "approved" {
+		t.Fatalf("approve: %+v", e)
+	}
+	if d := s.evaluate(t, req("org/service-api", "feature/demo", "deploy-staging", envStaging)); d.Status != "accepted" {
+		t.Fatalf("with the exception: %+v", d)
+	}
+	code, stdout, _ := runTollgate(t, []string{"TOLLGATE_SERVER=" + s.base, "TOLLGATE_TOKEN=" + alice}, nil, "exception", "list", "--state", "approved")
+	if code != 0 || !strings.Contains(stdout, e.ID) {
+		t.Fatalf("exception list: exit %d %s", code, stdout)
+	}
+	if e = cli(bob, 0, "exception", "revoke", e.ID); e.State != "revoked" {
+		t.Fatalf("revoke: %+v", e)
+	}
+
+	f := cli(ops, 0, "freeze", "create", "--reason", "failover", "--environments", envStaging, "--ttl", "1h")
+	if d := s.evaluate(t, req("org/service-api", "main", "deploy-staging", envStaging)); d.Status != "refused" {
+		t.Fatalf("during the freeze: %+v", d)
+	}
+	if f = cli(ops, 0, "freeze", "lift", f.ID); f.State != "lifted" {
+		t.Fatalf("lift: %+v", f)
+	}
+	i := cli(ops, 0, "incident", "start", "--reason", "checkout down", "--ttl", "30m")
+	if i = cli(ops, 0, "incident", "end", i.ID, "--comment", "fixed"); i.State != "lifted" {
+		t.Fatalf("end: %+v", i)
+	}
+	cli(ops, 2, "incident", "start", "--reason", "x") // no --ttl: the server's 400
+}
