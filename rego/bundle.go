@@ -17,6 +17,7 @@ import (
 	"strings"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/bundle"
 	"github.com/open-policy-agent/opa/v1/loader"
 )
 
@@ -34,13 +35,25 @@ type Bundle struct {
 
 // LoadBundle reads dir (Rego v1 modules and data.json/yaml files, as stock
 // `opa test dir` would), parses it and validates its configuration.
-func LoadBundle(dir string) (*Bundle, error) {
+func LoadBundle(dir string) (*Bundle, error) { return loadBundle(dir, nil) }
+
+// LoadBundle loads dir as the package function does, but only if its
+// .signatures.json verifies with v and covers exactly what is loaded.
+func (v *Verification) LoadBundle(dir string) (*Bundle, error) { return loadBundle(dir, v) }
+
+func loadBundle(dir string, v *Verification) (*Bundle, error) {
 	info, err := os.Stat(dir)
 	if err != nil {
 		return nil, fmt.Errorf("load bundle %s: %w", dir, err)
 	}
 	if !info.IsDir() {
 		return nil, fmt.Errorf("load bundle: %s is not a directory", dir)
+	}
+	var signed *bundle.Bundle
+	if v != nil {
+		if signed, err = v.verify(dir); err != nil {
+			return nil, err
+		}
 	}
 	loaded, err := loader.NewFileLoader().
 		WithRegoVersion(ast.RegoV1).
@@ -61,6 +74,7 @@ func LoadBundle(dir string) (*Bundle, error) {
 	// leading "/" of an absolute path). The revision hashes names relative
 	// to dir, so it does not depend on how dir is spelled.
 	files := make(map[string]*loader.RegoFile, len(loaded.Modules))
+	raw := make(map[string][]byte, len(loaded.Modules)) // by path relative to dir
 	for _, m := range loaded.Modules {
 		files[m.Parsed.Package.Location.File] = m
 	}
@@ -70,6 +84,7 @@ func LoadBundle(dir string) (*Bundle, error) {
 		if err != nil {
 			return nil, fmt.Errorf("load bundle %s: %w", dir, err)
 		}
+		raw[filepath.ToSlash(rel)] = m.Raw
 		fmt.Fprintf(h, "%s\x00%d\x00", filepath.ToSlash(rel), len(m.Raw))
 		h.Write(m.Raw)
 		if strings.HasSuffix(file, "_test.rego") {
@@ -80,6 +95,11 @@ func LoadBundle(dir string) (*Bundle, error) {
 	}
 	if len(b.modules) == 0 {
 		return nil, fmt.Errorf("load bundle %s: no Rego modules found", dir)
+	}
+	if signed != nil {
+		if err := matchesSigned(dir, signed, raw, loaded.Documents); err != nil {
+			return nil, err
+		}
 	}
 	docs, err := json.Marshal(loaded.Documents) // map keys sorted: canonical
 	if err != nil {

@@ -236,9 +236,11 @@ func (g *Gate) Simulate(ctx context.Context, s Simulation) (tollgate.Decision, e
 		if err != nil {
 			return tollgate.Decision{}, tollgate.Errorf(tollgate.EInvalid, "config: %v", err)
 		}
+		budget := policy.EvalTimeout()
 		if policy, err = Compile(ctx, b); err != nil {
 			return tollgate.Decision{}, fmt.Errorf("simulate: %w", err)
 		}
+		policy = policy.WithEvalTimeout(budget)
 	}
 	ev, err := g.gather(ctx, policy, s.Request, s.Scan)
 	if err != nil {

@@ -2,7 +2,9 @@ package rego
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/metrics"
@@ -20,6 +22,7 @@ const DecisionQuery = "data.tollgate.decision"
 // for concurrent use; a reload builds a new Policy rather than changing one.
 type Policy struct {
 	bundle    *Bundle
+	timeout   time.Duration // budget of one evaluation
 	compiler  *ast.Compiler
 	store     storage.Store
 	query     ast.Body // compiled once: decision = data.tollgate.decision
@@ -44,8 +47,29 @@ func Compile(ctx context.Context, b *Bundle) (*Policy, error) {
 	store := inmem.NewFromObjectWithOpts(engineData(b),
 		inmem.OptRoundTripOnWrite(false),
 		inmem.OptReturnASTValuesOnRead(true))
-	return &Policy{bundle: b, compiler: compiler, store: store, query: query, riskQuery: riskQuery}, nil
+	return &Policy{bundle: b, timeout: DefaultEvalTimeout, compiler: compiler, store: store, query: query, riskQuery: riskQuery}, nil
 }
+
+// DefaultEvalTimeout is the time budget of one evaluation. The shipped
+// bundle decides in well under a millisecond; a policy that needs a second
+// is broken (a runaway comprehension, a walk over a huge document), and
+// must not hold a request, nor the cooldown lock it runs under, for longer.
+const DefaultEvalTimeout = time.Second
+
+// WithEvalTimeout returns the policy with another evaluation time budget
+// (zero or less keeps DefaultEvalTimeout). The policy itself is unchanged:
+// the copy shares its compiled modules and data, which are read-only.
+func (p *Policy) WithEvalTimeout(d time.Duration) *Policy {
+	if d <= 0 {
+		d = DefaultEvalTimeout
+	}
+	c := *p
+	c.timeout = d
+	return &c
+}
+
+// EvalTimeout is the time budget of one evaluation.
+func (p *Policy) EvalTimeout() time.Duration { return p.timeout }
 
 // RiskFindingsQuery gives the composite risk of each scored finding, as the
 // security gates compute it: [{"id", "cvss", "risk"}].
@@ -121,7 +145,7 @@ func (p *Policy) Evaluate(ctx context.Context, r tollgate.Request, c tollgate.Co
 	}()
 	result, err := p.eval(ctx, p.query, r, c)
 	if err != nil {
-		return tollgate.PolicyError(r, fmt.Sprintf("policy evaluation failed: %v", err))
+		return tollgate.PolicyError(r, p.failure(ctx, err))
 	}
 	if result == nil {
 		return tollgate.PolicyError(r, DecisionQuery+" is undefined: the bundle produced no decision")
@@ -133,11 +157,42 @@ func (p *Policy) Evaluate(ctx context.Context, r tollgate.Request, c tollgate.Co
 	return d
 }
 
+// errBudget ends an evaluation that ran past the policy's time budget.
+var errBudget = errors.New("evaluation time budget exceeded")
+
+// failure says why an evaluation failed, in the policy_error message.
+func (p *Policy) failure(ctx context.Context, err error) string {
+	switch {
+	case errors.Is(err, errBudget):
+		return fmt.Sprintf("policy evaluation did not finish within its time budget of %v (serve/eval --eval-timeout): "+
+			"a rule runs too long, such as a comprehension over a huge range; the request is refused", p.timeout)
+	case ctx.Err() != nil:
+		return fmt.Sprintf("policy evaluation stopped: %v", context.Cause(ctx))
+	}
+	return fmt.Sprintf("policy evaluation failed: %v", err)
+}
+
+func isCancel(err error) bool {
+	var te *topdown.Error
+	return errors.As(err, &te) && te.Code == topdown.CancelErr
+}
+
 // eval runs the prepared query with topdown directly rather than through
 // rego.PreparedEvalQuery: the wrapper's metrics, result conversion to Go
 // values and per-call set-up cost more than the policy itself (see the
 // README's benchmark section). It returns nil when the decision is undefined.
+//
+// The query stops when ctx ends or the time budget runs out: topdown does
+// not watch the context itself, it polls a Cancel between steps (and in
+// long builtins such as numbers.range), which the timer sets.
 func (p *Policy) eval(ctx context.Context, query ast.Body, r tollgate.Request, c tollgate.Context) (*ast.Term, error) {
+	cancel := topdown.NewCancel()
+	budget := time.AfterFunc(p.timeout, cancel.Cancel)
+	defer budget.Stop()
+	if ctx.Done() != nil {
+		stop := context.AfterFunc(ctx, cancel.Cancel)
+		defer stop()
+	}
 	txn, err := p.store.NewTransaction(ctx)
 	if err != nil {
 		return nil, err
@@ -155,6 +210,7 @@ func (p *Policy) eval(ctx context.Context, query ast.Body, r tollgate.Request, c
 		WithTime(c.Now).
 		WithMetrics(noMetrics).
 		WithStrictBuiltinErrors(true).
+		WithCancel(cancel).
 		Iter(ctx, func(qr topdown.QueryResult) error {
 			if result != nil {
 				return fmt.Errorf("%s has more than one value", DecisionQuery)
@@ -162,6 +218,9 @@ func (p *Policy) eval(ctx context.Context, query ast.Body, r tollgate.Request, c
 			result = qr[resultVar]
 			return nil
 		})
+	if err != nil && isCancel(err) && ctx.Err() == nil {
+		return nil, errBudget
+	}
 	return result, err
 }
 

@@ -49,6 +49,13 @@ type EngineOptions struct {
 	// reloads that find nothing new. Calls are serialised; OnReload must not
 	// call Reload. The server feeds its Prometheus metrics from it.
 	OnReload func(BundleStatus, error)
+	// Verification, when set, accepts only signed bundles: the first load
+	// and every candidate must carry a .signatures.json that verifies with
+	// its key and covers every file. Nil accepts unsigned bundles.
+	Verification *Verification
+	// EvalTimeout is the time budget of one policy evaluation (see
+	// Policy.WithEvalTimeout). Zero means DefaultEvalTimeout.
+	EvalTimeout time.Duration
 }
 
 // BundleStatus is what GET /v1/bundles reports.
@@ -263,7 +270,7 @@ func (e *Engine) build(ctx context.Context, active string) (b *Bundle, p *Policy
 			dir = resolved
 		}
 	}
-	if b, err = LoadBundle(dir); err != nil {
+	if b, err = loadBundle(dir, e.opts.Verification); err != nil {
 		return nil, nil, nil, err
 	}
 	if b.Revision == active {
@@ -272,6 +279,7 @@ func (e *Engine) build(ctx context.Context, active string) (b *Bundle, p *Policy
 	if p, err = Compile(ctx, b); err != nil {
 		return b, nil, nil, err
 	}
+	p = p.WithEvalTimeout(e.opts.EvalTimeout)
 	// A test that never ends must not stop reloads for good.
 	tctx, cancel := context.WithTimeout(ctx, candidateTestTimeout)
 	defer cancel()
@@ -396,11 +404,18 @@ func (w *dirWatch) relevant(ev fsnotify.Event) bool {
 
 // ignoredName is what editors write beside the files they save (.x.swp,
 // .#x, x~) and LoadBundle skips. Kubernetes' ..data entries are kept: a
-// ConfigMap update renames ..data_tmp to ..data inside the mount.
+// ConfigMap update renames ..data_tmp to ..data inside the mount. So are
+// the signature and OPA's manifest: a new signature is a new candidate.
 func ignoredName(name string) bool {
+	if signedDotFile(name) {
+		return false
+	}
 	return strings.HasSuffix(name, "~") ||
 		strings.HasPrefix(name, ".") && !strings.HasPrefix(name, "..")
 }
+
+// signedDotFile is a dot-file that belongs to the bundle.
+func signedDotFile(name string) bool { return name == SignaturesFile || name == manifestFile }
 
 // sync watches the parent and every directory of the bundle tree as it is
 // now, following the directory's symlink, and stops watching the rest (the
@@ -495,7 +510,7 @@ func scanTree(root string) (dirs []string, fp string, err error) {
 			return err
 		}
 		for _, entry := range entries {
-			if strings.HasPrefix(entry.Name(), ".") {
+			if strings.HasPrefix(entry.Name(), ".") && !signedDotFile(entry.Name()) {
 				continue
 			}
 			if err := walk(filepath.Join(path, entry.Name()), rel+"/"+entry.Name(), depth+1); err != nil {

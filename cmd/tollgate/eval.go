@@ -30,11 +30,19 @@ Exit 0 accepted, 1 refused, 2 error (bad input, bundle or key).`)
 	keyPath := f.String("license-key", "", "the PEM public key `FILE` that verifies the licence (required)")
 	atValue := f.String("at", "", "evaluate at this `RFC3339` time instead of now")
 	inputPath := f.String("input", "", "read the request from `FILE` instead of stdin (- is stdin)")
+	evalTimeout := f.Duration("eval-timeout", rego.DefaultEvalTimeout, "time budget of the policy evaluation: past it the request is refused with policy_error")
+	verification := addVerificationFlags(f)
 	if code, ok := f.parseNoArgs(args); !ok {
 		return code
 	}
 	fail := f.fail
-	var err error
+	if *evalTimeout <= 0 {
+		return f.usageError("--eval-timeout %v: want a positive duration, such as 1s", *evalTimeout)
+	}
+	bundleKey, err := verification()
+	if err != nil {
+		return f.usageError("%v", err)
+	}
 	if *keyPath == "" {
 		return fail("--license-key is required: the PEM public key that verifies the licence (see `tollgate license keygen`)")
 	}
@@ -60,7 +68,11 @@ Exit 0 accepted, 1 refused, 2 error (bad input, bundle or key).`)
 		return fail("invalid request: %v", err)
 	}
 
-	bundle, err := rego.LoadBundle(*bundleDir)
+	load := rego.LoadBundle
+	if bundleKey != nil {
+		load = bundleKey.LoadBundle
+	}
+	bundle, err := load(*bundleDir)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return fail("%v\n  --bundle (or TOLLGATE_BUNDLE) must name a bundle directory, such as bundles/tollgate", err)
@@ -71,6 +83,7 @@ Exit 0 accepted, 1 refused, 2 error (bad input, bundle or key).`)
 	if err != nil {
 		return fail("%v", err)
 	}
+	policy = policy.WithEvalTimeout(*evalTimeout)
 
 	decision := policy.Evaluate(ctx, request, tollgate.Context{Now: now, Licence: verifier.Check(now)})
 	out, err := json.MarshalIndent(decision, "", "  ")

@@ -78,6 +78,8 @@ func run(ctx context.Context, args []string, c *cli) int {
 		return runIncident(ctx, c, args)
 	case "token":
 		return runToken(ctx, c, args)
+	case "bundle":
+		return runBundle(ctx, c, args)
 	case "help", "-h", "-help", "--help":
 		if len(args) > 0 && args[0] != "help" && !strings.HasPrefix(args[0], "-") {
 			return run(ctx, []string{args[0], "-h"}, c)
@@ -108,6 +110,7 @@ Commands:
   freeze    create, lift and list emergency freezes
   incident  start, end and list incident mode
   token     create, list and revoke API tokens
+  bundle    sign a bundle, verify a signed bundle
 
 Every flag can also be set with an environment variable TOLLGATE_<FLAG>, upper
 case with dashes as underscores: --license-key is TOLLGATE_LICENSE_KEY. A flag

@@ -69,8 +69,17 @@ while the store holds no active token: create one with
 	idleTimeout := f.Duration("idle-timeout", 2*time.Minute, "close a keep-alive connection idle for this `DURATION`")
 	expiryInterval := f.Duration("expiry-interval", 5*time.Second, "how often the worker expires exceptions, freezes and incidents past their expiry (`DURATION`); evaluations ignore them at their expiry in any case")
 	controlsRefresh := f.Duration("controls-refresh", time.Second, "cache the exceptions, freezes and incident in force this `DURATION`: how long a change made through another replica takes to apply here")
+	evalTimeout := f.Duration("eval-timeout", rego.DefaultEvalTimeout, "time budget of one policy evaluation: past it the request is refused with policy_error")
+	verification := addVerificationFlags(f)
 	if code, ok := f.parseNoArgs(args); !ok {
 		return code
+	}
+	if *evalTimeout <= 0 {
+		return f.usageError("--eval-timeout %v: want a positive duration, such as 1s", *evalTimeout)
+	}
+	bundleKey, err := verification()
+	if err != nil {
+		return f.usageError("%v", err)
 	}
 	if *keyPath == "" {
 		return f.usageError("--license-key is required: the PEM public key that verifies the licence (see `tollgate license keygen`)")
@@ -99,6 +108,7 @@ while the store holds no active token: create one with
 		rateLimit: limit, rateBurst: *rateBurst, maxEvaluations: *maxEvaluations, evaluationWait: *evaluationWait,
 		readHeaderTimeout: *readHeaderTimeout, readTimeout: *readTimeout, writeTimeout: *writeTimeout, idleTimeout: *idleTimeout,
 		expiryInterval: *expiryInterval, controlsRefresh: *controlsRefresh,
+		evalTimeout: *evalTimeout, bundleKey: bundleKey,
 	})
 	if err != nil {
 		logger.Error("tollgate serve stopped", "error", err)
@@ -120,7 +130,8 @@ func isLoopback(addr net.Addr) bool {
 type serveConfig struct {
 	addr, bundleDir, dataDir, databaseURL, licencePath, keyPath string
 	bodyLimit                                                   int64
-	debounce, shutdownTimeout                                   time.Duration
+	debounce, shutdownTimeout, evalTimeout                      time.Duration
+	bundleKey                                                   *rego.Verification // nil: unsigned bundles are served
 
 	dev             bool
 	tlsCert, tlsKey string
@@ -231,10 +242,17 @@ func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig) error {
 
 	registry := prometheus.NewRegistry()
 	metrics := server.NewMetrics(registry)
+	if cfg.bundleKey != nil {
+		logger.Info("bundle signatures required", "key_id", cfg.bundleKey.KeyID(), "alg", cfg.bundleKey.Algorithm())
+	} else {
+		logger.Warn("bundle signatures are not checked: anyone who can write the bundle directory controls the policy (see --bundle-verification-key)")
+	}
 	engine, err := rego.NewEngine(ctx, cfg.bundleDir, rego.EngineOptions{
-		Debounce: cfg.debounce,
-		Logger:   logger,
-		OnReload: metrics.ObserveReload,
+		Debounce:     cfg.debounce,
+		Logger:       logger,
+		OnReload:     metrics.ObserveReload,
+		Verification: cfg.bundleKey,
+		EvalTimeout:  cfg.evalTimeout,
 	})
 	if err != nil {
 		return err
