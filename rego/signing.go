@@ -101,8 +101,12 @@ func (v *Verification) verify(dir string) (*bundle.Bundle, error) {
 	if _, err := os.Stat(filepath.Join(dir, SignaturesFile)); errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("bundle %s is not signed: no %s (sign it with `tollgate bundle sign --signing-key KEY %s`)", dir, SignaturesFile, dir)
 	}
-	loader := bundle.NewDirectoryLoader(dir).
-		WithFilter(signedFilter(dir)).
+	root, err := loaderRoot(dir)
+	if err != nil {
+		return nil, err
+	}
+	loader := bundle.NewDirectoryLoader(root).
+		WithFilter(signedFilter(root)).
 		WithFollowSymlinks(true)
 	b, err := bundle.NewCustomReader(loader).
 		WithBundleVerificationConfig(v.config).
@@ -150,6 +154,17 @@ func matchesSigned(dir string, signed *bundle.Bundle, modules map[string][]byte,
 	return nil
 }
 
+// loaderRoot is dir made absolute for OPA's directory loader, which names
+// files relative to its root by cutting the root off their path: with the
+// root "." that also cuts the dot of ".signatures.json".
+func loaderRoot(dir string) (string, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", fmt.Errorf("bundle %s: %w", dir, err)
+	}
+	return abs, nil
+}
+
 // signedFilter is what the signature covers: every file LoadBundle reads
 // plus OPA's .manifest, and the signatures file itself (which the reader
 // takes out). Other dot-files (editor backups, .git) are skipped, as
@@ -184,7 +199,11 @@ func SignBundle(dir string, privateKeyPEM []byte, keyID, alg string) ([]string, 
 	if err != nil {
 		return nil, err
 	}
-	loader := bundle.NewDirectoryLoader(dir).WithFilter(signedFilter(dir)).WithFollowSymlinks(true)
+	root, err := loaderRoot(dir)
+	if err != nil {
+		return nil, err
+	}
+	loader := bundle.NewDirectoryLoader(root).WithFilter(signedFilter(root)).WithFollowSymlinks(true)
 	var files []bundle.FileInfo
 	var names []string
 	for {

@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"strings"
+	"path/filepath"
 
 	"github.com/tollgate/tollgate/rego"
 )
@@ -72,7 +72,7 @@ then keeps serving the bundle it has.`)
 	if err != nil {
 		return f.fail("%v", err)
 	}
-	fmt.Fprintf(c.stdout, "signed %d files of %s into %s/%s\n", len(files), dir, strings.TrimSuffix(dir, "/"), rego.SignaturesFile)
+	fmt.Fprintf(c.stdout, "signed %d files of %s into %s\n", len(files), dir, filepath.Join(dir, rego.SignaturesFile))
 	return exitOK
 }
 
