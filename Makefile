@@ -14,7 +14,7 @@ DEV_PUBLIC  := $(DEV)/license-public.pem
 DEV_LICENCE := $(DEV)/licence.jwt
 
 .DELETE_ON_ERROR:
-.PHONY: build dev-licence run eval test lint bench clean
+.PHONY: build dev-licence run eval test lint bench fuzz clean
 
 # go build decides what is stale, so this always runs it.
 build:
@@ -69,6 +69,21 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./rego/
 	$(OPA) bench --count 3 -d $(BUNDLE) -d rego/testdata/opa-bench/engine.json \
 		-i rego/testdata/opa-bench/input.json data.tollgate.decision
+
+# Every Go fuzz target for FUZZTIME each (go test -fuzz takes one target
+# per run). Seeds: the f.Add calls (from the realistic test files) and the
+# committed corpora in each package's testdata/fuzz/<FuzzName>/, which plain
+# `go test` also runs. A failure writes the input there: commit it with the
+# fix. Minimisation is off: the seeds are kilobytes, and minimising every
+# new input that size would take the fuzzer most of its time.
+FUZZTIME ?= 10s
+fuzz:
+	@set -e; for dir in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do \
+		for target in $$(grep -h '^func Fuzz' $$dir/*_test.go | sed 's/^func \(Fuzz[A-Za-z0-9_]*\).*/\1/'); do \
+			echo "== $$dir $$target ($(FUZZTIME))"; \
+			$(GO) test $$dir -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 0s; \
+		done; \
+	done
 
 clean:
 	rm -rf bin .data/dev .data/server

@@ -425,3 +425,39 @@ func TestWatchSignedBundle(t *testing.T) {
 		t.Fatalf("an extra file: status %+v", s)
 	}
 }
+
+// FuzzVerifySignatures: whatever .signatures.json holds, a bundle loads
+// with verification only under the token its key signed for it; nothing
+// panics. (The key is new each run: committed seeds exercise the parser.)
+func FuzzVerifySignatures(f *testing.F) {
+	dir := newBundleDir(f, map[string]string{"policy.rego": "package tollgate\n\ndecision := 1\n"})
+	sign(f, dir, testKeys().private, "")
+	genuine, err := os.ReadFile(filepath.Join(dir, SignaturesFile))
+	if err != nil {
+		f.Fatal(err)
+	}
+	var sc struct{ Signatures []string }
+	if err := json.Unmarshal(genuine, &sc); err != nil {
+		f.Fatal(err)
+	}
+	token := sc.Signatures[0]
+	parts := strings.Split(token, ".")
+	f.Add(genuine)
+	f.Add([]byte(`{"signatures": ["` + parts[0] + "." + parts[1] + `."]}`))
+	f.Add([]byte(`{"signatures": ["` + token + `", "` + token + `"]}`))
+	f.Add([]byte(`{"signatures": [], "plugin": "x"}`))
+	f.Add([]byte(`{}`))
+	f.Add([]byte(``))
+	v := verification(f, testKeys().public, "", "")
+	f.Fuzz(func(t *testing.T, signatures []byte) {
+		if err := os.WriteFile(filepath.Join(dir, SignaturesFile), signatures, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := v.LoadBundle(dir); err == nil {
+			var got struct{ Signatures []string }
+			if json.Unmarshal(signatures, &got) != nil || len(got.Signatures) != 1 || got.Signatures[0] != token {
+				t.Fatalf("accepted signatures %q", signatures)
+			}
+		}
+	})
+}
