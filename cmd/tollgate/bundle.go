@@ -56,7 +56,7 @@ change, added or removed file makes the signature fail on the server, which
 then keeps serving the bundle it has.`)
 	keyPath := f.String("signing-key", "", "the PEM private key `FILE` (RSA or ECDSA) that signs; keep it with the bundle authors, never on the server")
 	keyID := f.String("key-id", "", "put this key `ID` in the signature (the JWT's kid and keyid claim)")
-	alg := f.String("signing-alg", "", "JWT `ALG`orithm: RS256 (default for RSA), RS384, RS512, PS256, PS384, PS512, or ES256/ES384/ES512 (from the ECDSA curve)")
+	alg := f.String("signing-alg", "", "the JWT algorithm `ALG`: RS256 (default for RSA), RS384, RS512, PS256, PS384, PS512, or ES256/ES384/ES512 (from the ECDSA curve)")
 	dir, code, ok := parseBundleDir(f, args)
 	if !ok {
 		return code
@@ -119,7 +119,7 @@ func parseBundleDir(f *flags, args []string) (dir string, code int, ok bool) {
 func addVerificationFlags(f *flags) func() (*rego.Verification, error) {
 	key := f.String("bundle-verification-key", "", "serve only bundles signed with the private key of this PEM public key `FILE` (RSA or ECDSA); see `tollgate bundle sign`")
 	keyID := f.String("bundle-verification-key-id", rego.DefaultKeyID, "the verification key's `ID`; the key is used whatever kid the signature names")
-	alg := f.String("bundle-verification-alg", "", "the JWT `ALG`orithm signatures must use (default: RS256 for an RSA key, ES256/384/512 from the ECDSA curve)")
+	alg := f.String("bundle-verification-alg", "", "the JWT algorithm `ALG` signatures must use (default: RS256 for an RSA key, ES256/384/512 from the ECDSA curve)")
 	scope := f.String("bundle-verification-scope", "", "the `SCOPE` claim signatures must carry (default none, as `opa sign` writes)")
 	return func() (*rego.Verification, error) {
 		if *key == "" {

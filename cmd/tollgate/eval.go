@@ -30,7 +30,7 @@ Exit 0 accepted, 1 refused, 2 error (bad input, bundle or key).`)
 	keyPath := f.String("license-key", "", "the PEM public key `FILE` that verifies the licence (required)")
 	atValue := f.String("at", "", "evaluate at this `RFC3339` time instead of now")
 	inputPath := f.String("input", "", "read the request from `FILE` instead of stdin (- is stdin)")
-	evalTimeout := f.Duration("eval-timeout", rego.DefaultEvalTimeout, "time budget of the policy evaluation: past it the request is refused with policy_error")
+	evalTimeout := f.Duration("eval-timeout", rego.DefaultEvalTimeout, "time budget of the policy evaluation (a `DURATION`): past it the request is refused with policy_error")
 	verification := addVerificationFlags(f)
 	if code, ok := f.parseNoArgs(args); !ok {
 		return code

@@ -69,7 +69,7 @@ while the store holds no active token: create one with
 	idleTimeout := f.Duration("idle-timeout", 2*time.Minute, "close a keep-alive connection idle for this `DURATION`")
 	expiryInterval := f.Duration("expiry-interval", 5*time.Second, "how often the worker expires exceptions, freezes and incidents past their expiry (`DURATION`); evaluations ignore them at their expiry in any case")
 	controlsRefresh := f.Duration("controls-refresh", time.Second, "cache the exceptions, freezes and incident in force this `DURATION`: how long a change made through another replica takes to apply here")
-	evalTimeout := f.Duration("eval-timeout", rego.DefaultEvalTimeout, "time budget of one policy evaluation: past it the request is refused with policy_error")
+	evalTimeout := f.Duration("eval-timeout", rego.DefaultEvalTimeout, "time budget of one policy evaluation (a `DURATION`): past it the request is refused with policy_error")
 	verification := addVerificationFlags(f)
 	if code, ok := f.parseNoArgs(args); !ok {
 		return code
