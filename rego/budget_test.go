@@ -91,7 +91,7 @@ func TestGateRecordsARunawayPolicy(t *testing.T) {
 		NewID:    func() string { return "id" },
 		Score:    func([]tollgate.CVSSVector) (tollgate.ScoreReceipt, bool) { return tollgate.ScoreReceipt{}, false },
 	}
-	rec, err := g.Evaluate(context.Background(), exampleRequest(), nil)
+	rec, err := g.Evaluate(context.Background(), exampleRequest(), ScanSource{})
 	if err != nil {
 		t.Fatal(err)
 	}
