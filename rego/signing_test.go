@@ -461,3 +461,24 @@ func FuzzVerifySignatures(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkLoadBundle: what verification adds to a load (and so to every
+// reload candidate) of the shipped bundle.
+func BenchmarkLoadBundle(b *testing.B) {
+	dir := signedCopy(b)
+	v := verification(b, testKeys().public, "", "")
+	b.Run("unsigned", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := LoadBundle(dir); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("verified", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := v.LoadBundle(dir); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
