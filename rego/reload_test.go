@@ -652,7 +652,11 @@ func TestReloadUnderLoad(t *testing.T) {
 	for range 4 {
 		wg.Go(func() {
 			for ctx.Err() == nil {
-				p := te.Policy()
+				// The evaluation budget is wall-clock time, and here
+				// evaluations run under -race beside candidate builds on
+				// a loaded machine: one can take over a second. This test
+				// is about atomic swaps, not the budget (budget_test.go).
+				p := te.Policy().WithEvalTimeout(time.Minute)
 				d := p.Evaluate(context.Background(), developRequest(), c)
 				switch {
 				case d.BundleRevision != p.Revision():

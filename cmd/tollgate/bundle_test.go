@@ -1,6 +1,8 @@
 package main
 
 import (
+	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -33,7 +35,14 @@ func TestBundleSignVerifyAndEval(t *testing.T) {
 	dir := bundleCopy(t)
 	r := runTollgate(t, "bundle", "sign", "--signing-key", fixtures.private, "--key-id", "authors", dir)
 	r.wantCode(t, exitOK)
-	if !strings.Contains(r.stdout, "signed 18 files of "+dir+" into "+filepath.Join(dir, ".signatures.json")) {
+	files := 0
+	filepath.WalkDir(dir, func(_ string, d fs.DirEntry, _ error) error {
+		if !d.IsDir() && d.Name() != ".signatures.json" {
+			files++
+		}
+		return nil
+	})
+	if !strings.Contains(r.stdout, fmt.Sprintf("signed %d files of %s into %s", files, dir, filepath.Join(dir, ".signatures.json"))) {
 		t.Errorf("stdout: %s", r.stdout)
 	}
 	r = runTollgate(t, "bundle", "verify", "--bundle-verification-key", fixtures.public, dir)
