@@ -179,8 +179,10 @@ func dsn(path string) string {
 }
 
 // Decide implements tollgate.DecisionStore. With a key, it holds the key's
-// lock from reading the cooldown until the record is committed (or known not
-// to be), so that concurrent Decides for one key run one after the other.
+// lock from reading the cooldown until a record that starts the cooldown is
+// committed (or known not to be), so that concurrent Decides for one key run
+// one after the other; a record that does not start it changes nothing the
+// next Decide reads, so the lock is released once it is decided.
 //
 // If ctx ends while the write is with the writer, Decide returns ctx.Err() at
 // once; the write is then committed whole or not at all, and the key stays
@@ -219,6 +221,14 @@ func (s *Store) Decide(ctx context.Context, key *tollgate.CooldownKey, decide fu
 	w, err := newWrite(ctx, rec, key)
 	if err != nil {
 		return tollgate.Record{}, err
+	}
+	if unlock != nil && !w.accept {
+		// A decision that does not accept leaves the cooldown as it was, so
+		// the next request for the key may read it now: refusals of a busy
+		// key then share commits instead of taking one each. The record is
+		// still durable before this call returns.
+		unlock()
+		unlock = nil
 	}
 	if err := s.submit(ctx, w); err != nil {
 		return tollgate.Record{}, err
