@@ -65,6 +65,7 @@ type row struct {
 	RPSRatio float64 `json:"rps_ratio,omitempty"`
 	P99Ratio float64 `json:"p99_ratio,omitempty"`
 	Note     string  `json:"note,omitempty"`
+	base     bool    // the row the others are compared with
 }
 
 func newRow(name, keys string, projects int, r wrkResult, rss float64) row {
@@ -171,7 +172,7 @@ func printTable(rows []row) {
 	fmt.Fprintln(tw, "target\tkeys\tprojects\thistory\treq/s\tp50 ms\tp99 ms\terrors\tRSS MB\tCPU µs/req\treq/s ratio\tp99 ratio\tvs\t")
 	for _, r := range rows {
 		ratio, p99 := "", ""
-		if r.VsName != "" && r.VsName != r.Name {
+		if r.VsName != "" && !r.base {
 			ratio, p99 = fmt.Sprintf("%.2fx", r.RPSRatio), fmt.Sprintf("%.2fx", r.P99Ratio)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%.0f\t%.2f\t%.2f\t%d\t%.0f\t%.0f\t%s\t%s\t%s\t\n",

@@ -66,6 +66,7 @@ func (h *harness) compare(ctx context.Context) ([]row, error) {
 				return nil, err
 			}
 			if s.target == "opa" {
+				r.base = true
 				base = r
 			}
 			rows = append(rows, r)

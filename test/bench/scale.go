@@ -40,7 +40,7 @@ func (h *harness) scale(ctx context.Context) ([]row, map[string]any, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	base.Note = "baseline"
+	base.Note, base.base = "baseline", true
 	manyProjects, err := h.measure(h.tollgateServer("tollgate sqlite", large, dataDir), "varying", largeRegistry, "projects", nil)
 	if err != nil {
 		return nil, nil, err
