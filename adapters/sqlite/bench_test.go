@@ -59,3 +59,20 @@ func BenchmarkDecideParallel(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkReadCooldown reads the cooldown of a key, as every keyed
+// decision does before it is evaluated.
+func BenchmarkReadCooldown(b *testing.B) {
+	s := mustOpen(b, b.TempDir())
+	defer s.Close()
+	key := tollgate.CooldownKey{Project: "service-api", Pipeline: "deploy-prod", Branch: "main"}
+	if _, err := s.Decide(context.Background(), &key, fixed(record(tollgate.Accepted, time.Now()))); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.Cooldown(context.Background(), key); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

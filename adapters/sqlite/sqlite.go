@@ -56,6 +56,9 @@ type Store struct {
 	path     string
 	db       *sql.DB    // the readers' pool; WAL lets them read while the writer writes
 	writer   *sql.Conn  // the one connection that writes, under writeMu
+	// cooldown reads a key's cooldown on the readers' pool, prepared once
+	// per connection rather than on every decision.
+	cooldown *sql.Stmt
 	writeMu  sync.Mutex // held by each transaction on writer: a commit of writeLoop, an EPSS import
 	keys     *storekit.KeyLocks
 	maxBatch int
@@ -145,14 +148,20 @@ func open(ctx context.Context, db *sql.DB, path string, o options) (*Store, erro
 	if !strings.EqualFold(mode, "wal") {
 		return nil, fmt.Errorf("sqlite: %s: journal mode is %q, not WAL (is the file on a filesystem without shared memory?)", path, mode)
 	}
+	cooldown, err := db.PrepareContext(ctx, selectCooldown)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %s: prepare: %w", path, err)
+	}
 	writer, err := db.Conn(ctx)
 	if err != nil {
+		cooldown.Close()
 		return nil, fmt.Errorf("sqlite: %s: writer connection: %w", path, err)
 	}
 	s := &Store{
 		path:       path,
 		db:         db,
 		writer:     writer,
+		cooldown:   cooldown,
 		keys:       storekit.NewKeyLocks(),
 		maxBatch:   o.maxBatch,
 		writes:     make(chan *write, o.maxBatch),
@@ -277,9 +286,7 @@ func (s *Store) Cooldown(ctx context.Context, key tollgate.CooldownKey) (tollgat
 
 func (s *Store) readCooldown(ctx context.Context, k tollgate.CooldownKey) (tollgate.Cooldown, error) {
 	var at int64
-	err := s.db.QueryRowContext(ctx,
-		`SELECT last_accepted_at FROM cooldowns WHERE project = ? AND pipeline = ? AND branch = ?`,
-		k.Project, k.Pipeline, k.Branch).Scan(&at)
+	err := s.cooldown.QueryRowContext(ctx, k.Project, k.Pipeline, k.Branch).Scan(&at)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return tollgate.Cooldown{}, nil
@@ -288,6 +295,8 @@ func (s *Store) readCooldown(ctx context.Context, k tollgate.CooldownKey) (tollg
 	}
 	return tollgate.Cooldown{LastAcceptedAt: time.Unix(0, at).UTC()}, nil
 }
+
+const selectCooldown = `SELECT last_accepted_at FROM cooldowns WHERE project = ? AND pipeline = ? AND branch = ?`
 
 // Decision implements tollgate.DecisionStore.
 func (s *Store) Decision(ctx context.Context, id string) (tollgate.Record, error) {
@@ -421,7 +430,7 @@ func (s *Store) Close() error {
 		// SQLite's advice for long-lived connections, at close: refresh the
 		// statistics the planner uses to choose among the indexes.
 		_, optimizeErr := s.writer.ExecContext(context.Background(), "PRAGMA optimize")
-		s.closeErr = errors.Join(optimizeErr, s.writer.Close(), s.db.Close())
+		s.closeErr = errors.Join(optimizeErr, s.cooldown.Close(), s.writer.Close(), s.db.Close())
 		if s.closeErr != nil {
 			s.closeErr = fmt.Errorf("sqlite: close %s: %w", s.path, s.closeErr)
 		}
