@@ -115,7 +115,8 @@ func (h *harness) measure(s server, keys string, projects int, run string, durin
 
 // tollgateServer is tollgate serve on the bundle, with the store dsn gives
 // for each run (a data directory or a postgres:// URL).
-func (h *harness) tollgateServer(name, bundle string, store func(run string) (string, error)) server {
+// env is added to its environment (GOMEMLIMIT=…, say).
+func (h *harness) tollgateServer(name, bundle string, store func(run string) (string, error), env ...string) server {
 	return server{
 		name: name, target: "tollgate",
 		start: func(run string) (*proc, error) {
@@ -123,7 +124,7 @@ func (h *harness) tollgateServer(name, bundle string, store func(run string) (st
 			if err != nil {
 				return nil, err
 			}
-			return h.start(name, "/readyz", h.tollgate, h.tollgateArgs("{addr}", bundle, dsn)...)
+			return h.start(name, "/readyz", env, h.tollgate, h.tollgateArgs("{addr}", bundle, dsn)...)
 		},
 		check: func(p *proc, keys string) error {
 			return checkDecisions(keys, func(branch string) (tollgate.Decision, error) {
@@ -140,7 +141,7 @@ func (h *harness) opaServer(bundle string) server {
 	return server{
 		name: "stock opa", target: "opa",
 		start: func(string) (*proc, error) {
-			return h.start("stock opa", "/health", h.opa, "run", "--server", "--addr", "{addr}",
+			return h.start("stock opa", "/health", nil, h.opa, "run", "--server", "--addr", "{addr}",
 				"--log-level", "error", bundle)
 		},
 		check: func(p *proc, keys string) error {
@@ -202,7 +203,7 @@ func (h *harness) ceilingServer() server {
 	return server{
 		name: "net/http ceiling", target: "ceiling",
 		start: func(string) (*proc, error) {
-			return h.start("net/http ceiling", "/healthz", self, "serve-ceiling", "{addr}")
+			return h.start("net/http ceiling", "/healthz", nil, self, "serve-ceiling", "{addr}")
 		},
 		check: func(p *proc, keys string) error {
 			var d tollgate.Decision

@@ -47,8 +47,9 @@ type proc struct {
 	log  string
 }
 
-// start runs a server and waits until ready answers 200.
-func (h *harness) start(name, ready string, bin string, args ...string) (*proc, error) {
+// start runs a server, with env added to the harness's environment, and
+// waits until ready answers 200.
+func (h *harness) start(name, ready string, env []string, bin string, args ...string) (*proc, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -64,6 +65,7 @@ func (h *harness) start(name, ready string, bin string, args ...string) (*proc, 
 	defer logFile.Close()
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.Env = append(os.Environ(), env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)

@@ -9,6 +9,7 @@ import (
 )
 
 const (
+	memoryLimit   = "120MiB"
 	largeRegistry = 10_000
 	largeHistory  = 1_000_000
 )
@@ -46,6 +47,14 @@ func (h *harness) scale(ctx context.Context) ([]row, map[string]any, error) {
 		return nil, nil, err
 	}
 	manyProjects.Note = "10,000 projects"
+	// Go's soft memory limit (GOMEMLIMIT), the knob for a memory budget:
+	// the garbage collector works harder as the heap nears it.
+	limited, err := h.measure(h.tollgateServer("tollgate sqlite", large, dataDir, "GOMEMLIMIT="+memoryLimit),
+		"varying", largeRegistry, "limited", nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	limited.Note = "10,000 projects, GOMEMLIMIT=" + memoryLimit
 	history, err := h.measure(h.tollgateServer("tollgate sqlite", small, seeded), "varying", smallRegistry, "history", nil)
 	if err != nil {
 		return nil, nil, err
@@ -82,13 +91,13 @@ func (h *harness) scale(ctx context.Context) ([]row, map[string]any, error) {
 	}
 	reload.Note = fmt.Sprintf("bundle rewritten every second: %d reloads, %d failed", reloads, failures)
 
-	rows := []row{base, manyProjects, history, reload}
+	rows := []row{base, manyProjects, limited, history, reload}
 	for i := range rows {
 		rows[i].against(base)
 	}
 	extra := map[string]any{
 		"reloads": reloads, "reload_failures": failures,
-		"rss_mb_10000_projects": manyProjects.RSSMB,
+		"rss_mb_10000_projects": manyProjects.RSSMB, "rss_mb_10000_projects_memory_limit": limited.RSSMB,
 	}
 	return rows, extra, nil
 }
