@@ -56,9 +56,7 @@ type Store struct {
 	path     string
 	db       *sql.DB    // the readers' pool; WAL lets them read while the writer writes
 	writer   *sql.Conn  // the one connection that writes, under writeMu
-	// cooldown reads a key's cooldown on the readers' pool, prepared once
-	// per connection rather than on every decision.
-	cooldown *sql.Stmt
+	cooldown *sql.Stmt  // the cooldown read, on the readers' pool, prepared once rather than per decision
 	writeMu  sync.Mutex // held by each transaction on writer: a commit of writeLoop, an EPSS import
 	keys     *storekit.KeyLocks
 	maxBatch int
