@@ -4,7 +4,7 @@
 // requests, same connections, same duration) and prints one table, also
 // written as JSON under test/bench/results/ so runs can be compared.
 //
-//	go run ./test/bench [-mode compare|scale] [-duration 10s] [-connections 16]
+//	go run ./test/bench [-mode compare|scale|reload] [-duration 10s] [-connections 16]
 //
 // compare (make bench): tollgate on the embedded store, tollgate on a
 // throwaway PostgreSQL (adapters/pgtest), stock `opa run --server` on the
@@ -90,7 +90,7 @@ func main() {
 		serveCeiling(os.Args[2])
 		return
 	}
-	mode := flag.String("mode", "compare", "compare (make bench) or scale (make bench-scale)")
+	mode := flag.String("mode", "compare", "compare (make bench), scale (make bench-scale), or reload (its baseline and reload rows only)")
 	duration := flag.Duration("duration", 10*time.Second, "length of each measured wrk run")
 	warmup := flag.Duration("warmup", 3*time.Second, "wrk run before each measured one, not counted")
 	connections := flag.Int("connections", 16, "wrk connections")
@@ -129,9 +129,11 @@ func mainErr(ctx context.Context, mode string, duration, warmup time.Duration, c
 	case "compare":
 		rows, err = h.compare(ctx)
 	case "scale":
-		rows, extra, err = h.scale(ctx)
+		rows, extra, err = h.scale(ctx, false)
+	case "reload":
+		rows, extra, err = h.scale(ctx, true)
 	default:
-		return fmt.Errorf("-mode must be compare or scale, got %q", mode)
+		return fmt.Errorf("-mode must be compare, scale or reload, got %q", mode)
 	}
 	if err != nil {
 		return err

@@ -15,10 +15,11 @@ const (
 )
 
 // scale loads tollgate on the embedded store with varying keys: 10 projects
-// and an empty history (the baseline), 10,000 projects, a million decisions
-// of history, and the baseline again while the bundle reloads every second.
-// The RSS column is the largest resident set seen under the load.
-func (h *harness) scale(ctx context.Context) ([]row, map[string]any, error) {
+// and an empty history (the baseline), 10,000 projects (also under
+// GOMEMLIMIT), a million decisions of history, and the baseline again while
+// the bundle reloads every second. The RSS column is the largest resident
+// set seen under the load. onlyReload runs the baseline and the reload rows.
+func (h *harness) scale(ctx context.Context, onlyReload bool) ([]row, map[string]any, error) {
 	small := filepath.Join(h.work, "bundle-small")
 	large := filepath.Join(h.work, "bundle-large")
 	if err := benchBundle(h.root, small, smallRegistry); err != nil {
@@ -36,30 +37,36 @@ func (h *harness) scale(ctx context.Context) ([]row, map[string]any, error) {
 		fmt.Fprintf(os.Stderr, "seeded in %s\n", time.Since(start).Round(time.Millisecond))
 		return dir, err
 	}
-
-	base, err := h.measure(h.tollgateServer("tollgate sqlite", small, dataDir), "varying", smallRegistry, "base", nil)
-	if err != nil {
-		return nil, nil, err
+	runs := []struct {
+		note     string
+		server   server
+		projects int
+		history  int
+	}{
+		{"baseline", h.tollgateServer("tollgate sqlite", small, dataDir), smallRegistry, 0},
+		{"10,000 projects", h.tollgateServer("tollgate sqlite", large, dataDir), largeRegistry, 0},
+		// Go's soft memory limit, the knob for a memory budget: the
+		// collector works harder as the heap nears it.
+		{"10,000 projects, GOMEMLIMIT=" + memoryLimit,
+			h.tollgateServer("tollgate sqlite", large, dataDir, "GOMEMLIMIT="+memoryLimit), largeRegistry, 0},
+		{"1,000,000 decisions", h.tollgateServer("tollgate sqlite", small, seeded), smallRegistry, largeHistory},
 	}
-	base.Note, base.base = "baseline", true
-	manyProjects, err := h.measure(h.tollgateServer("tollgate sqlite", large, dataDir), "varying", largeRegistry, "projects", nil)
-	if err != nil {
-		return nil, nil, err
+	if onlyReload {
+		runs = runs[:1]
 	}
-	manyProjects.Note = "10,000 projects"
-	// Go's soft memory limit (GOMEMLIMIT), the knob for a memory budget:
-	// the garbage collector works harder as the heap nears it.
-	limited, err := h.measure(h.tollgateServer("tollgate sqlite", large, dataDir, "GOMEMLIMIT="+memoryLimit),
-		"varying", largeRegistry, "limited", nil)
-	if err != nil {
-		return nil, nil, err
+	var rows []row
+	extra := map[string]any{}
+	for i, r := range runs {
+		res, err := h.measure(r.server, "varying", r.projects, fmt.Sprintf("scale%d", i), nil)
+		if err != nil {
+			return nil, nil, err
+		}
+		res.Note, res.History, res.base = r.note, r.history, i == 0
+		rows = append(rows, res)
+		if r.projects == largeRegistry {
+			extra["rss_mb "+r.note] = res.RSSMB
+		}
 	}
-	limited.Note = "10,000 projects, GOMEMLIMIT=" + memoryLimit
-	history, err := h.measure(h.tollgateServer("tollgate sqlite", small, seeded), "varying", smallRegistry, "history", nil)
-	if err != nil {
-		return nil, nil, err
-	}
-	history.History, history.Note = largeHistory, "1,000,000 decisions"
 
 	// The reload run: the past freeze's id changes every second, so each
 	// write is a new revision, built (compiled, tested) and swapped in
@@ -90,15 +97,11 @@ func (h *harness) scale(ctx context.Context) ([]row, map[string]any, error) {
 		return nil, nil, err
 	}
 	reload.Note = fmt.Sprintf("bundle rewritten every second: %d reloads, %d failed", reloads, failures)
-
-	rows := []row{base, manyProjects, limited, history, reload}
+	rows = append(rows, reload)
 	for i := range rows {
-		rows[i].against(base)
+		rows[i].against(rows[0])
 	}
-	extra := map[string]any{
-		"reloads": reloads, "reload_failures": failures,
-		"rss_mb_10000_projects": manyProjects.RSSMB, "rss_mb_10000_projects_memory_limit": limited.RSSMB,
-	}
+	extra["reloads"], extra["reload_failures"] = reloads, failures
 	return rows, extra, nil
 }
 
