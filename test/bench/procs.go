@@ -18,12 +18,14 @@ import (
 	"time"
 )
 
-// Serve arguments and request headers live here, and only here: when
-// `tollgate serve` requires a token (issue 7), the token goes in
-// serveAuthArgs (say `--dev`) or authorization ("Bearer …"), one line each.
+// Serve arguments and request headers live here, and only here. The
+// harness runs serve with --dev (no tokens: every request acts with every
+// scope, as `make run` does); to measure with token checks instead, create
+// a token with `tollgate token create` against the store, drop --dev and
+// set authorization to "Bearer <token>": one line each.
 var (
-	serveAuthArgs []string // extra arguments of every tollgate serve
-	authorization = ""     // the Authorization header of every request to tollgate
+	serveAuthArgs = []string{"--dev"} // extra arguments of every tollgate serve
+	authorization = ""                // the Authorization header of every request to tollgate
 )
 
 // tollgateArgs is the command line of one tollgate server of the harness.
