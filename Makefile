@@ -14,7 +14,7 @@ DEV_PUBLIC  := $(DEV)/license-public.pem
 DEV_LICENCE := $(DEV)/licence.jwt
 
 .DELETE_ON_ERROR:
-.PHONY: build dev-licence run eval test lint bench fuzz clean
+.PHONY: build dev-licence run eval test lint bench bench-go bench-scale wrk fuzz clean
 
 # go build decides what is stale, so this always runs it.
 build:
@@ -63,9 +63,25 @@ lint:
 	@files="$$($(OPA) fmt --list $(BUNDLE))"; if [ -n "$$files" ]; then echo "opa fmt needed:"; echo "$$files"; exit 1; fi
 	$(OPA) check --strict $(BUNDLE)
 
-# The engine's benchmark, then stock `opa bench` on the same bundle, data
+# The load harness (test/bench, its README says more): tollgate on the
+# embedded store and on a throwaway PostgreSQL, stock `opa run --server` on
+# the same Rego and a bare net/http handler, each loaded by wrk with the same
+# requests; one table, saved as JSON in test/bench/results/. It needs wrk
+# (Debian's package, installed if missing) and PostgreSQL (as make test).
+# BENCH_FLAGS="-duration 30s" for longer runs.
+bench: wrk
+	$(GO) run ./test/bench -mode compare $(BENCH_FLAGS)
+
+# Scale: 10 vs 10,000 projects and an empty history vs a million decisions,
+# RSS under load, reloads every second under load; then the engine's
+# evaluation at 10 and 10,000 projects as a Go benchmark.
+bench-scale: wrk
+	$(GO) test -run '^$$' -bench 'EvaluateProjects' -benchmem -count 3 ./rego/
+	$(GO) run ./test/bench -mode scale $(BENCH_FLAGS)
+
+# The engine's benchmarks, then stock `opa bench` on the same bundle, data
 # and input in the same run: compare them as a ratio on a noisy machine.
-bench:
+bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem ./rego/
 	$(OPA) bench --count 3 -d $(BUNDLE) -d rego/testdata/opa-bench/engine.json \
 		-i rego/testdata/opa-bench/input.json data.tollgate.decision
@@ -84,6 +100,13 @@ fuzz:
 			$(GO) test $$dir -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 0s; \
 		done; \
 	done
+
+# wrk, the load generator, from Debian's packages (only the benchmarks need it).
+wrk:
+	@command -v wrk >/dev/null || { \
+		sudo=; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
+		echo "installing wrk (Debian package)"; \
+		$$sudo apt-get update && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends wrk; }
 
 clean:
 	rm -rf bin .data/dev .data/server

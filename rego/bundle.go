@@ -30,7 +30,10 @@ type Bundle struct {
 
 	modules map[string]*ast.Module // policy modules, keyed by file path
 	tests   map[string]*ast.Module // *_test.rego modules
-	data    map[string]any         // every data document, as OPA loads them
+	// Every data document, as OPA loads them, held once as an AST value:
+	// the stores of the policy and of the tests share it, read-only. For a
+	// large registry it is most of the memory a bundle takes.
+	data ast.Object
 }
 
 // LoadBundle reads dir (Rego v1 modules and data.json/yaml files, as stock
@@ -66,7 +69,6 @@ func loadBundle(dir string, v *Verification) (*Bundle, error) {
 		Dir:     dir,
 		modules: map[string]*ast.Module{},
 		tests:   map[string]*ast.Module{},
-		data:    loaded.Documents,
 	}
 	h := sha256.New()
 	// Modules are keyed by the file name the parser recorded, which is also
@@ -108,38 +110,72 @@ func loadBundle(dir string, v *Verification) (*Bundle, error) {
 	h.Write(docs)
 	b.Revision = "sha256:" + hex.EncodeToString(h.Sum(nil))[:16]
 
-	gp, projects := configDocs(b.data)
+	gp, projects := configDocs(loaded.Documents)
 	if b.Config, err = ParseConfig(dir, gp, projects); err != nil {
 		return nil, err
 	}
+	if b.data, err = astObject(loaded.Documents); err != nil {
+		return nil, fmt.Errorf("load bundle %s: %w", dir, err)
+	}
 	return b, nil
+}
+
+func astObject(docs map[string]any) (ast.Object, error) {
+	v, err := ast.InterfaceToValue(docs)
+	if err != nil {
+		return nil, err
+	}
+	obj, ok := v.(ast.Object)
+	if !ok {
+		return nil, fmt.Errorf("data documents are not an object")
+	}
+	return obj, nil
+}
+
+// dataWith is b's data with key set to value at the top level: a new root
+// object sharing everything else with b's, which must stay unchanged.
+func (b *Bundle) dataWith(key string, value ast.Value) ast.Object {
+	root := ast.NewObjectWithCapacity(b.data.Len() + 1)
+	b.data.Foreach(func(k, v *ast.Term) {
+		if k.Value.Compare(ast.String(key)) != 0 {
+			root.Insert(k, v)
+		}
+	})
+	root.Insert(ast.StringTerm(key), ast.NewTerm(value))
+	return root
 }
 
 // WithConfig returns a copy of b whose configuration documents are replaced
 // by the given ones (nil keeps the bundle's), validated as at load.
 // Simulations use it to ask "what if the configuration were this".
 func (b *Bundle) WithConfig(globalPolicy, projects any) (*Bundle, error) {
-	gp, pr := configDocs(b.data)
+	var config map[string]any
+	if t := b.data.Get(ast.StringTerm("config")); t != nil {
+		v, err := ast.JSON(t.Value) // rare (a simulation's config): a copy is fine
+		if err != nil {
+			return nil, err
+		}
+		config, _ = v.(map[string]any)
+	}
+	if config == nil {
+		config = map[string]any{}
+	}
 	if globalPolicy != nil {
-		gp = globalPolicy
+		config["global_policy"] = globalPolicy
 	}
 	if projects != nil {
-		pr = projects
+		config["projects"] = projects
 	}
-	cfg, err := ParseConfig("", gp, pr)
+	cfg, err := ParseConfig("", config["global_policy"], config["projects"])
 	if err != nil {
 		return nil, err
 	}
-	data := maps.Clone(b.data)
-	configDoc, _ := data["config"].(map[string]any)
-	configDoc = maps.Clone(configDoc)
-	if configDoc == nil {
-		configDoc = map[string]any{}
+	configValue, err := ast.InterfaceToValue(config)
+	if err != nil {
+		return nil, err
 	}
-	configDoc["global_policy"], configDoc["projects"] = gp, pr
-	data["config"] = configDoc
 	c := *b
-	c.Config, c.data = cfg, data
+	c.Config, c.data = cfg, b.dataWith("config", configValue)
 	c.Revision = configRevision(b.Revision, globalPolicy, projects)
 	return &c, nil
 }

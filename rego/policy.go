@@ -44,9 +44,12 @@ func Compile(ctx context.Context, b *Bundle) (*Policy, error) {
 	if err != nil {
 		return nil, fmt.Errorf("compile %s in bundle %s: %w", RiskFindingsQuery, b.Dir, err)
 	}
-	store := inmem.NewFromObjectWithOpts(engineData(b),
-		inmem.OptRoundTripOnWrite(false),
-		inmem.OptReturnASTValuesOnRead(true))
+	engine, err := ast.InterfaceToValue(map[string]any{"project_by_repository": b.Config.projectIndex()})
+	if err != nil {
+		return nil, fmt.Errorf("compile bundle %s: %w", b.Dir, err)
+	}
+	// Evaluation only reads the store: it may share the bundle's data.
+	store := inmem.NewFromASTObject(b.dataWith("engine", engine))
 	return &Policy{bundle: b, timeout: DefaultEvalTimeout, compiler: compiler, store: store, query: query, riskQuery: riskQuery}, nil
 }
 
@@ -86,16 +89,8 @@ func compileQuery(compiler *ast.Compiler, ref string) (ast.Body, error) {
 
 const resultVar = ast.Var("decision")
 
-// engineData is the bundle's data plus data.engine, what Go derives from the
-// configuration once per load (see resolve.rego).
-func engineData(b *Bundle) map[string]any {
-	data := make(map[string]any, len(b.data)+1)
-	for k, v := range b.data {
-		data[k] = v
-	}
-	data["engine"] = map[string]any{"project_by_repository": b.Config.projectIndex()}
-	return data
-}
+// data.engine is what Go derives from the configuration once per load (see
+// resolve.rego).
 
 // Bundle returns the bundle the policy was compiled from.
 func (p *Policy) Bundle() *Bundle { return p.bundle }

@@ -128,9 +128,7 @@ func RunTests(ctx context.Context, b *Bundle, opts TestOptions) (*TestReport, er
 	// The runner adds its own stages to the compiler, so every run needs a
 	// fresh one. Compile copies the modules: the bundle's stay untouched.
 	compiler := ast.NewCompiler().WithEnablePrintStatements(true)
-	store := inmem.NewFromObjectWithOpts(b.data,
-		inmem.OptRoundTripOnWrite(false),
-		inmem.OptReturnASTValuesOnRead(true))
+	store := inmem.NewFromASTObject(b.data) // tests only read it
 	txn, err := store.NewTransaction(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("test bundle %s: %w", b.Dir, err)

@@ -164,6 +164,15 @@ func start() (*Server, error) {
 	return &Server{admin: c.url("postgres"), cluster: c}, nil
 }
 
+// Launch starts a server (or takes the TOLLGATE_TEST_DATABASE_URL one) for
+// a program that is not a test, such as the load harness in test/bench; the
+// caller stops and removes it with Close.
+func Launch() (*Server, error) { return start() }
+
+// Close stops and removes a server Launch started (nothing for an external
+// one).
+func (s *Server) Close() error { return s.close() }
+
 // URL is the URL of the server's maintenance database, as the superuser.
 func (s *Server) URL() string { return s.admin.String() }
 

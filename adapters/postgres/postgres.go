@@ -319,23 +319,26 @@ func (s *Store) Decide(ctx context.Context, key *tollgate.CooldownKey, decide fu
 	if err != nil {
 		return tollgate.Record{}, err
 	}
+	if err := s.record(ctx, w); err != nil {
+		return tollgate.Record{}, err
+	}
+	return rec, nil
+}
+
+// record writes w, through the group-commit writer unless it is off, and
+// returns once it is committed.
+func (s *Store) record(ctx context.Context, w *write) error {
 	if s.writes == nil {
-		if err := s.writeAlone(ctx, w); err != nil {
-			return tollgate.Record{}, err
-		}
-		return rec, nil
+		return s.writeAlone(ctx, w)
 	}
 	if err := s.submit(ctx, w); err != nil {
-		return tollgate.Record{}, err
+		return err
 	}
 	select {
 	case err := <-w.done:
-		if err != nil {
-			return tollgate.Record{}, err
-		}
-		return rec, nil
+		return err
 	case <-ctx.Done():
-		return tollgate.Record{}, ctx.Err()
+		return ctx.Err()
 	}
 }
 
@@ -374,7 +377,11 @@ func (s *Store) decideKeyed(ctx context.Context, key tollgate.CooldownKey, decid
 	if err != nil {
 		return tollgate.Record{}, err
 	}
-	defer unlock()
+	defer func() {
+		if unlock != nil {
+			unlock()
+		}
+	}()
 
 	// Lock and read.
 	opCtx, cancel := context.WithTimeout(ctx, s.timeout+grace)
@@ -385,6 +392,9 @@ func (s *Store) decideKeyed(ctx context.Context, key tollgate.CooldownKey, decid
 	}
 	committed := false
 	defer func() {
+		if conn == nil {
+			return // released early, below
+		}
 		if !committed {
 			rollback(conn)
 		}
@@ -411,6 +421,21 @@ func (s *Store) decideKeyed(ctx context.Context, key tollgate.CooldownKey, decid
 	w, err := newWrite(ctx, rec, &k)
 	if err != nil {
 		return tollgate.Record{}, err
+	}
+	if !w.accept {
+		// A decision that does not accept leaves the cooldown as it was:
+		// end the locking transaction (it wrote nothing), free the key for
+		// the next request, and let the record share a commit with others.
+		// It is still durable before this call returns.
+		rollback(conn)
+		conn.Release()
+		conn = nil
+		unlock()
+		unlock = nil
+		if err := s.record(ctx, w); err != nil {
+			return tollgate.Record{}, err
+		}
+		return rec, nil
 	}
 
 	// Write and commit.

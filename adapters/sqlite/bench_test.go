@@ -12,7 +12,9 @@ import (
 
 // BenchmarkDecideParallel records decisions from many goroutines at once, as
 // a busy server does, with group commit and with one transaction (one fsync)
-// per decision. Compare decisions/s:
+// per decision, for decisions without a cooldown key (nil-key), each with a
+// key of its own (distinct-keys) and all on one key and refused, as a busy
+// key in cooldown is (same-key-refused). Compare decisions/s:
 //
 //	go test -run '^$' -bench DecideParallel ./adapters/sqlite/
 func BenchmarkDecideParallel(b *testing.B) {
@@ -23,12 +25,8 @@ func BenchmarkDecideParallel(b *testing.B) {
 		{"group-commit", nil},
 		{"tx-per-write", []Option{WithMaxBatch(1)}},
 	} {
-		for _, keyed := range []bool{false, true} {
-			name := mode.name + "/nil-key"
-			if keyed {
-				name = mode.name + "/distinct-keys"
-			}
-			b.Run(name, func(b *testing.B) {
+		for _, keys := range []string{"nil-key", "distinct-keys", "same-key-refused"} {
+			b.Run(mode.name+"/"+keys, func(b *testing.B) {
 				s := mustOpen(b, b.TempDir(), mode.opts...)
 				defer s.Close()
 				var next atomic.Int64
@@ -37,11 +35,16 @@ func BenchmarkDecideParallel(b *testing.B) {
 				b.RunParallel(func(pb *testing.PB) {
 					for pb.Next() {
 						var key *tollgate.CooldownKey
-						if keyed {
+						status := tollgate.Accepted
+						switch keys {
+						case "distinct-keys":
 							key = &tollgate.CooldownKey{Project: "service-api", Pipeline: "deploy-prod",
 								Branch: "release/" + strconv.FormatInt(next.Add(1), 10)}
+						case "same-key-refused":
+							key = &tollgate.CooldownKey{Project: "service-api", Pipeline: "deploy-prod", Branch: "main"}
+							status = tollgate.Refused
 						}
-						if _, err := s.Decide(context.Background(), key, fixed(record(tollgate.Accepted, time.Now()))); err != nil {
+						if _, err := s.Decide(context.Background(), key, fixed(record(status, time.Now()))); err != nil {
 							b.Error(err)
 							return
 						}
@@ -53,6 +56,23 @@ func BenchmarkDecideParallel(b *testing.B) {
 					b.ReportMetric(float64(st.Written)/float64(st.Commits), "decisions/commit")
 				}
 			})
+		}
+	}
+}
+
+// BenchmarkReadCooldown reads the cooldown of a key, as every keyed
+// decision does before it is evaluated.
+func BenchmarkReadCooldown(b *testing.B) {
+	s := mustOpen(b, b.TempDir())
+	defer s.Close()
+	key := tollgate.CooldownKey{Project: "service-api", Pipeline: "deploy-prod", Branch: "main"}
+	if _, err := s.Decide(context.Background(), &key, fixed(record(tollgate.Accepted, time.Now()))); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.Cooldown(context.Background(), key); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

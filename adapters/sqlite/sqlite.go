@@ -56,6 +56,7 @@ type Store struct {
 	path     string
 	db       *sql.DB    // the readers' pool; WAL lets them read while the writer writes
 	writer   *sql.Conn  // the one connection that writes, under writeMu
+	cooldown *sql.Stmt  // the cooldown read, on the readers' pool, prepared once rather than per decision
 	writeMu  sync.Mutex // held by each transaction on writer: a commit of writeLoop, an EPSS import
 	keys     *storekit.KeyLocks
 	maxBatch int
@@ -145,14 +146,20 @@ func open(ctx context.Context, db *sql.DB, path string, o options) (*Store, erro
 	if !strings.EqualFold(mode, "wal") {
 		return nil, fmt.Errorf("sqlite: %s: journal mode is %q, not WAL (is the file on a filesystem without shared memory?)", path, mode)
 	}
+	cooldown, err := db.PrepareContext(ctx, selectCooldown)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %s: prepare: %w", path, err)
+	}
 	writer, err := db.Conn(ctx)
 	if err != nil {
+		cooldown.Close()
 		return nil, fmt.Errorf("sqlite: %s: writer connection: %w", path, err)
 	}
 	s := &Store{
 		path:       path,
 		db:         db,
 		writer:     writer,
+		cooldown:   cooldown,
 		keys:       storekit.NewKeyLocks(),
 		maxBatch:   o.maxBatch,
 		writes:     make(chan *write, o.maxBatch),
@@ -179,8 +186,10 @@ func dsn(path string) string {
 }
 
 // Decide implements tollgate.DecisionStore. With a key, it holds the key's
-// lock from reading the cooldown until the record is committed (or known not
-// to be), so that concurrent Decides for one key run one after the other.
+// lock from reading the cooldown until a record that starts the cooldown is
+// committed (or known not to be), so that concurrent Decides for one key run
+// one after the other; a record that does not start it changes nothing the
+// next Decide reads, so the lock is released once it is decided.
 //
 // If ctx ends while the write is with the writer, Decide returns ctx.Err() at
 // once; the write is then committed whole or not at all, and the key stays
@@ -219,6 +228,14 @@ func (s *Store) Decide(ctx context.Context, key *tollgate.CooldownKey, decide fu
 	w, err := newWrite(ctx, rec, key)
 	if err != nil {
 		return tollgate.Record{}, err
+	}
+	if unlock != nil && !w.accept {
+		// A decision that does not accept leaves the cooldown as it was, so
+		// the next request for the key may read it now: refusals of a busy
+		// key then share commits instead of taking one each. The record is
+		// still durable before this call returns.
+		unlock()
+		unlock = nil
 	}
 	if err := s.submit(ctx, w); err != nil {
 		return tollgate.Record{}, err
@@ -267,9 +284,7 @@ func (s *Store) Cooldown(ctx context.Context, key tollgate.CooldownKey) (tollgat
 
 func (s *Store) readCooldown(ctx context.Context, k tollgate.CooldownKey) (tollgate.Cooldown, error) {
 	var at int64
-	err := s.db.QueryRowContext(ctx,
-		`SELECT last_accepted_at FROM cooldowns WHERE project = ? AND pipeline = ? AND branch = ?`,
-		k.Project, k.Pipeline, k.Branch).Scan(&at)
+	err := s.cooldown.QueryRowContext(ctx, k.Project, k.Pipeline, k.Branch).Scan(&at)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return tollgate.Cooldown{}, nil
@@ -278,6 +293,8 @@ func (s *Store) readCooldown(ctx context.Context, k tollgate.CooldownKey) (tollg
 	}
 	return tollgate.Cooldown{LastAcceptedAt: time.Unix(0, at).UTC()}, nil
 }
+
+const selectCooldown = `SELECT last_accepted_at FROM cooldowns WHERE project = ? AND pipeline = ? AND branch = ?`
 
 // Decision implements tollgate.DecisionStore.
 func (s *Store) Decision(ctx context.Context, id string) (tollgate.Record, error) {
@@ -411,7 +428,7 @@ func (s *Store) Close() error {
 		// SQLite's advice for long-lived connections, at close: refresh the
 		// statistics the planner uses to choose among the indexes.
 		_, optimizeErr := s.writer.ExecContext(context.Background(), "PRAGMA optimize")
-		s.closeErr = errors.Join(optimizeErr, s.writer.Close(), s.db.Close())
+		s.closeErr = errors.Join(optimizeErr, s.cooldown.Close(), s.writer.Close(), s.db.Close())
 		if s.closeErr != nil {
 			s.closeErr = fmt.Errorf("sqlite: close %s: %w", s.path, s.closeErr)
 		}

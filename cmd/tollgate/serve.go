@@ -9,6 +9,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -71,6 +72,7 @@ while the store holds no active token: create one with
 	controlsRefresh := f.Duration("controls-refresh", time.Second, "cache the exceptions, freezes and incident in force this `DURATION`: how long a change made through another replica takes to apply here")
 	evalTimeout := f.Duration("eval-timeout", rego.DefaultEvalTimeout, "time budget of one policy evaluation (a `DURATION`): past it the request is refused with policy_error")
 	verification := addVerificationFlags(f)
+	pprofAddr := f.String("pprof-addr", "", "serve Go's profiler (net/http/pprof) on this `HOST:PORT`, apart from the API; off when empty")
 	if code, ok := f.parseNoArgs(args); !ok {
 		return code
 	}
@@ -109,6 +111,7 @@ while the store holds no active token: create one with
 		readHeaderTimeout: *readHeaderTimeout, readTimeout: *readTimeout, writeTimeout: *writeTimeout, idleTimeout: *idleTimeout,
 		expiryInterval: *expiryInterval, controlsRefresh: *controlsRefresh,
 		evalTimeout: *evalTimeout, bundleKey: bundleKey,
+		pprofAddr: *pprofAddr,
 	})
 	if err != nil {
 		logger.Error("tollgate serve stopped", "error", err)
@@ -129,6 +132,7 @@ func isLoopback(addr net.Addr) bool {
 
 type serveConfig struct {
 	addr, bundleDir, dataDir, databaseURL, licencePath, keyPath string
+	pprofAddr                                                   string
 	bodyLimit                                                   int64
 	debounce, shutdownTimeout, evalTimeout                      time.Duration
 	bundleKey                                                   *rego.Verification // nil: unsigned bundles are served
@@ -341,6 +345,9 @@ func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig) error {
 		return nil
 	})
 	g.Go(func() error { return engine.Watch(gctx) })
+	if cfg.pprofAddr != "" {
+		g.Go(func() error { return servePprof(gctx, logger, cfg.pprofAddr) })
+	}
 	g.Go(func() error { return connectStore(gctx) })
 	g.Go(func() error {
 		expiry.Run(gctx, controls.Store, cfg.expiryInterval, time.Now, logger, func(tollgate.Control) { controls.Invalidate() })
@@ -359,4 +366,24 @@ func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig) error {
 	}
 	logger.Info("tollgate stopped")
 	return err
+}
+
+// servePprof serves the profiler on its own listener, never on the API's:
+// profiles show the bundle and the requests, so the address should be
+// loopback. It stops with ctx.
+func servePprof(ctx context.Context, logger *slog.Logger, addr string) error {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	logger.Warn("profiler listening", "addr", addr)
+	go func() {
+		<-ctx.Done()
+		srv.Close()
+	}()
+	if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("pprof on %s: %w", addr, err)
+	}
+	return nil
 }
