@@ -59,10 +59,7 @@ func newFixtureWith(t *testing.T, configure func(*Config)) *fixture {
 	ctx := context.Background()
 	f := &fixture{t: t}
 	f.setNow("2026-11-23T10:00:00+01:00")
-	engine, err := rego.NewEngine(ctx, "../bundles/tollgate", rego.EngineOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	engine := sharedEngine(t)
 	store, err := sqlite.Open(ctx, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -88,6 +85,23 @@ func newFixtureWith(t *testing.T, configure func(*Config)) *fixture {
 	f.srv, f.store, f.engine, f.api = httptest.NewServer(api.Handler()), store, engine, api
 	t.Cleanup(f.srv.Close)
 	return f
+}
+
+// The shipped bundle, loaded once for the package: loading runs its Rego
+// tests, and the tests here only read it.
+var (
+	engineOnce sync.Once
+	engine     *rego.Engine
+	engineErr  error
+)
+
+func sharedEngine(t *testing.T) *rego.Engine {
+	t.Helper()
+	engineOnce.Do(func() { engine, engineErr = rego.NewEngine(context.Background(), "../bundles/tollgate", rego.EngineOptions{}) })
+	if engineErr != nil {
+		t.Fatal(engineErr)
+	}
+	return engine
 }
 
 func (f *fixture) setNow(s string) {

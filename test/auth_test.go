@@ -149,7 +149,7 @@ func TestAuthEndToEnd(t *testing.T) {
 	if code, stdout, stderr := runTollgate(t, nil, nil, "token", "revoke", "ci", "--data-dir", dataDir); code != 0 || !strings.Contains(stdout, `revoked token "ci"`) {
 		t.Fatalf("token revoke: exit %d\n%s%s", code, stdout, stderr)
 	}
-	took := eventually(t, 5*time.Second, "the revoked token is refused", func() bool {
+	took := eventually(t, 30*time.Second, "the revoked token is refused", func() bool {
 		status, _, _ := s.sendAs(t, ci, http.MethodPost, "/v1/evaluate", body)
 		return status == http.StatusUnauthorized
 	})

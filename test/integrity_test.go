@@ -143,7 +143,7 @@ func TestTamperedBundleRefusedOnReload(t *testing.T) {
 		t.Helper()
 		before := s.bundleStatus(t)
 		var st bundleStatus
-		eventually(t, 10*time.Second, what+" is rejected", func() bool {
+		eventually(t, reloadWithin, what+" is rejected", func() bool {
 			st = s.bundleStatus(t)
 			return strings.Contains(st.LastError, want)
 		})
@@ -161,7 +161,7 @@ func TestTamperedBundleRefusedOnReload(t *testing.T) {
 		t.Helper()
 		before := s.bundleStatus(t)
 		var st bundleStatus
-		eventually(t, 10*time.Second, what+" is served", func() bool {
+		eventually(t, reloadWithin, what+" is served", func() bool {
 			st = s.bundleStatus(t)
 			return st.LastError == "" && st.Reloads > before.Reloads
 		})
@@ -184,7 +184,7 @@ func TestTamperedBundleRefusedOnReload(t *testing.T) {
 	saveFile(t, filepath.Join(s.bundle, "projects", "backdoor.rego"), []byte("package tollgate.projects.backdoor\n"))
 	rejected(t, "an extra unsigned file", "file projects/backdoor.rego not included in bundle signature")
 	os.Remove(filepath.Join(s.bundle, "projects", "backdoor.rego"))
-	eventually(t, 10*time.Second, "the error clears once the file is gone", func() bool { return s.bundleStatus(t).LastError == "" })
+	eventually(t, reloadWithin, "the error clears once the file is gone", func() bool { return s.bundleStatus(t).LastError == "" })
 	// The signature removed.
 	sig := readFile(t, filepath.Join(s.bundle, ".signatures.json"))
 	os.Remove(filepath.Join(s.bundle, ".signatures.json"))
@@ -196,7 +196,7 @@ func TestTamperedBundleRefusedOnReload(t *testing.T) {
 	// The trusted signature back, on the same content: served again.
 	saveFile(t, projects, noMain)
 	saveFile(t, filepath.Join(s.bundle, ".signatures.json"), sig)
-	eventually(t, 10*time.Second, "the signed bundle serves again", func() bool { return s.bundleStatus(t).LastError == "" })
+	eventually(t, reloadWithin, "the signed bundle serves again", func() bool { return s.bundleStatus(t).LastError == "" })
 	if !strings.Contains(s.stderr.String(), "bundle reload failed, keeping the active bundle") {
 		t.Error("the log does not report the rejected candidates")
 	}
