@@ -97,7 +97,9 @@ var (
 
 func sharedEngine(t *testing.T) *rego.Engine {
 	t.Helper()
-	engineOnce.Do(func() { engine, engineErr = rego.NewEngine(context.Background(), "../bundles/tollgate", rego.EngineOptions{}) })
+	engineOnce.Do(func() {
+		engine, engineErr = rego.NewEngine(context.Background(), "../bundles/tollgate", rego.EngineOptions{})
+	})
 	if engineErr != nil {
 		t.Fatal(engineErr)
 	}
