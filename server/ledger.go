@@ -52,6 +52,8 @@ func (s *Server) exportDecisions(c echo.Context) error {
 	})
 	s.cfg.Metrics.observeStore("export", time.Since(start), err)
 	if err != nil && !res.Committed {
+		// The error reply is JSON (echo keeps a content type already set).
+		res.Header().Del(echo.HeaderContentType)
 		return err
 	}
 	if err != nil {
