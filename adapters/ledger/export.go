@@ -187,7 +187,7 @@ func Export(ctx context.Context, w io.Writer, s tollgate.LedgerStore, o ExportOp
 	if err := bw.Flush(); err != nil {
 		return sum, err
 	}
-	if o.Progress != nil {
+	if o.Progress != nil && total >= progressEvery {
 		o.Progress(done, total)
 	}
 	return sum, nil

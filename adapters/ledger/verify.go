@@ -61,7 +61,7 @@ func Verify(ctx context.Context, s tollgate.LedgerStore, progress Progress) (Sum
 		return sum, &Break{Seq: head.Seq, Reason: fmt.Sprintf(
 			"%d records have no place in the chain: they were written around tollgate", head.Unchained)}, nil
 	}
-	if progress != nil {
+	if progress != nil && total >= progressEvery {
 		progress(sum.Records, total)
 	}
 	return sum, nil, nil

@@ -101,6 +101,10 @@ not be read. Progress goes to stderr every 10,000 records.`)
 		fmt.Fprintf(c.stdout, "ledger broken: %v\n", brk)
 		return exitNo
 	}
+	if sum.Records == 0 {
+		fmt.Fprintf(c.stdout, "ledger ok: no records after seq %d, head %s\n", sum.From-1, ledger.Hex(sum.Hash))
+		return exitOK
+	}
 	fmt.Fprintf(c.stdout, "ledger ok: %d records, seq %d to %d, head %s\n", sum.Records, sum.From, sum.Through, ledger.Hex(sum.Hash))
 	return exitOK
 }
