@@ -100,3 +100,54 @@ type EPSSInfo struct {
 	ScoreDate    time.Time // UTC; zero when nothing was imported
 	Count        int       // scores stored
 }
+
+// LedgerStore is the decision history seen as a hash chain (see
+// adapters/ledger for the hash): every record the store keeps has a place in
+// one chain, in the order the store committed them, and the hash of the one
+// before it. Records older than the anchor were archived and pruned.
+type LedgerStore interface {
+	// LedgerHead returns the chain's anchor and head.
+	LedgerHead(ctx context.Context) (LedgerHead, error)
+
+	// LedgerEntries calls fn with each entry from seq from through seq
+	// through, in seq order, reading a page at a time; it stops at fn's
+	// first error and returns it. A seq the store does not hold is skipped:
+	// the caller sees the gap.
+	LedgerEntries(ctx context.Context, from, through int64, fn func(LedgerEntry) error) error
+
+	// LedgerSeqSince returns the lowest seq of a record evaluated at or
+	// after t, and false if there is none.
+	LedgerSeqSince(ctx context.Context, t time.Time) (int64, bool, error)
+
+	// PruneLedger deletes the records through seq through, whose hash must
+	// be hash (else nothing is deleted: EConflict), and makes that record
+	// the chain's anchor. It returns how many records it deleted.
+	PruneLedger(ctx context.Context, through int64, hash []byte) (int64, error)
+}
+
+// LedgerHead is where a store's chain starts and ends. The first record
+// after the anchor has seq AnchorSeq+1 and prev_hash AnchorHash; the last
+// has seq Seq and hash Hash. A chain that was never pruned is anchored at
+// seq 0 and 32 zero bytes; an empty one ends there too.
+type LedgerHead struct {
+	AnchorSeq  int64
+	AnchorHash []byte
+	Seq        int64
+	Hash       []byte
+	// Unchained counts records that have no place in the chain: written
+	// around the store (by hand, in SQL), which verification reports.
+	Unchained int64
+}
+
+// LedgerEntry is one record with its place in the chain.
+type LedgerEntry struct {
+	Seq      int64
+	PrevHash []byte
+	Hash     []byte
+	Record   []byte // the stored record, as JSON
+
+	// The stored columns the history is filtered on.
+	ID, Project, Pipeline, Branch string
+	Status                        Status
+	EvaluatedAt                   time.Time
+}

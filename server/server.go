@@ -6,6 +6,7 @@ package server
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"io"
 	"log/slog"
@@ -60,6 +61,11 @@ type Config struct {
 
 	// Controls, if set, serves exceptions, emergency freezes and incidents.
 	Controls *rego.Controls
+
+	// LedgerSigner, if set, signs the end of ledger exports
+	// (GET /v1/decisions/export); without it they are unsigned. Store must
+	// be a tollgate.LedgerStore for exports.
+	LedgerSigner ed25519.PrivateKey
 }
 
 // Server serves the API. Use Handler in an http.Server.
@@ -94,6 +100,7 @@ func New(cfg Config) *Server {
 	e.POST("/v1/simulate", s.simulate)
 	e.GET("/v1/decisions", s.listDecisions)
 	e.GET("/v1/decisions/:id", s.getDecision)
+	e.GET("/v1/decisions/export", s.exportDecisions)
 	e.POST("/v1/scans", s.postScan)
 	e.GET("/v1/scans/:id", s.getScan)
 	e.POST("/v1/epss", s.importEPSS)

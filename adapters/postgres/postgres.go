@@ -186,6 +186,10 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 		pool.Close()
 		return nil, err
 	}
+	if err := s.chainLegacy(ctx); err != nil {
+		pool.Close()
+		return nil, err
+	}
 	if o.groupCommit {
 		s.writes = make(chan *write, o.maxBatch)
 		s.writerDone = make(chan struct{})
@@ -346,9 +350,21 @@ const (
 	lockKey      = `SELECT pg_advisory_xact_lock($1)`
 	readCooldown = `SELECT last_accepted_at FROM cooldowns WHERE project = $1 AND pipeline = $2 AND branch = $3`
 
-	insertDecision = `INSERT INTO decisions
-	(id, evaluated_at, project, pipeline, branch, environment, status, bundle_revision, record)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`
+	// The record takes its place in the ledger's chain in the statement
+	// that inserts it: the UPDATE moves the one chain head on (in SQL SET
+	// reads the old row: prev_hash gets the old hash) and locks its row
+	// until the transaction ends, so the transactions that record, in every
+	// process, follow each other in the chain in the order they commit.
+	// $10 is the record's digest (adapters/ledger), computed beforehand.
+	// Without the ledger row, the NULLs fail decisions_chained: never a
+	// record recorded outside the chain.
+	insertDecision = `WITH link AS (
+		UPDATE ledger SET seq = seq + 1, prev_hash = hash, hash = sha256(hash || $10::bytea)
+		WHERE id = 1 RETURNING seq, prev_hash, hash)
+	INSERT INTO decisions
+	(id, evaluated_at, project, pipeline, branch, environment, status, bundle_revision, record, seq, prev_hash, hash)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,
+		(SELECT seq FROM link), (SELECT prev_hash FROM link), (SELECT hash FROM link))`
 
 	// A cooldown never moves back in time, should a clock do so.
 	upsertCooldown = `INSERT INTO cooldowns (project, pipeline, branch, last_accepted_at, decision_id)

@@ -61,14 +61,14 @@ func generate(t *testing.T, conn *pgx.Conn, n int) {
 		}
 	}
 	if _, err := conn.Exec(ctx, `
-INSERT INTO decisions (id, evaluated_at, project, pipeline, branch, environment, status, bundle_revision, record)
-SELECT id, at, project, pipeline, branch, 'production', status, 'rev-1',
+INSERT INTO decisions (id, evaluated_at, project, pipeline, branch, environment, status, bundle_revision, seq, prev_hash, hash, record)
+SELECT id, at, project, pipeline, branch, 'production', status, 'rev-1', i, decode(repeat('00', 32), 'hex'), decode(repeat('00', 32), 'hex'),
        ('{"decision":{"decision_id":"' || id || '","status":"' || status || '","reasons":[],"warnings":[],"project":"' || project ||
         '","pipeline":"' || pipeline || '","branch":"' || branch || '","environment":"production","bundle_revision":"rev-1","evaluated_at":"2026-01-01T00:00:00Z"},' ||
         '"request":{"repository":"org/' || project || '","branch":"' || branch || '","pipeline":"' || pipeline || '","metadata":{"environment":"production"}},' ||
         '"context":{"now":"2026-01-01T00:00:00Z","licence":{"status":"valid"},"cooldown":{}}}')::jsonb
 FROM (
-  SELECT lpad(to_hex(i), 12, '0') || '-7000-8000-000000000000' AS id,
+  SELECT i, lpad(to_hex(i), 12, '0') || '-7000-8000-000000000000' AS id,
          1767225600000000000 + i * 30000000000 AS at,
          'project-' || (i % 50) AS project,
          (ARRAY['deploy-prod', 'deploy-staging', 'hotfix-prod'])[1 + i % 3] AS pipeline,
@@ -82,6 +82,11 @@ FROM (
 		if _, err := conn.Exec(ctx, def); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// The rows have their place in the ledger's chain, but placeholder
+	// hashes: these tests measure queries, not the chain.
+	if _, err := conn.Exec(ctx, `UPDATE ledger SET seq = $1`, n); err != nil {
+		t.Fatal(err)
 	}
 	if _, err := conn.Exec(ctx, "VACUUM ANALYZE decisions"); err != nil {
 		t.Fatal(err)

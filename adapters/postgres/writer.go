@@ -9,6 +9,7 @@ import (
 
 	"github.com/tollgate/tollgate"
 	"github.com/tollgate/tollgate/adapters/internal/storekit"
+	"github.com/tollgate/tollgate/adapters/ledger"
 )
 
 // write is one record on its way to the database, with its answer channel.
@@ -21,6 +22,7 @@ type write struct {
 	accept bool // starts key's cooldown
 	// The drift baseline the record sets, as JSON; nil when it sets none.
 	baseline json.RawMessage
+	digest   []byte     // the record's ledger digest
 	done     chan error // buffered: the writer never waits for a caller
 }
 
@@ -35,8 +37,13 @@ func newWrite(ctx context.Context, rec tollgate.Record, key *tollgate.CooldownKe
 	if err != nil {
 		return nil, err
 	}
+	digest, err := ledger.Digest(data)
+	if err != nil {
+		return nil, err
+	}
 	d := rec.Decision
 	return &write{
+		digest:   digest,
 		ctx:      ctx,
 		rec:      rec,
 		at:       d.EvaluatedAt.UnixNano(),
@@ -52,7 +59,7 @@ func newWrite(ctx context.Context, rec tollgate.Record, key *tollgate.CooldownKe
 func (w *write) queue(b *pgx.Batch) {
 	d := w.rec.Decision
 	b.Queue(insertDecision, d.ID, w.at, d.Project, d.Pipeline, d.Branch,
-		d.Environment, string(d.Status), d.BundleRevision, w.data)
+		d.Environment, string(d.Status), d.BundleRevision, w.data, w.digest)
 	if w.accept {
 		b.Queue(upsertCooldown, w.key.Project, w.key.Pipeline, w.key.Branch, w.at, d.ID)
 	}

@@ -166,6 +166,10 @@ func open(ctx context.Context, db *sql.DB, path string, o options) (*Store, erro
 		writerDone: make(chan struct{}),
 	}
 	go s.writeLoop()
+	if err := s.chainLegacy(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
 	return s, nil
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/tollgate/tollgate"
 	"github.com/tollgate/tollgate/adapters/internal/storekit"
+	"github.com/tollgate/tollgate/adapters/ledger"
 )
 
 // write is one record on its way to the file, with its answer channel.
@@ -23,6 +24,7 @@ type write struct {
 	accept bool // starts key's cooldown
 	// The drift baseline the record sets, as JSON; empty when it sets none.
 	baseline string
+	digest   []byte     // the record's ledger digest
 	done     chan error // buffered: the writer never waits for a caller
 }
 
@@ -37,8 +39,13 @@ func newWrite(ctx context.Context, rec tollgate.Record, key *tollgate.CooldownKe
 	if err != nil {
 		return nil, err
 	}
+	digest, err := ledger.Digest(data)
+	if err != nil {
+		return nil, err
+	}
 	d := rec.Decision
 	return &write{
+		digest:   digest,
 		ctx:      ctx,
 		rec:      rec,
 		at:       d.EvaluatedAt.UnixNano(),
@@ -90,8 +97,13 @@ func (s *Store) commit(batch []*write) {
 
 const (
 	insertDecision = `INSERT INTO decisions
-	(id, evaluated_at, project, pipeline, branch, environment, status, bundle_revision, record)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	(id, evaluated_at, project, pipeline, branch, environment, status, bundle_revision, record, seq, prev_hash, hash)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+
+	// The chain head, read and moved on in the transaction that records:
+	// the write lock it holds (BEGIN IMMEDIATE) orders the chain.
+	readHead   = `SELECT seq, hash FROM ledger WHERE id = 1`
+	updateHead = `UPDATE ledger SET seq = ?, hash = ? WHERE id = 1`
 
 	// A cooldown never moves back in time, should a clock do so.
 	upsertCooldown = `INSERT INTO cooldowns (project, pipeline, branch, last_accepted_at, decision_id)
@@ -108,7 +120,8 @@ const (
 	WHERE excluded.evaluated_at >= baselines.evaluated_at`
 )
 
-// commitTx writes ws in one transaction: all of them or none.
+// commitTx writes ws in one transaction: all of them or none, each chained
+// to the one before it (see adapters/ledger).
 func (s *Store) commitTx(ws []*write) error {
 	// Not the callers' contexts: a write that has started is finished, so
 	// that no caller's cancellation can fail the others in its batch.
@@ -125,11 +138,20 @@ func (s *Store) commitTx(ws []*write) error {
 		return s.writeError(ws, "prepare", err)
 	}
 	defer insert.Close()
+	var (
+		seq  int64
+		head []byte
+	)
+	if err := tx.QueryRowContext(ctx, readHead).Scan(&seq, &head); err != nil {
+		return s.writeError(ws, "read the ledger head", err)
+	}
 	var upsert *sql.Stmt
 	for _, w := range ws {
 		d := w.rec.Decision
+		prev := head
+		seq, head = seq+1, ledger.Link(prev, w.digest)
 		if _, err := insert.ExecContext(ctx, d.ID, w.at, d.Project, d.Pipeline, d.Branch,
-			d.Environment, string(d.Status), d.BundleRevision, w.data); err != nil {
+			d.Environment, string(d.Status), d.BundleRevision, w.data, seq, prev, head); err != nil {
 			return s.writeError([]*write{w}, "insert", err)
 		}
 		if w.baseline != "" {
@@ -149,6 +171,9 @@ func (s *Store) commitTx(ws []*write) error {
 		if _, err := upsert.ExecContext(ctx, w.key.Project, w.key.Pipeline, w.key.Branch, w.at, d.ID); err != nil {
 			return s.writeError([]*write{w}, "start cooldown", err)
 		}
+	}
+	if _, err := tx.ExecContext(ctx, updateHead, seq, head); err != nil {
+		return s.writeError(ws, "move the ledger head", err)
 	}
 	if err := tx.Commit(); err != nil {
 		return s.writeError(ws, "commit", err)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -69,6 +70,7 @@ while the store holds no active token: create one with
 	writeTimeout := f.Duration("write-timeout", 30*time.Second, "give up on a response not written within this `DURATION` of the request")
 	idleTimeout := f.Duration("idle-timeout", 2*time.Minute, "close a keep-alive connection idle for this `DURATION`")
 	expiryInterval := f.Duration("expiry-interval", 5*time.Second, "how often the worker expires exceptions, freezes and incidents past their expiry (`DURATION`); evaluations ignore them at their expiry in any case")
+	ledgerKey := f.String("ledger-signing-key", "", "sign ledger exports (GET /v1/decisions/export) with this Ed25519 private key `FILE` (PEM PKCS#8, from `tollgate ledger keygen`); unsigned without it")
 	controlsRefresh := f.Duration("controls-refresh", time.Second, "cache the exceptions, freezes and incident in force this `DURATION`: how long a change made through another replica takes to apply here")
 	evalTimeout := f.Duration("eval-timeout", rego.DefaultEvalTimeout, "time budget of one policy evaluation (a `DURATION`): past it the request is refused with policy_error")
 	verification := addVerificationFlags(f)
@@ -102,6 +104,10 @@ while the store holds no active token: create one with
 	if err != nil {
 		return f.usageError("%v", err)
 	}
+	ledgerSigner, err := loadSigner(*ledgerKey)
+	if err != nil {
+		return f.usageError("--ledger-signing-key: %v", err)
+	}
 	err = serve(ctx, logger, serveConfig{
 		addr: *addr, bundleDir: *bundleDir, dataDir: *dataDir, databaseURL: *databaseURL,
 		licencePath: *licencePath, keyPath: *keyPath,
@@ -111,7 +117,7 @@ while the store holds no active token: create one with
 		readHeaderTimeout: *readHeaderTimeout, readTimeout: *readTimeout, writeTimeout: *writeTimeout, idleTimeout: *idleTimeout,
 		expiryInterval: *expiryInterval, controlsRefresh: *controlsRefresh,
 		evalTimeout: *evalTimeout, bundleKey: bundleKey,
-		pprofAddr: *pprofAddr,
+		pprofAddr: *pprofAddr, ledgerSigner: ledgerSigner,
 	})
 	if err != nil {
 		logger.Error("tollgate serve stopped", "error", err)
@@ -146,6 +152,8 @@ type serveConfig struct {
 	evaluationWait  time.Duration
 
 	expiryInterval, controlsRefresh time.Duration
+
+	ledgerSigner ed25519.PrivateKey // signs exports; nil: unsigned
 
 	readHeaderTimeout, readTimeout, writeTimeout, idleTimeout time.Duration
 }
@@ -298,6 +306,7 @@ func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig) error {
 		Dev: cfg.dev, TokenCacheTTL: cfg.tokenCacheTTL,
 		BodyLimit: cfg.bodyLimit, MaxEvaluations: cfg.maxEvaluations, EvaluationWait: cfg.evaluationWait,
 		RateLimit: cfg.rateLimit, RateBurst: cfg.rateBurst, Controls: controls,
+		LedgerSigner: cfg.ledgerSigner,
 	})
 	srv := &http.Server{
 		Handler:           api.Handler(),

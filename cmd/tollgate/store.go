@@ -241,6 +241,7 @@ func (l *lateStore) RevokeToken(ctx context.Context, name string, at time.Time) 
 type commandStore interface {
 	tollgate.TokenStore
 	tollgate.EPSSStore
+	tollgate.LedgerStore
 	Close() error
 }
 
@@ -251,4 +252,38 @@ func openCommandStore(ctx context.Context, dataDir, databaseURL string) (command
 		return postgres.Open(ctx, databaseURL)
 	}
 	return sqlite.Open(ctx, dataDir)
+}
+
+var _ tollgate.LedgerStore = (*lateStore)(nil)
+
+func (l *lateStore) LedgerHead(ctx context.Context) (tollgate.LedgerHead, error) {
+	s, err := keeps[tollgate.LedgerStore](l, "ledger")
+	if err != nil {
+		return tollgate.LedgerHead{}, err
+	}
+	return s.LedgerHead(ctx)
+}
+
+func (l *lateStore) LedgerEntries(ctx context.Context, from, through int64, fn func(tollgate.LedgerEntry) error) error {
+	s, err := keeps[tollgate.LedgerStore](l, "ledger")
+	if err != nil {
+		return err
+	}
+	return s.LedgerEntries(ctx, from, through, fn)
+}
+
+func (l *lateStore) LedgerSeqSince(ctx context.Context, t time.Time) (int64, bool, error) {
+	s, err := keeps[tollgate.LedgerStore](l, "ledger")
+	if err != nil {
+		return 0, false, err
+	}
+	return s.LedgerSeqSince(ctx, t)
+}
+
+func (l *lateStore) PruneLedger(ctx context.Context, through int64, hash []byte) (int64, error) {
+	s, err := keeps[tollgate.LedgerStore](l, "ledger")
+	if err != nil {
+		return 0, err
+	}
+	return s.PruneLedger(ctx, through, hash)
 }

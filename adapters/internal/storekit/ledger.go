@@ -1,0 +1,79 @@
+package storekit
+
+import (
+	"time"
+
+	"github.com/tollgate/tollgate"
+)
+
+// LedgerPage is how many records a ledger walk reads per query: pages keep
+// every query short (PostgreSQL's statement timeout, SQLite's WAL, which a
+// long read keeps from being checkpointed) however long the chain.
+const LedgerPage = 1000
+
+// PruneChunk is how many records one pruning transaction deletes.
+const PruneChunk = 5000
+
+// LedgerColumns are the columns of a ledger walk, in the order of
+// LedgerRow.Dest.
+const LedgerColumns = "seq, prev_hash, hash, id, evaluated_at, project, pipeline, branch, status, record"
+
+// LedgerPageQuery is the query of one page of a walk, whose arguments are
+// after, through and the limit; ph writes the store's placeholders.
+func LedgerPageQuery(ph func(n int) string) string {
+	return "SELECT " + LedgerColumns + " FROM decisions WHERE seq > " + ph(1) + " AND seq <= " + ph(2) + " ORDER BY seq LIMIT " + ph(3)
+}
+
+// LedgerRow is one row of a ledger walk as both stores scan it.
+type LedgerRow struct {
+	Seq                                 int64
+	PrevHash, Hash, Record              []byte
+	ID, Project, Pipeline, Branch, Stat string
+	At                                  int64
+}
+
+// Dest is the scan destination of LedgerColumns.
+func (r *LedgerRow) Dest() []any {
+	return []any{&r.Seq, &r.PrevHash, &r.Hash, &r.ID, &r.At, &r.Project, &r.Pipeline, &r.Branch, &r.Stat, &r.Record}
+}
+
+// Entry is the row as a ledger entry. The byte slices are copied: drivers
+// may reuse theirs for the next row.
+func (r *LedgerRow) Entry() tollgate.LedgerEntry {
+	return tollgate.LedgerEntry{
+		Seq:         r.Seq,
+		PrevHash:    append([]byte(nil), r.PrevHash...),
+		Hash:        append([]byte(nil), r.Hash...),
+		Record:      append([]byte(nil), r.Record...),
+		ID:          r.ID,
+		Project:     r.Project,
+		Pipeline:    r.Pipeline,
+		Branch:      r.Branch,
+		Status:      tollgate.Status(r.Stat),
+		EvaluatedAt: time.Unix(0, r.At).UTC(),
+	}
+}
+
+// WalkLedger calls fn with every entry from seq from through seq through,
+// reading one page at a time with page(after, through, limit), which
+// returns the entries with after < seq <= through, in seq order, at most
+// limit of them (LedgerPageQuery).
+func WalkLedger(from, through int64, page func(after, through int64, limit int) ([]tollgate.LedgerEntry, error), fn func(tollgate.LedgerEntry) error) error {
+	after := from - 1
+	for after < through {
+		entries, err := page(after, through, LedgerPage)
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			if err := fn(e); err != nil {
+				return err
+			}
+			after = e.Seq
+		}
+		if len(entries) < LedgerPage {
+			return nil
+		}
+	}
+	return nil
+}

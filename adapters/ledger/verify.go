@@ -1,0 +1,75 @@
+package ledger
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/tollgate/tollgate"
+)
+
+// Progress is told, now and then, how many of total records a long walk
+// has checked.
+type Progress func(done, total int64)
+
+// progressEvery is how many records pass between two calls of Progress.
+const progressEvery = 10000
+
+// Summary is what a verification or an export went through.
+type Summary struct {
+	From, Through int64  // the seqs walked
+	Records       int64  // records checked (or exported in full)
+	Hash          []byte // the chain hash at Through
+}
+
+// Verify walks the whole chain of s, from its anchor to its head, and
+// returns the first break, or nil if the chain holds. The error is for a
+// store that could not be read.
+func Verify(ctx context.Context, s tollgate.LedgerStore, progress Progress) (Summary, *Break, error) {
+	head, err := s.LedgerHead(ctx)
+	if err != nil {
+		return Summary{}, nil, err
+	}
+	sum := Summary{From: head.AnchorSeq + 1, Through: head.Seq, Hash: head.AnchorHash}
+	c := chain{seq: head.AnchorSeq, hash: head.AnchorHash}
+	total := head.Seq - head.AnchorSeq
+	var brk *Break
+	err = s.LedgerEntries(ctx, head.AnchorSeq+1, head.Seq, func(e tollgate.LedgerEntry) error {
+		if _, brk = c.next(e); brk != nil {
+			return brk
+		}
+		sum.Records++
+		if progress != nil && sum.Records%progressEvery == 0 {
+			progress(sum.Records, total)
+		}
+		return nil
+	})
+	sum.Hash = c.hash
+	switch {
+	case brk != nil:
+		return sum, brk, nil
+	case err != nil:
+		return sum, nil, err
+	case c.seq != head.Seq:
+		return sum, &Break{Seq: c.seq + 1, Reason: fmt.Sprintf(
+			"missing: the chain head is seq %d but the last record is seq %d; the records after it were deleted", head.Seq, c.seq)}, nil
+	case !bytes.Equal(c.hash, head.Hash):
+		return sum, &Break{Seq: c.seq, Reason: fmt.Sprintf(
+			"the chain head's hash %s is not the last record's %s: the head was altered", Hex(head.Hash), Hex(c.hash))}, nil
+	case head.Unchained > 0:
+		return sum, &Break{Seq: head.Seq, Reason: fmt.Sprintf(
+			"%d records have no place in the chain: they were written around tollgate", head.Unchained)}, nil
+	}
+	if progress != nil && total >= progressEvery {
+		progress(sum.Records, total)
+	}
+	return sum, nil, nil
+}
+
+// asBreak reports whether err is a Break.
+func asBreak(err error) (*Break, bool) {
+	var b *Break
+	ok := errors.As(err, &b)
+	return b, ok
+}

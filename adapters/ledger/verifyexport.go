@@ -1,0 +1,139 @@
+package ledger
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/tollgate/tollgate"
+)
+
+// ExportSummary is what VerifyExport found in a sound export.
+type ExportSummary struct {
+	StartSeq, EndSeq int64
+	EndHash          []byte
+	Records, Links   int64
+	ExportedAt       string
+	Key              string // KeyID of the key that signed it; empty if unsigned
+}
+
+// VerifyExport reads an export from r and checks it: the format, that each
+// line follows the one before it in the chain, that every record hashes to
+// its line's hash, that the end line closes the chain, and, with pub, that
+// the end line is signed by pub. Without pub the signature is not checked
+// (an unsigned export proves only its own consistency). It returns the first
+// break; the error is for a reader that failed.
+func VerifyExport(r io.Reader, pub ed25519.PublicKey) (ExportSummary, *Break, error) {
+	dec := json.NewDecoder(r)
+	var sum ExportSummary
+	next := func() (line, *Break, error) {
+		var l line
+		err := dec.Decode(&l)
+		switch {
+		case errors.Is(err, io.EOF):
+			return l, &Break{Seq: sum.EndSeq + 1, Reason: "the export ends without an end line: it was cut short"}, nil
+		case err != nil:
+			var syntax *json.SyntaxError
+			var typ *json.UnmarshalTypeError
+			if errors.As(err, &syntax) || errors.As(err, &typ) || errors.Is(err, io.ErrUnexpectedEOF) {
+				return l, &Break{Seq: sum.EndSeq + 1, Reason: "not a line of a tollgate ledger export: " + err.Error()}, nil
+			}
+			return l, nil, err
+		}
+		return l, nil, nil
+	}
+
+	first, brk, err := next()
+	if brk != nil || err != nil {
+		return sum, brk, err
+	}
+	startHash, ok := decodeHash(first.Hash)
+	if first.Type != "start" || first.Format != Format || !ok {
+		return sum, &Break{Reason: fmt.Sprintf("not a tollgate ledger export: the first line must be {\"type\":\"start\",\"format\":%q,…}", Format)}, nil
+	}
+	c := chain{seq: first.Seq, hash: startHash}
+	sum.StartSeq, sum.EndSeq, sum.EndHash = first.Seq, first.Seq, startHash
+	for {
+		l, brk, err := next()
+		if brk != nil || err != nil {
+			return sum, brk, err
+		}
+		switch l.Type {
+		case "record":
+			prev, okPrev := decodeHash(l.PrevHash)
+			hash, okHash := decodeHash(l.Hash)
+			if !okPrev || !okHash || len(l.Record) == 0 {
+				return sum, &Break{Seq: l.Seq, Reason: "a record line needs prev_hash, hash (hex SHA-256) and record"}, nil
+			}
+			if _, brk := c.next(tollgate.LedgerEntry{Seq: l.Seq, PrevHash: prev, Hash: hash, Record: l.Record, ID: recordID(l.Record)}); brk != nil {
+				return sum, brk, nil
+			}
+			sum.Records++
+		case "link":
+			digest, okDigest := decodeHash(l.Digest)
+			hash, okHash := decodeHash(l.Hash)
+			switch {
+			case !okDigest || !okHash:
+				return sum, &Break{Seq: l.Seq, Reason: "a link line needs digest and hash (hex SHA-256)"}, nil
+			case l.Seq != c.seq+1:
+				return sum, &Break{Seq: c.seq + 1, Reason: fmt.Sprintf("missing: the export goes from seq %d to seq %d", c.seq, l.Seq)}, nil
+			case !bytes.Equal(Link(c.hash, digest), hash):
+				return sum, &Break{Seq: l.Seq, Reason: "the link's hash does not follow from the hash before it and its digest"}, nil
+			}
+			c.seq, c.hash = l.Seq, hash
+			sum.Links++
+		case "end":
+			return sum, checkEnd(&sum, l, c, first, pub), nil
+		case "error":
+			return sum, &Break{Seq: c.seq + 1, Reason: "the export stopped: " + l.Message}, nil
+		default:
+			return sum, &Break{Seq: c.seq + 1, Reason: fmt.Sprintf("unknown line type %q", l.Type)}, nil
+		}
+		sum.EndSeq, sum.EndHash = c.seq, c.hash
+	}
+}
+
+// checkEnd checks the end line l, after the chain position c.
+func checkEnd(sum *ExportSummary, l line, c chain, start line, pub ed25519.PublicKey) *Break {
+	hash, ok := decodeHash(l.Hash)
+	switch {
+	case !ok || l.Seq != c.seq || !bytes.Equal(hash, c.hash):
+		return &Break{Seq: c.seq, Reason: fmt.Sprintf("the end line (seq %d, hash %s) is not where the chain ends (seq %d, hash %s)", l.Seq, l.Hash, c.seq, Hex(c.hash))}
+	case l.Records == nil || *l.Records != sum.Records:
+		return &Break{Seq: c.seq, Reason: fmt.Sprintf("the end line counts %v records; the export holds %d", l.Records, sum.Records)}
+	}
+	sum.ExportedAt = l.ExportedAt
+	if pub == nil {
+		return nil
+	}
+	switch {
+	case len(l.Signature) == 0:
+		return &Break{Seq: c.seq, Reason: "the export is not signed: export from a server started with --ledger-signing-key (or pass it to tollgate ledger export)"}
+	case l.Key != KeyID(pub):
+		return &Break{Seq: c.seq, Reason: fmt.Sprintf("the export was signed by key %s, not by the key given (%s)", l.Key, KeyID(pub))}
+	case !ed25519.Verify(pub, SignedMessage(start.Seq, start.Hash, l.Seq, l.Hash, l.ExportedAt), l.Signature):
+		return &Break{Seq: c.seq, Reason: "the signature of the end line is not valid: the export was altered"}
+	}
+	sum.Key = l.Key
+	return nil
+}
+
+func decodeHash(s string) ([]byte, bool) {
+	b, err := hex.DecodeString(s)
+	return b, err == nil && len(b) == HashSize
+}
+
+// recordID is the decision ID of a record, for messages; "" if it has none.
+func recordID(record []byte) string {
+	var r struct {
+		Decision struct {
+			ID string `json:"decision_id"`
+		} `json:"decision"`
+	}
+	json.Unmarshal(record, &r)
+	return r.Decision.ID
+}

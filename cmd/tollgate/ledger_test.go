@@ -1,0 +1,317 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"database/sql"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tollgate/tollgate"
+	"github.com/tollgate/tollgate/adapters/pgtest"
+	"github.com/tollgate/tollgate/adapters/postgres"
+	"github.com/tollgate/tollgate/adapters/sqlite"
+)
+
+// ledgerBackend is a fresh store for one test, reached three ways: by the
+// binary's flags, in-process, and by raw SQL, as an intruder would.
+type ledgerBackend struct {
+	flags []string
+	open  func(t *testing.T) tollgate.DecisionStore
+	// exec runs query and returns the rows it changed, or its error.
+	exec func(t *testing.T, query string) (int64, error)
+}
+
+// change runs query, which must change one row.
+func (b ledgerBackend) change(t *testing.T, query string) {
+	t.Helper()
+	if n, err := b.exec(t, query); err != nil || n != 1 {
+		t.Fatalf("%s: %d rows, %v", query, n, err)
+	}
+}
+
+func sqliteBackend(t *testing.T) ledgerBackend {
+	dir := t.TempDir()
+	return ledgerBackend{
+		flags: []string{"--data-dir", dir},
+		open: func(t *testing.T) tollgate.DecisionStore {
+			s, err := sqlite.Open(t.Context(), dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		},
+		exec: func(t *testing.T, query string) (int64, error) {
+			db, err := sql.Open("sqlite", filepath.Join(dir, sqlite.FileName))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			res, err := db.Exec(query)
+			if err != nil {
+				return 0, err
+			}
+			return res.RowsAffected()
+		},
+	}
+}
+
+func postgresBackend(t *testing.T, pg *pgtest.Server) ledgerBackend {
+	url := pg.NewDatabase(t)
+	return ledgerBackend{
+		flags: []string{"--database-url", url},
+		open: func(t *testing.T) tollgate.DecisionStore {
+			s, err := postgres.Open(t.Context(), url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		},
+		exec: func(t *testing.T, query string) (int64, error) {
+			conn, err := pgx.Connect(t.Context(), url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close(context.Background())
+			tag, err := conn.Exec(t.Context(), query)
+			return tag.RowsAffected(), err
+		},
+	}
+}
+
+// ledgerBase is the evaluation time of the first seeded record; record i is
+// i minutes later.
+var ledgerBase = time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+
+// seed records n decisions, one a minute from ledgerBase, every third one
+// for project payments, and returns their IDs in chain order.
+func (b ledgerBackend) seed(t *testing.T, n int) []string {
+	t.Helper()
+	s := b.open(t)
+	defer s.Close()
+	ids := make([]string, n)
+	for i := range n {
+		project := "service-api"
+		if i%3 == 0 {
+			project = "payments"
+		}
+		at := ledgerBase.Add(time.Duration(i) * time.Minute)
+		id := uuid.Must(uuid.NewV7()).String()
+		rec := tollgate.Record{
+			Decision: tollgate.Decision{ID: id, Status: tollgate.Accepted, Reasons: []tollgate.Reason{}, Project: project,
+				Pipeline: "deploy-prod", Branch: "main", Environment: "production", BundleRevision: "sha256:abc", EvaluatedAt: at},
+			Request: tollgate.Request{Repository: "org/" + project, Branch: "main", Pipeline: "deploy-prod",
+				Metadata: tollgate.Metadata{Initiator: "jane", Environment: "production"}},
+			Context:  tollgate.Context{Now: at},
+			Identity: "ci",
+		}
+		if _, err := s.Decide(t.Context(), nil, func(tollgate.Cooldown) (tollgate.Record, error) { return rec, nil }); err != nil {
+			t.Fatal(err)
+		}
+		ids[i] = id
+	}
+	return ids
+}
+
+func TestLedgerCommands(t *testing.T) {
+	backends := map[string]func(t *testing.T) ledgerBackend{
+		"sqlite": sqliteBackend,
+	}
+	pg := pgtest.Start(t)
+	backends["postgres"] = func(t *testing.T) ledgerBackend { return postgresBackend(t, pg) }
+	tamper := map[string]string{
+		"sqlite":   `UPDATE decisions SET record = replace(record, '"status":"accepted"', '"status":"refused"') WHERE seq = 5`,
+		"postgres": `UPDATE decisions SET record = jsonb_set(record, '{decision,status}', '"refused"') WHERE seq = 5`,
+	}
+	for name, backend := range backends {
+		t.Run(name, func(t *testing.T) {
+			t.Run("TamperedRecordIsNamed", func(t *testing.T) {
+				b := backend(t)
+				ids := b.seed(t, 12)
+				r := runTollgate(t, append([]string{"ledger", "verify"}, b.flags...)...)
+				r.wantCode(t, exitOK)
+				if !strings.HasPrefix(r.stdout, "ledger ok: 12 records, seq 1 to 12, head ") {
+					t.Fatalf("verify: %q", r.stdout)
+				}
+				b.change(t, tamper[name])
+				r = runTollgate(t, append([]string{"ledger", "verify"}, b.flags...)...)
+				r.wantCode(t, exitNo)
+				want := "ledger broken: record seq 5 (decision " + ids[4] + "): the stored record does not match its hash: it was altered"
+				if !strings.HasPrefix(r.stdout, want) {
+					t.Fatalf("verify after tampering:\n got %q\nwant %q…", r.stdout, want)
+				}
+			})
+			t.Run("DeletedRecordIsNamed", func(t *testing.T) {
+				b := backend(t)
+				ids := b.seed(t, 12)
+				b.change(t, `DELETE FROM decisions WHERE seq = 8`)
+				r := runTollgate(t, append([]string{"ledger", "verify"}, b.flags...)...)
+				r.wantCode(t, exitNo)
+				want := "ledger broken: record seq 8: missing: the chain goes from seq 7 to seq 9 (decision " + ids[8] + "); the record was deleted"
+				if !strings.HasPrefix(r.stdout, want) {
+					t.Fatalf("verify after deleting:\n got %q\nwant %q…", r.stdout, want)
+				}
+			})
+			t.Run("DeletedLastRecordIsNamed", func(t *testing.T) {
+				b := backend(t)
+				b.seed(t, 4)
+				b.change(t, `DELETE FROM decisions WHERE seq = 4`)
+				r := runTollgate(t, append([]string{"ledger", "verify"}, b.flags...)...)
+				r.wantCode(t, exitNo)
+				if !strings.HasPrefix(r.stdout, "ledger broken: record seq 4: missing: the chain head is seq 4 but the last record is seq 3") {
+					t.Fatalf("verify after deleting the last record: %q", r.stdout)
+				}
+			})
+			t.Run("InsertedAroundTollgateIsNamed", func(t *testing.T) {
+				b := backend(t)
+				b.seed(t, 2)
+				const forge = `INSERT INTO decisions (id, evaluated_at, project, pipeline, branch, environment, status, bundle_revision, record)
+					SELECT 'forged', evaluated_at, project, pipeline, branch, environment, status, bundle_revision, record FROM decisions WHERE seq = 1`
+				if name == "postgres" {
+					// PostgreSQL refuses a record without its place in the
+					// chain; an intruder who can drop the constraint can
+					// insert one all the same.
+					if _, err := b.exec(t, forge); err == nil || !strings.Contains(err.Error(), "decisions_chained") {
+						t.Fatalf("insert without a chain link: %v; want decisions_chained to refuse it", err)
+					}
+					if _, err := b.exec(t, `ALTER TABLE decisions DROP CONSTRAINT decisions_chained`); err != nil {
+						t.Fatal(err)
+					}
+				}
+				b.change(t, forge)
+				r := runTollgate(t, append([]string{"ledger", "verify"}, b.flags...)...)
+				r.wantCode(t, exitNo)
+				if !strings.Contains(r.stdout, "1 records have no place in the chain") {
+					t.Fatalf("verify after an insert around tollgate: %q", r.stdout)
+				}
+			})
+			t.Run("ExportArchiveAndVerify", func(t *testing.T) {
+				testExportArchive(t, backend(t))
+			})
+		})
+	}
+}
+
+func testExportArchive(t *testing.T, b ledgerBackend) {
+	b.seed(t, 12)
+	dir := t.TempDir()
+	r := runTollgate(t, "ledger", "keygen", "--out", filepath.Join(dir, "keys"))
+	r.wantCode(t, exitOK)
+	private, public := filepath.Join(dir, "keys", "ledger-private.pem"), filepath.Join(dir, "keys", "ledger-public.pem")
+	if fi, err := os.Stat(private); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("private key: %v, %v", fi, err)
+	}
+
+	// A filtered, signed export verifies with the public key only.
+	export := filepath.Join(dir, "payments.ndjson")
+	r = runTollgate(t, append([]string{"ledger", "export", "--project", "payments", "--ledger-signing-key", private, "--out", export}, b.flags...)...)
+	r.wantCode(t, exitOK)
+	if r.stdout != "exported 4 records (seq 1 to 12) to "+export+"\n" {
+		t.Fatalf("export: %q", r.stdout)
+	}
+	r = runTollgate(t, "ledger", "verify-export", "--key", public, export)
+	r.wantCode(t, exitOK)
+	if !strings.HasPrefix(r.stdout, "export ok: 4 records and 8 links, seq 1 to 12, end hash ") || !strings.Contains(r.stdout, "signed by key ") {
+		t.Fatalf("verify-export: %q", r.stdout)
+	}
+	r = runTollgate(t, append([]string{"ledger", "export", "--out", export}, b.flags...)...)
+	r.wantCode(t, exitError)
+	if !strings.Contains(r.stderr, "already exists") {
+		t.Fatalf("export over an existing file: %q", r.stderr)
+	}
+
+	// Another key pair's public key does not verify it.
+	r = runTollgate(t, "ledger", "keygen", "--out", filepath.Join(dir, "other"))
+	r.wantCode(t, exitOK)
+	r = runTollgate(t, "ledger", "verify-export", "--key", filepath.Join(dir, "other", "ledger-public.pem"), export)
+	r.wantCode(t, exitNo)
+	if !strings.Contains(r.stdout, "not by the key given") {
+		t.Fatalf("verify-export with another key: %q", r.stdout)
+	}
+
+	// Archive the first six records (evaluated before minute 6).
+	archive := filepath.Join(dir, "archive.ndjson")
+	before := ledgerBase.Add(6 * time.Minute).Format(time.RFC3339)
+	r = runTollgate(t, append([]string{"ledger", "archive", "--before", before, "--out", archive, "--ledger-signing-key", private}, b.flags...)...)
+	r.wantCode(t, exitOK)
+	if !strings.HasPrefix(r.stdout, "archived 6 records (seq 1 to 6) to "+archive+" and deleted them; the chain now starts after seq 6") {
+		t.Fatalf("archive: %q", r.stdout)
+	}
+	r = runTollgate(t, "ledger", "verify-export", "--key", public, archive)
+	r.wantCode(t, exitOK)
+	if !strings.HasPrefix(r.stdout, "export ok: 6 records and 0 links, seq 1 to 6") {
+		t.Fatalf("verify-export of the archive: %q", r.stdout)
+	}
+	r = runTollgate(t, append([]string{"ledger", "verify"}, b.flags...)...)
+	r.wantCode(t, exitOK)
+	if !strings.HasPrefix(r.stdout, "ledger ok: 6 records, seq 7 to 12") {
+		t.Fatalf("verify after archiving: %q", r.stdout)
+	}
+	// The archive's end is where the store's chain now starts: the two
+	// files chain into each other.
+	if end, start := lastLine(t, archive), ""; !strings.Contains(end, `"seq":6`) {
+		t.Fatalf("archive end: %s (%s)", end, start)
+	}
+	r = runTollgate(t, append([]string{"ledger", "archive", "--before", before, "--out", filepath.Join(dir, "again.ndjson")}, b.flags...)...)
+	r.wantCode(t, exitOK)
+	if !strings.HasPrefix(r.stdout, "nothing to archive") {
+		t.Fatalf("archive again: %q", r.stdout)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "again.ndjson")); !os.IsNotExist(err) {
+		t.Fatalf("archive with nothing to archive wrote a file: %v", err)
+	}
+}
+
+func lastLine(t *testing.T, path string) string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	last := ""
+	for sc.Scan() {
+		last = sc.Text()
+	}
+	return last
+}
+
+func TestLedgerUsageErrors(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"ledger"}, "want a subcommand"},
+		{[]string{"ledger", "keygen"}, "--out is required"},
+		{[]string{"ledger", "archive", "--data-dir", dir}, "--before and --out are required"},
+		{[]string{"ledger", "archive", "--before", "yesterday", "--out", "x", "--data-dir", dir}, "--before must be an RFC3339 time"},
+		{[]string{"ledger", "export", "--status", "maybe", "--data-dir", dir}, "--status must be accepted or refused"},
+		{[]string{"ledger", "export", "--since", "today", "--data-dir", dir}, "--since must be an RFC3339 time"},
+		{[]string{"ledger", "export", "--ledger-signing-key", filepath.Join(dir, "none.pem"), "--data-dir", dir}, "no such file"},
+		{[]string{"ledger", "verify-export"}, "want one export FILE"},
+		{[]string{"ledger", "verify-export", filepath.Join(dir, "none.ndjson")}, "no such file"},
+	} {
+		r := runTollgate(t, tc.args...)
+		r.wantCode(t, exitError)
+		if !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("%v: stderr %q; want %q", tc.args, r.stderr, tc.want)
+		}
+	}
+	// A file that is not an export is a broken export, exit 1.
+	notExport := filepath.Join(dir, "x.ndjson")
+	os.WriteFile(notExport, []byte(fmt.Sprintln(`{"hello":"world"}`)), 0o644)
+	r := runTollgate(t, "ledger", "verify-export", notExport)
+	r.wantCode(t, exitNo)
+	if !strings.Contains(r.stdout, "not a tollgate ledger export") {
+		t.Fatalf("verify-export of another file: %q", r.stdout)
+	}
+}
