@@ -92,6 +92,7 @@ func Run(t *testing.T, factory Factory) {
 		{"Controls/ClosedStoreIsUnavailable", testControlClosed},
 	}
 	tests = append(tests, tokenTests...)
+	tests = append(tests, bundleTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
