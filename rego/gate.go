@@ -224,6 +224,8 @@ type Simulation struct {
 	Cooldown     *tollgate.Cooldown
 	GlobalPolicy any // replaces data.tollgate.config.global_policy
 	Projects     any // replaces data.tollgate.config.projects
+	// Explain asks for the steps of the evaluation in Decision.Explain.
+	Explain bool
 }
 
 // Simulate answers a Simulation without side effects: nothing is recorded
@@ -261,7 +263,12 @@ func (g *Gate) Simulate(ctx context.Context, s Simulation) (tollgate.Decision, e
 		}
 		c.Cooldown = cooldown
 	}
-	d := policy.Evaluate(ctx, s.Request, c)
+	var d tollgate.Decision
+	if s.Explain {
+		d, d.Explain = policy.Explain(ctx, s.Request, c)
+	} else {
+		d = policy.Evaluate(ctx, s.Request, c)
+	}
 	d.Simulated = true
 	d.Findings = policy.Breakdown(ctx, s.Request, c)
 	return d, nil
