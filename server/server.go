@@ -60,6 +60,9 @@ type Config struct {
 
 	// Controls, if set, serves exceptions, emergency freezes and incidents.
 	Controls *rego.Controls
+	// Bundles, if set, holds the bundle revisions decisions are replayed
+	// with (GET /v1/decisions/{id}/replay).
+	Bundles tollgate.BundleStore
 }
 
 // Server serves the API. Use Handler in an http.Server.
@@ -94,6 +97,8 @@ func New(cfg Config) *Server {
 	e.POST("/v1/simulate", s.simulate)
 	e.GET("/v1/decisions", s.listDecisions)
 	e.GET("/v1/decisions/:id", s.getDecision)
+	e.GET("/v1/decisions/:id/replay", s.replayDecision)
+	e.POST("/v1/impact", s.impact)
 	e.POST("/v1/scans", s.postScan)
 	e.GET("/v1/scans/:id", s.getScan)
 	e.POST("/v1/epss", s.importEPSS)
