@@ -147,12 +147,12 @@ func (x *explainer) values(e *topdown.Event, expr *ast.Expr) map[string]any {
 	values := map[string]any{}
 	ast.WalkVars(expr, func(v ast.Var) bool {
 		name := ""
-		if ref, ok := x.refs[v]; ok {
+		if meta, ok := e.LocalMetadata[v]; ok && !meta.Name.IsGenerated() && !meta.Name.IsWildcard() {
+			name = string(meta.Name) // a variable the author named
+		} else if ref, ok := x.refs[v]; ok {
 			if plugged, ok := e.Plug(ast.RefTerm(ref...)).Value.(ast.Ref); ok {
 				name = plugged.String()
 			}
-		} else if meta, ok := e.LocalMetadata[v]; ok && !meta.Name.IsGenerated() && !meta.Name.IsWildcard() {
-			name = string(meta.Name)
 		}
 		if name == "" {
 			return false
