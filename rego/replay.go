@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -79,16 +80,23 @@ type Keeper struct {
 	Store tollgate.BundleStore
 	Now   func() time.Time
 
+	// last is the revision kept last: every evaluation asks, and all but
+	// the first after a reload find it here without taking the lock.
+	last atomic.Pointer[string]
 	mu   sync.Mutex
 	kept map[string]bool
 }
 
 // Keep stores b unless this Keeper stored its revision already.
 func (k *Keeper) Keep(ctx context.Context, b *Bundle) error {
+	if last := k.last.Load(); last != nil && *last == b.Revision {
+		return nil
+	}
 	k.mu.Lock()
 	done := k.kept[b.Revision]
 	k.mu.Unlock()
 	if done {
+		k.last.Store(&b.Revision)
 		return nil
 	}
 	sb, err := b.Stored(k.Now())
@@ -104,6 +112,7 @@ func (k *Keeper) Keep(ctx context.Context, b *Bundle) error {
 		k.kept = map[string]bool{}
 	}
 	k.kept[b.Revision] = true
+	k.last.Store(&b.Revision)
 	return nil
 }
 
