@@ -3,6 +3,7 @@ package rego
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"slices"
 	"sync/atomic"
@@ -29,7 +30,7 @@ func newReplayFixture(t *testing.T) *replayFixture {
 	f := &replayFixture{dir: bundleCopy(t), now: at(t, "2026-11-23T10:00:00+01:00")}
 	removeTests(t, f.dir) // a reload runs them: slow under -race, and not what is tested
 	var err error
-	if f.engine, err = NewEngine(t.Context(), f.dir, EngineOptions{Poll: -1}); err != nil {
+	if f.engine, err = NewEngine(t.Context(), f.dir, EngineOptions{Poll: -1, Logger: slog.New(slog.DiscardHandler)}); err != nil {
 		t.Fatal(err)
 	}
 	if f.store, err = sqlite.Open(t.Context(), t.TempDir()); err != nil {
