@@ -176,6 +176,9 @@ type Decision struct {
 	IncidentID string `json:"incident_id,omitempty"`
 	// Findings is a simulation's per-finding breakdown of the scan, if any.
 	Findings []FindingRisk `json:"findings,omitempty"`
+	// Explain is how a simulation asked to explain itself got its answer:
+	// the rules that fired and the expressions evaluated, in order.
+	Explain []ExplainStep `json:"explain,omitempty"`
 }
 
 // FindingRisk is one finding of a scan with its score receipt and the
@@ -196,4 +199,15 @@ func PolicyError(r Request, message string) Decision {
 		Branch:      r.Branch,
 		Environment: r.Metadata.Environment,
 	}
+}
+
+// ExplainStep is one step of a simulation's explanation: a rule that fired,
+// with its value, or an expression the policy evaluated, with its result
+// and the values it read (variables by name, input documents by path).
+type ExplainStep struct {
+	Location   string         `json:"location"`       // file:line in the bundle
+	Rule       string         `json:"rule,omitempty"` // for a rule that fired: its path
+	Expression string         `json:"expression"`     // the source text
+	Result     any            `json:"result"`         // true/false for an expression; a rule's value
+	Values     map[string]any `json:"values,omitempty"`
 }

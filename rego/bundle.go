@@ -34,6 +34,9 @@ type Bundle struct {
 	// the stores of the policy and of the tests share it, read-only. For a
 	// large registry it is most of the memory a bundle takes.
 	data ast.Object
+	// sources is the text of every module (tests too), by slash path
+	// relative to dir: what the revision hashes, and what Stored keeps.
+	sources map[string]string
 }
 
 // LoadBundle reads dir (Rego v1 modules and data.json/yaml files, as stock
@@ -69,6 +72,7 @@ func loadBundle(dir string, v *Verification) (*Bundle, error) {
 		Dir:     dir,
 		modules: map[string]*ast.Module{},
 		tests:   map[string]*ast.Module{},
+		sources: map[string]string{},
 	}
 	h := sha256.New()
 	// Modules are keyed by the file name the parser recorded, which is also
@@ -89,6 +93,7 @@ func loadBundle(dir string, v *Verification) (*Bundle, error) {
 		raw[filepath.ToSlash(rel)] = m.Raw
 		fmt.Fprintf(h, "%s\x00%d\x00", filepath.ToSlash(rel), len(m.Raw))
 		h.Write(m.Raw)
+		b.sources[filepath.ToSlash(rel)] = string(m.Raw)
 		if strings.HasSuffix(file, "_test.rego") {
 			b.tests[file] = m.Parsed
 		} else {

@@ -46,6 +46,10 @@ type Gate struct {
 	// Controls, if set, gives the exceptions, emergency freezes and
 	// incident in force (*Controls in production).
 	Controls ControlSource
+	// Bundles, if set, keeps the bundle revision of every decision before
+	// the decision is recorded, so that every recorded decision can be
+	// replayed (`tollgate replay`).
+	Bundles *Keeper
 }
 
 // ControlSource gives the controls in force at a time.
@@ -194,6 +198,13 @@ func (g *Gate) context(now time.Time, ev evidence) tollgate.Context {
 // for an EInvalid error: a scan_id that does not fit), never accepted.
 func (g *Gate) Evaluate(ctx context.Context, r tollgate.Request, scan ScanSource) (tollgate.Record, error) {
 	policy := g.Policies.Policy()
+	if g.Bundles != nil {
+		// Once per revision: a decision is never recorded without the
+		// bundle that made it.
+		if err := g.Bundles.Keep(ctx, policy.Bundle()); err != nil {
+			return tollgate.Record{}, err
+		}
+	}
 	// Read before the cooldown key is held, so that the lookups do not
 	// lengthen the wait of the requests queued behind this one.
 	ev, err := g.gather(ctx, policy, r, scan)
@@ -224,6 +235,8 @@ type Simulation struct {
 	Cooldown     *tollgate.Cooldown
 	GlobalPolicy any // replaces data.tollgate.config.global_policy
 	Projects     any // replaces data.tollgate.config.projects
+	// Explain asks for the steps of the evaluation in Decision.Explain.
+	Explain bool
 }
 
 // Simulate answers a Simulation without side effects: nothing is recorded
@@ -261,7 +274,12 @@ func (g *Gate) Simulate(ctx context.Context, s Simulation) (tollgate.Decision, e
 		}
 		c.Cooldown = cooldown
 	}
-	d := policy.Evaluate(ctx, s.Request, c)
+	var d tollgate.Decision
+	if s.Explain {
+		d, d.Explain = policy.Explain(ctx, s.Request, c)
+	} else {
+		d = policy.Evaluate(ctx, s.Request, c)
+	}
 	d.Simulated = true
 	d.Findings = policy.Breakdown(ctx, s.Request, c)
 	return d, nil

@@ -135,7 +135,12 @@ func (p *Policy) HasProject(name string) bool {
 // Evaluate decides on a request. It never fails: anything that keeps the
 // policy from producing a well-formed decision is a refusal with
 // policy_error. The decision carries the bundle revision and c.Now.
-func (p *Policy) Evaluate(ctx context.Context, r tollgate.Request, c tollgate.Context) (d tollgate.Decision) {
+func (p *Policy) Evaluate(ctx context.Context, r tollgate.Request, c tollgate.Context) tollgate.Decision {
+	return p.evaluate(ctx, r, c, nil)
+}
+
+// evaluate is Evaluate with an optional tracer, which Explain uses.
+func (p *Policy) evaluate(ctx context.Context, r tollgate.Request, c tollgate.Context, tracer topdown.QueryTracer) (d tollgate.Decision) {
 	defer func() {
 		if v := recover(); v != nil {
 			d = tollgate.PolicyError(r, fmt.Sprintf("policy evaluation panicked: %v", v))
@@ -143,7 +148,7 @@ func (p *Policy) Evaluate(ctx context.Context, r tollgate.Request, c tollgate.Co
 		d.BundleRevision = p.bundle.Revision
 		d.EvaluatedAt = c.Now
 	}()
-	result, err := p.eval(ctx, p.query, r, c)
+	result, err := p.eval(ctx, p.query, r, c, tracer)
 	if err != nil {
 		return tollgate.PolicyError(r, p.failure(ctx, err))
 	}
@@ -180,12 +185,13 @@ func isCancel(err error) bool {
 // eval runs the prepared query with topdown directly rather than through
 // rego.PreparedEvalQuery: the wrapper's metrics, result conversion to Go
 // values and per-call set-up cost more than the policy itself (see the
-// README's benchmark section). It returns nil when the decision is undefined.
+// README's benchmark section). It returns nil when the decision is
+// undefined. tracer may be nil.
 //
 // The query stops when ctx ends or the time budget runs out: topdown does
 // not watch the context itself, it polls a Cancel between steps (and in
 // long builtins such as numbers.range), which the timer sets.
-func (p *Policy) eval(ctx context.Context, query ast.Body, r tollgate.Request, c tollgate.Context) (*ast.Term, error) {
+func (p *Policy) eval(ctx context.Context, query ast.Body, r tollgate.Request, c tollgate.Context, tracer topdown.QueryTracer) (*ast.Term, error) {
 	cancel := topdown.NewCancel()
 	budget := time.AfterFunc(p.timeout, cancel.Cancel)
 	defer budget.Stop()
@@ -211,6 +217,7 @@ func (p *Policy) eval(ctx context.Context, query ast.Body, r tollgate.Request, c
 		WithMetrics(noMetrics).
 		WithStrictBuiltinErrors(true).
 		WithCancel(cancel).
+		WithQueryTracer(tracer).
 		Iter(ctx, func(qr topdown.QueryResult) error {
 			if result != nil {
 				return fmt.Errorf("%s has more than one value", DecisionQuery)
@@ -255,7 +262,7 @@ func (p *Policy) Breakdown(ctx context.Context, r tollgate.Request, c tollgate.C
 		return nil
 	}
 	risks := map[string]float64{}
-	if result, err := p.eval(ctx, p.riskQuery, r, c); err == nil && result != nil {
+	if result, err := p.eval(ctx, p.riskQuery, r, c, nil); err == nil && result != nil {
 		if list, ok := result.Value.(*ast.Array); ok {
 			list.Foreach(func(t *ast.Term) {
 				obj, _ := t.Value.(ast.Object)

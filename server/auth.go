@@ -21,19 +21,21 @@ const public tollgate.Scope = ""
 // that is not in this table, so a new route cannot be left open by mistake:
 // add it here with its scope (or public, documented in the README).
 var routeScopes = map[string]tollgate.Scope{
-	"POST /v1/evaluate":        tollgate.ScopeEvaluate,
-	"POST /v1/scans":           tollgate.ScopeEvaluate,
-	"POST /v1/simulate":        tollgate.ScopeSimulate,
-	"GET /v1/decisions":        tollgate.ScopeRead,
-	"GET /v1/decisions/:id":    tollgate.ScopeRead,
-	"GET /v1/decisions/export": tollgate.ScopeRead,
-	"GET /v1/bundles":          tollgate.ScopeRead,
-	"GET /v1/scans/:id":        tollgate.ScopeRead,
-	"GET /v1/epss":             tollgate.ScopeRead,
-	"POST /v1/epss":            tollgate.ScopeAdmin,
-	"GET /v1/tokens":           tollgate.ScopeAdmin,
-	"POST /v1/tokens":          tollgate.ScopeAdmin,
-	"DELETE /v1/tokens/:name":  tollgate.ScopeAdmin,
+	"POST /v1/evaluate":            tollgate.ScopeEvaluate,
+	"POST /v1/scans":               tollgate.ScopeEvaluate,
+	"POST /v1/simulate":            tollgate.ScopeSimulate,
+	"POST /v1/impact":              tollgate.ScopeSimulate, // a simulation over the history
+	"GET /v1/decisions":            tollgate.ScopeRead,
+	"GET /v1/decisions/:id":        tollgate.ScopeRead,
+	"GET /v1/decisions/export":     tollgate.ScopeRead,
+	"GET /v1/decisions/:id/replay": tollgate.ScopeRead,
+	"GET /v1/bundles":              tollgate.ScopeRead,
+	"GET /v1/scans/:id":            tollgate.ScopeRead,
+	"GET /v1/epss":                 tollgate.ScopeRead,
+	"POST /v1/epss":                tollgate.ScopeAdmin,
+	"GET /v1/tokens":               tollgate.ScopeAdmin,
+	"POST /v1/tokens":              tollgate.ScopeAdmin,
+	"DELETE /v1/tokens/:name":      tollgate.ScopeAdmin,
 	// Anyone who deploys may ask for an exception; granting one (or
 	// breaking the glass) takes an approver, another identity.
 	"POST /v1/exceptions":             tollgate.ScopeEvaluate,

@@ -101,10 +101,15 @@ type simulateBody struct {
 			LastAcceptedAt string `json:"last_accepted_at"`
 		} `json:"cooldown"`
 	} `json:"context"`
-	Config *struct {
-		GlobalPolicy any `json:"global_policy"`
-		Projects     any `json:"projects"`
-	} `json:"config"`
+	Config  *configBody `json:"config"`
+	Explain bool        `json:"explain"`
+}
+
+// configBody replaces parts of the active bundle's configuration, for a
+// simulation or an impact analysis.
+type configBody struct {
+	GlobalPolicy any `json:"global_policy"`
+	Projects     any `json:"projects"`
 }
 
 func (s *Server) simulate(c echo.Context) error {
@@ -127,7 +132,7 @@ func (s *Server) simulate(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	sim := rego.Simulation{Request: req, Scan: scan}
+	sim := rego.Simulation{Request: req, Scan: scan, Explain: sb.Explain}
 	if sb.At != "" {
 		at, err := parseTime("at", sb.At)
 		if err != nil {

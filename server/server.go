@@ -66,6 +66,9 @@ type Config struct {
 	// (GET /v1/decisions/export); without it they are unsigned. Store must
 	// be a tollgate.LedgerStore for exports.
 	LedgerSigner ed25519.PrivateKey
+	// Bundles, if set, holds the bundle revisions decisions are replayed
+	// with (GET /v1/decisions/{id}/replay).
+	Bundles tollgate.BundleStore
 }
 
 // Server serves the API. Use Handler in an http.Server.
@@ -101,6 +104,8 @@ func New(cfg Config) *Server {
 	e.GET("/v1/decisions", s.listDecisions)
 	e.GET("/v1/decisions/:id", s.getDecision)
 	e.GET("/v1/decisions/export", s.exportDecisions)
+	e.GET("/v1/decisions/:id/replay", s.replayDecision)
+	e.POST("/v1/impact", s.impact)
 	e.POST("/v1/scans", s.postScan)
 	e.GET("/v1/scans/:id", s.getScan)
 	e.POST("/v1/epss", s.importEPSS)

@@ -73,8 +73,9 @@ func newFixtureWith(t *testing.T, configure func(*Config)) *fixture {
 			NewID: func() string { return uuid.Must(uuid.NewV7()).String() },
 			Score: cvss.Best,
 			EPSS:  store, Scans: store,
+			Bundles: &rego.Keeper{Store: store, Now: time.Now},
 		},
-		Engine: engine, Store: store, Tokens: store, Metrics: NewMetrics(registry), Registry: registry,
+		Engine: engine, Store: store, Tokens: store, Bundles: store, Metrics: NewMetrics(registry), Registry: registry,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), BodyLimit: 64 << 10,
 		Now: func() time.Time { return *f.now.Load() },
 	}

@@ -33,11 +33,26 @@ func addAPIFlags(f *flags) apiFlags {
 // call sends body (nil for none) as JSON and prints the JSON answer on
 // stdout. Any answer but 2xx is an error naming the server's message.
 func (a apiFlags) call(ctx context.Context, c *cli, method, path string, body any) error {
+	raw, err := a.fetch(ctx, method, path, body)
+	if err != nil {
+		return err
+	}
+	var out bytes.Buffer
+	if err := json.Indent(&out, raw, "", "  "); err != nil {
+		return fmt.Errorf("the server's answer is not JSON: %q", raw)
+	}
+	fmt.Fprintln(c.stdout, out.String())
+	return nil
+}
+
+// fetch sends body (nil for none) as JSON and returns the answer. Any
+// answer but 2xx is an error naming the server's message.
+func (a apiFlags) fetch(ctx context.Context, method, path string, body any) ([]byte, error) {
 	var reader io.Reader
 	if body != nil {
 		raw, err := json.Marshal(body)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		reader = bytes.NewReader(raw)
 	}
@@ -45,7 +60,7 @@ func (a apiFlags) call(ctx context.Context, c *cli, method, path string, body an
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(*a.server, "/")+path, reader)
 	if err != nil {
-		return fmt.Errorf("--server: %v", err)
+		return nil, fmt.Errorf("--server: %v", err)
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -55,28 +70,23 @@ func (a apiFlags) call(ctx context.Context, c *cli, method, path string, body an
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
-		return fmt.Errorf("read the answer: %v", err)
+		return nil, fmt.Errorf("read the answer: %v", err)
 	}
 	if resp.StatusCode/100 != 2 {
 		var e struct {
 			Error struct{ Code, Message string } `json:"error"`
 		}
 		if json.Unmarshal(raw, &e) == nil && e.Error.Message != "" {
-			return fmt.Errorf("HTTP %d, %s: %s", resp.StatusCode, e.Error.Code, e.Error.Message)
+			return nil, fmt.Errorf("HTTP %d, %s: %s", resp.StatusCode, e.Error.Code, e.Error.Message)
 		}
-		return fmt.Errorf("HTTP %d: %s", resp.StatusCode, strings.TrimSpace(string(raw)))
+		return nil, fmt.Errorf("HTTP %d: %s", resp.StatusCode, strings.TrimSpace(string(raw)))
 	}
-	var out bytes.Buffer
-	if err := json.Indent(&out, raw, "", "  "); err != nil {
-		return fmt.Errorf("the server's answer is not JSON: %q", raw)
-	}
-	fmt.Fprintln(c.stdout, out.String())
-	return nil
+	return raw, nil
 }
 
 // subcommand is one verb of a command group: its synopsis, help and run.

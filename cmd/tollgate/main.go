@@ -82,6 +82,10 @@ func run(ctx context.Context, args []string, c *cli) int {
 		return runBundle(ctx, c, args)
 	case "ledger":
 		return runLedger(ctx, c, args)
+	case "replay":
+		return runReplay(ctx, c, args)
+	case "impact":
+		return runImpact(ctx, c, args)
 	case "help", "-h", "-help", "--help":
 		if len(args) > 0 && args[0] != "help" && !strings.HasPrefix(args[0], "-") {
 			return run(ctx, []string{args[0], "-h"}, c)
@@ -114,6 +118,8 @@ Commands:
   token     create, list and revoke API tokens
   bundle    sign a bundle, verify a signed bundle
   ledger    verify, export, archive the tamper-evident decision history
+  replay    re-evaluate a recorded decision with its bundle and context: is it the same?
+  impact    how a candidate bundle would have changed the recorded decisions
 
 Every flag can also be set with an environment variable TOLLGATE_<FLAG>, upper
 case with dashes as underscores: --license-key is TOLLGATE_LICENSE_KEY. A flag

@@ -126,6 +126,10 @@ while the store holds no active token: create one with
 	return exitOK
 }
 
+// keepTimeout bounds the write of an activated bundle to the store, so
+// that a slow store cannot hold up the reloads.
+const keepTimeout = 10 * time.Second
+
 // maxHeaderBytes bounds the request line and headers (Go's default is
 // 1 MiB): tollgate's requests carry a few short headers.
 const maxHeaderBytes = 64 << 10
@@ -259,10 +263,18 @@ func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig) error {
 	} else {
 		logger.Warn("bundle signatures are not checked: anyone who can write the bundle directory controls the policy (see --bundle-verification-key)")
 	}
+	// onActivate keeps a newly activated bundle in the store; set once the
+	// store is open, before the watcher starts.
+	var onActivate func()
 	engine, err := rego.NewEngine(ctx, cfg.bundleDir, rego.EngineOptions{
-		Debounce:     cfg.debounce,
-		Logger:       logger,
-		OnReload:     metrics.ObserveReload,
+		Debounce: cfg.debounce,
+		Logger:   logger,
+		OnReload: func(status rego.BundleStatus, err error) {
+			metrics.ObserveReload(status, err)
+			if err == nil && onActivate != nil {
+				onActivate()
+			}
+		},
 		Verification: cfg.bundleKey,
 		EvalTimeout:  cfg.evalTimeout,
 	})
@@ -286,6 +298,18 @@ func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig) error {
 		}
 	}
 
+	// Every activated bundle is kept in the store, so that its decisions
+	// can be replayed; the gate also keeps it before the first decision
+	// it records, so that a store not reachable at activation loses none.
+	keeper := &rego.Keeper{Store: store.(tollgate.BundleStore), Now: time.Now}
+	keepActive := func(ctx context.Context) {
+		ctx, cancel := context.WithTimeout(ctx, keepTimeout)
+		defer cancel()
+		if err := keeper.Keep(ctx, engine.Policy().Bundle()); err != nil {
+			logger.Warn("the active bundle is not kept in the store yet; the first decision will keep it", "error", err)
+		}
+	}
+	onActivate = func() { keepActive(ctx) }
 	newID := func() string { return uuid.Must(uuid.NewV7()).String() }
 	controls := &rego.Controls{Store: store.(tollgate.ControlStore), Policies: engine, Now: time.Now, NewID: newID,
 		Refresh: cfg.controlsRefresh}
@@ -299,6 +323,7 @@ func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig) error {
 		EPSS:     store.(tollgate.EPSSStore),
 		Scans:    store.(tollgate.ScanStore),
 		Controls: controls,
+		Bundles:  keeper,
 	}
 	api := server.New(server.Config{
 		Gate: gate, Engine: engine, Store: store, Tokens: store.(tollgate.TokenStore),
@@ -307,6 +332,7 @@ func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig) error {
 		BodyLimit: cfg.bodyLimit, MaxEvaluations: cfg.maxEvaluations, EvaluationWait: cfg.evaluationWait,
 		RateLimit: cfg.rateLimit, RateBurst: cfg.rateBurst, Controls: controls,
 		LedgerSigner: cfg.ledgerSigner,
+		Bundles:      store.(tollgate.BundleStore),
 	})
 	srv := &http.Server{
 		Handler:           api.Handler(),
@@ -357,7 +383,13 @@ func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig) error {
 	if cfg.pprofAddr != "" {
 		g.Go(func() error { return servePprof(gctx, logger, cfg.pprofAddr) })
 	}
-	g.Go(func() error { return connectStore(gctx) })
+	g.Go(func() error {
+		if err := connectStore(gctx); err != nil || gctx.Err() != nil {
+			return err
+		}
+		keepActive(gctx)
+		return nil
+	})
 	g.Go(func() error {
 		expiry.Run(gctx, controls.Store, cfg.expiryInterval, time.Now, logger, func(tollgate.Control) { controls.Invalidate() })
 		return nil

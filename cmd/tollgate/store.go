@@ -237,12 +237,32 @@ func (l *lateStore) RevokeToken(ctx context.Context, name string, at time.Time) 
 	return s.RevokeToken(ctx, name, at)
 }
 
-// commandStore is the store a one-off command (token, epss import) opens.
+var _ tollgate.BundleStore = (*lateStore)(nil)
+
+func (l *lateStore) PutBundle(ctx context.Context, b tollgate.StoredBundle) error {
+	s, err := keeps[tollgate.BundleStore](l, "bundles")
+	if err != nil {
+		return err
+	}
+	return s.PutBundle(ctx, b)
+}
+
+func (l *lateStore) Bundle(ctx context.Context, revision string) (tollgate.StoredBundle, error) {
+	s, err := keeps[tollgate.BundleStore](l, "bundles")
+	if err != nil {
+		return tollgate.StoredBundle{}, err
+	}
+	return s.Bundle(ctx, revision)
+}
+
+// commandStore is the store a one-off command (token, epss import,
+// replay, impact) opens.
 type commandStore interface {
+	tollgate.DecisionStore
 	tollgate.TokenStore
 	tollgate.EPSSStore
 	tollgate.LedgerStore
-	Close() error
+	tollgate.BundleStore
 }
 
 // openCommandStore opens the store serve would use with the same flags:

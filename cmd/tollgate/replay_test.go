@@ -1,0 +1,41 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+// The replays and impact analyses themselves run end to end in
+// test/replay_test.go, against a server's store; these are the mistakes a
+// user can make on the command line.
+
+func TestReplayAndImpactUsageErrors(t *testing.T) {
+	dataDir := t.TempDir()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"replay", "--data-dir", dataDir}, "--decision is required"},
+		{[]string{"replay", "--decision", "nope", "--data-dir", dataDir}, `decision "nope" not found`},
+		{[]string{"replay", "--decision", "x", "--server", "http://127.0.0.1:1"}, "connection refused"},
+		{[]string{"impact", "--data-dir", dataDir}, "--bundle is required"},
+		{[]string{"impact", "--bundle", fixtures.bundle, "--since", "last week", "--data-dir", dataDir}, "a duration before now such as 720h"},
+		{[]string{"impact", "--bundle", fixtures.bundle, "--until", "tomorrow", "--data-dir", dataDir}, "--until"},
+		{[]string{"impact", "--bundle", fixtures.bundle, "--limit", "-1", "--data-dir", dataDir}, "--limit must be 0 or more"},
+		{[]string{"impact", "--bundle", t.TempDir(), "--data-dir", dataDir}, "no Rego modules found"},
+	} {
+		r := runTollgate(t, tc.args...)
+		r.wantCode(t, exitError)
+		if !strings.Contains(r.stderr, tc.want) || r.stdout != "" {
+			t.Errorf("tollgate %s: stderr %q, want it to contain %q; stdout %q", strings.Join(tc.args, " "), r.stderr, tc.want, r.stdout)
+		}
+	}
+}
+
+func TestImpactOfAnEmptyHistory(t *testing.T) {
+	r := runTollgate(t, "impact", "--bundle", fixtures.bundle, "--fail-on-change", "--since", "720h", "--data-dir", t.TempDir())
+	r.wantCode(t, exitOK)
+	if !strings.Contains(r.stdout, "0 of 0 recorded decisions would change") {
+		t.Fatalf("impact on an empty store: %q", r.stdout)
+	}
+}
