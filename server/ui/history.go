@@ -329,9 +329,9 @@ const (
 // bar is one day of the chart, drawn: refused at the bottom, accepted on top.
 type bar struct {
 	day
-	Label                    string // the date under every 7th bar
-	X, LabelX                int
-	RefusedY, RefusedHeight  float64
+	Label                     string // the date under every 7th bar
+	X, LabelX                 int
+	RefusedY, RefusedHeight   float64
 	AcceptedY, AcceptedHeight float64
 }
 
