@@ -363,8 +363,13 @@ func TestHistoryPageLogin(t *testing.T) {
 			t.Errorf("login, %s: %d %v, want %d and %q\n%s", tc.name, p.code, p.header, tc.status, tc.want, p.body)
 		}
 	}
-	if p := login(reader, "/ui/", "Origin", "https://evil.example"); p.code != http.StatusForbidden || p.header.Get("Set-Cookie") != "" {
-		t.Errorf("login from another site: %d %v", p.code, p.header)
+	for _, from := range [][]string{{"Origin", "https://evil.example"}, {"Origin", "null"}, {"Sec-Fetch-Site", "cross-site"}, {"Sec-Fetch-Site", "same-site"}} {
+		if p := login(reader, "/ui/", from...); p.code != http.StatusForbidden || p.header.Get("Set-Cookie") != "" {
+			t.Errorf("login with %s: %s: %d %v", from[0], from[1], p.code, p.header)
+		}
+	}
+	if p := login(reader, "/ui/", "Sec-Fetch-Site", "same-origin"); p.code != http.StatusSeeOther {
+		t.Errorf("login with Sec-Fetch-Site: same-origin: %d", p.code)
 	}
 
 	p := login(reader, "/ui/?status=refused", "Origin", f.srv.URL)

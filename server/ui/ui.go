@@ -125,7 +125,9 @@ func setHeaders(h http.Header) {
 	h.Set("Content-Security-Policy", ContentSecurityPolicy)
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")
-	h.Set("Referrer-Policy", "no-referrer")
+	// same-origin, not no-referrer: with no-referrer a browser sends
+	// "Origin: null" with the login form, which sameOrigin refuses.
+	h.Set("Referrer-Policy", "same-origin")
 	h.Set("Cache-Control", "no-store")
 }
 
@@ -247,9 +249,13 @@ func (u *UI) clearCookie(c echo.Context) {
 	})
 }
 
-// sameOrigin rejects a form posted from another site (login CSRF): browsers
-// send Origin with every POST; a client that sends none is no browser.
+// sameOrigin rejects a form posted from another site (login CSRF). Browsers
+// say where a request comes from in Sec-Fetch-Site, older ones in Origin;
+// a client that sends neither is no browser.
 func sameOrigin(r *http.Request) bool {
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" {
+		return site == "same-origin" || site == "none"
+	}
 	origin := r.Header.Get("Origin")
 	if origin == "" {
 		return true
