@@ -100,8 +100,8 @@ func (p htmlPage) link(id string) string {
 }
 
 // uiHistory records four decisions: Monday 10:00 Paris, main (accepted)
-// and feature/x (refused: branch); Saturday, the same two (refused:
-// weekend, and weekend + branch). It returns their IDs in that order.
+// and feature/x (refused: branch); Saturday, the same two (refused: the
+// shipped policy's freeze, window and weekend; and those + branch). It returns their IDs in that order.
 func uiHistory(f *fixture) (accepted, branch, weekend, both string) {
 	f.t.Helper()
 	featureBranch := strings.Replace(exampleRequest, `"branch":"main"`, `"branch":"feature/x"`, 1)
@@ -202,19 +202,22 @@ func TestHistoryPagePaging(t *testing.T) {
 func TestHistoryPageChart(t *testing.T) {
 	f := newFixture(t)
 	uiHistory(f)
+	// One more refusal for a branch only: the top reason.
+	f.setNow("2026-11-23T11:00:00+01:00")
+	f.post("/v1/evaluate", strings.Replace(exampleRequest, `"branch":"main"`, `"branch":"feature/y"`, 1))
 	// Older than the chart's 30 days: in the table, not in the chart.
 	f.setNow("2026-10-01T10:00:00+02:00")
 	f.post("/v1/evaluate", exampleRequest)
 	f.setNow("2026-11-28T12:00:00+01:00")
 	p := f.get("/ui/")
-	if len(p.rows()) != 5 {
-		t.Fatalf("rows %v, want 5", p.rows())
+	if len(p.rows()) != 6 {
+		t.Fatalf("rows %v, want 6", p.rows())
 	}
-	if !strings.Contains(p.body, "1 accepted, 3 refused from 2026-10-30 to 2026-11-29") {
+	if !strings.Contains(p.body, "1 accepted, 4 refused from 2026-10-30 to 2026-11-29") {
 		t.Errorf("chart totals missing:\n%s", p.body)
 	}
 	for _, want := range []string{
-		"<title>2026-11-23: 1 accepted, 1 refused</title>",
+		"<title>2026-11-23: 1 accepted, 2 refused</title>",
 		"<title>2026-11-28: 0 accepted, 2 refused</title>",
 		"<title>2026-11-27: 0 accepted, 0 refused</title>",
 	} {
@@ -222,13 +225,13 @@ func TestHistoryPageChart(t *testing.T) {
 			t.Errorf("chart lacks %s", want)
 		}
 	}
-	// Top refusal reasons: two each, ties by code; each links to its refusals.
+	// Top refusal reasons: most first, ties by code; each links to its refusals.
 	top := regexp.MustCompile(`reason=([a-z_]+)"><code>[a-z_]+</code></a></td><td>(\d+)</td>`).FindAllStringSubmatch(p.body, -1)
 	var got []string
 	for _, m := range top {
 		got = append(got, m[1]+"="+m[2])
 	}
-	if strings.Join(got, " ") != "branch_not_allowed=2 weekend_violation=2" {
+	if strings.Join(got, " ") != "branch_not_allowed=3 freeze_active=2 time_window_violation=2 weekend_violation=2" {
 		t.Errorf("top refusal reasons %v", got)
 	}
 	// The chart follows the project filter.

@@ -148,7 +148,7 @@ func (u *UI) find(ctx context.Context, f tollgate.DecisionFilter, reason string)
 		return page.Records, page.NextCursor, false, err
 	}
 	want := f.Limit
-	f.Limit = tollgate.MaxPageSize
+	f.Limit = min(tollgate.MaxPageSize, u.cfg.MaxScan)
 	for scanned := 0; ; {
 		from := f.Cursor
 		page, err := u.cfg.Store.Decisions(ctx, f)
