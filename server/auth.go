@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/tollgate/tollgate"
+	"github.com/tollgate/tollgate/server/ui"
 )
 
 // public marks a route that needs no token.
@@ -53,6 +55,15 @@ var routeScopes = map[string]tollgate.Scope{
 	"GET /v1/incidents":               tollgate.ScopeRead,
 	"GET /v1/incidents/:id":           tollgate.ScopeRead,
 	"DELETE /v1/incidents/:id":        tollgate.ScopeAdmin,
+	// The history page (server/ui): its pages need read, like the API they
+	// show; the login and logout forms and the stylesheet reveal nothing.
+	"GET /ui":               tollgate.ScopeRead,
+	"GET /ui/":              tollgate.ScopeRead,
+	"GET /ui/decisions/:id": tollgate.ScopeRead,
+	"GET /ui/login":         public,
+	"POST /ui/login":        public,
+	"POST /ui/logout":       public,
+	"GET /ui/assets/*":      public,
 	// Probes and metrics stay open: load balancers and Prometheus hold no
 	// token, and none of them reveals a decision.
 	"GET /healthz": public,
@@ -161,6 +172,23 @@ func (a *authenticator) authenticate(ctx context.Context, header string) (tollga
 	return tok, nil
 }
 
+// verifyReader is the history page's login check: the token must be valid
+// and hold the read scope, as its pages need.
+func (s *Server) verifyReader(ctx context.Context, token string) error {
+	tok, err := s.auth.authenticate(ctx, "Bearer "+token)
+	var apiErr *apiError
+	switch {
+	case errors.As(err, &apiErr):
+		return tollgate.Errorf(apiErr.code, "%s", apiErr.msg)
+	case err != nil:
+		return err
+	case !tok.Allows(tollgate.ScopeRead):
+		return tollgate.Errorf(tollgate.EForbidden, "token %q lacks the read scope that the history page needs (it has: %s)",
+			tok.Name, tollgate.FormatScopes(tok.Scopes, ", "))
+	}
+	return nil
+}
+
 // forget drops a token from the cache: after a revocation through this
 // server, the next request reads the store.
 func (a *authenticator) forget(id string) { a.cache.Remove(id) }
@@ -178,7 +206,11 @@ func (s *Server) authorize(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		identity, limitKey := tollgate.DevIdentity, tollgate.DevIdentity
 		if !s.cfg.Dev {
-			tok, err := s.auth.authenticate(req.Context(), req.Header.Get(echo.HeaderAuthorization))
+			header := req.Header.Get(echo.HeaderAuthorization)
+			if token := ui.Token(req); header == "" && token != "" {
+				header = "Bearer " + token // a browser on the history page
+			}
+			tok, err := s.auth.authenticate(req.Context(), header)
 			if err != nil {
 				return err
 			}

@@ -22,6 +22,7 @@ import (
 
 	"github.com/tollgate/tollgate"
 	"github.com/tollgate/tollgate/rego"
+	"github.com/tollgate/tollgate/server/ui"
 )
 
 // DefaultBodyLimit is the largest request body accepted.
@@ -77,6 +78,7 @@ type Server struct {
 	echo   *echo.Echo
 	auth   *authenticator
 	limits *limits
+	ui     *ui.UI
 }
 
 // New builds the server and its routes.
@@ -129,6 +131,14 @@ func New(cfg Config) *Server {
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{Registry: cfg.Registry})))
+	s.ui = ui.New(ui.Config{Store: cfg.Store, Now: cfg.Now, Logger: cfg.Logger, Dev: cfg.Dev, Verify: s.verifyReader})
+	e.GET("/ui", s.ui.Root)
+	e.GET("/ui/", s.ui.Decisions, ui.Headers)
+	e.GET("/ui/decisions/:id", s.ui.Decision, ui.Headers)
+	e.GET("/ui/login", s.ui.LoginForm, ui.Headers)
+	e.POST("/ui/login", s.ui.Login, ui.Headers)
+	e.POST("/ui/logout", s.ui.Logout, ui.Headers)
+	e.GET("/ui/assets/*", s.ui.Assets())
 	e.POST("/v1/tokens", s.createToken)
 	e.GET("/v1/tokens", s.listTokens)
 	e.DELETE("/v1/tokens/:name", s.revokeToken)
@@ -210,6 +220,10 @@ func (s *Server) handleError(err error, c echo.Context) {
 	}
 	for name, value := range e.headers {
 		c.Response().Header().Set(name, value)
+	}
+	if ui.IsPage(c.Request()) {
+		s.ui.Error(c, e.status, e.msg) // a person reads it: a page, not JSON
+		return
 	}
 	var body errorBody
 	body.Error.Code, body.Error.Message = e.code, e.msg

@@ -35,7 +35,8 @@ func runServe(ctx context.Context, c *cli, args []string) int {
 	f := newFlags(c, "serve",
 		"serve --license FILE --license-key FILE [--addr HOST:PORT] [--bundle DIR] [--data-dir DIR] [--dev | --tls-cert FILE --tls-key FILE]",
 		`Serves the HTTP API (POST /v1/evaluate, /v1/simulate, GET /v1/decisions,
-/v1/bundles, /v1/tokens, /healthz, /readyz, /metrics). Decisions are recorded
+/v1/bundles, /v1/tokens, /healthz, /readyz, /metrics) and the history page
+for auditors at /ui/ (log in with a token of the read scope). Decisions are recorded
 in the embedded store in --data-dir before they are answered. The bundle
 directory is watched: a changed bundle replaces the active one only if it
 compiles, its configuration validates and its own tests pass. SIGTERM or

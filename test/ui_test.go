@@ -1,0 +1,182 @@
+package test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// chromium finds the browser of the history page's test: $CHROME, or
+// Debian's chromium on PATH (.ci/run installs it). The test fails without
+// one: a browser test that skips proves nothing.
+func chromium(t *testing.T) string {
+	t.Helper()
+	if path := os.Getenv("CHROME"); path != "" {
+		return path
+	}
+	for _, name := range []string{"chromium", "chromium-browser"} {
+		if path, err := exec.LookPath(name); err == nil {
+			return path
+		}
+	}
+	t.Fatal("no Chromium: install Debian's chromium (apt-get install chromium; .ci/run does it) or set CHROME to a Chrome or Chromium binary")
+	return ""
+}
+
+// browserTimeout bounds the whole browser session, start included: a
+// loaded CI machine starts Chromium slowly.
+const browserTimeout = 3 * time.Minute
+
+// stepTimeout bounds one step of the test in the browser.
+const stepTimeout = 45 * time.Second
+
+// browser starts a headless Chromium for the test.
+func browser(t *testing.T) context.Context {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium(t)),
+		chromedp.NoSandbox, // CI runs as root, where Chromium's sandbox cannot start
+		chromedp.WindowSize(1280, 1024),
+		chromedp.UserDataDir(t.TempDir()),
+	)
+	ctx, cancel := context.WithTimeout(context.Background(), browserTimeout)
+	t.Cleanup(cancel)
+	ctx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
+	t.Cleanup(cancelAlloc)
+	ctx, cancelBrowser := chromedp.NewContext(ctx)
+	t.Cleanup(cancelBrowser)
+	// The first run starts the browser, for as long as ctx lives: the
+	// steps then run with shorter deadlines of their own.
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("start %s: %v", chromium(t), err)
+	}
+	return ctx
+}
+
+// waitURL waits until the page's address contains want: the form was sent
+// and the new page is there.
+func waitURL(want string) chromedp.Action[chromedp.Void] {
+	return func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
+		for {
+			at, err := chromedp.Location()(ctx, t)
+			if err != nil {
+				return chromedp.Void{}, err
+			}
+			if strings.Contains(at, want) {
+				return chromedp.WaitReady(chromedp.CSS("body"))(ctx, t)
+			}
+			select {
+			case <-ctx.Done():
+				return chromedp.Void{}, ctx.Err()
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}
+}
+
+// rowIDs are the decision IDs of the table shown, in order.
+const rowIDs = `[...document.querySelectorAll("#decisions tbody tr td:first-child a")].map(a => a.href.split("/").pop())`
+
+// TestHistoryPageInABrowser: an auditor logs in with a read-only token,
+// filters the table to the refusals and opens one, in a real Chromium
+// against the real server.
+func TestHistoryPageInABrowser(t *testing.T) {
+	ctx := browser(t)
+	dataDir := t.TempDir()
+	auditor := createToken(t, dataDir, "auditor", "read")
+	s := startServer(t, serverOptions{auth: true, dataDir: dataDir})
+	accepted := s.evaluate(t, req("org/e2e", "main", "deploy", envProduction))
+	frozen := s.evaluate(t, req("org/e2e", "main", "deploy", envFrozen))
+	unmanaged := s.evaluate(t, req("org/nobody", "main", "deploy", envProduction))
+	if accepted.Status != "accepted" || frozen.Status != "refused" || unmanaged.Status != "refused" {
+		t.Fatalf("decisions: %s, %s, %s", accepted.Status, frozen.Status, unmanaged.Status)
+	}
+	revision := s.bundleStatus(t).Revision
+
+	step := func(what string, steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		stepCtx, cancel := context.WithTimeout(ctx, stepTimeout)
+		defer cancel()
+		if err := chromedp.Do(stepCtx, steps...); err != nil {
+			at, _ := chromedp.Run(ctx, chromedp.Location())
+			page, _ := chromedp.Run(ctx, chromedp.OuterHTML(chromedp.CSS("html")))
+			t.Fatalf("browser: %s: %v\nat %s:\n%s", what, err, at, page)
+		}
+	}
+	read := func(a chromedp.Action[string]) string {
+		t.Helper()
+		v, err := chromedp.Run(ctx, a)
+		if err != nil {
+			t.Fatalf("browser: %v", err)
+		}
+		return v
+	}
+	ids := func() []string {
+		t.Helper()
+		v, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](rowIDs))
+		if err != nil {
+			t.Fatalf("browser: %v", err)
+		}
+		return v
+	}
+
+	// Not logged in: the login form.
+	step("open the page", chromedp.Navigate(s.base+"/ui/"), chromedp.WaitVisible(chromedp.ID("token")))
+	if title := read(chromedp.Title()); !strings.HasPrefix(title, "Log in") {
+		t.Errorf("first page %q, want the login form", title)
+	}
+	step("log in",
+		chromedp.SendKeys(chromedp.ID("token"), auditor),
+		chromedp.Click(chromedp.ID("login")),
+		chromedp.WaitVisible(chromedp.ID("decisions")))
+	if got, want := ids(), []string{unmanaged.ID, frozen.ID, accepted.ID}; strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("table %v, want %v (newest first)", got, want)
+	}
+	if totals := read(chromedp.Text(chromedp.ID("totals"))); !strings.Contains(totals, "1 accepted, 2 refused") {
+		t.Errorf("chart totals %q", totals)
+	}
+
+	// Only the refusals.
+	step("filter the refusals",
+		chromedp.SetValue(chromedp.ID("f-status"), "refused"),
+		chromedp.Click(chromedp.ID("apply")),
+		waitURL("status=refused"),
+		chromedp.WaitVisible(chromedp.ID("decisions")))
+	statuses, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](
+		`[...document.querySelectorAll("#decisions tbody tr td.status")].map(td => td.textContent.trim())`))
+	if err != nil {
+		t.Fatalf("browser: %v", err)
+	}
+	if got, want := ids(), []string{unmanaged.ID, frozen.ID}; strings.Join(got, " ") != strings.Join(want, " ") ||
+		strings.Join(statuses, " ") != "refused refused" {
+		t.Errorf("refused table %v %v, want %v", got, statuses, want)
+	}
+
+	// And the freeze among them, opened.
+	step("filter the freeze and open it",
+		chromedp.SendKeys(chromedp.ID("f-reason"), "freeze_active"),
+		chromedp.Click(chromedp.ID("apply")),
+		waitURL("reason=freeze_active"),
+		chromedp.Click(chromedp.CSS("#decisions tbody tr td:first-child a")),
+		waitURL("/ui/decisions/"),
+		chromedp.WaitVisible(chromedp.ID("decision-id")))
+	if id, status := read(chromedp.Text(chromedp.ID("decision-id"))), read(chromedp.Text(chromedp.ID("status"))); id != frozen.ID || status != "refused" {
+		t.Errorf("decision page: id %q status %q, want %s refused", id, status, frozen.ID)
+	}
+	if reasons := read(chromedp.Text(chromedp.CSS("table.reasons"))); !strings.Contains(reasons, "freeze_active") ||
+		!strings.Contains(reasons, "End-to-end test freeze") {
+		t.Errorf("decision page reasons:\n%s", reasons)
+	}
+	if request := read(chromedp.Text(chromedp.ID("request"))); !strings.Contains(request, `"environment": "frozen"`) ||
+		!strings.Contains(request, `"repository": "org/e2e"`) {
+		t.Errorf("decision page request:\n%s", request)
+	}
+	if rev, identity := read(chromedp.Text(chromedp.ID("bundle-revision"))), read(chromedp.Text(chromedp.ID("identity"))); rev != revision || identity != "e2e" {
+		t.Errorf("decision page: bundle revision %q identity %q, want %q and e2e", rev, identity, revision)
+	}
+}
