@@ -79,7 +79,7 @@ func (s *Server) createException(c echo.Context, create func(*rego.Controls, con
 }
 
 // transition is an approve, reject, revoke, lift or end: body {"comment"}.
-func (s *Server) transition(do func(ctl *rego.Controls, c echo.Context, id, by, comment string) (tollgate.Control, error)) echo.HandlerFunc {
+func (s *Server) transition(do func(ctl *rego.Controls, ctx context.Context, id, by, comment string) (tollgate.Control, error)) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		ctl, err := s.controls()
 		if err != nil {
@@ -91,7 +91,7 @@ func (s *Server) transition(do func(ctl *rego.Controls, c echo.Context, id, by, 
 		if err := s.decodeBody(c, &body); err != nil {
 			return err
 		}
-		out, err := do(ctl, c, c.Param("id"), identity(c), body.Comment)
+		out, err := do(ctl, c.Request().Context(), c.Param("id"), identity(c), body.Comment)
 		if err != nil {
 			return unavailableUnlessInvalid(err, "the change could not be recorded")
 		}
@@ -99,27 +99,10 @@ func (s *Server) transition(do func(ctl *rego.Controls, c echo.Context, id, by, 
 	}
 }
 
-func (s *Server) approveException(c echo.Context) error {
-	return s.transition(func(ctl *rego.Controls, c echo.Context, id, by, comment string) (tollgate.Control, error) {
-		return ctl.Approve(c.Request().Context(), id, by, comment)
-	})(c)
-}
-
-func (s *Server) rejectException(c echo.Context) error {
-	return s.transition(func(ctl *rego.Controls, c echo.Context, id, by, comment string) (tollgate.Control, error) {
-		return ctl.Reject(c.Request().Context(), id, by, comment)
-	})(c)
-}
-
-func (s *Server) revokeException(c echo.Context) error {
-	return s.transition(func(ctl *rego.Controls, c echo.Context, id, by, comment string) (tollgate.Control, error) {
-		return ctl.Revoke(c.Request().Context(), id, by, comment)
-	})(c)
-}
-
+// lift ends a freeze or an incident of kind.
 func (s *Server) lift(kind tollgate.ControlKind) echo.HandlerFunc {
-	return s.transition(func(ctl *rego.Controls, c echo.Context, id, by, comment string) (tollgate.Control, error) {
-		return ctl.Lift(c.Request().Context(), kind, id, by, comment)
+	return s.transition(func(ctl *rego.Controls, ctx context.Context, id, by, comment string) (tollgate.Control, error) {
+		return ctl.Lift(ctx, kind, id, by, comment)
 	})
 }
 
