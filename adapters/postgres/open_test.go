@@ -313,12 +313,12 @@ func TestBadWriteDoesNotFailItsBatch(t *testing.T) {
 			t.Errorf("write %d failed with the bad ones: %v", i, err)
 		}
 		if i != 2 && i != 4 {
-			if _, err := s.Decision(t.Context(), w.rec.Decision.ID); err != nil {
+			if _, err := s.Decision(t.Context(), w.Rec.Decision.ID); err != nil {
 				t.Errorf("write %d: %v", i, err)
 			}
 		}
 	}
-	if _, err := s.Decision(t.Context(), batch[4].rec.Decision.ID); tollgate.ErrorCode(err) != tollgate.ENotFound {
+	if _, err := s.Decision(t.Context(), batch[4].Rec.Decision.ID); tollgate.ErrorCode(err) != tollgate.ENotFound {
 		t.Errorf("the NUL record: %v, want not found", err)
 	}
 }

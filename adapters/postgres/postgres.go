@@ -438,7 +438,7 @@ func (s *Store) decideKeyed(ctx context.Context, key tollgate.CooldownKey, decid
 	if err != nil {
 		return tollgate.Record{}, err
 	}
-	if !w.accept {
+	if !w.Accept {
 		// A decision that does not accept leaves the cooldown as it was:
 		// end the locking transaction (it wrote nothing), free the key for
 		// the next request, and let the record share a commit with others.

@@ -2,69 +2,41 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"strconv"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/tollgate/tollgate"
 	"github.com/tollgate/tollgate/adapters/internal/storekit"
-	"github.com/tollgate/tollgate/adapters/ledger"
 )
 
 // write is one record on its way to the database, with its answer channel.
 type write struct {
-	ctx    context.Context // the caller's: a write whose caller gave up before it started is dropped
-	rec    tollgate.Record
-	at     int64           // rec.Decision.EvaluatedAt in unix nanoseconds
-	data   json.RawMessage // rec as JSON, for the JSONB column
-	key    *tollgate.CooldownKey
-	accept bool // starts key's cooldown
-	// The drift baseline the record sets, as JSON; nil when it sets none.
-	baseline json.RawMessage
-	digest   []byte     // the record's ledger digest
-	done     chan error // buffered: the writer never waits for a caller
+	storekit.Prepared
+	ctx  context.Context // the caller's: a write whose caller gave up before it started is dropped
+	done chan error      // buffered: the writer never waits for a caller
 }
 
 // newWrite checks rec and encodes it, in the caller's goroutine so that the
 // writer does nothing but SQL.
 func newWrite(ctx context.Context, rec tollgate.Record, key *tollgate.CooldownKey) (*write, error) {
-	data, err := storekit.EncodeRecord(rec)
+	p, err := storekit.Prepare(rec, key)
 	if err != nil {
 		return nil, err
 	}
-	baseline, err := storekit.BaselineOf(rec)
-	if err != nil {
-		return nil, err
-	}
-	digest, err := ledger.Digest(data)
-	if err != nil {
-		return nil, err
-	}
-	d := rec.Decision
-	return &write{
-		digest:   digest,
-		ctx:      ctx,
-		rec:      rec,
-		at:       d.EvaluatedAt.UnixNano(),
-		data:     data,
-		key:      key,
-		accept:   key != nil && d.Status == tollgate.Accepted,
-		baseline: baseline,
-		done:     make(chan error, 1),
-	}, nil
+	return &write{Prepared: p, ctx: ctx, done: make(chan error, 1)}, nil
 }
 
 // queue adds w's statements to b.
 func (w *write) queue(b *pgx.Batch) {
-	d := w.rec.Decision
-	b.Queue(insertDecision, d.ID, w.at, d.Project, d.Pipeline, d.Branch,
-		d.Environment, string(d.Status), d.BundleRevision, w.data, w.digest)
-	if w.accept {
-		b.Queue(upsertCooldown, w.key.Project, w.key.Pipeline, w.key.Branch, w.at, d.ID)
+	d := w.Rec.Decision
+	b.Queue(insertDecision, d.ID, w.At, d.Project, d.Pipeline, d.Branch,
+		d.Environment, string(d.Status), d.BundleRevision, w.Data, w.Digest)
+	if w.Accept {
+		b.Queue(upsertCooldown, w.Key.Project, w.Key.Pipeline, w.Key.Branch, w.At, d.ID)
 	}
-	if w.baseline != nil {
-		b.Queue(upsertBaseline, d.Project, d.Environment, w.at, d.ID, w.baseline)
+	if w.Baseline != nil {
+		b.Queue(upsertBaseline, d.Project, d.Environment, w.At, d.ID, w.Baseline)
 	}
 }
 
@@ -172,7 +144,7 @@ func (s *Store) writeAlone(ctx context.Context, w *write) error {
 	b := &pgx.Batch{}
 	w.queue(b)
 	if err := execBatch(opCtx, s.pool, b); err != nil {
-		return s.dbError(ctx, "record decision "+w.rec.Decision.ID, err)
+		return s.dbError(ctx, "record decision "+w.Rec.Decision.ID, err)
 	}
 	s.commits.Add(1)
 	s.written.Add(1)
@@ -185,7 +157,7 @@ func (s *Store) writeError(batch []*write, w *write, err error) error {
 	if err == nil {
 		return nil
 	}
-	what := "record decision " + w.rec.Decision.ID
+	what := "record decision " + w.Rec.Decision.ID
 	if len(batch) > 1 {
 		what += " (in a batch of " + strconv.Itoa(len(batch)) + ")"
 	}

@@ -233,7 +233,7 @@ func (s *Store) Decide(ctx context.Context, key *tollgate.CooldownKey, decide fu
 	if err != nil {
 		return tollgate.Record{}, err
 	}
-	if unlock != nil && !w.accept {
+	if unlock != nil && !w.Accept {
 		// A decision that does not accept leaves the cooldown as it was, so
 		// the next request for the key may read it now: refusals of a busy
 		// key then share commits instead of taking one each. The record is

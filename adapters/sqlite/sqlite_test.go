@@ -230,7 +230,7 @@ func TestBadWriteDoesNotFailItsBatch(t *testing.T) {
 			t.Errorf("write %d failed with the duplicate: %v", i, err)
 		}
 		if i != 2 {
-			if _, err := s.Decision(t.Context(), w.rec.Decision.ID); err != nil {
+			if _, err := s.Decision(t.Context(), w.Rec.Decision.ID); err != nil {
 				t.Errorf("write %d: %v", i, err)
 			}
 		}

@@ -16,45 +16,21 @@ import (
 
 // write is one record on its way to the file, with its answer channel.
 type write struct {
-	ctx    context.Context // the caller's: a write whose caller gave up before it started is dropped
-	rec    tollgate.Record
-	at     int64  // rec.Decision.EvaluatedAt in unix nanoseconds
-	data   string // rec as JSON (a string: the column is STRICT TEXT)
-	key    *tollgate.CooldownKey
-	accept bool // starts key's cooldown
-	// The drift baseline the record sets, as JSON; empty when it sets none.
-	baseline string
-	digest   []byte     // the record's ledger digest
-	done     chan error // buffered: the writer never waits for a caller
+	storekit.Prepared
+	ctx      context.Context // the caller's: a write whose caller gave up before it started is dropped
+	data     string          // Data as a string: the column is STRICT TEXT
+	baseline string          // Baseline as a string; empty when the record sets none
+	done     chan error      // buffered: the writer never waits for a caller
 }
 
 // newWrite checks rec and encodes it, in the caller's goroutine so that the
 // writer does nothing but SQL.
 func newWrite(ctx context.Context, rec tollgate.Record, key *tollgate.CooldownKey) (*write, error) {
-	data, err := storekit.EncodeRecord(rec)
+	p, err := storekit.Prepare(rec, key)
 	if err != nil {
 		return nil, err
 	}
-	baseline, err := storekit.BaselineOf(rec)
-	if err != nil {
-		return nil, err
-	}
-	digest, err := ledger.Digest(data)
-	if err != nil {
-		return nil, err
-	}
-	d := rec.Decision
-	return &write{
-		digest:   digest,
-		ctx:      ctx,
-		rec:      rec,
-		at:       d.EvaluatedAt.UnixNano(),
-		data:     string(data),
-		key:      key,
-		accept:   key != nil && d.Status == tollgate.Accepted,
-		baseline: string(baseline),
-		done:     make(chan error, 1),
-	}, nil
+	return &write{Prepared: p, ctx: ctx, data: string(p.Data), baseline: string(p.Baseline), done: make(chan error, 1)}, nil
 }
 
 // writeLoop is the only writer of the file. It takes the write that wakes it
@@ -147,19 +123,19 @@ func (s *Store) commitTx(ws []*write) error {
 	}
 	var upsert *sql.Stmt
 	for _, w := range ws {
-		d := w.rec.Decision
+		d := w.Rec.Decision
 		prev := head
-		seq, head = seq+1, ledger.Link(prev, w.digest)
-		if _, err := insert.ExecContext(ctx, d.ID, w.at, d.Project, d.Pipeline, d.Branch,
+		seq, head = seq+1, ledger.Link(prev, w.Digest)
+		if _, err := insert.ExecContext(ctx, d.ID, w.At, d.Project, d.Pipeline, d.Branch,
 			d.Environment, string(d.Status), d.BundleRevision, w.data, seq, prev, head); err != nil {
 			return s.writeError([]*write{w}, "insert", err)
 		}
 		if w.baseline != "" {
-			if _, err := tx.ExecContext(ctx, upsertBaseline, d.Project, d.Environment, w.at, d.ID, w.baseline); err != nil {
+			if _, err := tx.ExecContext(ctx, upsertBaseline, d.Project, d.Environment, w.At, d.ID, w.baseline); err != nil {
 				return s.writeError([]*write{w}, "set baseline", err)
 			}
 		}
-		if !w.accept {
+		if !w.Accept {
 			continue
 		}
 		if upsert == nil {
@@ -168,7 +144,7 @@ func (s *Store) commitTx(ws []*write) error {
 			}
 			defer upsert.Close()
 		}
-		if _, err := upsert.ExecContext(ctx, w.key.Project, w.key.Pipeline, w.key.Branch, w.at, d.ID); err != nil {
+		if _, err := upsert.ExecContext(ctx, w.Key.Project, w.Key.Pipeline, w.Key.Branch, w.At, d.ID); err != nil {
 			return s.writeError([]*write{w}, "start cooldown", err)
 		}
 	}
@@ -187,7 +163,7 @@ func (s *Store) commitTx(ws []*write) error {
 // record's fault, and retrying will not help) from a store that cannot be
 // written, which the server answers with 503.
 func (s *Store) writeError(ws []*write, what string, err error) error {
-	id := ws[0].rec.Decision.ID
+	id := ws[0].Rec.Decision.ID
 	if len(ws) > 1 {
 		id = fmt.Sprintf("%d decisions", len(ws))
 	}

@@ -1,0 +1,39 @@
+package storekit
+
+import (
+	"encoding/json"
+
+	"github.com/tollgate/tollgate"
+	"github.com/tollgate/tollgate/adapters/ledger"
+)
+
+// Prepared is a record ready for either store's SQL: checked and encoded
+// once, in the caller's goroutine, so that the writer does nothing but SQL.
+type Prepared struct {
+	Rec      tollgate.Record
+	At       int64           // Rec.Decision.EvaluatedAt in unix nanoseconds
+	Data     json.RawMessage // Rec as JSON
+	Baseline json.RawMessage // the drift baseline Rec sets; nil when it sets none
+	Digest   []byte          // Rec's ledger digest
+	Key      *tollgate.CooldownKey
+	Accept   bool // starts Key's cooldown
+}
+
+// Prepare checks and encodes rec, decided under key (nil: no cooldown).
+func Prepare(rec tollgate.Record, key *tollgate.CooldownKey) (Prepared, error) {
+	data, err := EncodeRecord(rec)
+	if err != nil {
+		return Prepared{}, err
+	}
+	baseline, err := BaselineOf(rec)
+	if err != nil {
+		return Prepared{}, err
+	}
+	digest, err := ledger.Digest(data)
+	if err != nil {
+		return Prepared{}, err
+	}
+	d := rec.Decision
+	return Prepared{Rec: rec, At: d.EvaluatedAt.UnixNano(), Data: data, Baseline: baseline, Digest: digest,
+		Key: key, Accept: key != nil && d.Status == tollgate.Accepted}, nil
+}
