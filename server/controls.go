@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -179,24 +178,20 @@ func (s *Server) listControls(kind tollgate.ControlKind, key string, filters ...
 		f := tollgate.ControlFilter{Kind: kind}
 		q := c.QueryParams()
 		for name := range q {
-			switch name {
-			case "state":
-				f.State = tollgate.ControlState(q.Get(name))
-			case "project":
-				f.Project = q.Get(name)
-			case "code":
-				f.Code = q.Get(name)
-			case "limit":
-				n, err := strconv.Atoi(q.Get(name))
-				if err != nil || n < 1 || n > tollgate.MaxPageSize {
-					return tollgate.Errorf(tollgate.EInvalid, "limit must be a number from 1 to %d, got %q", tollgate.MaxPageSize, q.Get(name))
-				}
-				f.Limit = n
-			default:
-				return tollgate.Errorf(tollgate.EInvalid, "unknown query parameter %q: filters are %v and limit", name, filters)
-			}
 			if name != "limit" && !slices.Contains(filters, name) {
 				return tollgate.Errorf(tollgate.EInvalid, "unknown query parameter %q: filters are %v and limit", name, filters)
+			}
+			switch v := q.Get(name); name {
+			case "state":
+				f.State = tollgate.ControlState(v)
+			case "project":
+				f.Project = v
+			case "code":
+				f.Code = v
+			case "limit":
+				if f.Limit, err = parseLimit(v); err != nil {
+					return err
+				}
 			}
 		}
 		list, err := ctl.Store.Controls(c.Request().Context(), f)

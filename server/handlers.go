@@ -226,9 +226,9 @@ func decisionFilter(c echo.Context) (tollgate.DecisionFilter, error) {
 		}
 	}
 	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > tollgate.MaxPageSize {
-			return f, tollgate.Errorf(tollgate.EInvalid, "limit must be a number from 1 to %d, got %q", tollgate.MaxPageSize, v)
+		n, err := parseLimit(v)
+		if err != nil {
+			return f, err
 		}
 		f.Limit = n
 	}
@@ -277,4 +277,13 @@ func parseTime(name, value string) (time.Time, error) {
 		return t, tollgate.Errorf(tollgate.EInvalid, "%s must be an RFC 3339 time such as 2026-11-23T10:00:00Z, got %q", name, value)
 	}
 	return t, nil
+}
+
+// parseLimit reads a page size query parameter.
+func parseLimit(v string) (int, error) {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > tollgate.MaxPageSize {
+		return 0, tollgate.Errorf(tollgate.EInvalid, "limit must be a number from 1 to %d, got %q", tollgate.MaxPageSize, v)
+	}
+	return n, nil
 }
