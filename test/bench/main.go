@@ -42,6 +42,7 @@ type harness struct {
 	script               string // load.lua
 	connections, threads int
 	duration, warmup     time.Duration
+	profile              string // directory of CPU profiles of tollgate's measured runs; "" for none
 }
 
 // row is one line of the table.
@@ -95,17 +96,18 @@ func main() {
 	warmup := flag.Duration("warmup", 3*time.Second, "wrk run before each measured one, not counted")
 	connections := flag.Int("connections", 16, "wrk connections")
 	out := flag.String("out", "test/bench/results", "directory of the JSON results")
+	profile := flag.String("profile", "", "write a CPU profile of each measured tollgate run to this `DIR` (serve --pprof-addr)")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	if err := mainErr(ctx, *mode, *duration, *warmup, *connections, *out); err != nil {
+	if err := mainErr(ctx, *mode, *duration, *warmup, *connections, *out, *profile); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func mainErr(ctx context.Context, mode string, duration, warmup time.Duration, connections int, out string) error {
+func mainErr(ctx context.Context, mode string, duration, warmup time.Duration, connections int, out, profile string) error {
 	root, err := os.Getwd()
 	if err != nil {
 		return err
@@ -119,7 +121,12 @@ func mainErr(ctx context.Context, mode string, duration, warmup time.Duration, c
 	}
 	defer os.RemoveAll(work)
 	h := &harness{root: root, work: work, connections: connections, threads: 2,
-		duration: duration, warmup: warmup, script: filepath.Join(root, "test", "bench", "load.lua")}
+		duration: duration, warmup: warmup, script: filepath.Join(root, "test", "bench", "load.lua"), profile: profile}
+	if profile != "" {
+		if err := os.MkdirAll(profile, 0o755); err != nil {
+			return err
+		}
+	}
 	if err := h.prepare(ctx); err != nil {
 		return err
 	}

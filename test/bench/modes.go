@@ -3,12 +3,15 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -99,6 +102,9 @@ func (h *harness) measure(s server, keys string, projects int, run string, durin
 	l.duration = h.duration
 	stop := make(chan struct{})
 	finished := make(chan struct{})
+	if during == nil && p.pprof != "" {
+		during = h.profiler(fmt.Sprintf("%s-%s-%d", s.name, keys, projects))
+	}
 	if during != nil {
 		go func() { defer close(finished); during(p, stop) }()
 	} else {
@@ -124,7 +130,19 @@ func (h *harness) tollgateServer(name, bundle string, store func(run string) (st
 			if err != nil {
 				return nil, err
 			}
-			return h.start(name, "/readyz", env, h.tollgate, h.tollgateArgs("{addr}", bundle, dsn)...)
+			args := h.tollgateArgs("{addr}", bundle, dsn)
+			var pprof string
+			if h.profile != "" {
+				if pprof, err = freeAddr(); err != nil {
+					return nil, err
+				}
+				args = append(args, "--pprof-addr", pprof)
+			}
+			p, err := h.start(name, "/readyz", env, h.tollgate, args...)
+			if p != nil {
+				p.pprof = pprof
+			}
+			return p, err
 		},
 		check: func(p *proc, keys string) error {
 			return checkDecisions(keys, func(branch string) (tollgate.Decision, error) {
@@ -256,4 +274,29 @@ func createDatabase(ctx context.Context, adminURL, name string) (string, error) 
 	}
 	u.Path = "/" + name
 	return u.String(), nil
+}
+
+// profiler fetches a CPU profile of p over the measured run (all but its
+// last second) into h.profile/<name>.pprof.
+func (h *harness) profiler(name string) func(p *proc, stop <-chan struct{}) {
+	return func(p *proc, stop <-chan struct{}) {
+		seconds := max(1, int(h.duration.Seconds())-1)
+		resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", p.pprof, seconds))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "profile:", err)
+			return
+		}
+		defer resp.Body.Close()
+		path := filepath.Join(h.profile, strings.NewReplacer(" ", "-", "/", "-").Replace(name)+".pprof")
+		f, err := os.Create(path)
+		if err == nil {
+			_, err = io.Copy(f, resp.Body)
+			err = errors.Join(err, f.Close())
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "profile:", err)
+			return
+		}
+		fmt.Fprintln(os.Stderr, "profile:", path)
+	}
 }

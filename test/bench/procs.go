@@ -47,6 +47,8 @@ type proc struct {
 	addr string // host:port
 	cmd  *exec.Cmd
 	log  string
+	// pprof is tollgate's --pprof-addr when the harness profiles it.
+	pprof string
 }
 
 // start runs a server, with env added to the harness's environment, and
