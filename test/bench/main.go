@@ -42,7 +42,22 @@ type harness struct {
 	script               string // load.lua
 	connections, threads int
 	duration, warmup     time.Duration
-	profile              string // directory of CPU profiles of tollgate's measured runs; "" for none
+	profile              string   // directory of CPU profiles of tollgate's measured runs; "" for none
+	against              string   // another tollgate binary measured on SQLite beside this one (A/B); "" for none
+	only                 []string // names of the servers to measure (and stock opa); all if empty
+}
+
+// measures says whether the harness measures the server called name.
+func (h *harness) measures(name string) bool {
+	if len(h.only) == 0 || name == "stock opa" {
+		return true
+	}
+	for _, w := range h.only {
+		if strings.Contains(name, w) {
+			return true
+		}
+	}
+	return false
 }
 
 // row is one line of the table.
@@ -96,18 +111,20 @@ func main() {
 	warmup := flag.Duration("warmup", 3*time.Second, "wrk run before each measured one, not counted")
 	connections := flag.Int("connections", 16, "wrk connections")
 	out := flag.String("out", "test/bench/results", "directory of the JSON results")
+	only := flag.String("only", "", "measure only the servers whose name contains one of these comma-separated `WORDS` (and stock opa, the baseline)")
+	against := flag.String("against", "", "also measure this other tollgate `BINARY` on SQLite, right after this tree's (A/B in one run)")
 	profile := flag.String("profile", "", "write a CPU profile of each measured tollgate run to this `DIR` (serve --pprof-addr)")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	if err := mainErr(ctx, *mode, *duration, *warmup, *connections, *out, *profile); err != nil {
+	if err := mainErr(ctx, *mode, *duration, *warmup, *connections, *out, *profile, *only, *against); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func mainErr(ctx context.Context, mode string, duration, warmup time.Duration, connections int, out, profile string) error {
+func mainErr(ctx context.Context, mode string, duration, warmup time.Duration, connections int, out, profile, only, against string) error {
 	root, err := os.Getwd()
 	if err != nil {
 		return err
@@ -121,7 +138,10 @@ func mainErr(ctx context.Context, mode string, duration, warmup time.Duration, c
 	}
 	defer os.RemoveAll(work)
 	h := &harness{root: root, work: work, connections: connections, threads: 2,
-		duration: duration, warmup: warmup, script: filepath.Join(root, "test", "bench", "load.lua"), profile: profile}
+		duration: duration, warmup: warmup, script: filepath.Join(root, "test", "bench", "load.lua"), profile: profile, against: against}
+	if only != "" {
+		h.only = strings.Split(only, ",")
+	}
 	if profile != "" {
 		if err := os.MkdirAll(profile, 0o755); err != nil {
 			return err

@@ -60,10 +60,17 @@ func (h *harness) compare(ctx context.Context) ([]row, error) {
 		h.opaServer(bundle),
 		h.ceilingServer(),
 	}
+	if h.against != "" {
+		servers = append(servers[:1], append([]server{h.tollgateBinServer(h.against, "tollgate sqlite (-against)", bundle,
+			func(run string) (string, error) { return filepath.Join(h.work, "data-against-"+run), nil })}, servers[1:]...)...)
+	}
 	var rows []row
 	for _, keys := range []string{"varying", "same"} {
 		var base row
 		for i, s := range servers {
+			if !h.measures(s.name) {
+				continue
+			}
 			r, err := h.measure(s, keys, smallRegistry, fmt.Sprintf("%s_%d", keys, i), nil)
 			if err != nil {
 				return nil, err
@@ -123,6 +130,11 @@ func (h *harness) measure(s server, keys string, projects int, run string, durin
 // for each run (a data directory or a postgres:// URL).
 // env is added to its environment (GOMEMLIMIT=…, say).
 func (h *harness) tollgateServer(name, bundle string, store func(run string) (string, error), env ...string) server {
+	return h.tollgateBinServer(h.tollgate, name, bundle, store, env...)
+}
+
+// tollgateBinServer is tollgateServer with the binary bin.
+func (h *harness) tollgateBinServer(bin, name, bundle string, store func(run string) (string, error), env ...string) server {
 	return server{
 		name: name, target: "tollgate",
 		start: func(run string) (*proc, error) {
@@ -138,7 +150,7 @@ func (h *harness) tollgateServer(name, bundle string, store func(run string) (st
 				}
 				args = append(args, "--pprof-addr", pprof)
 			}
-			p, err := h.start(name, "/readyz", env, h.tollgate, args...)
+			p, err := h.start(name, "/readyz", env, bin, args...)
 			if p != nil {
 				p.pprof = pprof
 			}
