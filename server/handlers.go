@@ -37,6 +37,9 @@ func (s *Server) evaluate(c echo.Context) error {
 		return unavailableUnlessInvalid(err, "the decision could not be recorded, so it is not given")
 	}
 	s.cfg.Metrics.observeDecision("evaluate", rec.Decision, time.Since(start))
+	if s.cfg.Attestor != nil {
+		return s.attested(c, rec)
+	}
 	return c.JSON(http.StatusOK, rec.Decision)
 }
 

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/tollgate/tollgate"
+	"github.com/tollgate/tollgate/adapters/attest"
 	"github.com/tollgate/tollgate/rego"
 	"github.com/tollgate/tollgate/server/ui"
 )
@@ -70,6 +71,9 @@ type Config struct {
 	// Bundles, if set, holds the bundle revisions decisions are replayed
 	// with (GET /v1/decisions/{id}/replay).
 	Bundles tollgate.BundleStore
+	// Attestor, if set, signs every decision POST /v1/evaluate records:
+	// the reply carries it as "attestation". Without it, none.
+	Attestor *attest.Signer
 }
 
 // Server serves the API. Use Handler in an http.Server.
