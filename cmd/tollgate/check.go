@@ -16,12 +16,14 @@ import (
 
 func runCheck(ctx context.Context, c *cli, args []string) int {
 	f := newFlags(c, "check",
-		"check [--server URL] [--token T] (--repository R --branch B --pipeline P --environment E [--scan-id ID | --scan FILE --scan-format F] | --input FILE | < request.json)",
+		"check [--server URL] [--token T] [--attestation-out FILE] (--repository R --branch B --pipeline P --environment E [--scan-id ID | --scan FILE --scan-format F] | --input FILE | < request.json)",
 		`The CI client: asks a tollgate server whether this pipeline may run now,
 prints the decision and its reasons, and exits 0 if accepted, 1 if refused,
 2 if no decision could be had (server unreachable, bad request, 5xx) — a CI
 step should treat 2 as a failure too: tollgate fails closed. The request is
-built from the flags, or read as JSON from --input or stdin.`)
+built from the flags, or read as JSON from --input or stdin.
+--attestation-out saves the decision signed by the server, refused or
+accepted, for a later deploy step to check with `+"`tollgate verify-decision`"+`.`)
 	serverURL := f.String("server", "http://127.0.0.1:8181", "the tollgate server's base `URL`")
 	token := f.String("token", "", "API `TOKEN`, sent as Authorization: Bearer")
 	repository := f.String("repository", "", "the repository, such as org/service-api")
@@ -36,6 +38,7 @@ built from the flags, or read as JSON from --input or stdin.`)
 	inputPath := f.String("input", "", "read the request JSON from `FILE` (- is stdin)")
 	timeout := f.Duration("timeout", 30*time.Second, "give up after this `DURATION`")
 	asJSON := f.Bool("json", false, "print the decision as JSON")
+	attestationOut := f.String("attestation-out", "", "write the decision's signed attestation to `FILE`, for `tollgate verify-decision` (the server must sign: serve --attestation-signing-key); exit 2 if it gave none")
 	if code, ok := f.parseNoArgs(args); !ok {
 		return code
 	}
@@ -107,6 +110,11 @@ built from the flags, or read as JSON from --input or stdin.`)
 		fmt.Fprintf(c.stdout, "%s\n", raw)
 	} else {
 		printDecision(c.stdout, d)
+	}
+	if *attestationOut != "" {
+		if err := writeAttestation(*attestationOut, raw); err != nil {
+			return fail("%v", err)
+		}
 	}
 	if d.Status != tollgate.Accepted {
 		return exitNo

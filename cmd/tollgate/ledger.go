@@ -289,7 +289,9 @@ func runLedgerKeygen(c *cli, args []string) int {
 		`Writes a new Ed25519 key pair for signing ledger exports: DIR/`+ledgerPrivateKeyFile+`
 (PEM PKCS#8, mode 0600: give it to tollgate serve --ledger-signing-key) and
 DIR/`+ledgerPublicKeyFile+` (PEM PKIX, 0644: give it to auditors, who check
-exports with it). Existing files are kept unless --force.`)
+exports with it). Existing files are kept unless --force. A pair made the
+same way signs decision attestations (serve --attestation-signing-key;
+checked by `+"`tollgate verify-decision --key`"+`).`)
 	out := f.String("out", "", "write the key files into `DIR` (created if missing)")
 	force := f.Bool("force", false, "replace existing key files")
 	if code, ok := f.parseNoArgs(args); !ok {

@@ -84,6 +84,8 @@ func run(ctx context.Context, args []string, c *cli) int {
 		return runLedger(ctx, c, args)
 	case "replay":
 		return runReplay(ctx, c, args)
+	case "verify-decision":
+		return runVerifyDecision(ctx, c, args)
 	case "impact":
 		return runImpact(ctx, c, args)
 	case "help", "-h", "-help", "--help":
@@ -106,6 +108,8 @@ Usage: tollgate <command> [flags] [arguments]
 Commands:
   serve     serve the HTTP API: evaluate, simulate, history, bundle status, metrics
   check     the CI client: ask a server whether a pipeline may run now
+  verify-decision
+            check a decision the server signed (check --attestation-out) before deploying
   eval      decide on one request (JSON from --input or stdin) and print the decision
   test      run a bundle's own Rego tests in-process, with coverage
   migrate   bring the PostgreSQL schema up to date

@@ -22,6 +22,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/tollgate/tollgate"
+	"github.com/tollgate/tollgate/adapters/attest"
 	"github.com/tollgate/tollgate/adapters/cvss"
 	"github.com/tollgate/tollgate/adapters/expiry"
 	"github.com/tollgate/tollgate/adapters/licence"
@@ -41,6 +42,8 @@ in the embedded store in --data-dir before they are answered. The bundle
 directory is watched: a changed bundle replaces the active one only if it
 compiles, its configuration validates and its own tests pass. SIGTERM or
 SIGINT drain the requests in flight and flush the history before exiting.
+With --attestation-signing-key every evaluate reply carries a signed
+attestation of the recorded decision (see `+"`tollgate verify-decision -h`"+`).
 
 Every route but /healthz, /readyz and /metrics needs an API token
 (Authorization: Bearer …) with the route's scope; serve refuses to start
@@ -72,6 +75,7 @@ while the store holds no active token: create one with
 	idleTimeout := f.Duration("idle-timeout", 2*time.Minute, "close a keep-alive connection idle for this `DURATION`")
 	expiryInterval := f.Duration("expiry-interval", 5*time.Second, "how often the worker expires exceptions, freezes and incidents past their expiry (`DURATION`); evaluations ignore them at their expiry in any case")
 	ledgerKey := f.String("ledger-signing-key", "", "sign ledger exports (GET /v1/decisions/export) with this Ed25519 private key `FILE` (PEM PKCS#8, from `tollgate ledger keygen`); unsigned without it")
+	attestationKey := f.String("attestation-signing-key", "", "sign every decision POST /v1/evaluate answers with this Ed25519 private key `FILE` (PEM PKCS#8, from `tollgate ledger keygen`): the reply carries \"attestation\", which `tollgate verify-decision` checks; none without it")
 	controlsRefresh := f.Duration("controls-refresh", time.Second, "cache the exceptions, freezes and incident in force this `DURATION`: how long a change made through another replica takes to apply here")
 	evalTimeout := f.Duration("eval-timeout", rego.DefaultEvalTimeout, "time budget of one policy evaluation (a `DURATION`): past it the request is refused with policy_error")
 	verification := addVerificationFlags(f)
@@ -109,6 +113,10 @@ while the store holds no active token: create one with
 	if err != nil {
 		return f.usageError("--ledger-signing-key: %v", err)
 	}
+	attestor, err := loadAttestor(*attestationKey)
+	if err != nil {
+		return f.usageError("--attestation-signing-key: %v", err)
+	}
 	err = serve(ctx, logger, serveConfig{
 		addr: *addr, bundleDir: *bundleDir, dataDir: *dataDir, databaseURL: *databaseURL,
 		licencePath: *licencePath, keyPath: *keyPath,
@@ -118,7 +126,7 @@ while the store holds no active token: create one with
 		readHeaderTimeout: *readHeaderTimeout, readTimeout: *readTimeout, writeTimeout: *writeTimeout, idleTimeout: *idleTimeout,
 		expiryInterval: *expiryInterval, controlsRefresh: *controlsRefresh,
 		evalTimeout: *evalTimeout, bundleKey: bundleKey,
-		pprofAddr: *pprofAddr, ledgerSigner: ledgerSigner,
+		pprofAddr: *pprofAddr, ledgerSigner: ledgerSigner, attestor: attestor,
 	})
 	if err != nil {
 		logger.Error("tollgate serve stopped", "error", err)
@@ -159,6 +167,7 @@ type serveConfig struct {
 	expiryInterval, controlsRefresh time.Duration
 
 	ledgerSigner ed25519.PrivateKey // signs exports; nil: unsigned
+	attestor     *attest.Signer     // signs evaluate replies; nil: none
 
 	readHeaderTimeout, readTimeout, writeTimeout, idleTimeout time.Duration
 }
@@ -334,6 +343,7 @@ func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig) error {
 		RateLimit: cfg.rateLimit, RateBurst: cfg.rateBurst, Controls: controls,
 		LedgerSigner: cfg.ledgerSigner,
 		Bundles:      store.(tollgate.BundleStore),
+		Attestor:     cfg.attestor,
 	})
 	srv := &http.Server{
 		Handler:           api.Handler(),
@@ -363,6 +373,9 @@ func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig) error {
 	if cfg.dev {
 		logger.Warn("AUTHENTICATION IS OFF (--dev): anyone who can reach this address can evaluate, read the history and manage tokens, as identity \"dev\"; never use --dev in production",
 			"addr", listener.Addr().String(), "loopback_only", isLoopback(listener.Addr()))
+	}
+	if cfg.attestor != nil {
+		logger.Info("evaluate replies carry a signed attestation", "key_id", cfg.attestor.KeyID())
 	}
 	logger.Info("tollgate serving", "addr", listener.Addr().String(), "scheme", scheme, "bundle", cfg.bundleDir,
 		"revision", engine.Status().Revision, "store", storeName, "auth", !cfg.dev)
