@@ -146,7 +146,7 @@ func TestHelpListsTheCommands(t *testing.T) {
 	for _, args := range [][]string{{"help"}, {"-h"}, {"--help"}} {
 		r := runTollgate(t, args...)
 		r.wantCode(t, exitOK)
-		for _, command := range []string{"eval", "test", "license", "replay", "impact", "TOLLGATE_LICENSE_KEY"} {
+		for _, command := range []string{"eval", "test", "license", "replay", "impact", "verify-decision", "TOLLGATE_LICENSE_KEY"} {
 			if !strings.Contains(r.stdout, command) {
 				t.Errorf("%v: usage does not mention %s:\n%s", args, command, r.stdout)
 			}
