@@ -27,7 +27,6 @@ import (
 	"context"
 	"crypto"
 	"crypto/ed25519"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -205,15 +204,15 @@ func Verify(ctx context.Context, data []byte, pub ed25519.PublicKey) (Attestatio
 	if !slices.Contains(ids, keyID) {
 		return Attestation{}, invalid("signed by key %s, not by the key given (%s)", strings.Join(ids, ", "), keyID)
 	}
+	if _, err := env.DecodeB64Payload(); err != nil {
+		return Attestation{}, invalid("the payload is not base64: %v", err)
+	}
 	verifier, err := dsse.NewEnvelopeVerifier(&key25519{id: keyID, pub: pub})
 	if err != nil {
 		return Attestation{}, err
 	}
 	_, payload, err := verifier.VerifyAndDecode(ctx, &env.Envelope)
 	if err != nil {
-		if _, decodeErr := base64.StdEncoding.DecodeString(env.Payload); decodeErr != nil {
-			return Attestation{}, invalid("the payload is not base64: %v", decodeErr)
-		}
 		return Attestation{}, invalid("the signature of key %s is not valid: the attestation was altered after it was signed", keyID)
 	}
 	a, err := parseStatement(payload)
