@@ -17,11 +17,22 @@ import (
 // Config is the bundle's configuration: the two seed files, typed. The Rego
 // reads the same documents; these types exist to validate them at load time,
 // so that a typo fails the load instead of silently changing a decision.
+//
+// Of the projects registry, validated whole, Config keeps only what Go
+// reads (repositories, pipelines and their cooldowns): the policy's data
+// holds the registry, and a second typed copy would be most of a large
+// registry's memory (10 MB of 60 at 10,000 projects).
 type Config struct {
 	GlobalPolicy GlobalPolicy
-	Projects     map[string]Project
 
-	byRepository map[string]string // repository -> project name
+	byRepository map[string]string             // repository -> project name
+	pipelines    map[string][]pipelineCooldown // project name -> its pipelines
+}
+
+// pipelineCooldown is a pipeline of a project and its cooldown_minutes.
+type pipelineCooldown struct {
+	name    string
+	minutes int
 }
 
 // GlobalPolicy is config/global_policy/data.json.
@@ -208,14 +219,23 @@ func ParseConfig(dir string, globalPolicy, projects any) (*Config, error) {
 	if projects == nil {
 		return nil, &ConfigError{File: prFile, Problem: "missing: the bundle must define the projects registry (it may be {})"}
 	}
-	if err := decodeConfig(prFile, projects, &c.Projects); err != nil {
+	var registry map[string]Project
+	if err := decodeConfig(prFile, projects, &registry); err != nil {
 		return nil, err
 	}
 	if err := c.GlobalPolicy.validate(gpFile); err != nil {
 		return nil, err
 	}
-	if c.byRepository, err = validateProjects(prFile, c.Projects); err != nil {
+	if c.byRepository, err = validateProjects(prFile, registry); err != nil {
 		return nil, err
+	}
+	c.pipelines = make(map[string][]pipelineCooldown, len(registry))
+	for name, p := range registry {
+		pipelines := make([]pipelineCooldown, 0, len(p.Pipelines))
+		for pname, pl := range p.Pipelines {
+			pipelines = append(pipelines, pipelineCooldown{name: pname, minutes: pl.CooldownMinutes})
+		}
+		c.pipelines[name] = pipelines
 	}
 	return &c, nil
 }
@@ -499,4 +519,21 @@ func (c *Config) projectIndex() map[string]any {
 func (c *Config) project(repository string) (string, bool) {
 	name, ok := c.byRepository[repository]
 	return name, ok
+}
+
+// hasProject reports whether the registry declares the project name.
+func (c *Config) hasProject(name string) bool {
+	_, ok := c.pipelines[name]
+	return ok
+}
+
+// pipeline finds a pipeline of a project and its cooldown in minutes (0:
+// none); ok is false when the project does not declare it.
+func (c *Config) pipeline(project, pipeline string) (cooldownMinutes int, ok bool) {
+	for _, p := range c.pipelines[project] {
+		if p.name == pipeline {
+			return p.minutes, true
+		}
+	}
+	return 0, false
 }

@@ -118,11 +118,10 @@ func (r ExceptionRequest) check(config *Config, now time.Time, maxTTL time.Durat
 	case r.ExpiresAt.Sub(now) > maxTTL:
 		return invalid("expires_at %s is too far: an exception lasts at most %s (global_policy.exceptions)", r.ExpiresAt.Format(time.RFC3339), maxTTL)
 	}
-	project, ok := config.Projects[r.Project]
-	if !ok {
+	if !config.hasProject(r.Project) {
 		return invalid("project %q is not in the projects registry of the active bundle", r.Project)
 	}
-	if _, ok := project.Pipelines[r.Pipeline]; r.Pipeline != "" && !ok {
+	if _, ok := config.pipeline(r.Project, r.Pipeline); r.Pipeline != "" && !ok {
 		return invalid("project %q has no pipeline %q", r.Project, r.Pipeline)
 	}
 	if r.Branch != "" {

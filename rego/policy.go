@@ -102,11 +102,11 @@ func (p *Policy) Revision() string { return p.bundle.Revision }
 // cooldown adapter can look up the right history before evaluation. ok is
 // false when the request is unmanaged or its pipeline has no cooldown.
 func (p *Policy) CooldownKey(r tollgate.Request) (key tollgate.CooldownKey, ok bool) {
-	name, found := p.Project(r)
+	name, found := p.bundle.Config.project(r.Repository)
 	if !found {
 		return key, false
 	}
-	if p.bundle.Config.Projects[name].Pipelines[r.Pipeline].CooldownMinutes <= 0 {
+	if minutes, _ := p.bundle.Config.pipeline(name, r.Pipeline); minutes <= 0 {
 		return key, false
 	}
 	return tollgate.CooldownKey{Project: name, Pipeline: r.Pipeline, Branch: r.Branch}, true
@@ -120,7 +120,7 @@ func (p *Policy) Project(r tollgate.Request) (name string, ok bool) {
 	if !found {
 		return "", false
 	}
-	if _, found := p.bundle.Config.Projects[name].Pipelines[r.Pipeline]; !found {
+	if _, found := p.bundle.Config.pipeline(name, r.Pipeline); !found {
 		return "", false
 	}
 	return name, true
@@ -128,8 +128,7 @@ func (p *Policy) Project(r tollgate.Request) (name string, ok bool) {
 
 // HasProject reports whether the projects registry declares name.
 func (p *Policy) HasProject(name string) bool {
-	_, ok := p.bundle.Config.Projects[name]
-	return ok
+	return p.bundle.Config.hasProject(name)
 }
 
 // Evaluate decides on a request. It never fails: anything that keeps the

@@ -318,6 +318,7 @@ func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig) error {
 		if err := keeper.Keep(ctx, engine.Policy().Bundle()); err != nil {
 			logger.Warn("the active bundle is not kept in the store yet; the first decision will keep it", "error", err)
 		}
+		limitMemory(logger)
 	}
 	onActivate = func() { keepActive(ctx) }
 	newID := func() string { return uuid.Must(uuid.NewV7()).String() }
