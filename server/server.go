@@ -219,7 +219,12 @@ func (s *Server) handleError(err error, c echo.Context) {
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		e.status, e.code, e.msg = http.StatusServiceUnavailable, tollgate.EUnavailable, "the request was cancelled or timed out before a decision was recorded"
 	}
-	if e.status >= 500 {
+	switch {
+	case c.Request().Context().Err() != nil:
+		// The client went away (or its deadline passed) mid-request: its
+		// problem, not the server's, and nobody reads the answer.
+		s.cfg.Logger.Info("request abandoned by the client", "method", c.Request().Method, "path", c.Path(), "status", e.status, "error", err)
+	case e.status >= 500:
 		s.cfg.Logger.Error("request failed", "method", c.Request().Method, "path", c.Path(), "status", e.status, "error", err)
 	}
 	for name, value := range e.headers {

@@ -507,3 +507,50 @@ func TestScanGatesOverHTTP(t *testing.T) {
 		t.Fatalf("%d decisions recorded, want 1", n)
 	}
 }
+
+// A client that goes away mid-request is not a server failure: it is
+// logged at INFO, never as an ERROR, and nothing is recorded for it.
+func TestAbandonedRequestIsNotAnError(t *testing.T) {
+	var logs syncBuffer
+	f := newFixtureWith(t, func(c *Config) {
+		c.Dev = true
+		c.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	req := httptest.NewRequest(http.MethodPost, "/v1/evaluate", strings.NewReader(exampleRequest)).WithContext(ctx)
+	req.Header.Set("Content-Type", "application/json")
+	rec := httptest.NewRecorder()
+	f.api.Handler().ServeHTTP(rec, req)
+	if rec.Code != http.StatusServiceUnavailable {
+		t.Fatalf("status %d, want 503: %s", rec.Code, rec.Body)
+	}
+	out := logs.String()
+	if !strings.Contains(out, "level=INFO msg=\"request abandoned by the client\"") {
+		t.Errorf("no INFO line for the abandoned request in:\n%s", out)
+	}
+	if strings.Contains(out, "level=ERROR") {
+		t.Errorf("an abandoned request logged as an error:\n%s", out)
+	}
+	if _, body := f.do(http.MethodGet, "/v1/decisions", "", ""); len(body["decisions"].([]any)) != 0 {
+		t.Errorf("the abandoned request was recorded: %v", body)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger and a test at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
