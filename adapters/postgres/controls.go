@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -40,6 +41,11 @@ func (s *Store) CreateControl(ctx context.Context, c tollgate.Control) error {
 		return err
 	}
 	err = s.inTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
+		if row.Kind == string(tollgate.KindIncident) {
+			if err := noIncidentOn(ctx, tx, row); err != nil {
+				return err
+			}
+		}
 		b := &pgx.Batch{}
 		b.Queue(insertControl, row.ID, row.Kind, row.State, row.Project, row.Code, row.CreatedAt, row.ExpiresAt, row.Data)
 		for _, ev := range events {
@@ -52,6 +58,32 @@ func (s *Store) CreateControl(ctx context.Context, c tollgate.Control) error {
 	}
 	return nil
 }
+
+// noIncidentOn fails with EConflict if an incident is on when row starts.
+// The transaction-scoped advisory lock orders the incident creations of all
+// replicas: the second waits for the first to commit, then sees its
+// incident (READ COMMITTED reads what committed before each statement).
+func noIncidentOn(ctx context.Context, tx pgx.Tx, row storekit.ControlRow) error {
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, incidentLockKey); err != nil {
+		return err
+	}
+	var id string
+	var expiresAt int64
+	err := tx.QueryRow(ctx, incidentOnQuery, storekit.IncidentOnArgs(row)...).Scan(&id, &expiresAt)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return nil
+	case err != nil:
+		return err
+	}
+	return storekit.IncidentOn(id, expiresAt)
+}
+
+var incidentOnQuery = storekit.IncidentOnQuery(func(n int) string { return fmt.Sprintf("$%d", n) })
+
+// incidentLockKey is the advisory lock of incident creation. A cooldown
+// key hashing to the same value would only make one wait for the other.
+const incidentLockKey int64 = 0x746f6c6c67617465 // "tollgate"
 
 // Control implements tollgate.ControlStore, in one statement: the history
 // read is the one of the state read.

@@ -38,6 +38,13 @@ func (s *Store) CreateControl(ctx context.Context, c tollgate.Control) error {
 		return err
 	}
 	err = s.onWriter(ctx, func(tx *sql.Tx) error {
+		if row.Kind == string(tollgate.KindIncident) {
+			// The writer runs one transaction at a time: check and insert
+			// are one step.
+			if err := noIncidentOn(ctx, tx, row); err != nil {
+				return err
+			}
+		}
 		if _, err := tx.ExecContext(ctx, insertControl, row.ID, row.Kind, row.State, row.Project, row.Code,
 			row.CreatedAt, row.ExpiresAt, string(row.Data)); err != nil {
 			return err
@@ -54,6 +61,22 @@ func (s *Store) CreateControl(ctx context.Context, c tollgate.Control) error {
 	}
 	return nil
 }
+
+// noIncidentOn fails with EConflict if an incident is on when row starts.
+func noIncidentOn(ctx context.Context, tx *sql.Tx, row storekit.ControlRow) error {
+	var id string
+	var expiresAt int64
+	err := tx.QueryRowContext(ctx, incidentOnQuery, storekit.IncidentOnArgs(row)...).Scan(&id, &expiresAt)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil
+	case err != nil:
+		return err
+	}
+	return storekit.IncidentOn(id, expiresAt)
+}
+
+var incidentOnQuery = storekit.IncidentOnQuery(func(int) string { return "?" })
 
 // Control implements tollgate.ControlStore, in one statement: the history
 // read is the one of the state read.

@@ -60,6 +60,13 @@ func freeze(created, expires time.Time, envs ...string) tollgate.Control {
 	}
 }
 
+// incidentAt is an incident on from created to expires.
+func incidentAt(created, expires time.Time) tollgate.Control {
+	return tollgate.Control{ID: uuid.Must(uuid.NewV7()).String(), Kind: tollgate.KindIncident,
+		State: tollgate.StateActive, Reason: "INC-42", CreatedBy: "ops", CreatedAt: created, ExpiresAt: expires,
+		History: []tollgate.ControlEvent{{At: created, By: "ops", Action: tollgate.ActionCreate, To: tollgate.StateActive}}}
+}
+
 // inState is c created directly in state (a break-glass is created
 // approved, say), with its creation event saying so.
 func inState(c tollgate.Control, state tollgate.ControlState) tollgate.Control {
@@ -224,9 +231,7 @@ func testControlList(t *testing.T, h *harness) {
 	sameCode = createControl(t, s, sameCode)
 	glass := createControl(t, s, inState(exception(at(3), at(30)), tollgate.StateApproved))
 	fr := createControl(t, s, freeze(at(4), at(60), "production"))
-	incident := createControl(t, s, tollgate.Control{ID: uuid.Must(uuid.NewV7()).String(), Kind: tollgate.KindIncident,
-		State: tollgate.StateActive, Reason: "INC-42", CreatedBy: "ops", CreatedAt: at(5), ExpiresAt: at(120),
-		History: []tollgate.ControlEvent{{At: at(5), By: "ops", Action: tollgate.ActionCreate, To: tollgate.StateActive}}})
+	incident := createControl(t, s, incidentAt(at(5), at(120)))
 	// Two created at the same instant: the ID breaks the tie, the same way
 	// on every call.
 	twinA := createControl(t, s, freeze(at(6), at(60)))
@@ -667,10 +672,64 @@ func testControlClosed(t *testing.T, h *harness) {
 	assertCode(t, "CreateControl after Close", s.CreateControl(t.Context(), exception(base, base.Add(time.Hour))), tollgate.EUnavailable)
 }
 
-// RaceReplicas runs the two races of the suite (ExpireDue, and
-// UpdateControl on one control) across several stores sharing one
-// database: replicas, each control expired and approved once in all.
+// RaceReplicas runs the races of the suite (ExpireDue, UpdateControl on
+// one control, starting an incident) across several stores sharing one
+// database: replicas, each control expired and approved once in all, one
+// incident started in all.
 func RaceReplicas(t *testing.T, replicas ...tollgate.ControlStore) {
 	t.Run("ExpireDue", func(t *testing.T) { expireRace(t, replicas, 30, 2*len(replicas)) })
 	t.Run("UpdateControl", func(t *testing.T) { updateRace(t, replicas, 4*len(replicas)) })
+	t.Run("StartIncident", func(t *testing.T) { incidentRace(t, replicas, 4*len(replicas)) })
+}
+
+// An incident cannot start while another is on: EConflict, nothing
+// written. One that ended, or expired, does not count.
+func testControlOneIncident(t *testing.T, h *harness) {
+	s := h.controls()
+	first := createControl(t, s, incidentAt(base, base.Add(time.Hour)))
+	second := incidentAt(base.Add(10*time.Minute), base.Add(2*time.Hour))
+	assertCode(t, "CreateControl of a second incident", s.CreateControl(t.Context(), second), tollgate.EConflict)
+	if _, err := s.Control(t.Context(), second.ID); tollgate.ErrorCode(err) != tollgate.ENotFound {
+		t.Fatalf("the refused incident was stored: %v", err)
+	}
+	createControl(t, s, incidentAt(base.Add(time.Hour), base.Add(3*time.Hour))) // the first has expired
+	ended := createControl(t, s, inState(incidentAt(base.Add(4*time.Hour), base.Add(5*time.Hour)), tollgate.StateLifted))
+	createControl(t, s, incidentAt(ended.CreatedAt.Add(time.Minute), base.Add(6*time.Hour)))
+	createControl(t, s, freeze(first.CreatedAt.Add(time.Minute), base.Add(time.Hour))) // other kinds are not limited
+}
+
+func testControlConcurrentIncidents(t *testing.T, h *harness) {
+	incidentRace(t, []tollgate.ControlStore{h.controls()}, 8)
+}
+
+// incidentRace starts n incidents at once across stores, three times (each
+// round after the previous one's incidents expired): exactly one starts.
+func incidentRace(t *testing.T, stores []tollgate.ControlStore, n int) {
+	t.Helper()
+	for round := range 3 {
+		at := base.Add(time.Duration(round) * 24 * time.Hour)
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range n {
+			wg.Go(func() {
+				<-start
+				errs[i] = stores[i%len(stores)].CreateControl(t.Context(), incidentAt(at, at.Add(time.Hour)))
+			})
+		}
+		close(start)
+		wg.Wait()
+		var ok int
+		for i, err := range errs {
+			switch {
+			case err == nil:
+				ok++
+			case tollgate.ErrorCode(err) != tollgate.EConflict:
+				t.Fatalf("round %d: incident %d: %v, want success or a conflict", round, i, err)
+			}
+		}
+		if ok != 1 {
+			t.Fatalf("round %d: %d of %d simultaneous incidents started, want exactly 1", round, ok, n)
+		}
+	}
 }

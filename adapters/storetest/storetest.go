@@ -88,6 +88,8 @@ func Run(t *testing.T, factory Factory) {
 		{"Controls/ExpireDue", testControlExpireDue},
 		{"Controls/ConcurrentExpireDueExpiresOnce", testControlConcurrentExpire},
 		{"Controls/ConcurrentUpdatesOneWins", testControlConcurrentUpdate},
+		{"Controls/OneIncidentAtATime", testControlOneIncident},
+		{"Controls/ConcurrentIncidentsOneStarts", testControlConcurrentIncidents},
 		{"Controls/DurableAcrossReopen", testControlDurable},
 		{"Controls/ClosedStoreIsUnavailable", testControlClosed},
 	}

@@ -345,3 +345,24 @@ func inList(values []string, ph func(n int) string) (string, []any) {
 	}
 	return "(" + strings.Join(marks, ", ") + ")", args
 }
+
+// IncidentOnQuery finds the incident in force at a time, if any (ph
+// writes the placeholders of the kind, the state and the time). A store
+// runs it in the transaction that creates an incident, under a lock that
+// orders incident creations, so that one incident at a time holds across
+// replicas.
+func IncidentOnQuery(ph func(n int) string) string {
+	return `SELECT id, expires_at FROM controls WHERE kind = ` + ph(1) + ` AND state = ` + ph(2) +
+		` AND expires_at > ` + ph(3) + ` LIMIT 1`
+}
+
+// IncidentOnArgs are the arguments of IncidentOnQuery for a new incident.
+func IncidentOnArgs(row ControlRow) []any {
+	return []any{string(tollgate.KindIncident), string(tollgate.StateActive), row.CreatedAt}
+}
+
+// IncidentOn is the conflict of starting an incident while id is on.
+func IncidentOn(id string, expiresAt int64) error {
+	return tollgate.Errorf(tollgate.EConflict, "incident %s is already on until %s: end it first",
+		id, time.Unix(0, expiresAt).UTC().Format(time.RFC3339))
+}
