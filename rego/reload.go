@@ -283,7 +283,10 @@ func (e *Engine) build(ctx context.Context, active string) (b *Bundle, p *Policy
 	// A test that never ends must not stop reloads for good.
 	tctx, cancel := context.WithTimeout(ctx, candidateTestTimeout)
 	defer cancel()
-	if report, err = RunTests(tctx, b, TestOptions{Strict: true}); err != nil {
+	// One test at a time: a reload under load then takes one CPU from the
+	// requests for longer rather than every CPU at once, which would stall
+	// them all (see test/bench/README.md, reload under load).
+	if report, err = RunTests(tctx, b, TestOptions{Strict: true, Parallel: 1}); err != nil {
 		if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
 			err = fmt.Errorf("the bundle's tests did not finish within %v: %w", candidateTestTimeout, err)
 		}

@@ -28,6 +28,8 @@ type TestOptions struct {
 	// Strict makes a builtin error fail the test, as it fails a decision in
 	// the engine (policy_error). Stock `opa test` is not strict; hot reload is.
 	Strict bool
+	// Parallel is how many tests run at once; 0 means one per CPU.
+	Parallel int
 }
 
 // TestOutcome is the result of one test.
@@ -141,6 +143,7 @@ func RunTests(ctx context.Context, b *Bundle, opts TestOptions) (*TestReport, er
 		SetModules(modules).
 		CapturePrintOutput(true).
 		RaiseBuiltinErrors(opts.Strict).
+		SetParallel(opts.Parallel).
 		Filter(opts.Run)
 	var tracer *cover.Cover
 	if opts.Coverage {

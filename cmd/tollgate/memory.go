@@ -13,7 +13,7 @@ import (
 const minHeadroom = 48 << 20
 
 // limitMemory returns the memory freed by a bundle activation to the
-// system and, unless GOMEMLIMIT is set (a size, or "off"), sets Go's soft
+// system (with free) and, unless GOMEMLIMIT is set (a size, or "off"), sets Go's soft
 // memory limit to the live heap plus half as much again (at least
 // minHeadroom): as GOGC=50 would, but counting all of Go's memory.
 //
@@ -25,8 +25,15 @@ const minHeadroom = 48 << 20
 // what the bundle needs (with 10,000 projects: ~200 MB without it, under
 // 150 MB with it; see test/bench/README.md), and grows with the bundle at
 // each activation.
-func limitMemory(logger *slog.Logger) {
-	debug.FreeOSMemory()
+//
+// free returns the memory at once (a full collection); otherwise the live
+// heap is the one of the last collection, and the limit makes the runtime
+// return what is above it in the background: reloads under load, where a
+// full collection each time would cost more than it saves.
+func limitMemory(logger *slog.Logger, free bool) {
+	if free {
+		debug.FreeOSMemory()
+	}
 	if _, set := os.LookupEnv("GOMEMLIMIT"); set {
 		return
 	}

@@ -20,7 +20,7 @@ func TestLimitMemory(t *testing.T) {
 			t.Cleanup(func() { os.Setenv("GOMEMLIMIT", v) })
 		}
 		debug.SetMemoryLimit(math.MaxInt64)
-		limitMemory(logger)
+		limitMemory(logger, true)
 		got := debug.SetMemoryLimit(-1)
 		if got == math.MaxInt64 {
 			t.Fatal("no memory limit set")
@@ -35,7 +35,7 @@ func TestLimitMemory(t *testing.T) {
 	t.Run("GOMEMLIMIT set: left to Go", func(t *testing.T) {
 		t.Setenv("GOMEMLIMIT", "off")
 		debug.SetMemoryLimit(math.MaxInt64)
-		limitMemory(logger)
+		limitMemory(logger, true)
 		if got := debug.SetMemoryLimit(-1); got != math.MaxInt64 {
 			t.Errorf("limit %d set although GOMEMLIMIT is", got)
 		}

@@ -318,9 +318,11 @@ func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig) error {
 		if err := keeper.Keep(ctx, engine.Policy().Bundle()); err != nil {
 			logger.Warn("the active bundle is not kept in the store yet; the first decision will keep it", "error", err)
 		}
-		limitMemory(logger)
 	}
-	onActivate = func() { keepActive(ctx) }
+	onActivate = func() {
+		keepActive(ctx)
+		limitMemory(logger, false)
+	}
 	newID := func() string { return uuid.Must(uuid.NewV7()).String() }
 	controls := &rego.Controls{Store: store.(tollgate.ControlStore), Policies: engine, Now: time.Now, NewID: newID,
 		Refresh: cfg.controlsRefresh}
@@ -403,6 +405,7 @@ func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig) error {
 			return err
 		}
 		keepActive(gctx)
+		limitMemory(logger, true) // the startup's load and keep are behind us
 		return nil
 	})
 	g.Go(func() error {
