@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/tollgate/tollgate"
 )
@@ -85,6 +86,11 @@ type Keeper struct {
 	last atomic.Pointer[string]
 	mu   sync.Mutex
 	kept map[string]bool
+	// flight makes the evaluations that arrive while a revision is being
+	// kept wait for that one write rather than each encode and write the
+	// whole bundle again: right after a reload, every request in flight
+	// asks at once.
+	flight singleflight.Group
 }
 
 // Keep stores b unless this Keeper stored its revision already.
@@ -99,6 +105,27 @@ func (k *Keeper) Keep(ctx context.Context, b *Bundle) error {
 		k.last.Store(&b.Revision)
 		return nil
 	}
+	// The write is not tied to the first caller's context: a caller that
+	// gives up must not fail the others waiting for the same write.
+	ch := k.flight.DoChan(b.Revision, func() (any, error) {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), keepTimeout)
+		defer cancel()
+		return nil, k.keep(ctx, b)
+	})
+	select {
+	case r := <-ch:
+		return r.Err
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+// keepTimeout bounds one write of a bundle revision, which no single
+// caller's context does.
+const keepTimeout = 30 * time.Second
+
+// keep writes b to the store and remembers it.
+func (k *Keeper) keep(ctx context.Context, b *Bundle) error {
 	sb, err := b.Stored(k.Now())
 	if err != nil {
 		return err

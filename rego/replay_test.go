@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -213,6 +214,37 @@ func TestGateKeepsEachRevisionOnceAndFailsClosedWithoutIt(t *testing.T) {
 	after, _ := f.store.Decisions(t.Context(), tollgate.DecisionFilter{})
 	if len(after.Records) != len(before.Records) {
 		t.Fatalf("a decision was recorded without its bundle: %d records, want %d", len(after.Records), len(before.Records))
+	}
+}
+
+// Right after a reload every request in flight asks to keep the new
+// revision at once: one write serves them all.
+func TestKeeperWritesARevisionOnceForConcurrentCallers(t *testing.T) {
+	f := newReplayFixture(t)
+	slow := &countingBundles{BundleStore: f.store}
+	k := &Keeper{Store: slow, Now: time.Now}
+	b := f.engine.Policy().Bundle()
+	errs := make([]error, 16)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range errs {
+		wg.Go(func() {
+			<-start
+			errs[i] = k.Keep(t.Context(), b)
+		})
+	}
+	close(start)
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("caller %d: %v", i, err)
+		}
+	}
+	if n := slow.puts.Load(); n != 1 {
+		t.Fatalf("16 concurrent callers wrote the revision %d times, want 1", n)
+	}
+	if _, err := f.store.Bundle(t.Context(), b.Revision); err != nil {
+		t.Fatalf("the revision is not in the store: %v", err)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -109,8 +110,16 @@ func (h *harness) measure(s server, keys string, projects int, run string, durin
 	l.duration = h.duration
 	stop := make(chan struct{})
 	finished := make(chan struct{})
-	if during == nil && p.pprof != "" {
-		during = h.profiler(fmt.Sprintf("%s-%s-%d", s.name, keys, projects))
+	if p.pprof != "" {
+		profile, also := h.profiler(fmt.Sprintf("%s-%s-%d%s", s.name, keys, projects, h.profileSuffix(during))), during
+		during = func(p *proc, stop <-chan struct{}) {
+			var wg sync.WaitGroup
+			if also != nil {
+				wg.Go(func() { also(p, stop) })
+			}
+			profile(p, stop)
+			wg.Wait()
+		}
 	}
 	if during != nil {
 		go func() { defer close(finished); during(p, stop) }()
@@ -286,6 +295,15 @@ func createDatabase(ctx context.Context, adminURL, name string) (string, error) 
 	}
 	u.Path = "/" + name
 	return u.String(), nil
+}
+
+// profileSuffix tells apart the profiles of a row measured with and
+// without something running beside the load.
+func (h *harness) profileSuffix(during func(p *proc, stop <-chan struct{})) string {
+	if during != nil {
+		return "-during"
+	}
+	return ""
 }
 
 // profiler fetches a CPU profile of p over the measured run (all but its
