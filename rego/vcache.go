@@ -1,6 +1,7 @@
 package rego
 
 import (
+	"hash/maphash"
 	"sync"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -20,6 +21,7 @@ type flatCache struct {
 
 type cacheEntry struct {
 	start, end int       // the ref is terms[start:end]
+	sig        uint64    // refSig of the ref
 	value      *ast.Term // nil: the ref is known to be undefined
 }
 
@@ -49,15 +51,31 @@ func (c *flatCache) Pop() {
 	c.entries = c.entries[:top]
 }
 
-func (c *flatCache) find(ref ast.Ref) int {
+func (c *flatCache) find(ref ast.Ref, sig uint64) int {
 	for i := len(c.entries) - 1; i >= c.frames[len(c.frames)-1]; i-- {
 		e := c.entries[i]
-		if e.end-e.start == len(ref) && refEqual(c.terms[e.start:e.end], ref) {
+		if e.sig == sig && e.end-e.start == len(ref) && refEqual(c.terms[e.start:e.end], ref) {
 			return i
 		}
 	}
 	return -1
 }
+
+// refSig is a cheap signature of a ref: its length and a hash of its last
+// term when that is a string, as rule names are. Entries whose signature
+// differs are skipped without comparing terms, which was most of the cost
+// of a lookup: a decision caches dozens of rules, read a hundred times.
+func refSig(ref ast.Ref) uint64 {
+	sig := uint64(len(ref))
+	if len(ref) > 0 {
+		if s, ok := ref[len(ref)-1].Value.(ast.String); ok {
+			sig ^= maphash.String(sigSeed, string(s)) &^ 0xff
+		}
+	}
+	return sig
+}
+
+var sigSeed = maphash.MakeSeed()
 
 func refEqual(a, b []*ast.Term) bool {
 	for i := len(a) - 1; i >= 0; i-- { // the last terms differ most often
@@ -69,20 +87,21 @@ func refEqual(a, b []*ast.Term) bool {
 }
 
 func (c *flatCache) Get(ref ast.Ref) (*ast.Term, bool) {
-	if i := c.find(ref); i >= 0 {
+	if i := c.find(ref, refSig(ref)); i >= 0 {
 		return c.entries[i].value, c.entries[i].value == nil
 	}
 	return nil, false
 }
 
 func (c *flatCache) Put(ref ast.Ref, value *ast.Term) {
-	if i := c.find(ref); i >= 0 {
+	sig := refSig(ref)
+	if i := c.find(ref, sig); i >= 0 {
 		c.entries[i].value = value
 		return
 	}
 	start := len(c.terms)
 	c.terms = append(c.terms, ref...)
-	c.entries = append(c.entries, cacheEntry{start: start, end: len(c.terms), value: value})
+	c.entries = append(c.entries, cacheEntry{start: start, end: len(c.terms), sig: sig, value: value})
 }
 
 func (c *flatCache) Keys() []ast.Ref {
