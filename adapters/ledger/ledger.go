@@ -24,8 +24,6 @@ import (
 	"encoding/hex"
 	"fmt"
 
-	"github.com/gowebpki/jcs"
-
 	"github.com/tollgate/tollgate"
 )
 
@@ -37,11 +35,11 @@ func Genesis() []byte { return make([]byte, HashSize) }
 
 // Digest is SHA-256 of the record's RFC 8785 canonical form.
 func Digest(record []byte) ([]byte, error) {
-	canon, err := jcs.Transform(record)
+	var sum [HashSize]byte
+	err := canonical(record, func(canon []byte) { sum = sha256.Sum256(canon) })
 	if err != nil {
 		return nil, tollgate.Errorf(tollgate.EInvalid, "canonicalise the record for the ledger: %v", err)
 	}
-	sum := sha256.Sum256(canon)
 	return sum[:], nil
 }
 
