@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 func TestRunTestsShippedBundlePassesWithCoverage(t *testing.T) {
@@ -210,6 +211,40 @@ func TestRunTestsConcurrently(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// TestRunTestsPaced: pacing changes when the tests run, not what they
+// report, and gives back as much time as the tests took.
+func TestRunTestsPaced(t *testing.T) {
+	b, err := LoadBundle(defaultBundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := RunTests(context.Background(), b, TestOptions{Strict: true, Parallel: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	paced, err := RunTests(context.Background(), b, TestOptions{Strict: true, Parallel: 1, Pace: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !paced.OK() || paced.Passed != plain.Passed || paced.Total() != plain.Total() {
+		t.Fatalf("paced: passed %d of %d; unpaced: %d of %d", paced.Passed, paced.Total(), plain.Passed, plain.Total())
+	}
+	var ran time.Duration
+	for _, r := range paced.Results {
+		ran += r.Duration
+	}
+	if paced.Duration < 2*ran {
+		t.Errorf("paced run took %v for %v of tests: want at least twice as long", paced.Duration, ran)
+	}
+
+	// A paced run stops pausing when its context ends.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := RunTests(ctx, b, TestOptions{Parallel: 1, Pace: true}); err == nil {
+		t.Error("want an error from a cancelled paced run")
+	}
 }
 
 func TestRunTestsCancelled(t *testing.T) {
