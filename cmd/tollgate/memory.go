@@ -5,6 +5,7 @@ import (
 	"os"
 	"runtime/debug"
 	"runtime/metrics"
+	"sync/atomic"
 )
 
 // minHeadroom is the least the heap may grow above its live size before
@@ -12,24 +13,32 @@ import (
 // of a few hundred evaluations.
 const minHeadroom = 48 << 20
 
+// overhead is the memory Go held beyond the live heap right after the
+// startup's full collection: goroutine stacks, the collector's metadata,
+// and the free space inside the heap's spans that a load leaves scattered
+// (Go does not move objects). The limit must leave room for it, or the
+// collector runs without end trying to get under a limit it cannot reach.
+var overhead atomic.Int64
+
 // limitMemory returns the memory freed by a bundle activation to the
-// system (with free) and, unless GOMEMLIMIT is set (a size, or "off"), sets Go's soft
-// memory limit to the live heap plus half as much again (at least
-// minHeadroom): as GOGC=50 would, but counting all of Go's memory.
+// system (with free) and, unless GOMEMLIMIT is set (a size, or "off"),
+// sets Go's soft memory limit to the live heap, plus the overhead, plus as
+// much again as the live heap (at least minHeadroom): as GOGC=100 would,
+// but counting all of Go's memory.
 //
 // Loading a bundle peaks well above what the compiled bundle keeps: the
 // JSON documents, their Go values and AST values, the tests' run. Left
 // alone, the collector's goal stays at twice that peak and the process
 // keeps the pages; under load the heap then grows to about twice the live
 // size plus the requests' garbage. The limit keeps the resident set near
-// what the bundle needs (with 10,000 projects: ~200 MB without it, under
-// 150 MB with it; see test/bench/README.md), and grows with the bundle at
-// each activation.
+// what the bundle needs (see test/bench/README.md, memory), and follows
+// the bundle at each activation.
 //
-// free returns the memory at once (a full collection); otherwise the live
-// heap is the one of the last collection, and the limit makes the runtime
-// return what is above it in the background: reloads under load, where a
-// full collection each time would cost more than it saves.
+// free (the startup) returns the memory at once with a full collection and
+// measures the overhead; otherwise (a reload under load, where a full
+// collection would cost more than it saves) the live heap is the one of
+// the last collection, and the limit makes the runtime return what is
+// above it in the background.
 func limitMemory(logger *slog.Logger, free bool) {
 	if free {
 		debug.FreeOSMemory()
@@ -37,13 +46,24 @@ func limitMemory(logger *slog.Logger, free bool) {
 	if _, set := os.LookupEnv("GOMEMLIMIT"); set {
 		return
 	}
-	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
-	metrics.Read(sample)
-	if sample[0].Value.Kind() != metrics.KindUint64 {
-		return
+	samples := []metrics.Sample{
+		{Name: "/gc/heap/live:bytes"},
+		{Name: "/memory/classes/total:bytes"},
+		{Name: "/memory/classes/heap/released:bytes"},
 	}
-	live := int64(sample[0].Value.Uint64())
-	limit := live + max(live, minHeadroom)
+	metrics.Read(samples)
+	for _, s := range samples {
+		if s.Value.Kind() != metrics.KindUint64 {
+			return
+		}
+	}
+	live := int64(samples[0].Value.Uint64())
+	if free {
+		// What the limit counts: all of Go's memory but the released.
+		held := int64(samples[1].Value.Uint64() - samples[2].Value.Uint64())
+		overhead.Store(max(held-live, 0))
+	}
+	limit := live + overhead.Load() + max(live, minHeadroom)
 	debug.SetMemoryLimit(limit)
-	logger.Debug("memory limit set", "live_heap_mb", live>>20, "limit_mb", limit>>20)
+	logger.Debug("memory limit set", "live_heap_mb", live>>20, "overhead_mb", overhead.Load()>>20, "limit_mb", limit>>20)
 }
