@@ -102,6 +102,17 @@ func (c *canonicaliser) unexpected(where string) error {
 	return fmt.Errorf("unexpected %q at offset %d %s", c.in[c.i], c.i, where)
 }
 
+// closing skips white space and, if b (the end of an array or object) is
+// next, reads it.
+func (c *canonicaliser) closing(b byte) bool {
+	c.space()
+	if c.i < len(c.in) && c.in[c.i] == b {
+		c.i++
+		return true
+	}
+	return false
+}
+
 // expect skips white space and the byte b.
 func (c *canonicaliser) expect(b byte, where string) error {
 	c.space()
@@ -144,23 +155,15 @@ func (c *canonicaliser) array() error {
 		return err
 	}
 	c.out = append(c.out, '[')
-	c.space()
-	if c.i < len(c.in) && c.in[c.i] == ']' {
-		c.i++
-	} else {
-		for {
-			if err := c.value(); err != nil {
-				return err
-			}
-			c.space()
-			if c.i < len(c.in) && c.in[c.i] == ']' {
-				c.i++
-				break
-			}
+	for first := true; !c.closing(']'); first = false {
+		if !first {
 			if err := c.expect(',', "in an array"); err != nil {
 				return err
 			}
 			c.out = append(c.out, ',')
+		}
+		if err := c.value(); err != nil {
+			return err
 		}
 	}
 	c.out = append(c.out, ']')
@@ -174,40 +177,30 @@ func (c *canonicaliser) object() error {
 	}
 	c.out = append(c.out, '{')
 	body, base, keysBase := len(c.out), len(c.mems), len(c.keys)
-	c.space()
-	if c.i < len(c.in) && c.in[c.i] == '}' {
-		c.i++
-	} else {
-		for {
-			if len(c.mems) > base {
-				c.out = append(c.out, ',')
-			}
-			m := member{keyStart: len(c.keys), start: len(c.out)}
-			if err := c.expect('"', "where an object key was expected"); err != nil {
-				return err
-			}
-			if err := c.string(true); err != nil {
-				return err
-			}
-			m.keyEnd = len(c.keys)
-			if err := c.expect(':', "after an object key"); err != nil {
-				return err
-			}
-			c.out = append(c.out, ':')
-			if err := c.value(); err != nil {
-				return err
-			}
-			m.end = len(c.out)
-			c.mems = append(c.mems, m)
-			c.space()
-			if c.i < len(c.in) && c.in[c.i] == '}' {
-				c.i++
-				break
-			}
+	for !c.closing('}') {
+		if len(c.mems) > base {
 			if err := c.expect(',', "in an object"); err != nil {
 				return err
 			}
+			c.out = append(c.out, ',')
 		}
+		m := member{keyStart: len(c.keys), start: len(c.out)}
+		if err := c.expect('"', "where an object key was expected"); err != nil {
+			return err
+		}
+		if err := c.string(true); err != nil {
+			return err
+		}
+		m.keyEnd = len(c.keys)
+		if err := c.expect(':', "after an object key"); err != nil {
+			return err
+		}
+		c.out = append(c.out, ':')
+		if err := c.value(); err != nil {
+			return err
+		}
+		m.end = len(c.out)
+		c.mems = append(c.mems, m)
 	}
 	if err := c.order(body, c.mems[base:]); err != nil {
 		return err

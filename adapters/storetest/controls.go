@@ -581,26 +581,10 @@ func updateRace(t *testing.T, stores []tollgate.ControlStore, n int) {
 	t.Helper()
 	for round := range 3 {
 		c := createControl(t, stores[0], exception(base, base.Add(time.Hour)))
-		errs := make([]error, n)
-		var wg sync.WaitGroup
-		start := make(chan struct{})
-		for i := range n {
-			wg.Go(func() {
-				<-start
-				_, errs[i] = stores[i%len(stores)].UpdateControl(t.Context(), c.ID, approve(fmt.Sprintf("approver-%d", i), base.Add(time.Minute)))
-			})
-		}
-		close(start)
-		wg.Wait()
-		var ok int
-		for i, err := range errs {
-			switch {
-			case err == nil:
-				ok++
-			case tollgate.ErrorCode(err) != tollgate.EConflict:
-				t.Fatalf("round %d: approval %d: %v, want success or a conflict", round, i, err)
-			}
-		}
+		ok := simultaneously(t, n, fmt.Sprintf("round %d: approval", round), func(i int) error {
+			_, err := stores[i%len(stores)].UpdateControl(t.Context(), c.ID, approve(fmt.Sprintf("approver-%d", i), base.Add(time.Minute)))
+			return err
+		})
 		if ok != 1 {
 			t.Fatalf("round %d: %d of %d simultaneous approvals succeeded, want exactly 1", round, ok, n)
 		}
@@ -708,28 +692,38 @@ func incidentRace(t *testing.T, stores []tollgate.ControlStore, n int) {
 	t.Helper()
 	for round := range 3 {
 		at := base.Add(time.Duration(round) * 24 * time.Hour)
-		errs := make([]error, n)
-		var wg sync.WaitGroup
-		start := make(chan struct{})
-		for i := range n {
-			wg.Go(func() {
-				<-start
-				errs[i] = stores[i%len(stores)].CreateControl(t.Context(), incidentAt(at, at.Add(time.Hour)))
-			})
-		}
-		close(start)
-		wg.Wait()
-		var ok int
-		for i, err := range errs {
-			switch {
-			case err == nil:
-				ok++
-			case tollgate.ErrorCode(err) != tollgate.EConflict:
-				t.Fatalf("round %d: incident %d: %v, want success or a conflict", round, i, err)
-			}
-		}
+		ok := simultaneously(t, n, fmt.Sprintf("round %d: incident", round), func(i int) error {
+			return stores[i%len(stores)].CreateControl(t.Context(), incidentAt(at, at.Add(time.Hour)))
+		})
 		if ok != 1 {
 			t.Fatalf("round %d: %d of %d simultaneous incidents started, want exactly 1", round, ok, n)
 		}
 	}
+}
+
+// simultaneously runs do(0) … do(n-1) at once and returns how many
+// succeeded; an error other than a conflict fails t, naming what (and i).
+func simultaneously(t *testing.T, n int, what string, do func(i int) error) int {
+	t.Helper()
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			errs[i] = do(i)
+		})
+	}
+	close(start)
+	wg.Wait()
+	var ok int
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			ok++
+		case tollgate.ErrorCode(err) != tollgate.EConflict:
+			t.Fatalf("%s %d: %v, want success or a conflict", what, i, err)
+		}
+	}
+	return ok
 }
