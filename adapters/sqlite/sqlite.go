@@ -54,8 +54,9 @@ var (
 // for concurrent use.
 type Store struct {
 	path     string
-	db       *sql.DB    // the readers' pool; WAL lets them read while the writer writes
-	writer   *sql.Conn  // the one connection that writes, under writeMu
+	db       *sql.DB   // the readers' pool; WAL lets them read while the writer writes
+	writer   *sql.Conn // the one connection that writes, under writeMu
+	stmts    *writeStmts
 	cooldown *sql.Stmt  // the cooldown read, on the readers' pool, prepared once rather than per decision
 	writeMu  sync.Mutex // held by each transaction on writer: a commit of writeLoop, an EPSS import
 	keys     *storekit.KeyLocks
@@ -155,10 +156,17 @@ func open(ctx context.Context, db *sql.DB, path string, o options) (*Store, erro
 		cooldown.Close()
 		return nil, fmt.Errorf("sqlite: %s: writer connection: %w", path, err)
 	}
+	stmts, err := prepareWrites(ctx, writer)
+	if err != nil {
+		cooldown.Close()
+		writer.Close()
+		return nil, fmt.Errorf("sqlite: %s: %w", path, err)
+	}
 	s := &Store{
 		path:       path,
 		db:         db,
 		writer:     writer,
+		stmts:      stmts,
 		cooldown:   cooldown,
 		keys:       storekit.NewKeyLocks(),
 		maxBatch:   o.maxBatch,
@@ -432,7 +440,7 @@ func (s *Store) Close() error {
 		// SQLite's advice for long-lived connections, at close: refresh the
 		// statistics the planner uses to choose among the indexes.
 		_, optimizeErr := s.writer.ExecContext(context.Background(), "PRAGMA optimize")
-		s.closeErr = errors.Join(optimizeErr, s.cooldown.Close(), s.writer.Close(), s.db.Close())
+		s.closeErr = errors.Join(optimizeErr, s.stmts.close(), s.cooldown.Close(), s.writer.Close(), s.db.Close())
 		if s.closeErr != nil {
 			s.closeErr = fmt.Errorf("sqlite: close %s: %w", s.path, s.closeErr)
 		}
