@@ -269,19 +269,23 @@ func TestStatementTimeout(t *testing.T) {
 		within(t, start)
 	})
 
+	// A replica of the previous protocol holds the key's advisory lock
+	// from its read to its commit: an acceptance waits for it in the
+	// writer's transaction, no longer than the timeout, and records nothing.
 	t.Run("key held elsewhere", func(t *testing.T) {
 		key := newKey("main")
 		if _, err := outside.Exec(t.Context(), "SELECT pg_advisory_lock($1)", lockID(*key)); err != nil {
 			t.Fatal(err)
 		}
 		defer outside.Exec(context.Background(), "SELECT pg_advisory_unlock_all()")
+		rec := record(tollgate.Accepted, time.Now())
 		start := time.Now()
-		_, err := s.Decide(t.Context(), key, func(tollgate.Cooldown) (tollgate.Record, error) {
-			t.Error("decide ran while the key was held elsewhere")
-			return record(tollgate.Accepted, time.Now()), nil
-		})
+		_, err := s.Decide(t.Context(), key, fixed(rec))
 		assertTimeout(t, "Decide on a key held elsewhere", err)
 		within(t, start)
+		if _, err := s.Decision(t.Context(), rec.Decision.ID); tollgate.ErrorCode(err) != tollgate.ENotFound {
+			t.Fatalf("the timed-out decision: %v, want not found", err)
+		}
 	})
 
 	t.Run("table locked", func(t *testing.T) {
@@ -310,23 +314,51 @@ func TestStatementTimeout(t *testing.T) {
 		}
 	})
 
-	// A replica that stalls while holding a key (here: a decide slower than
-	// the timeout) loses its transaction, and the key, to the server; its
-	// Decide fails, recording nothing, and the key is free for the others.
+	// A replica that stalls while deciding (here: a decide slower than the
+	// timeout) holds nothing on the server: another replica decides for the
+	// key meanwhile, and the stalled acceptance, when it comes, finds the
+	// cooldown moved, records nothing and is decided again: refused.
 	t.Run("stalled decide", func(t *testing.T) {
+		other := openClosing(t, url)
 		key := newKey("stalled")
-		rec := record(tollgate.Accepted, time.Now())
-		_, err := s.Decide(t.Context(), key, func(tollgate.Cooldown) (tollgate.Record, error) {
-			time.Sleep(3 * timeout)
-			return rec, nil
-		})
-		assertCode(t, "Decide with a stalled decide", err, tollgate.EUnavailable)
-		if _, err := s.Decision(t.Context(), rec.Decision.ID); tollgate.ErrorCode(err) != tollgate.ENotFound {
-			t.Fatalf("the stalled decision: %v, want not found", err)
+		stalled := record(tollgate.Accepted, time.Now())
+		read, decided := make(chan struct{}), make(chan struct{})
+		var seen []tollgate.Cooldown
+		type result struct {
+			rec tollgate.Record
+			err error
 		}
-		next, err := s.Decide(t.Context(), key, acceptUnlessCooling(time.Now()))
-		if err != nil || next.Decision.Status != tollgate.Accepted {
-			t.Fatalf("the next Decide for the key: %v, %v; want accepted (the stalled one started no cooldown)", next.Decision.Status, err)
+		done := make(chan result, 1)
+		go func() {
+			rec, err := s.Decide(t.Context(), key, func(c tollgate.Cooldown) (tollgate.Record, error) {
+				seen = append(seen, c)
+				if len(seen) == 1 {
+					close(read)
+					<-decided
+					time.Sleep(3 * timeout)
+					return stalled, nil
+				}
+				return acceptUnlessCooling(time.Now())(c)
+			})
+			done <- result{rec, err}
+		}()
+		<-read // the stalled replica has read the cooldown: none
+		first, err := other.Decide(t.Context(), key, func(c tollgate.Cooldown) (tollgate.Record, error) {
+			defer close(decided)
+			return acceptUnlessCooling(time.Now())(c)
+		})
+		if err != nil || first.Decision.Status != tollgate.Accepted {
+			t.Fatalf("the other replica, during the stall: %v, %v; want accepted", first.Decision.Status, err)
+		}
+		r := <-done
+		if r.err != nil || r.rec.Decision.Status != tollgate.Refused {
+			t.Fatalf("the stalled replica: %v, %v; want refused once it decided again", r.rec.Decision.Status, r.err)
+		}
+		if len(seen) != 2 || !seen[1].LastAcceptedAt.Equal(first.Decision.EvaluatedAt) {
+			t.Fatalf("the stalled replica decided with %v; want twice, the second time with the other's acceptance", seen)
+		}
+		if _, err := s.Decision(t.Context(), stalled.Decision.ID); tollgate.ErrorCode(err) != tollgate.ENotFound {
+			t.Fatalf("the stalled acceptance: %v, want not found", err)
 		}
 	})
 }

@@ -7,13 +7,17 @@
 // the reason it exists: the cooldown check-and-record is atomic across every
 // process using the database, not only within one.
 //
-//   - A keyed Decide (one with a cooldown key) runs in one transaction of its
-//     own: it takes a transaction-scoped advisory lock named by the key, reads
-//     the cooldown, calls decide, writes the record (and the cooldown, if
-//     accepted) and commits. See Decide for why an advisory lock.
-//   - Decides without a key need no lock: their records go through one
-//     writer that commits every record waiting at that moment in one
-//     transaction (group commit), answering each caller after COMMIT.
+//   - Every record goes through one writer that commits every record
+//     waiting at that moment in one transaction (group commit), answering
+//     each caller after COMMIT.
+//   - A keyed Decide (one with a cooldown key) reads the cooldown, calls
+//     decide, and if the record accepts, the writer records it only if the
+//     cooldown is still the one decide saw (a compare-and-set on the
+//     cooldown row, under the key's advisory lock); if another replica
+//     accepted in between, nothing is written and the Decide decides again
+//     with the new cooldown. See Decide for why.
+//   - WithGroupCommit(false) writes each record in a transaction of its
+//     own, the same way.
 //
 // Either way a record is committed before Decide returns, and a Decide that
 // cannot commit returns an EUnavailable error: the server answers 503, never
@@ -71,26 +75,30 @@ var (
 // processes, may share one database.
 type Store struct {
 	pool     *pgxpool.Pool
-	keys     *storekit.KeyLocks // this process's queue per key, in front of the advisory lock
+	keys     *storekit.KeyLocks // this process's queue per key: one Decide per key in flight here
 	where    string             // host:port/database, for messages (never the password)
 	timeout  time.Duration      // statement_timeout of every connection
 	maxBatch int
 
-	// mu guards closed and every send on writes, so that Close can close the
-	// channel without a send racing it; inflight counts the keyed Decides
-	// under way, which Close waits for before closing the pool.
-	mu         sync.RWMutex
-	closed     bool
-	inflight   sync.WaitGroup
-	writes     chan *write // nil without group commit
-	writerDone chan struct{}
+	// mu guards closed, writesClosed and every send on writes, so that
+	// Close can close the channel without a send racing it; inflight counts
+	// the keyed Decides under way, which Close waits for before it stops
+	// the writer (they may still send it their record) and closes the pool.
+	mu           sync.RWMutex
+	closed       bool
+	writesClosed bool
+	inflight     sync.WaitGroup
+	writes       chan *write // nil without group commit
+	writerDone   chan struct{}
 
 	closeOnce sync.Once
 
 	commits, written atomic.Int64 // see Stats
 
-	// skipKeyLock leaves the advisory lock out of keyed Decides; set by
-	// tests and benchmarks only, to show what the lock does and costs.
+	// skipKeyLock leaves the cross-replica protection out of keyed
+	// Decides (the compare-and-set of the cooldown and the key's advisory
+	// lock); set by tests and benchmarks only, to show what it does and
+	// costs.
 	skipKeyLock bool
 }
 
@@ -265,39 +273,46 @@ func describe(cc *pgx.ConnConfig) string {
 
 // Decide implements tollgate.DecisionStore.
 //
-// With a key, all of it is one transaction on one connection:
+// With a key, the cooldown is read (with the ID of the decision that set it),
+// decide runs, and a record that accepts goes to the group-commit writer
+// with a compare-and-set of the cooldown: in the writer's transaction,
 //
-//	BEGIN; SELECT pg_advisory_xact_lock(h); SELECT … FROM cooldowns …;
-//	-- decide, in this process
-//	INSERT INTO decisions …; [INSERT INTO cooldowns … ON CONFLICT …;] COMMIT
+//	SELECT pg_advisory_xact_lock(h) -- each key of the batch, in order
+//	WITH cas AS (INSERT INTO cooldowns … ON CONFLICT … DO UPDATE …
+//	             WHERE cooldowns.decision_id = <the ID read>),
+//	     link AS (UPDATE ledger … WHERE EXISTS (SELECT FROM cas))
+//	INSERT INTO decisions … FROM link
 //
-// sent as two pipelines (two round trips). h is a 64-bit hash of the key.
-// Decides for one key in this process queue in the process first (keyLocks),
-// so that a burst for one key does not take every pooled connection.
-// The lock is what makes the cooldown atomic across replicas: a second
-// Decide for the key, in any process, waits in pg_advisory_xact_lock until
-// the first has committed or rolled back, and its next statement (a new
-// snapshot under READ COMMITTED) sees the first one's cooldown. Why a lock
+// so the decision is recorded, and starts its cooldown, only if the
+// cooldown is still the one decide saw. If another replica accepted for
+// the key in between, nothing is written and the Decide starts again: it
+// reads the new cooldown and decides again, which now refuses (at most
+// maxAttempts times, then EUnavailable). That is what makes the cooldown
+// atomic across replicas without holding a transaction open while the
+// policy runs, and what lets acceptances share a commit: each used to be a
+// transaction of its own, and all of them followed each other through the
+// ledger's head row, one WAL flush each (~930 decisions/s at most here).
+// h, a 64-bit hash of the key, is the advisory lock the previous protocol
+// took around its read and write: taking it in the batch keeps a replica
+// that still runs that protocol (a rolling upgrade) from accepting between
+// this one's read and write unseen. Why compare-and-set on the cooldown row,
 // and not something else:
 //
 //   - SELECT … FOR UPDATE locks rows that exist. A key that has never been
 //     accepted has no cooldown row, so two first requests would both lock
-//     nothing and both pass. Making it work means writing a row for every key
-//     before reading it, a write per refusal too.
+//     nothing and both pass. The compare-and-set covers it: the first
+//     INSERT creates the row, the second meets it, and its WHERE (the ID it
+//     read, none) does not hold.
 //   - A unique constraint cannot say "less than cooldown_minutes ago": the
 //     window is policy, in Rego, and slides with each acceptance.
-//   - SERIALIZABLE would catch the conflict, by failing one of the two at
-//     COMMIT: the gate would have to retry whole decisions.
+//   - SERIALIZABLE would catch the conflict too, by failing a transaction
+//     at COMMIT, and with it every other decision of its batch.
 //
-// An advisory lock needs no row, writes nothing to the WAL, is released by
-// the server when the transaction ends however it ends (commit, rollback, a
-// dropped connection, a killed process), and waits are bounded by the
-// statement timeout. It rides in the pipeline that reads the cooldown, so it
-// adds no round trip. Measured (BenchmarkKeyLock, loopback, 2 cores):
-// BEGIN + lock + COMMIT takes 80 µs, the same as BEGIN + a statement that
-// does nothing + COMMIT, within the noise; a whole keyed Decide takes about
-// 0.55 ms, mostly the commit's WAL flush, lock or not. Two different keys
-// whose hashes collide (one chance in 2^64) would only wait for each other.
+// Decides for one key in this process queue in the process first
+// (keyLocks), so a key has at most one Decide in flight here and a
+// compare-and-set fails only against another replica. A record that does
+// not accept changes nothing the next Decide reads: its key is freed once
+// it is decided, and it shares a commit with the others.
 //
 // Without a key there is nothing to lock: the record goes to the group
 // commit writer (see writer.go).
@@ -348,7 +363,7 @@ func (s *Store) record(ctx context.Context, w *write) error {
 
 const (
 	lockKey      = `SELECT pg_advisory_xact_lock($1)`
-	readCooldown = `SELECT last_accepted_at FROM cooldowns WHERE project = $1 AND pipeline = $2 AND branch = $3`
+	readCooldown = `SELECT last_accepted_at, decision_id FROM cooldowns WHERE project = $1 AND pipeline = $2 AND branch = $3`
 
 	// The record takes its place in the ledger's chain in the statement
 	// that inserts it: the UPDATE moves the one chain head on (in SQL SET
@@ -366,6 +381,28 @@ const (
 	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,
 		(SELECT seq FROM link), (SELECT prev_hash FROM link), (SELECT hash FROM link))`
 
+	// An acceptance, recorded only if its key's cooldown is still the one
+	// its decision read ($14, the decision that set it; NULL for none): the
+	// compare-and-set of the cooldown row (cas), then the chain's link, as
+	// above, then the record. When cas writes nothing, neither do the
+	// others, and the row count is 0. A cooldown never moves back in time,
+	// should a clock do so: it then keeps its time and decision.
+	insertAccepted = `WITH cas AS (
+		INSERT INTO cooldowns (project, pipeline, branch, last_accepted_at, decision_id)
+		VALUES ($11, $12, $13, $2, $1)
+		ON CONFLICT (project, pipeline, branch) DO UPDATE
+		SET last_accepted_at = GREATEST(excluded.last_accepted_at, cooldowns.last_accepted_at),
+			decision_id = CASE WHEN excluded.last_accepted_at >= cooldowns.last_accepted_at
+				THEN excluded.decision_id ELSE cooldowns.decision_id END
+		WHERE cooldowns.decision_id = $14
+		RETURNING 1),
+	link AS (
+		UPDATE ledger SET seq = seq + 1, prev_hash = hash, hash = sha256(hash || $10::bytea)
+		WHERE id = 1 AND EXISTS (SELECT FROM cas) RETURNING seq, prev_hash, hash)
+	INSERT INTO decisions
+	(id, evaluated_at, project, pipeline, branch, environment, status, bundle_revision, record, seq, prev_hash, hash)
+	SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, link.seq, link.prev_hash, link.hash FROM link`
+
 	// A cooldown never moves back in time, should a clock do so.
 	upsertCooldown = `INSERT INTO cooldowns (project, pipeline, branch, last_accepted_at, decision_id)
 	VALUES ($1, $2, $3, $4, $5)
@@ -373,22 +410,31 @@ const (
 	SET last_accepted_at = excluded.last_accepted_at, decision_id = excluded.decision_id
 	WHERE excluded.last_accepted_at >= cooldowns.last_accepted_at`
 
-	// Nor does a baseline.
+	// Nor does a baseline. It is set by a decision recorded in the same
+	// transaction: not by an acceptance whose compare-and-set failed.
 	upsertBaseline = `INSERT INTO baselines (project, environment, evaluated_at, decision_id, baseline)
-	VALUES ($1, $2, $3, $4, $5)
+	SELECT $1, $2, $3, $4, $5 WHERE EXISTS (SELECT FROM decisions WHERE id = $4)
 	ON CONFLICT (project, environment) DO UPDATE
 	SET evaluated_at = excluded.evaluated_at, decision_id = excluded.decision_id, baseline = excluded.baseline
 	WHERE excluded.evaluated_at >= baselines.evaluated_at`
 )
 
-func (s *Store) decideKeyed(ctx context.Context, key tollgate.CooldownKey, decide func(tollgate.Cooldown) (tollgate.Record, error)) (rec tollgate.Record, err error) {
+// maxAttempts bounds how many times a keyed Decide decides when other
+// replicas keep accepting for its key in between: after the first, each
+// attempt reads a newer acceptance, and its decision refuses.
+const maxAttempts = 5
+
+// errCooldownMoved is the writer's answer to an acceptance whose key's
+// cooldown changed after it was read: nothing was written.
+var errCooldownMoved = errors.New("the cooldown changed since it was read")
+
+func (s *Store) decideKeyed(ctx context.Context, key tollgate.CooldownKey, decide func(tollgate.Cooldown) (tollgate.Record, error)) (tollgate.Record, error) {
 	leave, err := s.enter()
 	if err != nil {
 		return tollgate.Record{}, err
 	}
 	defer leave()
 
-	// Queue here, then on the server.
 	unlock, err := s.keys.Lock(ctx, key)
 	if err != nil {
 		return tollgate.Record{}, err
@@ -398,136 +444,90 @@ func (s *Store) decideKeyed(ctx context.Context, key tollgate.CooldownKey, decid
 			unlock()
 		}
 	}()
-
-	// Lock and read.
-	opCtx, cancel := context.WithTimeout(ctx, s.timeout+grace)
-	defer cancel()
-	conn, err := s.pool.Acquire(opCtx)
-	if err != nil {
-		return tollgate.Record{}, s.dbError(ctx, "connect", err)
-	}
-	committed := false
-	defer func() {
-		if conn == nil {
-			return // released early, below
+	for range maxAttempts {
+		cooldown, holder, err := s.readCooldown(ctx, key)
+		if err != nil {
+			return tollgate.Record{}, err
 		}
-		if !committed {
-			rollback(conn)
+		rec, err := decide(cooldown)
+		if err != nil {
+			return tollgate.Record{}, err
 		}
-		conn.Release()
-	}()
-	b := &pgx.Batch{}
-	b.Queue("BEGIN")
-	if !s.skipKeyLock {
-		b.Queue(lockKey, lockID(key))
-	}
-	b.Queue(readCooldown, key.Project, key.Pipeline, key.Branch)
-	cooldown, err := lockAndRead(conn.SendBatch(opCtx, b), !s.skipKeyLock)
-	if err != nil {
-		return tollgate.Record{}, s.dbError(ctx, "lock and read cooldown", err)
-	}
-	cancel()
-
-	// Decide, holding the key.
-	rec, err = decide(cooldown)
-	if err != nil {
-		return tollgate.Record{}, err
-	}
-	k := key
-	w, err := newWrite(ctx, rec, &k)
-	if err != nil {
-		return tollgate.Record{}, err
-	}
-	if !w.Accept {
-		// A decision that does not accept leaves the cooldown as it was:
-		// end the locking transaction (it wrote nothing), free the key for
-		// the next request, and let the record share a commit with others.
-		// It is still durable before this call returns.
-		rollback(conn)
-		conn.Release()
-		conn = nil
-		unlock()
-		unlock = nil
-		if err := s.record(ctx, w); err != nil {
+		w, err := newWrite(ctx, rec, &key)
+		if err != nil {
+			return tollgate.Record{}, err
+		}
+		if !w.Accept {
+			// The cooldown stays as it was: free the key for the next
+			// request now.
+			unlock()
+			unlock = nil
+		} else if !s.skipKeyLock {
+			w.cas, w.expect = true, holder
+		}
+		err = s.record(ctx, w)
+		if errors.Is(err, errCooldownMoved) {
+			continue
+		}
+		if err != nil {
 			return tollgate.Record{}, err
 		}
 		return rec, nil
 	}
-
-	// Write and commit.
-	opCtx, cancel = context.WithTimeout(ctx, s.timeout+grace)
-	defer cancel()
-	b = &pgx.Batch{}
-	w.queue(b)
-	b.Queue("COMMIT")
-	if err := execBatch(opCtx, conn.Conn(), b); err != nil {
-		return tollgate.Record{}, s.dbError(ctx, "record decision "+rec.Decision.ID, err)
-	}
-	// COMMIT of a transaction that failed answers ROLLBACK, not an error;
-	// execBatch would have returned the failure, but be certain.
-	if conn.Conn().PgConn().TxStatus() != 'I' {
-		return tollgate.Record{}, s.dbError(ctx, "record decision "+rec.Decision.ID, errors.New("transaction still open after COMMIT"))
-	}
-	committed = true
-	s.commits.Add(1)
-	s.written.Add(1)
-	return rec, nil
+	return tollgate.Record{}, tollgate.Errorf(tollgate.EUnavailable,
+		"decision store %s: the cooldown of %s/%s on %s changed %d times while deciding: other replicas keep accepting for it",
+		s.where, key.Project, key.Pipeline, key.Branch, maxAttempts)
 }
 
-// lockAndRead reads the results of BEGIN, the lock (if locked) and the
-// cooldown read, in that order.
-func lockAndRead(br pgx.BatchResults, locked bool) (tollgate.Cooldown, error) {
-	var at int64
-	_, err := br.Exec() // BEGIN
-	if err == nil && locked {
-		_, err = br.Exec()
-	}
-	found := err == nil
-	if err == nil {
-		if err = br.QueryRow().Scan(&at); errors.Is(err, pgx.ErrNoRows) {
-			found, err = false, nil
-		}
-	}
-	if closeErr := br.Close(); err == nil {
-		err = closeErr
-	}
+// readCooldown reads key's cooldown and the ID of the decision that set it
+// ("" and a zero Cooldown when the key has none: holder is then nil).
+func (s *Store) readCooldown(ctx context.Context, key tollgate.CooldownKey) (tollgate.Cooldown, *string, error) {
+	opCtx, cancel := context.WithTimeout(ctx, s.timeout+grace)
+	defer cancel()
+	var (
+		at     int64
+		holder string
+	)
+	err := s.pool.QueryRow(opCtx, readCooldown, key.Project, key.Pipeline, key.Branch).Scan(&at, &holder)
 	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return tollgate.Cooldown{}, nil, nil
 	case err != nil:
-		return tollgate.Cooldown{}, err
-	case !found:
-		return tollgate.Cooldown{}, nil
+		return tollgate.Cooldown{}, nil, s.dbError(ctx, "read cooldown", err)
 	}
-	return tollgate.Cooldown{LastAcceptedAt: time.Unix(0, at).UTC()}, nil
-}
-
-// rollback ends conn's transaction, if it is still in one, so that the
-// connection can go back to the pool; a connection that cannot is closed by
-// the pool on release, which ends the transaction on the server too.
-func rollback(conn *pgxpool.Conn) {
-	pc := conn.Conn().PgConn()
-	if pc.IsClosed() || pc.TxStatus() == 'I' {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	conn.Exec(ctx, "ROLLBACK")
+	return tollgate.Cooldown{LastAcceptedAt: time.Unix(0, at).UTC()}, &holder, nil
 }
 
 // execBatch runs b and returns the first error of any of its statements.
-func execBatch(ctx context.Context, conn interface {
-	SendBatch(context.Context, *pgx.Batch) pgx.BatchResults
-}, b *pgx.Batch) error {
+func execBatch(ctx context.Context, conn batcher, b *pgx.Batch) error {
+	_, err := execBatchTags(ctx, conn, b)
+	return err
+}
+
+// execBatchTags runs b and returns the command tag of each statement, or
+// the first error of any of them.
+func execBatchTags(ctx context.Context, conn batcher, b *pgx.Batch) ([]pgconn.CommandTag, error) {
 	br := conn.SendBatch(ctx, b)
+	tags := make([]pgconn.CommandTag, 0, b.Len())
 	var err error
 	for range b.Len() {
-		if _, err = br.Exec(); err != nil {
+		var tag pgconn.CommandTag
+		if tag, err = br.Exec(); err != nil {
 			break // the server skipped the rest
 		}
+		tags = append(tags, tag)
 	}
 	if closeErr := br.Close(); err == nil {
 		err = closeErr
 	}
-	return err
+	if err != nil {
+		return nil, err
+	}
+	return tags, nil
+}
+
+type batcher interface {
+	SendBatch(context.Context, *pgx.Batch) pgx.BatchResults
 }
 
 // lockID is the advisory lock of a cooldown key: a 64-bit FNV-1a hash of the
@@ -552,17 +552,8 @@ func (s *Store) Cooldown(ctx context.Context, key tollgate.CooldownKey) (tollgat
 	if s.isClosed() {
 		return tollgate.Cooldown{}, s.errClosed()
 	}
-	opCtx, cancel := context.WithTimeout(ctx, s.timeout+grace)
-	defer cancel()
-	var at int64
-	err := s.pool.QueryRow(opCtx, readCooldown, key.Project, key.Pipeline, key.Branch).Scan(&at)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		return tollgate.Cooldown{}, nil
-	case err != nil:
-		return tollgate.Cooldown{}, s.dbError(ctx, "read cooldown", err)
-	}
-	return tollgate.Cooldown{LastAcceptedAt: time.Unix(0, at).UTC()}, nil
+	c, _, err := s.readCooldown(ctx, key)
+	return c, err
 }
 
 // Decision implements tollgate.DecisionStore.
@@ -696,15 +687,18 @@ func (s *Store) Ping(ctx context.Context) error {
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.mu.Lock()
-		s.closed = true
-		if s.writes != nil {
-			close(s.writes)
-		}
+		s.closed = true // no new operation
 		s.mu.Unlock()
+		// The keyed Decides under way finish first: they may still hand
+		// their record to the writer.
+		s.inflight.Wait()
 		if s.writes != nil {
+			s.mu.Lock()
+			s.writesClosed = true
+			close(s.writes)
+			s.mu.Unlock()
 			<-s.writerDone
 		}
-		s.inflight.Wait()
 		s.pool.Close()
 	})
 	return nil

@@ -2,14 +2,15 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/tollgate/tollgate"
 	"github.com/tollgate/tollgate/adapters/pgtest"
+	"github.com/tollgate/tollgate/adapters/storetest"
 )
 
 // Two replicas (two Stores, two pools) on one database, 30 requests for one
@@ -80,127 +81,78 @@ func TestTwoReplicasOneAccepted(t *testing.T) {
 	}
 }
 
-// The control experiment: without the advisory lock, two replicas that read
-// the cooldown before either writes both pass. It shows the lock is what
-// makes the test above pass, and that the race is real.
-func TestWithoutTheLockTwoReplicasBothPass(t *testing.T) {
+// The control experiment: without the compare-and-set, two replicas that
+// read the cooldown before either writes both pass. It shows the
+// compare-and-set is what makes the test above pass, and that the race is
+// real. With it, the same choreography ends with one acceptance: the
+// replica that commits second finds the cooldown moved, writes nothing,
+// reads again, and refuses.
+func TestWithoutTheCompareAndSetTwoReplicasBothPass(t *testing.T) {
 	url := pgtest.Shared(t).NewDatabase(t)
 	a, b := openClosing(t, url), openClosing(t, url)
+	race := func(branch string) (recs []tollgate.Record, calls int32) {
+		t.Helper()
+		key := newKey(branch)
+		var read sync.WaitGroup // both have read the cooldown
+		read.Add(2)
+		var n atomic.Int32
+		decide := func(c tollgate.Cooldown) (tollgate.Record, error) {
+			if n.Add(1) <= 2 {
+				read.Done()
+				read.Wait()
+			}
+			return acceptUnlessCooling(time.Now())(c)
+		}
+		var wg sync.WaitGroup
+		recs = make([]tollgate.Record, 2)
+		errs := make([]error, 2)
+		for i, s := range []*Store{a, b} {
+			wg.Go(func() { recs[i], errs[i] = s.Decide(t.Context(), key, decide) })
+		}
+		wg.Wait()
+		for i := range 2 {
+			if errs[i] != nil {
+				t.Fatal(errs[i])
+			}
+		}
+		return recs, n.Load()
+	}
+
 	a.skipKeyLock, b.skipKeyLock = true, true
-	key := newKey("main")
-	var read sync.WaitGroup // both have read the cooldown
-	read.Add(2)
-	decide := func(c tollgate.Cooldown) (tollgate.Record, error) {
-		read.Done()
-		read.Wait()
-		return acceptUnlessCooling(time.Now())(c)
-	}
-	var wg sync.WaitGroup
-	recs := make([]tollgate.Record, 2)
-	errs := make([]error, 2)
-	for i, s := range []*Store{a, b} {
-		wg.Go(func() { recs[i], errs[i] = s.Decide(t.Context(), key, decide) })
-	}
-	wg.Wait()
-	for i := range 2 {
-		if errs[i] != nil {
-			t.Fatal(errs[i])
-		}
-		if recs[i].Decision.Status != tollgate.Accepted {
-			t.Fatalf("replica %d refused: without the lock both should have read no cooldown", i)
+	recs, _ := race("main")
+	for i, rec := range recs {
+		if rec.Decision.Status != tollgate.Accepted {
+			t.Fatalf("replica %d refused: without the compare-and-set both should have read no cooldown", i)
 		}
 	}
 
-	// With the lock, the same choreography cannot happen: the second
-	// replica waits in pg_advisory_xact_lock until the first commits, so
-	// its decide runs after, and refuses.
 	a.skipKeyLock, b.skipKeyLock = false, false
-	key = newKey("dev")
-	first := make(chan struct{})
-	release := make(chan struct{})
-	done := make(chan error, 1)
-	go func() {
-		_, err := a.Decide(t.Context(), key, func(c tollgate.Cooldown) (tollgate.Record, error) {
-			close(first)
-			<-release
-			return acceptUnlessCooling(time.Now())(c)
-		})
-		done <- err
-	}()
-	<-first
-	secondRan := make(chan tollgate.Cooldown, 1)
-	secondDone := make(chan error, 1)
-	go func() {
-		rec, err := b.Decide(t.Context(), key, func(c tollgate.Cooldown) (tollgate.Record, error) {
-			secondRan <- c
-			return acceptUnlessCooling(time.Now())(c)
-		})
-		if err == nil && rec.Decision.Status != tollgate.Refused {
-			err = errors.New("the second replica accepted")
-		}
-		secondDone <- err
-	}()
-	select {
-	case <-secondRan:
-		t.Fatal("the second replica decided while the first held the key")
-	case <-time.After(200 * time.Millisecond):
-	}
-	close(release)
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	if c := <-secondRan; c.LastAcceptedAt.IsZero() {
-		t.Fatal("the second replica did not see the first one's acceptance")
-	}
-	if err := <-secondDone; err != nil {
-		t.Fatal(err)
-	}
-}
-
-// A caller that gives up while waiting for a key held by another replica
-// leaves no query behind on the server: the wait is canceled there too.
-func TestCanceledWaitLeavesNothingWaiting(t *testing.T) {
-	srv := pgtest.Shared(t)
-	url := srv.NewDatabase(t)
-	a, b := openClosing(t, url), openClosing(t, url)
-	key := newKey("main")
-	holding, release := make(chan struct{}), make(chan struct{})
-	done := make(chan error, 1)
-	go func() {
-		_, err := a.Decide(t.Context(), key, func(c tollgate.Cooldown) (tollgate.Record, error) {
-			close(holding)
-			<-release
-			return acceptUnlessCooling(time.Now())(c)
-		})
-		done <- err
-	}()
-	<-holding
-	defer func() {
-		close(release)
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}()
-
-	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
-	defer cancel()
-	_, err := b.Decide(ctx, key, acceptUnlessCooling(time.Now()))
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("waiting Decide: %v, want context.DeadlineExceeded", err)
-	}
-	waiting := -1
-	start := time.Now()
-	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if err := b.pool.QueryRow(t.Context(),
-			`SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`).Scan(&waiting); err != nil {
-			t.Fatal(err)
-		}
-		if waiting == 0 {
-			t.Logf("no wait left %v after the caller gave up", time.Since(start))
-			return
+	recs, calls := race("dev")
+	var accepted, refused []tollgate.Record
+	for _, rec := range recs {
+		if rec.Decision.Status == tollgate.Accepted {
+			accepted = append(accepted, rec)
+		} else {
+			refused = append(refused, rec)
 		}
 	}
-	t.Fatalf("%d advisory lock waits left on the server after the caller gave up", waiting)
+	if len(accepted) != 1 || len(refused) != 1 {
+		t.Fatalf("with the compare-and-set: %d accepted, %d refused; want 1 and 1", len(accepted), len(refused))
+	}
+	if calls != 3 {
+		t.Errorf("decide ran %d times, want 3: twice at once, then again for the replica whose cooldown moved", calls)
+	}
+	if seen := refused[0].Context.Cooldown.LastAcceptedAt; !seen.Equal(accepted[0].Decision.EvaluatedAt) {
+		t.Errorf("the refusal saw cooldown %v, want the acceptance's %v", seen, accepted[0].Decision.EvaluatedAt)
+	}
+	if all := listAll(t, a); len(all) != 4 {
+		t.Fatalf("%d records after two races of two, want 4: the attempt whose cooldown moved must leave nothing", len(all))
+	}
+	storetest.VerifyLedger(t, a)
+	cd, err := b.Cooldown(t.Context(), *newKey("dev"))
+	if err != nil || !cd.LastAcceptedAt.Equal(accepted[0].Decision.EvaluatedAt) {
+		t.Fatalf("Cooldown = %v, %v; want the accepted decision's %v", cd, err, accepted[0].Decision.EvaluatedAt)
+	}
 }
 
 // A burst of requests for one key queues in the process, holding one pooled

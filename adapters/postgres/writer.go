@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"slices"
 	"strconv"
 
 	"github.com/jackc/pgx/v5"
@@ -15,6 +16,13 @@ type write struct {
 	storekit.Prepared
 	ctx  context.Context // the caller's: a write whose caller gave up before it started is dropped
 	done chan error      // buffered: the writer never waits for a caller
+	// cas, for an acceptance, writes it only if its key's cooldown is
+	// still the one its decision read (insertAccepted): the one set by the
+	// decision expect (nil: none). Otherwise nothing is written, and moved
+	// is set.
+	cas    bool
+	expect *string
+	moved  bool
 }
 
 // newWrite checks rec and encodes it, in the caller's goroutine so that the
@@ -27,17 +35,62 @@ func newWrite(ctx context.Context, rec tollgate.Record, key *tollgate.CooldownKe
 	return &write{Prepared: p, ctx: ctx, done: make(chan error, 1)}, nil
 }
 
-// queue adds w's statements to b.
-func (w *write) queue(b *pgx.Batch) {
+// queue adds w's statements to b and returns the index in b of the
+// statement whose row count says whether w was recorded, or -1 when it is
+// recorded unconditionally.
+func (w *write) queue(b *pgx.Batch) (cas int) {
 	d := w.Rec.Decision
-	b.Queue(insertDecision, d.ID, w.At, d.Project, d.Pipeline, d.Branch,
-		d.Environment, string(d.Status), d.BundleRevision, w.Data, w.Digest)
-	if w.Accept {
-		b.Queue(upsertCooldown, w.Key.Project, w.Key.Pipeline, w.Key.Branch, w.At, d.ID)
+	cas = -1
+	if w.cas {
+		cas = b.Len()
+		b.Queue(insertAccepted, d.ID, w.At, d.Project, d.Pipeline, d.Branch,
+			d.Environment, string(d.Status), d.BundleRevision, w.Data, w.Digest,
+			w.Key.Project, w.Key.Pipeline, w.Key.Branch, w.expect)
+	} else {
+		b.Queue(insertDecision, d.ID, w.At, d.Project, d.Pipeline, d.Branch,
+			d.Environment, string(d.Status), d.BundleRevision, w.Data, w.Digest)
+		if w.Accept {
+			b.Queue(upsertCooldown, w.Key.Project, w.Key.Pipeline, w.Key.Branch, w.At, d.ID)
+		}
 	}
 	if w.Baseline != nil {
 		b.Queue(upsertBaseline, d.Project, d.Environment, w.At, d.ID, w.Baseline)
 	}
+	return cas
+}
+
+// execWrites writes ws in one transaction: all of them or none, but for
+// acceptances whose cooldown moved (marked moved, not written). The batch
+// is one pipeline without BEGIN, which PostgreSQL runs as one implicit
+// transaction, committed when the pipeline ends: one round trip. pgx reads
+// every answer up to the one that follows the COMMIT, so a nil error means
+// committed (and, with the default synchronous_commit, flushed to disk).
+// It first takes the advisory lock of each acceptance's key, in order of
+// the locks, so that batches of several replicas cannot deadlock.
+func execWrites(ctx context.Context, conn batcher, ws []*write) error {
+	b := &pgx.Batch{}
+	var locks []int64
+	for _, w := range ws {
+		if w.cas {
+			locks = append(locks, lockID(*w.Key))
+		}
+	}
+	slices.Sort(locks)
+	for _, id := range slices.Compact(locks) {
+		b.Queue(lockKey, id)
+	}
+	cas := make([]int, len(ws))
+	for i, w := range ws {
+		cas[i] = w.queue(b)
+	}
+	tags, err := execBatchTags(ctx, conn, b)
+	if err != nil {
+		return err
+	}
+	for i, w := range ws {
+		w.moved = cas[i] >= 0 && tags[cas[i]].RowsAffected() == 0
+	}
+	return nil
 }
 
 // enter counts an operation that Close must wait for, unless the store is
@@ -52,11 +105,12 @@ func (s *Store) enter() (leave func(), err error) {
 	return s.inflight.Done, nil
 }
 
-// submit hands w to the writer.
+// submit hands w to the writer, which Close stops only once the keyed
+// Decides under way are done.
 func (s *Store) submit(ctx context.Context, w *write) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if s.closed {
+	if s.writesClosed {
 		return s.errClosed()
 	}
 	select {
@@ -107,26 +161,22 @@ func (s *Store) commit(batch []*write) {
 	}
 }
 
-// commitTx writes ws in one transaction: all of them or none. The batch is
-// one pipeline without BEGIN, which PostgreSQL runs as one implicit
-// transaction, committed when the pipeline ends: one round trip. pgx reads
-// every answer up to the one that follows the COMMIT, so a nil error means
-// committed (and, with the default synchronous_commit, flushed to disk).
+// commitTx writes ws with execWrites, in a transaction of their own.
 func (s *Store) commitTx(ws []*write) error {
 	// Not the callers' contexts: a write that has started is finished, so
 	// that no caller's cancellation can fail the others in its batch. It is
 	// bounded all the same, should the database stop answering.
 	ctx, cancel := context.WithTimeout(context.Background(), s.timeout+grace)
 	defer cancel()
-	b := &pgx.Batch{}
-	for _, w := range ws {
-		w.queue(b)
-	}
-	if err := execBatch(ctx, s.pool, b); err != nil {
+	if err := execWrites(ctx, s.pool, ws); err != nil {
 		return err
 	}
 	s.commits.Add(1)
-	s.written.Add(int64(len(ws)))
+	for _, w := range ws {
+		if !w.moved {
+			s.written.Add(1)
+		}
+	}
 	return nil
 }
 
@@ -141,12 +191,13 @@ func (s *Store) writeAlone(ctx context.Context, w *write) error {
 
 	opCtx, cancel := context.WithTimeout(ctx, s.timeout+grace)
 	defer cancel()
-	b := &pgx.Batch{}
-	w.queue(b)
-	if err := execBatch(opCtx, s.pool, b); err != nil {
+	if err := execWrites(opCtx, s.pool, []*write{w}); err != nil {
 		return s.dbError(ctx, "record decision "+w.Rec.Decision.ID, err)
 	}
 	s.commits.Add(1)
+	if w.moved {
+		return errCooldownMoved
+	}
 	s.written.Add(1)
 	return nil
 }
@@ -155,6 +206,9 @@ func (s *Store) writeAlone(ctx context.Context, w *write) error {
 // batch is nil) returned err.
 func (s *Store) writeError(batch []*write, w *write, err error) error {
 	if err == nil {
+		if w.moved {
+			return errCooldownMoved
+		}
 		return nil
 	}
 	what := "record decision " + w.Rec.Decision.ID
