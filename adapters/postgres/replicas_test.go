@@ -202,3 +202,38 @@ func TestBurstOnOneKeyLeavesConnections(t *testing.T) {
 		t.Fatalf("%d records, want 23", len(all))
 	}
 }
+
+// A replica whose key's cooldown moves before every one of its writes
+// (another replica accepting each time) gives up after maxAttempts as
+// unavailable, having recorded nothing: it fails closed, not open.
+func TestCooldownMovingEveryTimeFailsClosed(t *testing.T) {
+	t.Parallel()
+	url := pgtest.Shared(t).NewDatabase(t)
+	a, b := openClosing(t, url), openClosing(t, url)
+	key := newKey("main")
+	var attempts int
+	var mine []string
+	_, err := a.Decide(t.Context(), key, func(tollgate.Cooldown) (tollgate.Record, error) {
+		attempts++
+		// Another replica accepts for the key meanwhile, every time.
+		if _, err := b.Decide(t.Context(), key, fixed(record(tollgate.Accepted, time.Now()))); err != nil {
+			return tollgate.Record{}, err
+		}
+		rec := record(tollgate.Accepted, time.Now())
+		mine = append(mine, rec.Decision.ID)
+		return rec, nil
+	})
+	assertCode(t, "Decide whose cooldown always moved", err, tollgate.EUnavailable)
+	if attempts != maxAttempts {
+		t.Errorf("decided %d times, want %d", attempts, maxAttempts)
+	}
+	for _, id := range mine {
+		if _, err := a.Decision(t.Context(), id); tollgate.ErrorCode(err) != tollgate.ENotFound {
+			t.Fatalf("an acceptance whose cooldown moved: %v, want not found", err)
+		}
+	}
+	if all := listAll(t, a); len(all) != maxAttempts {
+		t.Fatalf("%d records, want the other replica's %d", len(all), maxAttempts)
+	}
+	storetest.VerifyLedger(t, a)
+}
