@@ -12,10 +12,10 @@ import (
 	"github.com/gowebpki/jcs"
 )
 
-// canonicalDepth is how deeply nested a document canonicalise handles
+// canonicalDepth is how deeply nested a document the canonicaliser handles
 // itself. A record is four or five levels deep; a deeper document goes to
 // the reference implementation (jcs.Transform), which builds a tree and is
-// linear in any depth, where canonicalise, which reorders an object's
+// linear in any depth, where the canonicaliser, which reorders an object's
 // members in place, would copy each level's bytes once per level above it.
 const canonicalDepth = 32
 
@@ -55,7 +55,9 @@ func canonical(data []byte, use func([]byte)) error {
 	}
 	c := canonicalisers.Get().(*canonicaliser)
 	defer canonicalisers.Put(c)
-	c.in, c.i, c.depth, c.out = data, 0, 0, c.out[:0]
+	// A failed run may have left members and keys behind.
+	c.in, c.i, c.depth = data, 0, 0
+	c.out, c.keys, c.mems = c.out[:0], c.keys[:0], c.mems[:0]
 	err := c.document()
 	c.in = nil
 	if errors.Is(err, errTooDeep) {

@@ -125,6 +125,16 @@ func TestCanonicalRejects(t *testing.T) {
 	if err := canonical(nil, func([]byte) {}); err == nil {
 		t.Error("canonical(nil): no error")
 	}
+	// A canonicaliser that failed half-way through an object is reused as
+	// good as new.
+	for range 3 {
+		if _, err := canonicalBytes([]byte(`{"b":{"d":1,"c":2,"c":3}}`)); err == nil {
+			t.Fatal("duplicate key: no error")
+		}
+		if got := canon(t, []byte(`{"b":1,"a":{"d":1,"c":2}}`)); got != `{"a":{"c":2,"d":1},"b":1}` {
+			t.Fatalf("after a failure: %s", got)
+		}
+	}
 }
 
 // TestCanonicalDeepDocuments go to the reference past canonicalDepth, with
