@@ -338,15 +338,18 @@ func (s *Store) Decide(ctx context.Context, key *tollgate.CooldownKey, decide fu
 	if err != nil {
 		return tollgate.Record{}, err
 	}
-	if err := s.record(ctx, w); err != nil {
+	if err := s.record(ctx, w, nil); err != nil {
 		return tollgate.Record{}, err
 	}
 	return rec, nil
 }
 
 // record writes w, through the group-commit writer unless it is off, and
-// returns once it is committed.
-func (s *Store) record(ctx context.Context, w *write) error {
+// returns once it is committed. If ctx ends while w is with the writer,
+// record returns ctx.Err() at once, and the key lock *held (if any) passes
+// to a goroutine that releases it once w is settled, so the next Decide for
+// the key sees the outcome.
+func (s *Store) record(ctx context.Context, w *write, held *func()) error {
 	if s.writes == nil {
 		return s.writeAlone(ctx, w)
 	}
@@ -357,6 +360,14 @@ func (s *Store) record(ctx context.Context, w *write) error {
 	case err := <-w.done:
 		return err
 	case <-ctx.Done():
+		if held != nil && *held != nil {
+			unlock := *held
+			*held = nil
+			go func() {
+				<-w.done
+				unlock()
+			}()
+		}
 		return ctx.Err()
 	}
 }
@@ -465,7 +476,7 @@ func (s *Store) decideKeyed(ctx context.Context, key tollgate.CooldownKey, decid
 		} else if !s.skipKeyLock {
 			w.cas, w.expect = true, holder
 		}
-		err = s.record(ctx, w)
+		err = s.record(ctx, w, &unlock)
 		if errors.Is(err, errCooldownMoved) {
 			continue
 		}
