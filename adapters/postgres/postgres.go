@@ -345,10 +345,8 @@ func (s *Store) Decide(ctx context.Context, key *tollgate.CooldownKey, decide fu
 }
 
 // record writes w, through the group-commit writer unless it is off, and
-// returns once it is committed. If ctx ends while w is with the writer,
-// record returns ctx.Err() at once, and the key lock *held (if any) passes
-// to a goroutine that releases it once w is settled, so the next Decide for
-// the key sees the outcome.
+// returns once it is committed; if ctx ends first, the key lock *held (if
+// any) is released only once w is settled (storekit.Await).
 func (s *Store) record(ctx context.Context, w *write, held *func()) error {
 	if s.writes == nil {
 		return s.writeAlone(ctx, w)
@@ -356,20 +354,7 @@ func (s *Store) record(ctx context.Context, w *write, held *func()) error {
 	if err := s.submit(ctx, w); err != nil {
 		return err
 	}
-	select {
-	case err := <-w.done:
-		return err
-	case <-ctx.Done():
-		if held != nil && *held != nil {
-			unlock := *held
-			*held = nil
-			go func() {
-				<-w.done
-				unlock()
-			}()
-		}
-		return ctx.Err()
-	}
+	return storekit.Await(ctx, w.done, held)
 }
 
 const (

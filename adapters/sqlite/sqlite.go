@@ -252,22 +252,10 @@ func (s *Store) Decide(ctx context.Context, key *tollgate.CooldownKey, decide fu
 	if err := s.submit(ctx, w); err != nil {
 		return tollgate.Record{}, err
 	}
-	select {
-	case err := <-w.done:
-		if err != nil {
-			return tollgate.Record{}, err
-		}
-		return rec, nil
-	case <-ctx.Done():
-		if held := unlock; held != nil {
-			unlock = nil
-			go func() {
-				<-w.done
-				held()
-			}()
-		}
-		return tollgate.Record{}, ctx.Err()
+	if err := storekit.Await(ctx, w.done, &unlock); err != nil {
+		return tollgate.Record{}, err
 	}
+	return rec, nil
 }
 
 // submit hands w to the writer.

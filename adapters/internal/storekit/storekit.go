@@ -36,6 +36,28 @@ type keyLock struct {
 	refs int           // holders and waiters; guarded by KeyLocks.mu
 }
 
+// Await waits for the answer of a write handed to a store's writer. If ctx
+// ends first, it returns ctx.Err() at once and passes the key lock *held,
+// if any, to a goroutine that releases it once the answer comes: the write
+// is settled (committed whole or not at all) before the next Decide for the
+// key reads the cooldown.
+func Await(ctx context.Context, done <-chan error, held *func()) error {
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		if held != nil && *held != nil {
+			unlock := *held
+			*held = nil
+			go func() {
+				<-done
+				unlock()
+			}()
+		}
+		return ctx.Err()
+	}
+}
+
 // NewKeyLocks returns an empty set of key locks.
 func NewKeyLocks() *KeyLocks {
 	return &KeyLocks{locks: make(map[tollgate.CooldownKey]*keyLock)}
