@@ -127,7 +127,7 @@ func parseExamples(lines []string, first int) []example {
 }
 
 // shellState is the quoting state at the end of a line, from the state at its
-// start: 0 outside quotes, '\” or '"' inside them. A # outside quotes starts
+// start: 0 outside quotes, the quote character inside them. A # outside quotes starts
 // a comment.
 func shellState(line string, state byte) byte {
 	for i := 0; i < len(line); i++ {
