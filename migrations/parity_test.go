@@ -228,7 +228,7 @@ func TestSchemasAreTheSame(t *testing.T) {
 		}
 	}
 	if len(diff) > 0 {
-		t.Errorf("the migrations of the two dialects differ:\n  %s", strings.Join(diff, "\n  "))
+		t.Fatalf("the migrations of the two dialects differ:\n  %s", strings.Join(diff, "\n  "))
 	}
 	t.Logf("%d columns and %d indexes, the same in both", len(lite.columns), len(lite.indexes))
 }
