@@ -48,7 +48,7 @@ func Score(vector string) (tollgate.ScoreReceipt, error) {
 		if err != nil {
 			return receipt, invalid(vector, "4.0", err)
 		}
-		receipt.Version, receipt.Score = V40, v.Score()
+		receipt.Version, receipt.Score = V40, score40(v)
 	case strings.HasPrefix(vector, "CVSS:3.1/"):
 		v, err := gocvss31.ParseVector(vector)
 		if err != nil {
