@@ -173,15 +173,52 @@ func macroScore(eq [6]int) (float64, bool) {
 	return s, ok
 }
 
+// levelMetrics40 lists the metrics of metricLevels40, whose distances
+// decide the score; levelIndex40 gives each one's index in it.
+var (
+	levelMetrics40 = [...]string{"AV", "PR", "UI", "AC", "AT", "VC", "VI", "VA", "SC", "SI", "SA", "CR", "IR", "AR", "E"}
+	levelIndex40   = func() map[string]int {
+		out := map[string]int{}
+		for i, metric := range levelMetrics40 {
+			out[metric] = i
+		}
+		return out
+	}()
+)
+
 // severityDistances is the calculator's calculateSeverityDistances: for each
-// metric of metricLevels40, the vector's level minus the max vector's.
-func (m metrics40) severityDistances(max map[string]string) map[string]float64 {
-	d := make(map[string]float64, len(metricLevels40))
-	for metric, levels := range metricLevels40 {
-		d[metric] = levels[m.effective(metric)] - levels[max[metric]]
+// metric of levelMetrics40, the vector's level (own) minus the level of the
+// max vector composed of parts.
+func severityDistances(own *[len(levelMetrics40)]float64, parts ...map[string]string) (d [len(levelMetrics40)]float64) {
+	for i, metric := range levelMetrics40 {
+		for _, part := range parts {
+			if max, ok := part[metric]; ok {
+				d[i] = own[i] - metricLevels40[metric][max]
+			}
+		}
 	}
 	return d
 }
+
+// maxParts holds every part of maxComposed*, parsed once.
+var maxParts = func() map[string]map[string]string {
+	out := map[string]map[string]string{}
+	add := func(lists ...[]string) {
+		for _, list := range lists {
+			for _, s := range list {
+				out[s] = parseParts(s)
+			}
+		}
+	}
+	add(maxComposedEQ1...)
+	add(maxComposedEQ2...)
+	for _, byEQ6 := range maxComposedEQ3EQ6 {
+		add(byEQ6[:]...)
+	}
+	add(maxComposedEQ4...)
+	add(maxComposedEQ5...)
+	return out
+}()
 
 // score40 is the calculator's calculateScore, step for step.
 func score40(v *gocvss40.CVSS40) float64 {
@@ -220,7 +257,10 @@ func score40(v *gocvss40.CVSS40) float64 {
 	}
 
 	// The first composed max vector that the vector is nowhere above.
-	var distances map[string]float64
+	var own, distances [len(levelMetrics40)]float64
+	for i, metric := range levelMetrics40 {
+		own[i] = metricLevels40[metric][m.effective(metric)]
+	}
 	eq3eq6Maxes := maxComposedEQ3EQ6[eq[2]][eq[5]]
 found:
 	for _, a := range maxComposedEQ1[eq[0]] {
@@ -228,8 +268,8 @@ found:
 			for _, c := range eq3eq6Maxes {
 				for _, d := range maxComposedEQ4[eq[3]] {
 					for _, e := range maxComposedEQ5[eq[4]] {
-						distances = m.severityDistances(parseParts(a + b + c + d + e))
-						if allNonNegative(distances) {
+						distances = severityDistances(&own, maxParts[a], maxParts[b], maxParts[c], maxParts[d], maxParts[e])
+						if allNonNegative(distances[:]) {
 							break found
 						}
 					}
@@ -240,7 +280,7 @@ found:
 	dist := func(metrics ...string) float64 {
 		sum := 0.0
 		for _, metric := range metrics {
-			sum += distances[metric]
+			sum += distances[levelIndex40[metric]]
 		}
 		return sum
 	}
@@ -283,7 +323,7 @@ func roundHalfUp(x float64) float64 {
 	return math.Round((x+1e-6)*10) / 10
 }
 
-func allNonNegative(distances map[string]float64) bool {
+func allNonNegative(distances []float64) bool {
 	for _, d := range distances {
 		if d < 0 {
 			return false
