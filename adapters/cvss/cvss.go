@@ -9,6 +9,7 @@
 package cvss
 
 import (
+	"fmt"
 	"strings"
 
 	gocvss30 "github.com/pandatix/go-cvss/30"
@@ -44,21 +45,30 @@ func Score(vector string) (tollgate.ScoreReceipt, error) {
 	case vector == "":
 		return receipt, tollgate.Errorf(tollgate.EInvalid, "CVSS vector is empty: want CVSS:4.0/AV:…, CVSS:3.1/AV:… or CVSS:3.0/AV:…")
 	case strings.HasPrefix(vector, "CVSS:4.0/"):
+		if err := check(vector, V40, spec40, true); err != nil {
+			return receipt, err
+		}
 		v, err := gocvss40.ParseVector(vector)
 		if err != nil {
-			return receipt, invalid(vector, "4.0", err)
+			return receipt, invalid(vector, V40, err.Error())
 		}
 		receipt.Version, receipt.Score = V40, score40(v)
 	case strings.HasPrefix(vector, "CVSS:3.1/"):
+		if err := check(vector, V31, spec3, false); err != nil {
+			return receipt, err
+		}
 		v, err := gocvss31.ParseVector(vector)
 		if err != nil {
-			return receipt, invalid(vector, "3.1", err)
+			return receipt, invalid(vector, V31, err.Error())
 		}
 		receipt.Version, receipt.Score = V31, v.BaseScore()
 	case strings.HasPrefix(vector, "CVSS:3.0/"):
+		if err := check(vector, V30, spec3, false); err != nil {
+			return receipt, err
+		}
 		v, err := gocvss30.ParseVector(vector)
 		if err != nil {
-			return receipt, invalid(vector, "3.0", err)
+			return receipt, invalid(vector, V30, err.Error())
 		}
 		receipt.Version, receipt.Score = V30, v.BaseScore()
 	case isV2(vector):
@@ -66,13 +76,39 @@ func Score(vector string) (tollgate.ScoreReceipt, error) {
 			"CVSS vector %q is CVSS v2, which tollgate does not score: give the v3.1 or v4.0 vector of the same vulnerability", vector)
 	default:
 		return receipt, tollgate.Errorf(tollgate.EInvalid,
-			"%q is not a CVSS v3.x or v4.0 vector: want it to start with CVSS:4.0/, CVSS:3.1/ or CVSS:3.0/", vector)
+			"%q is not a CVSS v3.x or v4.0 vector: %s; want it to start with CVSS:4.0/, CVSS:3.1/ or CVSS:3.0/", vector, prefixProblem(vector))
 	}
 	return receipt, nil
 }
 
-func invalid(vector, version string, err error) error {
-	return tollgate.Errorf(tollgate.EInvalid, "CVSS v%s vector %q is not valid: %v", version, vector, err)
+// check refuses a vector whose metrics are not valid for its version,
+// saying which metric is at fault and how.
+func check(vector, version string, specs []metricSpec, ordered bool) error {
+	_, metrics, _ := strings.Cut(vector, "/")
+	if problem := checkMetrics(metrics, specs, ordered); problem != "" {
+		return invalid(vector, version, problem)
+	}
+	return nil
+}
+
+func invalid(vector, version, problem string) error {
+	return tollgate.Errorf(tollgate.EInvalid, "CVSS v%s vector %q is not valid: %s", version, vector, problem)
+}
+
+// prefixProblem says what is wrong with the start of a vector that is
+// neither v3.x nor v4.0.
+func prefixProblem(vector string) string {
+	head, _, _ := strings.Cut(vector, "/")
+	switch version, ok := strings.CutPrefix(head, "CVSS:"); {
+	case ok && (version == "4.0" || version == "3.1" || version == "3.0"):
+		return fmt.Sprintf("%q must be followed by \"/\" and the metrics", head)
+	case ok:
+		return fmt.Sprintf("version %q is not one tollgate scores", version)
+	case strings.EqualFold(head[:min(len(head), 5)], "CVSS:"):
+		return fmt.Sprintf("the prefix is %q, and it is case-sensitive", head)
+	default:
+		return "it has no CVSS: prefix"
+	}
 }
 
 // isV2 recognises a CVSS v2 vector: v2 has no version prefix (some tools
