@@ -1,11 +1,14 @@
 // Package cvss computes CVSS base scores from vector strings, with the receipt
 // that lets anyone check them: vector, version, score and source.
 //
-// Scoring is github.com/pandatix/go-cvss: CVSS v4.0 scores come from the
-// specification's macro-vector lookup table, which no one should copy by
-// hand, and that library is checked against FIRST's own calculator by
-// differential fuzzing. Only v3.0, v3.1 and v4.0 are scored; v2 vectors are
-// refused, as tollgate's gates compare v3/v4 scores only.
+// github.com/pandatix/go-cvss parses every vector and scores v3.0 and v3.1
+// ones. CVSS v4.0 vectors are scored by score40 (v40.go), which follows
+// FIRST's calculator step for step, rounding included: go-cvss's own v4.0
+// score rounds 450 of the 104,976 base vectors 0.1 lower than the
+// calculator. Tests compare every base vector, and 5,000 random vectors with
+// Threat, Environmental and Supplemental metrics, with tables the calculator
+// generated (testdata/cvss40ref). Only v3.0, v3.1 and v4.0 are scored; v2
+// vectors are refused, as tollgate's gates compare v3/v4 scores only.
 package cvss
 
 import (
@@ -31,13 +34,14 @@ const (
 //
 // For v3.x the score is the base score: temporal and environmental metrics,
 // if the vector has any, are ignored. For v4.0 it is the score the
-// specification defines for the metrics present (go-cvss's Score): a vector
-// with only base metrics, as scanners publish them, gets the base score
-// (CVSS-B); one that also sets Threat or Environmental metrics gets the
-// CVSS-BT, -BE or -BTE score its author meant.
+// specification defines for the metrics present, as FIRST's calculator
+// computes it: a vector with only base metrics, as scanners publish them,
+// gets the base score (CVSS-B); one that also sets Threat or Environmental
+// metrics gets the CVSS-BT, -BE or -BTE score its author meant.
 //
-// A vector that is empty, not CVSS v3.x/v4.0, or malformed is an
-// tollgate.EInvalid error that says what is wrong.
+// A vector that is empty, not CVSS v3.x/v4.0, or malformed is a
+// tollgate.EInvalid error that says what is wrong: which metric is missing,
+// twice, unknown, has an unknown value or, in v4.0, is out of order.
 func Score(vector string) (tollgate.ScoreReceipt, error) {
 	vector = strings.TrimSpace(vector)
 	receipt := tollgate.ScoreReceipt{Vector: vector}
