@@ -18,7 +18,9 @@
 //                 enumerates them (the Go test enumerates the same order);
 //   random.txt.gz "SCORE VECTOR" lines for COUNT vectors drawn with a fixed
 //                 seed, each with a random selection of Threat,
-//                 Environmental and Supplemental metrics.
+//                 Environmental and Supplemental metrics;
+//   ../../lookup40.go the calculator's LOOKUP_TABLE (the score of each
+//                 macro vector) as Go, for tollgate's scoring.
 "use strict";
 
 const fs = require("fs");
@@ -128,6 +130,19 @@ function main() {
     lines.push(`${(score(v) / 10).toFixed(1)} ${v}`);
   }
   fs.writeFileSync(path.join(__dirname, "random.txt.gz"), zlib.gzipSync(lines.join("\n") + "\n", { level: 9 }));
+  const keys = Object.keys(CVSS40.LOOKUP_TABLE).sort();
+  let table = "";
+  for (let i = 0; i < keys.length; i += 6) {
+    table += "\t" + keys.slice(i, i + 6).map((k) => `"${k}": ${CVSS40.LOOKUP_TABLE[k]},`).join(" ") + "\n";
+  }
+  fs.writeFileSync(path.join(__dirname, "..", "..", "lookup40.go"),
+    "// Code generated from cvss40.js (CVSS40.LOOKUP_TABLE) of\n" +
+    "// github.com/RedHatProductSecurity/cvss-v4-calculator; DO NOT EDIT.\n" +
+    "// See testdata/cvss40ref/README.md.\n\n" +
+    "package cvss\n\n" +
+    "// lookup40 is the calculator's LOOKUP_TABLE: the score of each macro vector\n" +
+    "// (EQ1…EQ6), from the CVSS v4.0 specification's expert rankings.\n" +
+    "var lookup40 = map[string]float64{\n" + table + "}\n");
   console.log(`base: ${base.length} vectors; random: ${lines.length} vectors (seed ${SEED})`);
 }
 
