@@ -192,8 +192,8 @@ var (
 func severityDistances(own *[len(levelMetrics40)]float64, parts ...map[string]string) (d [len(levelMetrics40)]float64) {
 	for i, metric := range levelMetrics40 {
 		for _, part := range parts {
-			if max, ok := part[metric]; ok {
-				d[i] = own[i] - metricLevels40[metric][max]
+			if maxValue, ok := part[metric]; ok {
+				d[i] = own[i] - metricLevels40[metric][maxValue]
 			}
 		}
 	}
