@@ -4,6 +4,7 @@ import (
 	"errors"
 	"mime"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -83,10 +84,16 @@ type epssInfo struct {
 }
 
 // importEPSS replaces the EPSS scores with FIRST's daily file, the body:
-// text/csv, or the .csv.gz as FIRST publishes it (application/gzip).
+// text/csv, or the .csv.gz as FIRST publishes it (application/gzip). A file
+// older than the scores in use, or much shorter, is a 409 unless
+// ?force=true (epss.CheckReplace).
 func (s *Server) importEPSS(c echo.Context) error {
 	if s.cfg.Gate.EPSS == nil {
 		return tollgate.Errorf(tollgate.ENotFound, "this server keeps no EPSS scores")
+	}
+	force, err := forceParam(c)
+	if err != nil {
+		return err
 	}
 	req := c.Request()
 	mediaType, _, err := mime.ParseMediaType(req.Header.Get(echo.HeaderContentType))
@@ -103,14 +110,41 @@ func (s *Server) importEPSS(c echo.Context) error {
 	case err != nil:
 		return err // EInvalid, naming the line
 	}
+	_, current, err := s.cfg.Gate.EPSS.EPSS(req.Context(), nil)
+	if err != nil {
+		return unavailableUnlessInvalid(err, "the EPSS scores in use could not be read")
+	}
+	if err := epss.CheckReplace(current, parsed, force); err != nil {
+		return err
+	}
 	set := parsed.EPSSSet()
 	start := time.Now()
 	if err := s.cfg.Gate.EPSS.ImportEPSS(req.Context(), set); err != nil {
 		return unavailableUnlessInvalid(err, "the EPSS scores could not be imported")
 	}
 	s.cfg.Logger.Info("EPSS scores imported", "count", len(set.Scores), "model", set.ModelVersion,
-		"score_date", set.ScoreDate.Format(time.DateOnly), "took", time.Since(start).Round(time.Millisecond))
+		"score_date", set.ScoreDate.Format(time.DateOnly), "forced", force,
+		"previous_score_date", current.ScoreDate.Format(time.DateOnly), "previous_count", current.Count,
+		"took", time.Since(start).Round(time.Millisecond))
 	return c.JSON(http.StatusOK, epssInfo{ModelVersion: set.ModelVersion, ScoreDate: set.ScoreDate, Count: len(set.Scores)})
+}
+
+// forceParam reads POST /v1/epss's one query parameter, force=true|false.
+func forceParam(c echo.Context) (bool, error) {
+	q := c.QueryParams()
+	for name := range q {
+		if name != "force" {
+			return false, tollgate.Errorf(tollgate.EInvalid, "unknown query parameter %q: the only one is force=true", name)
+		}
+	}
+	switch values, ok := q["force"]; {
+	case !ok:
+		return false, nil
+	case len(values) == 1 && (values[0] == "true" || values[0] == "false"):
+		return values[0] == "true", nil
+	default:
+		return false, tollgate.Errorf(tollgate.EInvalid, "force must be true or false, once; got %q", strings.Join(values, ","))
+	}
 }
 
 func (s *Server) getEPSS(c echo.Context) error {

@@ -1,14 +1,18 @@
 // Package cvss computes CVSS base scores from vector strings, with the receipt
 // that lets anyone check them: vector, version, score and source.
 //
-// Scoring is github.com/pandatix/go-cvss: CVSS v4.0 scores come from the
-// specification's macro-vector lookup table, which no one should copy by
-// hand, and that library is checked against FIRST's own calculator by
-// differential fuzzing. Only v3.0, v3.1 and v4.0 are scored; v2 vectors are
-// refused, as tollgate's gates compare v3/v4 scores only.
+// github.com/pandatix/go-cvss parses every vector and scores v3.0 and v3.1
+// ones. CVSS v4.0 vectors are scored by score40 (v40.go), which follows
+// FIRST's calculator step for step, rounding included: go-cvss's own v4.0
+// score rounds 450 of the 104,976 base vectors 0.1 lower than the
+// calculator. Tests compare every base vector, and 5,000 random vectors with
+// Threat, Environmental and Supplemental metrics, with tables the calculator
+// generated (testdata/cvss40ref). Only v3.0, v3.1 and v4.0 are scored; v2
+// vectors are refused, as tollgate's gates compare v3/v4 scores only.
 package cvss
 
 import (
+	"fmt"
 	"strings"
 
 	gocvss30 "github.com/pandatix/go-cvss/30"
@@ -30,13 +34,14 @@ const (
 //
 // For v3.x the score is the base score: temporal and environmental metrics,
 // if the vector has any, are ignored. For v4.0 it is the score the
-// specification defines for the metrics present (go-cvss's Score): a vector
-// with only base metrics, as scanners publish them, gets the base score
-// (CVSS-B); one that also sets Threat or Environmental metrics gets the
-// CVSS-BT, -BE or -BTE score its author meant.
+// specification defines for the metrics present, as FIRST's calculator
+// computes it: a vector with only base metrics, as scanners publish them,
+// gets the base score (CVSS-B); one that also sets Threat or Environmental
+// metrics gets the CVSS-BT, -BE or -BTE score its author meant.
 //
-// A vector that is empty, not CVSS v3.x/v4.0, or malformed is an
-// tollgate.EInvalid error that says what is wrong.
+// A vector that is empty, not CVSS v3.x/v4.0, or malformed is a
+// tollgate.EInvalid error that says what is wrong: which metric is missing,
+// twice, unknown, has an unknown value or, in v4.0, is out of order.
 func Score(vector string) (tollgate.ScoreReceipt, error) {
 	vector = strings.TrimSpace(vector)
 	receipt := tollgate.ScoreReceipt{Vector: vector}
@@ -44,21 +49,30 @@ func Score(vector string) (tollgate.ScoreReceipt, error) {
 	case vector == "":
 		return receipt, tollgate.Errorf(tollgate.EInvalid, "CVSS vector is empty: want CVSS:4.0/AV:…, CVSS:3.1/AV:… or CVSS:3.0/AV:…")
 	case strings.HasPrefix(vector, "CVSS:4.0/"):
+		if err := check(vector, V40, spec40, true); err != nil {
+			return receipt, err
+		}
 		v, err := gocvss40.ParseVector(vector)
 		if err != nil {
-			return receipt, invalid(vector, "4.0", err)
+			return receipt, invalid(vector, V40, err.Error())
 		}
-		receipt.Version, receipt.Score = V40, v.Score()
+		receipt.Version, receipt.Score = V40, score40(v)
 	case strings.HasPrefix(vector, "CVSS:3.1/"):
+		if err := check(vector, V31, spec3, false); err != nil {
+			return receipt, err
+		}
 		v, err := gocvss31.ParseVector(vector)
 		if err != nil {
-			return receipt, invalid(vector, "3.1", err)
+			return receipt, invalid(vector, V31, err.Error())
 		}
 		receipt.Version, receipt.Score = V31, v.BaseScore()
 	case strings.HasPrefix(vector, "CVSS:3.0/"):
+		if err := check(vector, V30, spec3, false); err != nil {
+			return receipt, err
+		}
 		v, err := gocvss30.ParseVector(vector)
 		if err != nil {
-			return receipt, invalid(vector, "3.0", err)
+			return receipt, invalid(vector, V30, err.Error())
 		}
 		receipt.Version, receipt.Score = V30, v.BaseScore()
 	case isV2(vector):
@@ -66,13 +80,39 @@ func Score(vector string) (tollgate.ScoreReceipt, error) {
 			"CVSS vector %q is CVSS v2, which tollgate does not score: give the v3.1 or v4.0 vector of the same vulnerability", vector)
 	default:
 		return receipt, tollgate.Errorf(tollgate.EInvalid,
-			"%q is not a CVSS v3.x or v4.0 vector: want it to start with CVSS:4.0/, CVSS:3.1/ or CVSS:3.0/", vector)
+			"%q is not a CVSS v3.x or v4.0 vector: %s; want it to start with CVSS:4.0/, CVSS:3.1/ or CVSS:3.0/", vector, prefixProblem(vector))
 	}
 	return receipt, nil
 }
 
-func invalid(vector, version string, err error) error {
-	return tollgate.Errorf(tollgate.EInvalid, "CVSS v%s vector %q is not valid: %v", version, vector, err)
+// check refuses a vector whose metrics are not valid for its version,
+// saying which metric is at fault and how.
+func check(vector, version string, specs []metricSpec, ordered bool) error {
+	_, metrics, _ := strings.Cut(vector, "/")
+	if problem := checkMetrics(metrics, specs, ordered); problem != "" {
+		return invalid(vector, version, problem)
+	}
+	return nil
+}
+
+func invalid(vector, version, problem string) error {
+	return tollgate.Errorf(tollgate.EInvalid, "CVSS v%s vector %q is not valid: %s", version, vector, problem)
+}
+
+// prefixProblem says what is wrong with the start of a vector that is
+// neither v3.x nor v4.0.
+func prefixProblem(vector string) string {
+	head, _, _ := strings.Cut(vector, "/")
+	switch version, ok := strings.CutPrefix(head, "CVSS:"); {
+	case ok && (version == "4.0" || version == "3.1" || version == "3.0"):
+		return fmt.Sprintf("%q must be followed by \"/\" and the metrics", head)
+	case ok:
+		return fmt.Sprintf("version %q is not one tollgate scores", version)
+	case strings.EqualFold(head[:min(len(head), 5)], "CVSS:"):
+		return fmt.Sprintf("the prefix is %q, and it is case-sensitive", head)
+	default:
+		return "it has no CVSS: prefix"
+	}
 }
 
 // isV2 recognises a CVSS v2 vector: v2 has no version prefix (some tools

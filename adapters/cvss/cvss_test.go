@@ -106,18 +106,37 @@ func TestScoreRefusesBadVectors(t *testing.T) {
 		{"AV:N/AC:L/Au:N/C:P/I:P/A:P", "CVSS v2"},
 		{"(AV:N/AC:L/Au:N/C:P/I:P/A:P)", "CVSS v2"},
 		{"CVSS:2.0/AV:N/AC:L/Au:N/C:P/I:P/A:P", "CVSS v2"},
-		{"9.8", "not a CVSS v3.x or v4.0 vector"},
-		{"cvss:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H", "not a CVSS v3.x or v4.0 vector"},
-		{"CVSS:3.2/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H", "not a CVSS v3.x or v4.0 vector"},
-		{"CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H", "CVSS v3.1 vector"},     // A missing
-		{"CVSS:3.1/AV:X/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H", "CVSS v3.1 vector"}, // bad value
-		{"CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H/", "CVSS v3.1 vector"},
-		{"CVSS:3.0/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H/A:H", "CVSS v3.0 vector"}, // A twice
-		{"CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H", "CVSS v4.0 vector"}, // subsequent metrics missing
-		{"CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:J", "CVSS v4.0 vector"},
-		{"CVSS:4.0/AC:L/AV:N/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N", "CVSS v4.0 vector"}, // order
-		{"CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N/JJ:H", "CVSS v4.0 vector"},
-		{"CVSS:4.0/", "CVSS v4.0 vector"},
+		// Wrong prefix or version.
+		{"9.8", `not a CVSS v3.x or v4.0 vector: it has no CVSS: prefix`},
+		{"cvss:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H", `not a CVSS v3.x or v4.0 vector: the prefix is "cvss:3.1", and it is case-sensitive`},
+		{"CVSS:3.2/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H", `not a CVSS v3.x or v4.0 vector: version "3.2" is not one tollgate scores`},
+		{"CVSS:4.0", `"CVSS:4.0" must be followed by "/" and the metrics`},
+		{"CVSS:4.0/", `CVSS v4.0 vector "CVSS:4.0/" is not valid: it has no metrics: want AV, AC, AT, PR, UI, VC, VI, VA, SC, SI, SA`},
+		// A missing mandatory metric, named.
+		{"CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H", "CVSS v3.1 vector \"CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H\" is not valid: mandatory metric A is missing"},
+		{"CVSS:3.0/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H", "CVSS v3.0 vector \"CVSS:3.0/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H\" is not valid: mandatory metric AV is missing"},
+		{"CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H", "is not valid: mandatory metrics SC, SI, SA are missing"},
+		{"CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SA:N", "is not valid: mandatory metric SI is missing"},
+		// A duplicate metric.
+		{"CVSS:3.0/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H/A:H", "CVSS v3.0 vector \"CVSS:3.0/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H/A:H\" is not valid: metric A appears twice"},
+		{"CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N/E:A/E:P", "is not valid: metric E appears twice"},
+		{"CVSS:4.0/AV:N/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N", "is not valid: metric AV appears twice"},
+		// An unknown metric.
+		{"CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N/JJ:H", `is not valid: unknown metric "JJ": the metrics are AV, AC, AT,`},
+		{"CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H/AT:N", `is not valid: unknown metric "AT": the metrics are AV, AC, PR,`},
+		{"CVSS:3.1/av:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H", `is not valid: unknown metric "av"`},
+		// An unknown value, with the metric and the values it takes.
+		{"CVSS:3.1/AV:X/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H", `is not valid: unknown value "X" for metric AV: want N, A, L or P`},
+		{"CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:J", `is not valid: unknown value "J" for metric SA: want H, L or N`},
+		{"CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N/U:amber", `is not valid: unknown value "amber" for metric U: want X, Clear, Green, Amber or Red`},
+		{"CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N/MSI:S:S", `is not valid: unknown value "S:S" for metric MSI`},
+		// Not METRIC:VALUE.
+		{"CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H/", `is not valid: metric 9 is empty (a "/" too many?)`},
+		{"CVSS:4.0/AV:N//AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N", `is not valid: metric 2 is empty`},
+		{"CVSS:3.1/AVN/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H", `is not valid: "AVN" is not a METRIC:VALUE pair`},
+		// v4.0 metrics out of the specification's order.
+		{"CVSS:4.0/AC:L/AV:N/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N", "is not valid: metric AV comes after AC: metrics must be in the specification's order, AV, AC, AT,"},
+		{"CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N/CR:H/E:A", "is not valid: metric E comes after CR"},
 	} {
 		got, err := cvss.Score(tt.vector)
 		if err == nil {
@@ -127,6 +146,15 @@ func TestScoreRefusesBadVectors(t *testing.T) {
 		if tollgate.ErrorCode(err) != tollgate.EInvalid || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("Score(%q): %v (code %s), want %s saying %q", tt.vector, err, tollgate.ErrorCode(err), tollgate.EInvalid, tt.want)
 		}
+	}
+}
+
+// v3.x allows its metrics in any order (CVSS v3.1 specification, section
+// 6); only v4.0 prescribes one.
+func TestScoreV3AnyOrder(t *testing.T) {
+	got, err := cvss.Score("CVSS:3.1/A:H/I:H/C:H/S:U/UI:N/PR:N/AC:L/AV:N")
+	if err != nil || got.Score != 9.8 {
+		t.Errorf("Score = %+v, %v; want 9.8", got, err)
 	}
 }
 

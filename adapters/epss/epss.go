@@ -172,8 +172,24 @@ const (
 
 var colNames = [numCols]string{"cve", "epss", "percentile"}
 
+// tailReader remembers the last byte read, to tell a file that ends with
+// its last line's newline from one cut in the middle of a line.
+type tailReader struct {
+	r    io.Reader
+	last byte
+}
+
+func (t *tailReader) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	if n > 0 {
+		t.last = p[n-1]
+	}
+	return n, err
+}
+
 func parse(r io.Reader, src *sourceReader, gzipped bool) (*Set, error) {
-	cr := csv.NewReader(r)
+	tail := &tailReader{r: r}
+	cr := csv.NewReader(tail)
 	cr.FieldsPerRecord = -1 // the metadata line has its own field count; rows are checked below
 	cr.ReuseRecord = true
 
@@ -252,6 +268,15 @@ func parse(r io.Reader, src *sourceReader, gzipped bool) (*Set, error) {
 	}
 	if len(rows) == 0 {
 		return nil, invalid(line, "no scores after the header; importing this file would leave no CVE scored: check the download")
+	}
+	if tail.last != '\n' {
+		// FIRST ends every row, the last one included, with a newline. A
+		// plain CSV has no length or checksum of its own: without its final
+		// newline the file was cut in the middle of a line, and the last
+		// value read may be a truncated one ("0.97" of "0.97565") that still
+		// parses.
+		return nil, invalid(line, "the file ends in the middle of a line (no newline after the last row): "+
+			"it was cut short; download it again")
 	}
 	set.Scores = make(map[string]Score, len(rows))
 	for i, sc := range rows {

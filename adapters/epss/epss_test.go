@@ -146,7 +146,6 @@ func TestParseTolerates(t *testing.T) {
 		{"date only", "#model_version:v1,score_date:2025-03-30\ncve,epss,percentile\n" + rows, "v1", time.Date(2025, 3, 30, 0, 0, 0, 0, time.UTC)},
 		{"CRLF line ends", "#model_version:v1,score_date:2025-03-30T12:55:00Z\r\ncve,epss,percentile\r\nCVE-2021-44228,0.94358,0.99957\r\n", "v1", date},
 		{"byte-order mark", "\ufeff#model_version:v1,score_date:2025-03-30T12:55:00Z\ncve,epss,percentile\n" + rows, "v1", date},
-		{"no final newline", "#model_version:v1,score_date:2025-03-30T12:55:00Z\ncve,epss,percentile\nCVE-2021-44228,0.94358,0.99957", "v1", date},
 		{"blank lines", "\n#model_version:v1,score_date:2025-03-30T12:55:00Z\n\ncve,epss,percentile\n\n" + rows + "\n", "v1", date},
 	}
 	for _, tt := range tests {

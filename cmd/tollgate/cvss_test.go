@@ -16,6 +16,10 @@ func TestCVSSPrintsVersionAndBaseScore(t *testing.T) {
 		{"CVSS:3.0/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H", "CVSS 3.0  base score 9.8  CVSS:3.0/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H\n"},
 		{"CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:N/VI:N/VA:N/SC:N/SI:N/SA:N",
 			"CVSS 4.0  base score 0.0  CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:N/VI:N/VA:N/SC:N/SI:N/SA:N\n"},
+		// Exactly 8.55 on paper, a hair below in floating point: FIRST's
+		// calculator says 8.6 (it rounds with an epsilon), go-cvss 8.5.
+		{"CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:P/VC:H/VI:L/VA:N/SC:H/SI:H/SA:H",
+			"CVSS 4.0  base score 8.6  CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:P/VC:H/VI:L/VA:N/SC:H/SI:H/SA:H\n"},
 	} {
 		r := runTollgate(t, "cvss", tt.vector)
 		r.wantCode(t, exitOK)
@@ -42,8 +46,12 @@ func TestCVSSJSONPrintsTheReceipt(t *testing.T) {
 
 func TestCVSSRefusesBadVectors(t *testing.T) {
 	for _, tt := range []struct{ vector, want string }{
-		{"CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H", "CVSS v3.1 vector"},
-		{"CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:J", "CVSS v4.0 vector"},
+		{"CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H", "CVSS v3.1 vector \"CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H\" is not valid: mandatory metric A is missing"},
+		{"CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:J", `is not valid: unknown value "J" for metric SA: want H, L or N`},
+		{"CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N/SA:N", "is not valid: metric SA appears twice"},
+		{"CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N/XX:N", `is not valid: unknown metric "XX"`},
+		{"CVSS:4.0/AC:L/AV:N/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N", "is not valid: metric AV comes after AC"},
+		{"CVSS:3.2/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H", `version "3.2" is not one tollgate scores`},
 		{"AV:N/AC:L/Au:N/C:P/I:P/A:P", "CVSS v2"},
 		{"9.8", "not a CVSS v3.x or v4.0 vector"},
 		{"", "empty"},
