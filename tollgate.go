@@ -96,14 +96,19 @@ func DecodeRequest(data []byte) (Request, error) {
 }
 
 // DecodeStrict decodes one JSON value into v, rejecting unknown fields,
-// wrong types and trailing data with an EInvalid error that names the field.
+// wrong types, trailing data, duplicate keys, keys in another case than the
+// field's, invalid UTF-8 and lone surrogates with an EInvalid error that
+// names the field. Every JSON body tollgate accepts goes through it.
 func DecodeStrict(data []byte, v any) error {
+	if err := checkJSON(data, v); err != nil {
+		return err
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return Errorf(EInvalid, "%s", describeJSONError(err))
 	}
-	if dec.More() {
+	if len(bytes.TrimLeft(data[dec.InputOffset():], " \t\r\n")) > 0 { // dec.More is false before a stray } or ]
 		return Errorf(EInvalid, "invalid JSON: unexpected data after the top-level value")
 	}
 	return nil
