@@ -1,7 +1,9 @@
 package tollgate
 
 import (
+	"math"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 )
@@ -119,4 +121,22 @@ func quoteByte(b byte) string {
 		return "a control character"
 	}
 	return `"` + string(b) + `"`
+}
+
+// The times the policy can reason about: Rego's time built-ins count
+// nanoseconds since 1970 in an int64.
+var (
+	MinEvaluableTime = time.Unix(0, math.MinInt64).UTC() // 1677-09-21T00:12:43.145224192Z
+	MaxEvaluableTime = time.Unix(0, math.MaxInt64).UTC() // 2262-04-11T23:47:16.854775807Z
+)
+
+// CheckEvaluableTime refuses a time the policy cannot represent: past the
+// int64 nanoseconds, a time would wrap around and, for a cooldown, be
+// silently ignored.
+func CheckEvaluableTime(field string, t time.Time) error {
+	if t.Before(MinEvaluableTime) || t.After(MaxEvaluableTime) {
+		return Errorf(EInvalid, "%s %s is outside the times the policy can evaluate, %s to %s",
+			field, t.Format(time.RFC3339), MinEvaluableTime.Format(time.RFC3339), MaxEvaluableTime.Format(time.RFC3339))
+	}
+	return nil
 }
