@@ -1,6 +1,8 @@
 package server
 
 import (
+	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -136,5 +138,42 @@ func TestSimulateTimesOutsideTheEvaluableRange(t *testing.T) {
 		"context": {"cooldown": {"last_accepted_at": "2262-04-11T22:50:00Z"}}}`)
 	if code != http.StatusOK || !contains(reasonCodes(d), tollgate.CodeCooldown) {
 		t.Fatalf("simulate at the end of the range: %d %v", code, d)
+	}
+}
+
+// TestOversizedHeadersKeepTheErrorShape: headers over HeaderLimit are a
+// JSON 431, not Go's plain-text answer (httptest's server reads headers up
+// to Go's default, 1 MiB, as serve's MaxHeaderRead does).
+func TestOversizedHeadersKeepTheErrorShape(t *testing.T) {
+	f := newFixture(t)
+	req, err := http.NewRequest(http.MethodPost, f.srv.URL+"/v1/evaluate", strings.NewReader(exampleRequest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Padding", strings.Repeat("p", HeaderLimit))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body errorBody
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge ||
+		body.Error.Code != tollgate.EInvalid || body.Error.Message != "the request line and headers are larger than the limit of 64 KiB" {
+		t.Fatalf("got %d %+v (%v)", resp.StatusCode, body, err)
+	}
+	if n := f.countDecisions(); n != 0 {
+		t.Fatalf("recorded %d decisions", n)
+	}
+	// Just under the limit is served.
+	req.Header.Set("X-Padding", strings.Repeat("p", HeaderLimit-1024))
+	req.Body = io.NopCloser(strings.NewReader(exampleRequest))
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("headers under the limit: %d", resp.StatusCode)
 	}
 }
