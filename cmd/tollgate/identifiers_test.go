@@ -52,3 +52,21 @@ func TestCheckRefusesMalformedFlagsBeforeAsking(t *testing.T) {
 		}
 	}
 }
+
+// TestControlCommandsRefuseInvalidUTF8: the flags of the control commands
+// would reach the server with U+FFFD in place of the bad bytes.
+func TestControlCommandsRefuseInvalidUTF8(t *testing.T) {
+	for _, args := range [][]string{
+		{"freeze", "create", "--reason", "release \xff", "--ttl", "1h"},
+		{"incident", "start", "--reason", "ok", "--ttl", "1h"},
+		{"exception", "request", "--code", "branch_not_allowed", "--project", "service-api", "--justification", "demo\xc0", "--ttl", "24h"},
+		{"exception", "reject", "01ab", "--comment", "no\xff"},
+	} {
+		r := runTollgate(t, append(args, "--server", "http://127.0.0.1:1")...)
+		r.wantCode(t, exitError)
+		valid := args[1] == "start"
+		if strings.Contains(r.stderr, "is not valid UTF-8") == valid {
+			t.Errorf("%q: stderr %q", args, r.stderr)
+		}
+	}
+}
