@@ -60,7 +60,7 @@ func decodeEvaluation(body []byte) (tollgate.Request, rego.ScanSource, error) {
 	if err := tollgate.DecodeStrict(body, &e); err != nil {
 		return tollgate.Request{}, rego.ScanSource{}, err
 	}
-	if err := firstError(e.Request.Validate(), tollgate.CheckIdentifier("scan_id", e.ScanID)); err != nil {
+	if err := e.Request.Validate(); err != nil {
 		return tollgate.Request{}, rego.ScanSource{}, err
 	}
 	src, err := scanSource(e.Scan, e.ScanID)
@@ -71,6 +71,9 @@ func decodeEvaluation(body []byte) (tollgate.Request, rego.ScanSource, error) {
 func scanSource(b *scanBody, id string) (rego.ScanSource, error) {
 	if b != nil && id != "" {
 		return rego.ScanSource{}, tollgate.Errorf(tollgate.EInvalid, "send either scan or scan_id, not both")
+	}
+	if err := tollgate.CheckIdentifier("scan_id", id); err != nil {
+		return rego.ScanSource{}, err
 	}
 	scan, err := parseScan(b)
 	if err != nil {
