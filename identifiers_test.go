@@ -21,7 +21,7 @@ func branchCorpus() []string {
 		"a?", "a*", "a[0]", `a\b`, ".hidden", "a/.b", "a.lock", "a/b.lock", "a/b.lock/c", "a.lock/b", ".lock", "a/", "/a", "a.", "a/b.",
 		"a//b", "a/b/", "", strings.Repeat("a", 255),
 	}
-	alphabet := []string{"a", "b", ".", ".", "/", "/", "@", "{", "}", "-", "~", "^", ":", "?", "*", "[", `\`, " ", "\t", "lock", ".lock", "é", "HEAD", "0"}
+	alphabet := []string{"a", "b", ".", ".", "/", "/", "@", "{", "}", "-", "~", "^", ":", "?", "*", "[", `\`, " ", "\t", "lock", ".lock", "é", "HEAD", "0", "\x7f", "\x01"}
 	rng := rand.New(rand.NewPCG(15, 3))
 	for range 800 {
 		var b strings.Builder
