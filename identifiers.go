@@ -27,8 +27,8 @@ const (
 // U+0085), a format character (Unicode Cf: bidi overrides such as U+202E,
 // zero-width spaces, the BOM) or a line or paragraph separator. These
 // characters make one name display as another, in a terminal or in the
-// history page. The empty string passes: whether a name is required is the
-// caller's rule.
+// history page (and a NUL cannot even be stored by PostgreSQL). The empty
+// string passes: whether a name is required is the caller's rule.
 func CheckIdentifier(field, value string) error {
 	if len(value) > MaxIdentifierBytes {
 		return Errorf(EInvalid, "%s is %d bytes long: at most %d", field, len(value), MaxIdentifierBytes)
