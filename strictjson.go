@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
 	"strings"
@@ -134,11 +135,7 @@ type jsonChecker struct {
 
 // errStop ends the pre-pass on a syntax error, which encoding/json then
 // describes.
-type stopError struct{}
-
-func (stopError) Error() string { return "stop" }
-
-var errStop error = stopError{}
+var errStop = errors.New("malformed JSON")
 
 // checkJSON reports the first duplicate key, case-variant key, invalid
 // UTF-8 or lone surrogate of the JSON value in data, checked against the
