@@ -102,6 +102,11 @@ func TestEveryJSONBodyIsExact(t *testing.T) {
 			t.Errorf("%s %s %.120s: got %d %v, want 400 with %q", tt.method, tt.path, tt.body, code, body, tt.want)
 		}
 	}
+	for path, key := range map[string]string{"/v1/freezes": "freezes", "/v1/incidents": "incidents", "/v1/exceptions": "exceptions", "/v1/tokens": "tokens"} {
+		if code, list := f.do(http.MethodGet, path, "", ""); code != http.StatusOK || len(list[key].([]any)) != 0 {
+			t.Errorf("GET %s after refused bodies: %d %v, want none recorded", path, code, list)
+		}
+	}
 	// A transition's comment is text: lines are fine, bidi overrides not.
 	code, e := f.post("/v1/exceptions", exception)
 	if code != http.StatusCreated {
