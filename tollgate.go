@@ -53,7 +53,9 @@ type Metadata struct {
 	Environment string `json:"environment"`
 }
 
-// Validate reports the first missing required field as an invalid-input error.
+// Validate reports the first missing required field, or the first field
+// that is not a well-formed identifier (CheckIdentifier, CheckBranch), as an
+// invalid-input error.
 func (r Request) Validate() error {
 	for _, f := range []struct{ name, value string }{
 		{"repository", r.Repository},
@@ -65,24 +67,28 @@ func (r Request) Validate() error {
 			return Errorf(EInvalid, "%s is required and must be a non-empty string", f.name)
 		}
 	}
+	return r.CheckIdentifiers()
+}
+
+// CheckIdentifiers checks the fields that are present, for a request whose
+// fields are optional (the one that goes with a stored scan).
+func (r Request) CheckIdentifiers() error {
 	for _, f := range []struct{ name, value string }{
 		{"repository", r.Repository},
-		{"branch", r.Branch},
 		{"pipeline", r.Pipeline},
 		{"metadata.initiator", r.Metadata.Initiator},
 		{"metadata.run_id", r.Metadata.RunID},
 		{"metadata.environment", r.Metadata.Environment},
 	} {
-		if i := strings.IndexFunc(f.value, isControl); i >= 0 {
-			return Errorf(EInvalid, "%s must not contain control characters (found %U at byte %d)", f.name, []rune(f.value[i:])[0], i)
+		if err := CheckIdentifier(f.name, f.value); err != nil {
+			return err
 		}
 	}
-	return nil
+	if r.Branch == "" {
+		return nil
+	}
+	return CheckBranch("branch", r.Branch)
 }
-
-// isControl reports C0 controls and DEL: no name CI sends contains them, and
-// a NUL cannot even be stored by PostgreSQL.
-func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
 
 // DecodeRequest parses and validates a request. Unknown fields and wrong
 // types are errors: a typo in a gate request must not silently change its
@@ -96,14 +102,19 @@ func DecodeRequest(data []byte) (Request, error) {
 }
 
 // DecodeStrict decodes one JSON value into v, rejecting unknown fields,
-// wrong types and trailing data with an EInvalid error that names the field.
+// wrong types, trailing data, duplicate keys, keys in another case than the
+// field's, invalid UTF-8 and lone surrogates with an EInvalid error that
+// names the field. Every JSON body tollgate accepts goes through it.
 func DecodeStrict(data []byte, v any) error {
+	if err := checkJSON(data, v); err != nil {
+		return err
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return Errorf(EInvalid, "%s", describeJSONError(err))
 	}
-	if dec.More() {
+	if len(bytes.TrimLeft(data[dec.InputOffset():], " \t\r\n")) > 0 { // dec.More is false before a stray } or ]
 		return Errorf(EInvalid, "invalid JSON: unexpected data after the top-level value")
 	}
 	return nil

@@ -433,10 +433,16 @@ func validateProjects(file string, projects map[string]Project) (map[string]stri
 	for _, name := range slices.Sorted(maps.Keys(projects)) {
 		p := projects[name]
 		field := name
+		if err := tollgate.CheckIdentifier("the project name", name); err != nil {
+			return bad(field, "%v", err)
+		}
 		if len(p.Repositories) == 0 {
 			return bad(field+".repositories", "required: list the repositories of the project, such as [\"org/%s\"]", name)
 		}
 		for _, repo := range p.Repositories {
+			if err := tollgate.CheckIdentifier("repository", repo); err != nil {
+				return bad(field+".repositories", "%v", err)
+			}
 			if other, ok := owner[repo]; ok {
 				return bad(field+".repositories", "repository %q is already listed by project %q: a repository belongs to one project", repo, other)
 			}
@@ -456,6 +462,9 @@ func validateProjects(file string, projects map[string]Project) (map[string]stri
 		for _, pname := range slices.Sorted(maps.Keys(p.Pipelines)) {
 			pl := p.Pipelines[pname]
 			pfield := field + ".pipelines." + pname
+			if err := tollgate.CheckIdentifier("the pipeline name", pname); err != nil {
+				return bad(pfield, "%v", err)
+			}
 			if pl.Type == "" {
 				return bad(pfield+".type", "required: the pipeline type, such as \"deploy\"")
 			}
@@ -470,6 +479,9 @@ func validateProjects(file string, projects map[string]Project) (map[string]stri
 			return bad(field+".risk."+f, "%v", err)
 		}
 		for _, env := range slices.Sorted(maps.Keys(p.Environments)) {
+			if err := tollgate.CheckIdentifier("the environment name", env); err != nil {
+				return bad(field+".environments", "%v", err)
+			}
 			if p.Environments[env].PipelineTypes == nil {
 				return bad(field+".environments."+env+".pipeline_types", "required: the pipeline types allowed in %s ([] allows none)", env)
 			}

@@ -332,6 +332,12 @@ func TestLoadBundleRejectsBadConfig(t *testing.T) {
 		{"risk unknown key", "config/projects/data.json", `{"a": {"repositories": ["org/a"], "pipelines": {"p": {"type": "deploy"}}, "risk": {"max_cvs": 7}}}`, `unknown field "max_cvs"`},
 		{"environment risk", "config/projects/data.json", `{"a": {"repositories": ["org/a"], "pipelines": {"p": {"type": "deploy"}}, "environments": {"production": {"pipeline_types": ["deploy"], "risk": {"epss_weight": 2}}}}}`, `a.environments.production.risk.epss_weight: must be from 0 to 1`},
 		{"projects not an object", "config/projects/data.json", `[]`, `config/projects/data.json: invalid JSON`},
+		{"case-variant key", "config/global_policy/data.json", `{"Timezone": "UTC"}`, `unknown field "Timezone": field names are case-sensitive, did you mean "timezone"?`},
+		{"case-variant project key", "config/projects/data.json", `{"a": {"Repositories": ["org/a"], "pipelines": {"p": {"type": "deploy"}}}}`, `did you mean "a.repositories"?`},
+		{"project name with a bidi override", "config/projects/data.json", `{"a\u202e": {"repositories": ["org/a"], "pipelines": {"p": {"type": "deploy"}}}}`, `the project name must not contain invisible formatting characters`},
+		{"repository with a control character", "config/projects/data.json", `{"a": {"repositories": ["org/a\u0085"], "pipelines": {"p": {"type": "deploy"}}}}`, `a.repositories: repository must not contain control characters`},
+		{"pipeline name too long", "config/projects/data.json", `{"a": {"repositories": ["org/a"], "pipelines": {"` + strings.Repeat("p", 300) + `": {"type": "deploy"}}}}`, `the pipeline name is 300 bytes long: at most 256`},
+		{"environment name with a zero-width space", "config/projects/data.json", `{"a": {"repositories": ["org/a"], "pipelines": {"p": {"type": "deploy"}}, "environments": {"prod\u200b": {"pipeline_types": ["deploy"]}}}}`, `a.environments: the environment name must not contain invisible formatting characters`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

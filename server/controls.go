@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"slices"
 	"time"
@@ -64,6 +65,14 @@ func (s *Server) createException(c echo.Context, create func(*rego.Controls, con
 		return err
 	}
 	r := b.ExceptionRequest
+	if err := firstError(
+		tollgate.CheckIdentifier("code", r.Code), tollgate.CheckIdentifier("finding_id", r.FindingID),
+		tollgate.CheckIdentifier("project", r.Project), tollgate.CheckIdentifier("pipeline", r.Pipeline),
+		tollgate.CheckIdentifier("environment", r.Environment), tollgate.CheckIdentifier("branch", r.Branch), // a glob, not a ref
+		tollgate.CheckText("justification", r.Justification),
+	); err != nil {
+		return err
+	}
 	if b.ExpiresAt != "" {
 		if r.ExpiresAt, err = parseTime("expires_at", b.ExpiresAt); err != nil {
 			return err
@@ -88,6 +97,9 @@ func (s *Server) transition(do func(ctl *rego.Controls, ctx context.Context, id,
 			Comment string `json:"comment"`
 		}
 		if err := s.decodeBody(c, &body); err != nil {
+			return err
+		}
+		if err := tollgate.CheckText("comment", body.Comment); err != nil {
 			return err
 		}
 		out, err := do(ctl, c.Request().Context(), c.Param("id"), identity(c), body.Comment)
@@ -120,6 +132,14 @@ func (s *Server) decodeTTL(c echo.Context) (ttlBody, time.Duration, error) {
 	}
 	if err := tollgate.DecodeStrict(body, &b); err != nil {
 		return b, 0, err
+	}
+	if err := tollgate.CheckText("reason", b.Reason); err != nil {
+		return b, 0, err
+	}
+	for i, env := range b.Environments {
+		if err := tollgate.CheckIdentifier(fmt.Sprintf("environments[%d]", i), env); err != nil {
+			return b, 0, err
+		}
 	}
 	if b.TTL == "" {
 		return b, 0, tollgate.Errorf(tollgate.EInvalid, `ttl is required: a duration such as "2h"`)
@@ -221,4 +241,15 @@ func (s *Server) getControl(kind tollgate.ControlKind) echo.HandlerFunc {
 		}
 		return c.JSON(http.StatusOK, out)
 	}
+}
+
+// firstError is the first of errs that is not nil: the checks of a body's
+// fields, in the order the body lists them.
+func firstError(errs ...error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -72,6 +72,9 @@ func scanSource(b *scanBody, id string) (rego.ScanSource, error) {
 	if b != nil && id != "" {
 		return rego.ScanSource{}, tollgate.Errorf(tollgate.EInvalid, "send either scan or scan_id, not both")
 	}
+	if err := tollgate.CheckIdentifier("scan_id", id); err != nil {
+		return rego.ScanSource{}, err
+	}
 	scan, err := parseScan(b)
 	if err != nil {
 		return rego.ScanSource{}, err
@@ -137,7 +140,7 @@ func (s *Server) simulate(c echo.Context) error {
 	}
 	sim := rego.Simulation{Request: req, Scan: scan, Explain: sb.Explain}
 	if sb.At != "" {
-		at, err := parseTime("at", sb.At)
+		at, err := parseEvaluableTime("at", sb.At)
 		if err != nil {
 			return err
 		}
@@ -146,7 +149,7 @@ func (s *Server) simulate(c echo.Context) error {
 	if sb.Context != nil && sb.Context.Cooldown != nil {
 		sim.Cooldown = &tollgate.Cooldown{}
 		if v := sb.Context.Cooldown.LastAcceptedAt; v != "" {
-			if sim.Cooldown.LastAcceptedAt, err = parseTime("context.cooldown.last_accepted_at", v); err != nil {
+			if sim.Cooldown.LastAcceptedAt, err = parseEvaluableTime("context.cooldown.last_accepted_at", v); err != nil {
 				return err
 			}
 		}
@@ -280,6 +283,15 @@ func parseTime(name, value string) (time.Time, error) {
 		return t, tollgate.Errorf(tollgate.EInvalid, "%s must be an RFC 3339 time such as 2026-11-23T10:00:00Z, got %q", name, value)
 	}
 	return t, nil
+}
+
+// parseEvaluableTime is parseTime for a time the policy evaluates.
+func parseEvaluableTime(name, value string) (time.Time, error) {
+	t, err := parseTime(name, value)
+	if err != nil {
+		return t, err
+	}
+	return t, tollgate.CheckEvaluableTime(name, t)
 }
 
 // parseLimit reads a page size query parameter.

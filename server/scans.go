@@ -43,6 +43,9 @@ func (s *Server) postScan(c echo.Context) error {
 	if err := tollgate.DecodeStrict(body, &b); err != nil {
 		return err
 	}
+	if err := firstError(tollgate.CheckIdentifier("project", b.Project), tollgate.CheckIdentifier("artifact", b.Artifact), b.Request.CheckIdentifiers()); err != nil {
+		return err
+	}
 	if b.Scan == nil {
 		return tollgate.Errorf(tollgate.EInvalid, `scan is required: {"format": "trivy"|"grype"|"sarif"|"cyclonedx", "report": <the scanner's JSON>}`)
 	}

@@ -29,6 +29,15 @@ import (
 // DefaultBodyLimit is the largest request body accepted.
 const DefaultBodyLimit = 1 << 20
 
+// Header limits. Go's http.Server answers headers over its MaxHeaderBytes
+// itself, in plain text; so the http.Server reads up to MaxHeaderRead (Go's
+// own default) and the API refuses more than HeaderLimit with the JSON
+// error shape. Only past MaxHeaderRead does Go's plain-text 431 remain.
+const (
+	HeaderLimit   = 64 << 10 // request line and headers tollgate accepts
+	MaxHeaderRead = 1 << 20  // for http.Server.MaxHeaderBytes
+)
+
 // Engine is the active bundle: the policy to use now and its status.
 type Engine interface {
 	Policy() *rego.Policy
@@ -103,7 +112,7 @@ func New(cfg Config) *Server {
 	e.HideBanner, e.HidePort = true, true
 	s := &Server{cfg: cfg, echo: e, auth: newAuthenticator(cfg.Tokens, cfg.Now, cfg.TokenCacheTTL), limits: newLimits(cfg)}
 	e.HTTPErrorHandler = s.handleError
-	e.Use(s.observe, s.authorize)
+	e.Use(s.observe, limitHeaders, s.authorize)
 
 	e.POST("/v1/evaluate", s.evaluate)
 	e.POST("/v1/simulate", s.simulate)
@@ -254,6 +263,25 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		s.cfg.Metrics.requests.WithLabelValues(route, strconv.Itoa(c.Response().Status)).Inc()
 		return nil
+	}
+}
+
+// limitHeaders refuses a request whose request line and headers are
+// larger than HeaderLimit, counted as they are on the wire.
+func limitHeaders(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		n := len(r.Method) + len(r.RequestURI) + len(r.Proto) + len("  \r\n") + len("Host: \r\n") + len(r.Host)
+		for name, values := range r.Header {
+			for _, v := range values {
+				n += len(name) + len(": \r\n") + len(v)
+			}
+		}
+		if n > HeaderLimit {
+			return newError(http.StatusRequestHeaderFieldsTooLarge, tollgate.EInvalid,
+				"the request line and headers are larger than the limit of "+humanBytes(HeaderLimit))
+		}
+		return next(c)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // The commands that manage controls through a server's API: exceptions,
@@ -50,6 +51,9 @@ func (a apiFlags) call(ctx context.Context, c *cli, method, path string, body an
 func (a apiFlags) fetch(ctx context.Context, method, path string, body any) ([]byte, error) {
 	var reader io.Reader
 	if body != nil {
+		if err := checkUTF8("", body); err != nil {
+			return nil, err
+		}
 		raw, err := json.Marshal(body)
 		if err != nil {
 			return nil, err
@@ -280,4 +284,35 @@ global_policy.incident may run until --ttl or an end.`, "/v1/incidents", false),
 		"end":  idVerb("Ends incident mode before its expiry (admin scope).", http.MethodDelete, "/v1/incidents/%s"),
 		"list": listVerb("Lists incidents, newest first.", "/v1/incidents", "state"),
 	}, []string{"start", "end", "list"}, args)
+}
+
+// checkUTF8 refuses a body built from flags whose strings are not valid
+// UTF-8: json.Marshal would replace the bad bytes with U+FFFD, and the
+// server would record something else than what was typed.
+func checkUTF8(name string, v any) error {
+	switch v := v.(type) {
+	case string:
+		if !utf8.ValidString(v) {
+			return fmt.Errorf("--%s is not valid UTF-8", strings.ReplaceAll(name, "_", "-"))
+		}
+	case []string:
+		for _, s := range v {
+			if err := checkUTF8(name, s); err != nil {
+				return err
+			}
+		}
+	case map[string]string:
+		for k, s := range v {
+			if err := checkUTF8(k, s); err != nil {
+				return err
+			}
+		}
+	case map[string]any:
+		for k, s := range v {
+			if err := checkUTF8(k, s); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

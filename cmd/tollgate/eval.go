@@ -51,6 +51,9 @@ Exit 0 accepted, 1 refused, 2 error (bad input, bundle or key).`)
 		if now, err = parseTime("at", *atValue); err != nil {
 			return fail("%v", err)
 		}
+		if err := tollgate.CheckEvaluableTime("--at", now); err != nil {
+			return fail("%v", err)
+		}
 	}
 	now = now.UTC()
 

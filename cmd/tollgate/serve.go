@@ -139,10 +139,6 @@ while the store holds no active token: create one with
 // that a slow store cannot hold up the reloads.
 const keepTimeout = 10 * time.Second
 
-// maxHeaderBytes bounds the request line and headers (Go's default is
-// 1 MiB): tollgate's requests carry a few short headers.
-const maxHeaderBytes = 64 << 10
-
 // isLoopback reports whether addr listens on a loopback address only.
 func isLoopback(addr net.Addr) bool {
 	tcp, ok := addr.(*net.TCPAddr)
@@ -354,7 +350,7 @@ func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig) error {
 		ReadTimeout:       cfg.readTimeout,
 		WriteTimeout:      cfg.writeTimeout,
 		IdleTimeout:       cfg.idleTimeout,
-		MaxHeaderBytes:    maxHeaderBytes,
+		MaxHeaderBytes:    server.MaxHeaderRead, // the API refuses more than server.HeaderLimit, in JSON
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	if cfg.tlsCert != "" {
