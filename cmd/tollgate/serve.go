@@ -60,6 +60,9 @@ while the store holds no active token: create one with
 	logLevel := f.String("log-level", "info", "log `LEVEL`: debug, info, warn or error")
 	bodyLimit := f.Int64("body-limit", server.DefaultBodyLimit, "largest request body in `BYTES`")
 	debounce := f.Duration("reload-debounce", rego.DefaultDebounce, "wait this `DURATION` after the last change to the bundle before reloading it")
+	minCoverage := f.Float64("reload-min-coverage", 0, "refuse a bundle, at start and on reload, whose tests cover less than this `PERCENT` of its policy lines (0: no minimum)")
+	replayLimit := f.Int("reload-replay-limit", rego.DefaultReplayLimit, "before activating a candidate bundle, replay at most the `N` newest recorded decisions under it and refuse it if any becomes policy_error (-1: no replay)")
+	replayWindow := f.Duration("reload-replay-window", rego.DefaultReplayWindow, "replay only decisions recorded within this `DURATION` before the reload")
 	shutdownTimeout := f.Duration("shutdown-timeout", 30*time.Second, "on SIGTERM, wait at most this `DURATION` for requests in flight")
 	dev := f.Bool("dev", false, "development mode: NO AUTHENTICATION, every request acts as identity \"dev\" with every scope")
 	tlsCert := f.String("tls-cert", "", "serve HTTPS with this PEM certificate `FILE` (with --tls-key)")
@@ -85,6 +88,12 @@ while the store holds no active token: create one with
 	}
 	if *evalTimeout <= 0 {
 		return f.usageError("--eval-timeout %v: want a positive duration, such as 1s", *evalTimeout)
+	}
+	if *minCoverage < 0 || *minCoverage > 100 {
+		return f.usageError("--reload-min-coverage %v: want a percentage from 0 to 100", *minCoverage)
+	}
+	if *replayLimit == 0 || *replayLimit < -1 || *replayWindow <= 0 {
+		return f.usageError("--reload-replay-limit must be a positive number or -1 (no replay), --reload-replay-window a positive duration")
 	}
 	bundleKey, err := verification()
 	if err != nil {
@@ -121,6 +130,7 @@ while the store holds no active token: create one with
 		addr: *addr, bundleDir: *bundleDir, dataDir: *dataDir, databaseURL: *databaseURL,
 		licencePath: *licencePath, keyPath: *keyPath,
 		bodyLimit: *bodyLimit, debounce: *debounce, shutdownTimeout: *shutdownTimeout,
+		minCoverage: *minCoverage, replayLimit: *replayLimit, replayWindow: *replayWindow,
 		dev: *dev, tlsCert: *tlsCert, tlsKey: *tlsKey, tokenCacheTTL: *tokenCacheTTL,
 		rateLimit: limit, rateBurst: *rateBurst, maxEvaluations: *maxEvaluations, evaluationWait: *evaluationWait,
 		readHeaderTimeout: *readHeaderTimeout, readTimeout: *readTimeout, writeTimeout: *writeTimeout, idleTimeout: *idleTimeout,
@@ -154,6 +164,9 @@ type serveConfig struct {
 	pprofAddr                                                   string
 	bodyLimit                                                   int64
 	debounce, shutdownTimeout, evalTimeout                      time.Duration
+	minCoverage                                                 float64 // percent; 0: none
+	replayLimit                                                 int     // -1: no replay
+	replayWindow                                                time.Duration
 	bundleKey                                                   *rego.Verification // nil: unsigned bundles are served
 
 	dev             bool
@@ -273,26 +286,6 @@ func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig) error {
 	} else {
 		logger.Warn("bundle signatures are not checked: anyone who can write the bundle directory controls the policy (see --bundle-verification-key)")
 	}
-	// onActivate keeps a newly activated bundle in the store; set once the
-	// store is open, before the watcher starts.
-	var onActivate func()
-	engine, err := rego.NewEngine(ctx, cfg.bundleDir, rego.EngineOptions{
-		Debounce: cfg.debounce,
-		Logger:   logger,
-		OnReload: func(status rego.BundleStatus, err error) {
-			metrics.ObserveReload(status, err)
-			if err == nil && onActivate != nil {
-				onActivate()
-			}
-		},
-		Verification: cfg.bundleKey,
-		EvalTimeout:  cfg.evalTimeout,
-	})
-	if err != nil {
-		return err
-	}
-	metrics.Activated(engine.Status())
-
 	store, storeName, connectStore, err := openStore(ctx, logger, cfg)
 	if err != nil {
 		return err
@@ -307,6 +300,33 @@ func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig) error {
 			return err
 		}
 	}
+
+	// onActivate keeps a newly activated bundle in the store; set once the
+	// engine is built, before the watcher starts.
+	var onActivate func()
+	engine, err := rego.NewEngine(ctx, cfg.bundleDir, rego.EngineOptions{
+		Debounce: cfg.debounce,
+		Logger:   logger,
+		OnReload: func(status rego.BundleStatus, err error) {
+			metrics.ObserveReload(status, err)
+			if err == nil && onActivate != nil {
+				onActivate()
+			}
+		},
+		Verification: cfg.bundleKey,
+		EvalTimeout:  cfg.evalTimeout,
+		// A candidate is activated only if it decides the recorded
+		// traffic without new policy_errors; the first load has no other
+		// bundle to keep serving and is not replayed.
+		MinCoverage:  cfg.minCoverage,
+		History:      store,
+		ReplayLimit:  cfg.replayLimit,
+		ReplayWindow: cfg.replayWindow,
+	})
+	if err != nil {
+		return err
+	}
+	metrics.Activated(engine.Status())
 
 	// Every activated bundle is kept in the store, so that its decisions
 	// can be replayed; the gate also keeps it before the first decision
