@@ -3,6 +3,7 @@ package rego
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"slices"
@@ -282,4 +283,26 @@ func TestReloadWithUnreadableHistory(t *testing.T) {
 	if e.fingerprint != "" {
 		t.Error("the rescan would not retry the candidate")
 	}
+}
+
+// BenchmarkReplayRecorded measures a reload's replay of the default 200
+// recorded decisions, unpaced (a reload paces it to about twice as long).
+func BenchmarkReplayRecorded(b *testing.B) {
+	f := newReplayFixture(b)
+	for i := range DefaultReplayLimit {
+		r := exampleRequest()
+		r.Branch, r.Pipeline, r.Metadata.Environment = "develop", "deploy-staging", "staging"
+		r.Metadata.RunID = fmt.Sprint(i)
+		if _, err := f.gate.Evaluate(b.Context(), r, ScanSource{}); err != nil {
+			b.Fatal(err)
+		}
+		f.now = f.now.Add(time.Second)
+	}
+	p := f.engine.Policy()
+	for b.Loop() {
+		if err := checkRecorded(b.Context(), f.store, p, f.now, DefaultReplayLimit, DefaultReplayWindow, false); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N)/DefaultReplayLimit, "µs/decision")
 }

@@ -77,6 +77,7 @@ func TestReloadRefusesACandidateThatBreaksRecordedDecisions(t *testing.T) {
 	if code != 1 || !strings.Contains(stdout, want) || !strings.Contains(stdout, broken[0]+", "+broken[1]) {
 		t.Fatalf("impact of the candidate: exit %d, want 1 naming %v\n%s%s", code, broken, stdout, stderr)
 	}
+	t.Logf("impact:\n%s", stdout)
 	code, stdout, _ = runTollgate(t, nil, nil, "impact", "--bundle", s.bundle, "--json", "--data-dir", dataDir)
 	if code != 1 || !strings.Contains(stdout, `"new_policy_errors": 3`) {
 		t.Fatalf("impact --json: exit %d\n%s", code, stdout)
