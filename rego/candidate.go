@@ -21,6 +21,7 @@ const (
 	RejectCoverage       = "coverage"           // below EngineOptions.MinCoverage
 	RejectPolicyErrors   = "policy_errors"      // new policy_error on recorded decisions
 	RejectHistory        = "history_unreadable" // the recorded decisions could not be read
+	RejectReplayTimeout  = "replay_timeout"     // the replay did not finish within replayTimeout
 	RejectTestsFailed    = "tests_failed"
 	RejectConfig         = "config"
 	RejectInvalid        = "invalid" // does not load, verify or compile
@@ -121,6 +122,11 @@ const (
 	DefaultReplayWindow = 24 * time.Hour
 )
 
+// replayTimeout bounds a reload's replay, paced: 200 decisions take well
+// under a second, but a candidate whose rules run away on recorded inputs
+// would take its evaluation budget for each, and hold up reloads.
+const replayTimeout = 2 * time.Minute
+
 // maxListedIDs bounds the decision IDs a rejection lists in its message.
 const maxListedIDs = 10
 
@@ -131,11 +137,18 @@ const maxListedIDs = 10
 // read rejects the candidate too: the check did not run.
 func checkRecorded(ctx context.Context, history tollgate.DecisionStore, candidate *Policy, now time.Time, limit int, window time.Duration, pace bool) error {
 	dir := candidate.bundle.Dir
-	impact, err := AnalyseImpact(ctx, history, candidate, ImpactOptions{
-		Filter: tollgate.DecisionFilter{Since: now.Add(-window)}, Limit: limit, Pace: pace,
+	rctx, cancel := context.WithTimeout(ctx, replayTimeout)
+	defer cancel()
+	impact, err := AnalyseImpact(rctx, history, candidate, ImpactOptions{
+		Filter: tollgate.DecisionFilter{Since: now.Add(-window)}, Limit: limit, Pace: pace, SkipPolicyErrors: true,
 	})
 	if ctx.Err() != nil {
 		return ctx.Err() // an evaluation cut short is no verdict on the candidate
+	}
+	if rctx.Err() != nil {
+		return &CandidateError{Dir: dir, Reason: RejectReplayTimeout, Detail: fmt.Sprintf(
+			"replaying the decisions recorded in the last %v under it did not finish within %v: its rules are too slow on recorded inputs (see serve --eval-timeout)",
+			window, replayTimeout)}
 	}
 	if err != nil {
 		return &CandidateError{Dir: dir, Reason: RejectHistory, Detail: fmt.Sprintf(

@@ -306,3 +306,45 @@ func BenchmarkReplayRecorded(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N)/DefaultReplayLimit, "µs/decision")
 }
+
+// Decisions recorded as policy_error cannot become new ones: the replay
+// skips them (a runaway rule would cost its whole budget on each), and a
+// candidate that still fails on them is activated if it breaks nothing
+// else.
+func TestReplaySkipsRecordedPolicyErrors(t *testing.T) {
+	t.Parallel()
+	f := newReplayFixture(t)
+	numericRunIDs(t, f.dir)
+	var err error
+	opts := EngineOptions{Poll: -1, Logger: slog.New(slog.DiscardHandler), History: f.store, Now: func() time.Time { return f.now }}
+	if f.engine, err = NewEngine(t.Context(), f.dir, opts); err != nil {
+		t.Fatal(err)
+	}
+	f.gate.Policies = f.engine
+	failed := 0
+	for _, id := range ciRunIDs {
+		r := exampleRequest()
+		r.Branch, r.Pipeline, r.Metadata.RunID, r.Metadata.Environment = "develop", "deploy-staging", id, "staging"
+		rec, err := f.gate.Evaluate(t.Context(), r, ScanSource{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if policyErrorAt(rec.Decision.Reasons) >= 0 {
+			failed++
+		}
+		f.now = f.now.Add(time.Minute)
+	}
+	if failed != 2 {
+		t.Fatalf("%d policy_errors recorded, want 2", failed)
+	}
+	for skip, want := range map[bool]int{false: 4, true: 2} {
+		impact, err := AnalyseImpact(t.Context(), f.store, f.engine.Policy(), ImpactOptions{SkipPolicyErrors: skip})
+		if err != nil || impact.Evaluated != want || impact.NewPolicyErrors != 0 {
+			t.Errorf("SkipPolicyErrors %v: evaluated %d, new policy errors %d, %v; want %d, 0", skip, impact.Evaluated, impact.NewPolicyErrors, err, want)
+		}
+	}
+	editFile(t, filepath.Join(f.dir, projectsJSON), branchesBefore, branchesAfter)
+	if err := f.engine.Reload(t.Context()); err != nil {
+		t.Fatalf("a candidate that fails only where the active bundle failed: %v", err)
+	}
+}

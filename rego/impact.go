@@ -28,6 +28,10 @@ type ImpactOptions struct {
 	// the step took, so that the analysis takes about half a CPU: a
 	// reload's replay runs beside the requests.
 	Pace bool
+	// SkipPolicyErrors leaves out the decisions recorded as policy_error:
+	// they cannot become new ones, and re-evaluating a runaway rule costs
+	// its whole time budget each time. A reload's replay skips them.
+	SkipPolicyErrors bool
 }
 
 // MaxPolicyErrorIDs bounds Impact.PolicyErrorIDs.
@@ -102,6 +106,9 @@ func AnalyseImpact(ctx context.Context, history tollgate.DecisionStore, candidat
 		for _, rec := range page.Records {
 			if err := ctx.Err(); err != nil {
 				return Impact{}, err
+			}
+			if opts.SkipPolicyErrors && policyErrorAt(rec.Decision.Reasons) >= 0 {
+				continue
 			}
 			var d tollgate.Decision
 			step(func() { d = candidate.Evaluate(ctx, rec.Request, rec.Context) })
