@@ -295,12 +295,6 @@ func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig) error {
 			logger.Error("close the store", "error", err)
 		}
 	}()
-	if _, late := store.(*lateStore); !late && !cfg.dev {
-		if err := requireToken(ctx, store.(tollgate.TokenStore), cfg); err != nil {
-			return err
-		}
-	}
-
 	// onActivate keeps a newly activated bundle in the store; set once the
 	// engine is built, before the watcher starts.
 	var onActivate func()
@@ -327,6 +321,12 @@ func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig) error {
 		return err
 	}
 	metrics.Activated(engine.Status())
+	// After the bundle: a bad bundle is the first thing to fix.
+	if _, late := store.(*lateStore); !late && !cfg.dev {
+		if err := requireToken(ctx, store.(tollgate.TokenStore), cfg); err != nil {
+			return err
+		}
+	}
 
 	// Every activated bundle is kept in the store, so that its decisions
 	// can be replayed; the gate also keeps it before the first decision
