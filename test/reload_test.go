@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tollgate/tollgate/adapters/pgtest"
 )
 
 // numericRunIDs is a policy change whose own tests pass (they send run ID
@@ -30,8 +32,23 @@ func numericRunIDs(t *testing.T, bundle string) {
 // the author the same before the merge.
 func TestReloadRefusesACandidateThatBreaksRecordedDecisions(t *testing.T) {
 	t.Parallel()
+	for _, store := range []string{"sqlite", "postgres"} {
+		t.Run(store, func(t *testing.T) {
+			t.Parallel()
+			testReloadRefusesACandidateThatBreaksRecordedDecisions(t, store)
+		})
+	}
+}
+
+func testReloadRefusesACandidateThatBreaksRecordedDecisions(t *testing.T, store string) {
 	dataDir := t.TempDir()
-	s := startServer(t, serverOptions{dataDir: dataDir})
+	var serverArgs []string
+	storeArgs := []string{"--data-dir", dataDir}
+	if store == "postgres" {
+		serverArgs = []string{"--database-url", pgtest.Start(t).NewDatabase(t)}
+		storeArgs = serverArgs
+	}
+	s := startServer(t, serverOptions{dataDir: dataDir, args: serverArgs})
 	before := s.bundleStatus(t)
 	var broken []string // newest first, as the rejection names them
 	for _, runID := range []string{"4242", "build-57", "9876543210", "pipeline-1187"} {
@@ -72,13 +89,13 @@ func TestReloadRefusesACandidateThatBreaksRecordedDecisions(t *testing.T) {
 	s.stop(t)
 
 	// The author's view of the same candidate: exit 1 without any flag.
-	code, stdout, stderr := runTollgate(t, nil, nil, "impact", "--bundle", s.bundle, "--data-dir", dataDir)
+	code, stdout, stderr := runTollgate(t, nil, nil, append([]string{"impact", "--bundle", s.bundle}, storeArgs...)...)
 	want := "new policy_error: the candidate cannot decide 3 recorded decisions, and serve would not activate it: "
 	if code != 1 || !strings.Contains(stdout, want) || !strings.Contains(stdout, broken[0]+", "+broken[1]) {
 		t.Fatalf("impact of the candidate: exit %d, want 1 naming %v\n%s%s", code, broken, stdout, stderr)
 	}
 	t.Logf("impact:\n%s", stdout)
-	code, stdout, _ = runTollgate(t, nil, nil, "impact", "--bundle", s.bundle, "--json", "--data-dir", dataDir)
+	code, stdout, _ = runTollgate(t, nil, nil, append([]string{"impact", "--bundle", s.bundle, "--json"}, storeArgs...)...)
 	if code != 1 || !strings.Contains(stdout, `"new_policy_errors": 3`) {
 		t.Fatalf("impact --json: exit %d\n%s", code, stdout)
 	}
