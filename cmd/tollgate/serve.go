@@ -40,7 +40,10 @@ func runServe(ctx context.Context, c *cli, args []string) int {
 for auditors at /ui/ (log in with a token of the read scope). Decisions are recorded
 in the embedded store in --data-dir before they are answered. The bundle
 directory is watched: a changed bundle replaces the active one only if it
-compiles, its configuration validates and its own tests pass. SIGTERM or
+compiles, its configuration validates, it defines a well-formed
+data.tollgate.decision, it has tests and they pass, and replayed under it
+the newest recorded decisions (--reload-replay-limit, --reload-replay-window)
+gain no policy_error. A bundle that cannot decide stops serve at start. SIGTERM or
 SIGINT drain the requests in flight and flush the history before exiting.
 With --attestation-signing-key every evaluate reply carries a signed
 attestation of the recorded decision (see `+"`tollgate verify-decision -h`"+`).
