@@ -5,6 +5,7 @@ import (
 	"context"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/tollgate/tollgate"
 )
@@ -23,7 +24,18 @@ type ImpactOptions struct {
 	Examples int
 	// Progress, if set, is called after each page of history.
 	Progress func(evaluated, changed int)
+	// Pace pauses after each step (a page read, an evaluation) as long as
+	// the step took, so that the analysis takes about half a CPU: a
+	// reload's replay runs beside the requests.
+	Pace bool
+	// SkipPolicyErrors leaves out the decisions recorded as policy_error:
+	// they cannot become new ones, and re-evaluating a runaway rule costs
+	// its whole time budget each time. A reload's replay skips them.
+	SkipPolicyErrors bool
 }
+
+// MaxPolicyErrorIDs bounds Impact.PolicyErrorIDs.
+const MaxPolicyErrorIDs = 1000
 
 // DefaultImpactExamples is how many example decisions a group shows.
 const DefaultImpactExamples = 3
@@ -38,6 +50,15 @@ type Impact struct {
 	// More is true when Limit stopped the analysis before the end of the
 	// history that matches the filter.
 	More bool `json:"more"`
+	// NewPolicyErrors counts the decisions that were not policy_error and
+	// that the candidate turns into policy_error: it could not decide
+	// them. A reload refuses such a candidate.
+	NewPolicyErrors int `json:"new_policy_errors"`
+	// PolicyErrorIDs are those decisions, newest first (at most
+	// MaxPolicyErrorIDs), and PolicyErrorMessage the candidate's
+	// policy_error message for the newest.
+	PolicyErrorIDs     []string `json:"new_policy_error_ids"`
+	PolicyErrorMessage string   `json:"new_policy_error_message,omitempty"`
 }
 
 // ImpactGroup counts the decisions that change the same way: from one
@@ -59,7 +80,15 @@ func AnalyseImpact(ctx context.Context, history tollgate.DecisionStore, candidat
 	if opts.Examples <= 0 {
 		opts.Examples = DefaultImpactExamples
 	}
-	impact := Impact{CandidateRevision: candidate.Revision(), Groups: []ImpactGroup{}}
+	impact := Impact{CandidateRevision: candidate.Revision(), Groups: []ImpactGroup{}, PolicyErrorIDs: []string{}}
+	step := func(do func()) { do() }
+	if opts.Pace {
+		step = func(do func()) {
+			start := time.Now()
+			do()
+			pause(ctx, time.Since(start))
+		}
+	}
 	groups := map[string]*ImpactGroup{}
 	f := opts.Filter
 	f.Cursor = ""
@@ -68,7 +97,9 @@ func AnalyseImpact(ctx context.Context, history tollgate.DecisionStore, candidat
 		if opts.Limit > 0 {
 			f.Limit = min(f.Limit, opts.Limit-impact.Evaluated)
 		}
-		page, err := history.Decisions(ctx, f)
+		var page tollgate.DecisionPage
+		var err error
+		step(func() { page, err = history.Decisions(ctx, f) })
 		if err != nil {
 			return Impact{}, err
 		}
@@ -76,8 +107,21 @@ func AnalyseImpact(ctx context.Context, history tollgate.DecisionStore, candidat
 			if err := ctx.Err(); err != nil {
 				return Impact{}, err
 			}
-			d := candidate.Evaluate(ctx, rec.Request, rec.Context)
+			if opts.SkipPolicyErrors && policyErrorAt(rec.Decision.Reasons) >= 0 {
+				continue
+			}
+			var d tollgate.Decision
+			step(func() { d = candidate.Evaluate(ctx, rec.Request, rec.Context) })
 			impact.Evaluated++
+			if i := policyErrorAt(d.Reasons); i >= 0 && policyErrorAt(rec.Decision.Reasons) < 0 {
+				if impact.NewPolicyErrors == 0 {
+					impact.PolicyErrorMessage = d.Reasons[i].Message
+				}
+				impact.NewPolicyErrors++
+				if len(impact.PolicyErrorIDs) < MaxPolicyErrorIDs {
+					impact.PolicyErrorIDs = append(impact.PolicyErrorIDs, rec.Decision.ID)
+				}
+			}
 			added, removed := codeChanges(rec.Decision.Reasons, d.Reasons)
 			if d.Status == rec.Decision.Status && len(added) == 0 && len(removed) == 0 {
 				continue

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+
+	"github.com/tollgate/tollgate"
 )
 
 // Defaults of EngineOptions.
@@ -56,6 +58,26 @@ type EngineOptions struct {
 	// EvalTimeout is the time budget of one policy evaluation (see
 	// Policy.WithEvalTimeout). Zero means DefaultEvalTimeout.
 	EvalTimeout time.Duration
+	// MinCoverage, when above zero, rejects a bundle (the first load and
+	// every candidate) whose tests cover less than this percentage of its
+	// policy lines. Coverage costs a tracer on each test's evaluation.
+	MinCoverage float64
+	// History, when set, is replayed before a candidate is activated: the
+	// newest recorded decisions (at most ReplayLimit, made within
+	// ReplayWindow) are evaluated again under the candidate, each with its
+	// own recorded request and context, and a candidate that turns any of
+	// them into policy_error is rejected, naming them. The first load is
+	// not replayed: there is no other bundle to keep serving.
+	History tollgate.DecisionStore
+	// ReplayLimit is how many recorded decisions a reload replays at most;
+	// zero means DefaultReplayLimit, negative disables the replay.
+	ReplayLimit int
+	// ReplayWindow is how far back a reload replays; zero means
+	// DefaultReplayWindow.
+	ReplayWindow time.Duration
+	// Now is the clock of the candidate checks (the probe decision, the
+	// replay window). Nil means time.Now.
+	Now func() time.Time
 }
 
 // BundleStatus is what GET /v1/bundles reports.
@@ -131,6 +153,15 @@ func NewEngine(ctx context.Context, dir string, opts EngineOptions) (*Engine, er
 	}
 	if opts.Poll == 0 {
 		opts.Poll = DefaultPoll
+	}
+	if opts.ReplayLimit == 0 {
+		opts.ReplayLimit = DefaultReplayLimit
+	}
+	if opts.ReplayWindow <= 0 {
+		opts.ReplayWindow = DefaultReplayWindow
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
 	}
 	e := &Engine{dir: dir, opts: opts, log: opts.Logger}
 	if e.log == nil {
@@ -212,6 +243,9 @@ func (e *Engine) reload(ctx context.Context) error {
 		e.fingerprint = "" // not attempted: the next rescan must retry
 		return fmt.Errorf("reload bundle %s: abandoned: %w", e.dir, err)
 	}
+	if RejectReason(err) == RejectHistory {
+		e.fingerprint = "" // the replay did not run: the next rescan retries it
+	}
 	took := time.Since(start).Round(time.Millisecond)
 	now := time.Now()
 
@@ -256,9 +290,11 @@ func (e *Engine) reload(ctx context.Context) error {
 	return err
 }
 
-// build makes a candidate: load and validate, compile, then the bundle's
-// own tests in strict mode. A bundle without tests is accepted (stock `opa
-// test` accepts it too); any failing or erroring test rejects it. b is
+// build makes a candidate: load and validate, compile, check that it
+// decides (checkDecision), then the bundle's own tests in strict mode, and
+// on a reload the replay of the recorded decisions (checkRecorded). A
+// bundle none of whose tests pass is rejected (`tollgate test` refuses it
+// too; stock `opa test` does not), as is any failing or erroring test. b is
 // returned whenever it loaded, for its revision. When the directory holds
 // the active revision, build stops early with errUnchanged.
 func (e *Engine) build(ctx context.Context, active string) (b *Bundle, p *Policy, report *TestReport, err error) {
@@ -293,6 +329,10 @@ func (e *Engine) build(ctx context.Context, active string) (b *Bundle, p *Policy
 		return b, nil, nil, err
 	}
 	p = p.WithEvalTimeout(e.opts.EvalTimeout)
+	pace(func() { err = checkDecision(ctx, p, e.opts.Now()) })
+	if err != nil {
+		return b, nil, nil, err
+	}
 	// A test that never ends must not stop reloads for good.
 	tctx, cancel := context.WithTimeout(ctx, candidateTestTimeout)
 	defer cancel()
@@ -300,7 +340,8 @@ func (e *Engine) build(ctx context.Context, active string) (b *Bundle, p *Policy
 	// half a CPU from the requests while its tests run, rather than every
 	// CPU at once, which stalls them all (p99 under a reload every second:
 	// ~2.6-3.5x the steady state unpaced, ~1.6x paced; test/bench/README.md).
-	if report, err = RunTests(tctx, b, TestOptions{Strict: true, Parallel: 1, Pace: active != ""}); err != nil {
+	topts := TestOptions{Strict: true, Parallel: 1, Pace: active != "", Coverage: e.opts.MinCoverage > 0}
+	if report, err = RunTests(tctx, b, topts); err != nil {
 		if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
 			err = fmt.Errorf("the bundle's tests did not finish within %v: %w", candidateTestTimeout, err)
 		}
@@ -308,6 +349,15 @@ func (e *Engine) build(ctx context.Context, active string) (b *Bundle, p *Policy
 	}
 	if report.Failed > 0 || report.Errored > 0 {
 		return b, nil, report, &TestsFailedError{Dir: dir, Report: report}
+	}
+	if err := checkTests(dir, report, e.opts.MinCoverage); err != nil {
+		return b, nil, report, err
+	}
+	if active != "" && e.opts.History != nil && e.opts.ReplayLimit > 0 {
+		// Paced inside, evaluation by evaluation.
+		if err := checkRecorded(ctx, e.opts.History, p, e.opts.Now(), e.opts.ReplayLimit, e.opts.ReplayWindow, true); err != nil {
+			return b, nil, report, err
+		}
 	}
 	return b, p, report, nil
 }

@@ -26,7 +26,7 @@ type replayFixture struct {
 	ids    atomic.Int64
 }
 
-func newReplayFixture(t *testing.T) *replayFixture {
+func newReplayFixture(t testing.TB) *replayFixture {
 	t.Helper()
 	f := &replayFixture{dir: bundleCopy(t), now: at(t, "2026-11-23T10:00:00+01:00")}
 	removeTests(t, f.dir) // a reload runs them: slow under -race, and not what is tested

@@ -18,6 +18,7 @@ type Metrics struct {
 	evaluation     *prometheus.HistogramVec
 	requests       *prometheus.CounterVec
 	reloads        *prometheus.CounterVec
+	rejected       *prometheus.CounterVec
 	reloadOK       prometheus.Gauge
 	reloadTime     prometheus.Gauge
 	activeRevision *prometheus.GaugeVec
@@ -45,6 +46,10 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tollgate_bundle_reloads_total", Help: "Bundle reload attempts by result (ok, failed).",
 		}, []string{"result"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tollgate_bundle_reload_rejected_total",
+			Help: "Candidate bundles rejected by reason (invalid, config, tests_failed, no_tests, coverage, no_decision_rule, decision_shape, policy_errors, replay_timeout, history_unreadable).",
+		}, []string{"reason"}),
 		reloadOK: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "tollgate_bundle_last_reload_successful", Help: "1 if the last bundle reload succeeded, 0 if the active bundle is older than the directory.",
 		}),
@@ -62,7 +67,7 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 			Name: "tollgate_store_errors_total", Help: "Store operation errors by operation.",
 		}, []string{"operation"}),
 	}
-	reg.MustRegister(m.decisions, m.reasons, m.evaluation, m.requests, m.reloads, m.reloadOK,
+	reg.MustRegister(m.decisions, m.reasons, m.evaluation, m.requests, m.reloads, m.rejected, m.reloadOK,
 		m.reloadTime, m.activeRevision, m.store, m.storeErrors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -92,6 +97,7 @@ func (m *Metrics) ObserveReload(status rego.BundleStatus, err error) {
 	m.reloadTime.Set(float64(status.LastAttemptAt.Unix()))
 	if err != nil {
 		m.reloads.WithLabelValues("failed").Inc()
+		m.rejected.WithLabelValues(rego.RejectReason(err)).Inc()
 		m.reloadOK.Set(0)
 		return
 	}

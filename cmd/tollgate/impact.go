@@ -21,8 +21,14 @@ with its own recorded request and context (its time, licence, cooldown,
 scan, controls), and reports how many would change, grouped by old status →
 new status and the reason codes added and removed, with example decision
 IDs. Run it on a policy change before merging it; with --fail-on-change, CI
-fails the change (exit 1) when any decision would change. Exit 0 otherwise,
-2 on error (a bad bundle, a store error). Progress goes to stderr.
+fails the change (exit 1) when any decision would change.
+
+A decision the candidate turns into policy_error, which it was not, means
+the candidate cannot decide it: the report names those decisions, and the
+exit is 1 whatever the flags, since serve would refuse to activate such a
+candidate (it replays its newest recorded decisions before a reload). Exit 0
+otherwise, 2 on error (a bad bundle, a store error). Progress goes to
+stderr.
 
 It reads the store directly, with serve's store flags. A server answers the
 same question for a candidate configuration with POST /v1/impact.`)
@@ -85,7 +91,7 @@ same question for a candidate configuration with POST /v1/impact.`)
 	} else {
 		printImpact(c.stdout, *bundleDir, impact)
 	}
-	if *failOnChange && impact.Changed > 0 {
+	if impact.NewPolicyErrors > 0 || *failOnChange && impact.Changed > 0 {
 		return exitNo
 	}
 	return exitOK
@@ -119,5 +125,15 @@ func printImpact(w io.Writer, dir string, impact rego.Impact) {
 			codes = append(codes, "-"+c)
 		}
 		fmt.Fprintf(w, "  %6d  %s → %s  %s  e.g. %s\n", g.Count, g.From, g.To, strings.Join(codes, " "), strings.Join(g.Examples, ", "))
+	}
+	if impact.NewPolicyErrors > 0 {
+		ids := impact.PolicyErrorIDs
+		listed := strings.Join(ids, ", ")
+		if impact.NewPolicyErrors > len(ids) {
+			listed += fmt.Sprintf(" and %d more", impact.NewPolicyErrors-len(ids))
+		}
+		fmt.Fprintf(w, "new policy_error: the candidate cannot decide %d recorded decisions, and serve would not activate it: %s\n",
+			impact.NewPolicyErrors, listed)
+		fmt.Fprintf(w, "  the first says: %s\n", impact.PolicyErrorMessage)
 	}
 }

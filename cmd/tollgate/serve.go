@@ -40,7 +40,10 @@ func runServe(ctx context.Context, c *cli, args []string) int {
 for auditors at /ui/ (log in with a token of the read scope). Decisions are recorded
 in the embedded store in --data-dir before they are answered. The bundle
 directory is watched: a changed bundle replaces the active one only if it
-compiles, its configuration validates and its own tests pass. SIGTERM or
+compiles, its configuration validates, it defines a well-formed
+data.tollgate.decision, it has tests and they pass, and replayed under it
+the newest recorded decisions (--reload-replay-limit, --reload-replay-window)
+gain no policy_error. A bundle that cannot decide stops serve at start. SIGTERM or
 SIGINT drain the requests in flight and flush the history before exiting.
 With --attestation-signing-key every evaluate reply carries a signed
 attestation of the recorded decision (see `+"`tollgate verify-decision -h`"+`).
@@ -60,6 +63,9 @@ while the store holds no active token: create one with
 	logLevel := f.String("log-level", "info", "log `LEVEL`: debug, info, warn or error")
 	bodyLimit := f.Int64("body-limit", server.DefaultBodyLimit, "largest request body in `BYTES`")
 	debounce := f.Duration("reload-debounce", rego.DefaultDebounce, "wait this `DURATION` after the last change to the bundle before reloading it")
+	minCoverage := f.Float64("reload-min-coverage", 0, "refuse a bundle, at start and on reload, whose tests cover less than this `PERCENT` of its policy lines (0: no minimum)")
+	replayLimit := f.Int("reload-replay-limit", rego.DefaultReplayLimit, "before activating a candidate bundle, replay at most the `N` newest recorded decisions under it and refuse it if any becomes policy_error (-1: no replay)")
+	replayWindow := f.Duration("reload-replay-window", rego.DefaultReplayWindow, "replay only decisions recorded within this `DURATION` before the reload")
 	shutdownTimeout := f.Duration("shutdown-timeout", 30*time.Second, "on SIGTERM, wait at most this `DURATION` for requests in flight")
 	dev := f.Bool("dev", false, "development mode: NO AUTHENTICATION, every request acts as identity \"dev\" with every scope")
 	tlsCert := f.String("tls-cert", "", "serve HTTPS with this PEM certificate `FILE` (with --tls-key)")
@@ -85,6 +91,12 @@ while the store holds no active token: create one with
 	}
 	if *evalTimeout <= 0 {
 		return f.usageError("--eval-timeout %v: want a positive duration, such as 1s", *evalTimeout)
+	}
+	if *minCoverage < 0 || *minCoverage > 100 {
+		return f.usageError("--reload-min-coverage %v: want a percentage from 0 to 100", *minCoverage)
+	}
+	if *replayLimit == 0 || *replayLimit < -1 || *replayWindow <= 0 {
+		return f.usageError("--reload-replay-limit must be a positive number or -1 (no replay), --reload-replay-window a positive duration")
 	}
 	bundleKey, err := verification()
 	if err != nil {
@@ -121,6 +133,7 @@ while the store holds no active token: create one with
 		addr: *addr, bundleDir: *bundleDir, dataDir: *dataDir, databaseURL: *databaseURL,
 		licencePath: *licencePath, keyPath: *keyPath,
 		bodyLimit: *bodyLimit, debounce: *debounce, shutdownTimeout: *shutdownTimeout,
+		minCoverage: *minCoverage, replayLimit: *replayLimit, replayWindow: *replayWindow,
 		dev: *dev, tlsCert: *tlsCert, tlsKey: *tlsKey, tokenCacheTTL: *tokenCacheTTL,
 		rateLimit: limit, rateBurst: *rateBurst, maxEvaluations: *maxEvaluations, evaluationWait: *evaluationWait,
 		readHeaderTimeout: *readHeaderTimeout, readTimeout: *readTimeout, writeTimeout: *writeTimeout, idleTimeout: *idleTimeout,
@@ -150,6 +163,9 @@ type serveConfig struct {
 	pprofAddr                                                   string
 	bodyLimit                                                   int64
 	debounce, shutdownTimeout, evalTimeout                      time.Duration
+	minCoverage                                                 float64 // percent; 0: none
+	replayLimit                                                 int     // -1: no replay
+	replayWindow                                                time.Duration
 	bundleKey                                                   *rego.Verification // nil: unsigned bundles are served
 
 	dev             bool
@@ -269,8 +285,17 @@ func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig) error {
 	} else {
 		logger.Warn("bundle signatures are not checked: anyone who can write the bundle directory controls the policy (see --bundle-verification-key)")
 	}
+	store, storeName, connectStore, err := openStore(ctx, logger, cfg)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := store.Close(); err != nil {
+			logger.Error("close the store", "error", err)
+		}
+	}()
 	// onActivate keeps a newly activated bundle in the store; set once the
-	// store is open, before the watcher starts.
+	// engine is built, before the watcher starts.
 	var onActivate func()
 	engine, err := rego.NewEngine(ctx, cfg.bundleDir, rego.EngineOptions{
 		Debounce: cfg.debounce,
@@ -283,21 +308,19 @@ func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig) error {
 		},
 		Verification: cfg.bundleKey,
 		EvalTimeout:  cfg.evalTimeout,
+		// A candidate is activated only if it decides the recorded
+		// traffic without new policy_errors; the first load has no other
+		// bundle to keep serving and is not replayed.
+		MinCoverage:  cfg.minCoverage,
+		History:      store,
+		ReplayLimit:  cfg.replayLimit,
+		ReplayWindow: cfg.replayWindow,
 	})
 	if err != nil {
 		return err
 	}
 	metrics.Activated(engine.Status())
-
-	store, storeName, connectStore, err := openStore(ctx, logger, cfg)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err := store.Close(); err != nil {
-			logger.Error("close the store", "error", err)
-		}
-	}()
+	// After the bundle: a bad bundle is the first thing to fix.
 	if _, late := store.(*lateStore); !late && !cfg.dev {
 		if err := requireToken(ctx, store.(tollgate.TokenStore), cfg); err != nil {
 			return err
