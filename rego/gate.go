@@ -63,6 +63,9 @@ type ControlSource interface {
 type ScanSource struct {
 	Report *tollgate.Scan
 	ID     string
+	// VEX are the statements of a VEX document sent beside the scan,
+	// applied to it (tollgate.Scan.WithVEX) whichever way it came.
+	VEX []tollgate.VEXStatement
 }
 
 // evidence is what an evaluation reads before it decides: the scan, the
@@ -121,7 +124,14 @@ func (g *Gate) gatherScan(ctx context.Context, ev *evidence, r tollgate.Request,
 		}
 		ev.scan, ev.stored = &stored.Scan, &stored
 	default:
+		if len(src.VEX) > 0 {
+			return tollgate.Errorf(tollgate.EInvalid, "vex applies to a scan: send it with scan or scan_id")
+		}
 		return nil
+	}
+	if len(src.VEX) > 0 {
+		withVEX := ev.scan.WithVEX(src.VEX)
+		ev.scan = &withVEX
 	}
 	if g.EPSS != nil {
 		var cves []string
@@ -184,6 +194,9 @@ func (g *Gate) context(now time.Time, ev evidence) tollgate.Context {
 		r.Findings[i].Finding = f
 		if receipt, ok := g.Score(f.CVSS); ok {
 			r.Findings[i].Score = &receipt
+		} else if f.Reported != nil {
+			// No vector to score: the report's own score, named as such.
+			r.Findings[i].Score = &tollgate.ScoreReceipt{Score: f.Reported.Score, Source: f.Reported.Source}
 		}
 		r.Findings[i].EPSS = findingEPSS(f, ev.epss)
 	}
