@@ -178,7 +178,7 @@ func TestParseFixtures(t *testing.T) {
 				// The BOM's own subject, a CVSS score without a vector or a severity.
 				{ID: "CVE-2025-31650", Package: "shop-api", Version: "1.4.2", Severity: tollgate.SeverityHigh,
 					VEXStatus: tollgate.VEXUnderInvestigation,
-					Reported: &tollgate.ReportedScore{Score: 7.5, Source: "cyclonedx CVSSv31 rating"}},
+					Reported:  &tollgate.ReportedScore{Score: 7.5, Source: "cyclonedx CVSSv31 rating"}},
 			},
 		}},
 		{tollgate.FormatCycloneDX, "cyclonedx-empty.json", tollgate.Scan{
