@@ -103,7 +103,7 @@ type VEXStatement struct {
 	Package       string    `json:"package,omitempty"`  // empty: the whole product
 	Version       string    `json:"version,omitempty"`  // empty: every version
 	State         string    `json:"state"`              // analysis.state as written: not_affected, false_positive…
-	Status        VEXStatus `json:"status"`             // State, normalised
+	Status        VEXStatus `json:"status,omitempty"`   // State, normalised
 	Justification string    `json:"justification,omitempty"`
 	Detail        string    `json:"detail,omitempty"`
 }
