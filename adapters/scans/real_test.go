@@ -253,3 +253,30 @@ func TestParseVEXRefuses(t *testing.T) {
 		})
 	}
 }
+
+// ParseVEX never panics, refuses with an invalid-input error, and every
+// statement it accepts can be applied: an id, an affects ref, a known status.
+func FuzzParseVEX(f *testing.F) {
+	for _, name := range []string{"real/cyclonedx-vex.json", "real/cisa-case-1-vex-not_affected.json", "cyclonedx-vex-1.5.json", "cyclonedx-1.6.json"} {
+		f.Add(fixture(f, name))
+	}
+	f.Fuzz(func(t *testing.T, doc []byte) {
+		statements, err := scans.ParseVEX(tollgate.FormatCycloneDX, doc)
+		if err != nil {
+			if tollgate.ErrorCode(err) != tollgate.EInvalid {
+				t.Fatalf("error code %s: %v", tollgate.ErrorCode(err), err)
+			}
+			return
+		}
+		for i, st := range statements {
+			if st.ID == "" || st.Affects == "" || st.State == "" {
+				t.Fatalf("statement %d: %+v", i, st)
+			}
+			switch st.Status {
+			case tollgate.VEXAffected, tollgate.VEXNotAffected, tollgate.VEXFixed, tollgate.VEXUnderInvestigation:
+			default:
+				t.Fatalf("statement %d has status %q", i, st.Status)
+			}
+		}
+	})
+}
