@@ -106,6 +106,10 @@ type VEXStatement struct {
 	Status        VEXStatus `json:"status,omitempty"`   // State, normalised
 	Justification string    `json:"justification,omitempty"`
 	Detail        string    `json:"detail,omitempty"`
+	// Artifact is the digest (sha256:…) of the product the VEX document
+	// describes, when its metadata.component gives one (an OCI package
+	// URL, or a SHA-256 hash): a stored scan of another artifact refuses it.
+	Artifact string `json:"artifact,omitempty"`
 }
 
 // WithVEX returns s with the statements applied: a finding that a

@@ -130,6 +130,9 @@ func (g *Gate) gatherScan(ctx context.Context, ev *evidence, r tollgate.Request,
 		return nil
 	}
 	if len(src.VEX) > 0 {
+		if err := sameArtifact(ev.stored, src.VEX); err != nil {
+			return err
+		}
 		withVEX := ev.scan.WithVEX(src.VEX)
 		ev.scan = &withVEX
 	}
@@ -149,6 +152,21 @@ func (g *Gate) gatherScan(ctx context.Context, ev *evidence, r tollgate.Request,
 		var err error
 		if ev.baseline, err = g.Scans.Baseline(ctx, ev.project, r.Metadata.Environment); err != nil {
 			return fmt.Errorf("drift baseline: %w", err)
+		}
+	}
+	return nil
+}
+
+// sameArtifact refuses a VEX document about another artifact than the
+// stored scan it is applied to, when both name their digest.
+func sameArtifact(stored *tollgate.StoredScan, statements []tollgate.VEXStatement) error {
+	if stored == nil || stored.Artifact == "" {
+		return nil
+	}
+	for _, st := range statements {
+		if st.Artifact != "" && !strings.EqualFold(st.Artifact, stored.Artifact) {
+			return tollgate.Errorf(tollgate.EInvalid, "vex: the document is about artifact %s, and scan %s is of artifact %s",
+				st.Artifact, stored.ID, stored.Artifact)
 		}
 	}
 	return nil

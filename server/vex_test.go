@@ -174,3 +174,32 @@ func TestBadVEXIsRefusedAndNotRecorded(t *testing.T) {
 		t.Fatalf("a refused request was recorded: %v", list)
 	}
 }
+
+// A VEX document that names its artifact's digest applies only to a stored
+// scan of that artifact: another artifact's VEX is a 400, never recorded.
+func TestVEXOfAnotherArtifactIsRefused(t *testing.T) {
+	f := newFixture(t)
+	code, stored := f.post("/v1/scans", `{"project": "service-api", "artifact": "`+artifact+`", "scan": {"format": "grype", "report": `+jacksonScan+`}}`)
+	if code != http.StatusCreated {
+		t.Fatalf("POST /v1/scans: %d %v", code, stored)
+	}
+	id := stored["scan_id"].(string)
+	vexFor := func(digest string) string {
+		doc := strings.Replace(f.report("real/cyclonedx-vex.json"), `"version": 1,`,
+			`"version": 1, "metadata": {"component": {"type": "container", "name": "shop", "purl": "pkg:oci/shop@sha256%3A`+digest+`"}},`, 1)
+		return `"vex": {"format": "cyclonedx", "report": ` + doc + `}, "scan_id": "` + id + `"`
+	}
+	other := strings.Repeat("ab", 32)
+	code, d := f.post("/v1/evaluate", withField(exampleRequest, vexFor(other)))
+	if code != http.StatusBadRequest || !strings.Contains(errorMessage(d), "the document is about artifact sha256:"+other) {
+		t.Fatalf("another artifact's VEX: %d %v", code, d)
+	}
+	if _, list := f.do(http.MethodGet, "/v1/decisions", "", ""); len(list["decisions"].([]any)) != 0 {
+		t.Fatalf("a refused request was recorded: %v", list)
+	}
+	code, d = f.post("/v1/evaluate", withField(exampleRequest, vexFor(strings.TrimPrefix(artifact, "sha256:"))))
+	if code != http.StatusOK {
+		t.Fatalf("the artifact's own VEX: %d %v", code, d)
+	}
+	checkSuppressed(t, d)
+}

@@ -30,12 +30,16 @@ type cdxBOM struct {
 }
 
 type cdxComponent struct {
-	BOMRef     string         `json:"bom-ref"`
-	Type       string         `json:"type"`
-	Group      string         `json:"group"`
-	Name       string         `json:"name"`
-	Version    string         `json:"version"`
-	PURL       string         `json:"purl"`
+	BOMRef  string `json:"bom-ref"`
+	Type    string `json:"type"`
+	Group   string `json:"group"`
+	Name    string `json:"name"`
+	Version string `json:"version"`
+	PURL    string `json:"purl"`
+	Hashes  []struct {
+		Alg     string `json:"alg"`
+		Content string `json:"content"`
+	} `json:"hashes"`
 	Components []cdxComponent `json:"components"`
 }
 

@@ -280,3 +280,27 @@ func FuzzParseVEX(f *testing.F) {
 		}
 	})
 }
+
+// A VEX document whose subject gives its digest (an OCI package URL or a
+// SHA-256 hash) passes it on in each statement, for the gate to compare
+// with a stored scan's artifact.
+func TestParseVEXArtifactDigest(t *testing.T) {
+	const digest = "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+	real := string(fixture(t, "real/cyclonedx-vex.json"))
+	for _, tt := range []struct{ name, component, want string }{
+		{"oci purl", `{"type": "container", "name": "shop", "bom-ref": "shop", "purl": "pkg:oci/shop@sha256%3A` + digest[7:] + `"}`, digest},
+		{"sha-256 hash", `{"type": "container", "name": "shop", "hashes": [{"alg": "SHA-256", "content": "` + strings.ToUpper(digest[7:]) + `"}]}`, digest},
+		{"no digest", `{"type": "application", "name": "ABC", "version": "4.2"}`, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			doc := strings.Replace(real, `"version": 1,`, `"version": 1, "metadata": {"component": `+tt.component+`},`, 1)
+			got, err := scans.ParseVEX("cyclonedx", []byte(doc))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != 1 || got[0].Artifact != tt.want {
+				t.Fatalf("statements %+v, want artifact %q", got, tt.want)
+			}
+		})
+	}
+}

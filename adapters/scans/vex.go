@@ -2,7 +2,10 @@ package scans
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
+
+	packageurl "github.com/package-url/packageurl-go"
 
 	"github.com/tollgate/tollgate"
 )
@@ -18,7 +21,9 @@ import (
 // component of the document with a name, nor a package URL, nor a BOM-Link
 // whose fragment is one. A ref to the document's own subject
 // (metadata.component) is a statement about the whole product: it applies
-// to the vulnerability in every package of the scan.
+// to the vulnerability in every package of the scan. When that subject
+// gives its digest (an OCI package URL, pkg:oci/name@sha256:…, or a
+// SHA-256 hash), each statement carries it as Artifact.
 func ParseVEX(format string, doc []byte) ([]tollgate.VEXStatement, error) {
 	if format != tollgate.FormatCycloneDX {
 		return nil, tollgate.Errorf(tollgate.EInvalid,
@@ -40,9 +45,9 @@ func ParseVEX(format string, doc []byte) ([]tollgate.VEXStatement, error) {
 	}
 	components := map[string]*cdxComponent{}
 	indexComponents(components, bom.Components, nil)
-	product := ""
+	product, digest := "", ""
 	if c := bom.Metadata.Component; c != nil {
-		product = strings.TrimSpace(c.BOMRef)
+		product, digest = strings.TrimSpace(c.BOMRef), artifactDigest(*c)
 	}
 
 	var out []tollgate.VEXStatement
@@ -61,19 +66,37 @@ func ParseVEX(format string, doc []byte) ([]tollgate.VEXStatement, error) {
 		for j, a := range v.Affects {
 			at := fmt.Sprintf("%s.affects[%d]", where, j)
 			ref := strings.TrimSpace(a.Ref)
-			switch {
+			var st *tollgate.VEXStatement
+			switch pkg, version := affected(components, ref); {
 			case ref == "":
 				return nil, invalid(what, at, "ref is missing (%s)", f.ID)
 			case ref == product:
-				out = append(out, *statement(bom, v, f, ref, "", ""))
-				continue
-			}
-			pkg, version := affected(components, ref)
-			if pkg == ref && version == "" && components[ref] == nil {
+				st = statement(bom, v, f, ref, "", "")
+			case pkg == ref && version == "" && components[ref] == nil:
 				return nil, invalid(what, at, "ref %q names no package (%s): use a package URL, a BOM-Link whose fragment is one, or the bom-ref of a component of this document", ref, f.ID)
+			default:
+				st = statement(bom, v, f, ref, pkg, version)
 			}
-			out = append(out, *statement(bom, v, f, ref, pkg, version))
+			st.Artifact = digest
+			out = append(out, *st)
 		}
 	}
 	return out, nil
+}
+
+var sha256Hex = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+// artifactDigest is the sha256 digest a VEX document's subject gives, or "".
+func artifactDigest(c cdxComponent) string {
+	if p, err := packageurl.FromString(strings.TrimSpace(c.PURL)); err == nil && p.Type == "oci" {
+		if d := strings.ToLower(p.Version); strings.HasPrefix(d, "sha256:") && sha256Hex.MatchString(d[len("sha256:"):]) {
+			return d
+		}
+	}
+	for _, h := range c.Hashes {
+		if d := strings.ToLower(strings.TrimSpace(h.Content)); strings.EqualFold(h.Alg, "SHA-256") && sha256Hex.MatchString(d) {
+			return "sha256:" + d
+		}
+	}
+	return ""
 }
