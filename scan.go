@@ -117,8 +117,9 @@ type VEXStatement struct {
 // version unless the statement is about the whole product, or gives no
 // version) takes the statement's status. When several name it, one that
 // keeps the finding in the gates (exploitable, in_triage) wins over one
-// that takes it out: a statement that clears one copy does not clear
-// another. s itself is not modified.
+// that takes it out, and so does the report's own analysis when it keeps
+// the finding: a statement that clears one copy does not clear another.
+// s itself is not modified.
 func (s Scan) WithVEX(statements []VEXStatement) Scan {
 	if len(statements) == 0 {
 		return s
@@ -137,7 +138,8 @@ func (s Scan) WithVEX(statements []VEXStatement) Scan {
 				chosen = st
 			}
 		}
-		if chosen != nil {
+		kept := f.VEXStatus == VEXAffected || f.VEXStatus == VEXUnderInvestigation
+		if chosen != nil && !(kept && chosen.suppresses()) {
 			c := *chosen
 			f.VEXStatus, f.VEX = c.Status, &c
 		}

@@ -219,6 +219,13 @@ func TestVEXStatementThatKeepsAFindingWins(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The report's own analysis says exploitable: a VEX beside it does not
+	// clear it.
+	own := tollgate.Scan{Findings: []tollgate.Finding{{ID: "CVE-2020-25649", Package: "jackson-databind", Version: "2.10.0",
+		VEXStatus: tollgate.VEXAffected}}}
+	if f := own.WithVEX(cleared).Findings[0]; f.Suppressed() {
+		t.Errorf("a VEX beside the scan cleared what the scan's own analysis keeps: %+v", f)
+	}
 	scan := tollgate.Scan{Findings: []tollgate.Finding{{ID: "CVE-2020-25649", Package: "jackson-databind", Version: "2.10.0"}}}
 	for _, statements := range [][]tollgate.VEXStatement{
 		exploitable,
