@@ -14,6 +14,9 @@
 #                    "vex": {"document", "ref", "id", "affects", "state",
 #                            "justification"}?,
 #                    "cvss": {"score", "version", "vector", "source"}?,
+#                      (version and vector are "" when the score is the
+#                      report's own, e.g. source "sarif security-severity";
+#                      absent: no score, an unknown)
 #                    "epss": {"score", "percentile"}?}]}
 #   input.context.baseline: the scan of the last accepted release of the same
 #   project and environment, same shape plus "decision_id" (the decision that
