@@ -3,6 +3,8 @@ package rego
 import (
 	"testing"
 
+	"github.com/open-policy-agent/opa/v1/ast"
+
 	"github.com/tollgate/tollgate"
 )
 
@@ -67,5 +69,27 @@ func TestGateAppliesVEXAndListsSuppressed(t *testing.T) {
 	}
 	if store.decides != decided {
 		t.Error("a VEX without a scan was recorded")
+	}
+}
+
+// A policy's "suppressed" list must name each finding and its VEX status:
+// a policy cannot hide a finding without saying which and why. Anything
+// else is a policy_error.
+func TestDecodeDecisionSuppressed(t *testing.T) {
+	base := `{"status": "accepted", "reasons": [], "warnings": [], "project": "p", "pipeline": "x", "branch": "main", "environment": "production"`
+	for _, tt := range []struct {
+		suppressed string
+		ok         bool
+	}{
+		{`[]`, true},
+		{`[{"id": "CVE-1", "package": "p", "vex_status": "not_affected", "statement": {"id": "CVE-1", "state": "false_positive"}}]`, true},
+		{`[{"package": "p", "vex_status": "not_affected"}]`, false},
+		{`[{"id": "CVE-1", "package": "p"}]`, false},
+		{`"CVE-1"`, false},
+	} {
+		d, err := decodeDecision(ast.MustParseTerm(base + `, "suppressed": ` + tt.suppressed + `}`).Value)
+		if (err == nil) != tt.ok {
+			t.Errorf("suppressed %s: %+v, error %v", tt.suppressed, d.Suppressed, err)
+		}
 	}
 }
