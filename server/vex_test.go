@@ -203,3 +203,23 @@ func TestVEXOfAnotherArtifactIsRefused(t *testing.T) {
 	}
 	checkSuppressed(t, d)
 }
+
+// A stored scan keeps what the gates need of each finding: the report's
+// own score, and the statement of the report's own VEX analysis.
+func TestStoredScanKeepsReportedScoresAndStatements(t *testing.T) {
+	f := newFixture(t)
+	for _, tt := range []struct{ format, file, field string }{
+		{"sarif", "real/trivy-alpine-310.sarif", "reported_score"},
+		{"cyclonedx", "cyclonedx-vex-1.5.json", "vex"},
+	} {
+		code, d := f.post("/v1/scans", `{"project": "service-api", "artifact": "`+artifact+`", "scan": {"format": "`+tt.format+`", "report": `+f.report(tt.file)+`}}`)
+		if code != http.StatusCreated {
+			t.Fatalf("POST /v1/scans %s: %d %v", tt.file, code, d)
+		}
+		_, got := f.do(http.MethodGet, "/v1/scans/"+d["scan_id"].(string), "", "")
+		finding := got["scan"].(map[string]any)["findings"].([]any)[0].(map[string]any)
+		if finding[tt.field] == nil {
+			t.Errorf("%s: the stored finding lost its %s: %v", tt.file, tt.field, finding)
+		}
+	}
+}
