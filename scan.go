@@ -2,6 +2,8 @@ package tollgate
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -33,6 +35,22 @@ type Finding struct {
 	Severity     Severity     `json:"severity"`                // the scanner's own rating
 	CVSS         []CVSSVector `json:"cvss,omitempty"`          // every vector the report carries
 	VEXStatus    VEXStatus    `json:"vex_status,omitempty"`    // from a VEX statement, if any
+	// VEX is the CycloneDX statement that set VEXStatus, when one did
+	// (the report's own analysis, or a VEX document sent beside it).
+	VEX *VEXStatement `json:"vex,omitempty"`
+	// Reported is the score the report itself gives, kept only when the
+	// report carries no CVSS vector tollgate can score (SARIF's
+	// security-severity, Grype's baseScore, a CycloneDX rating's score):
+	// the gates use it after the vectors and before counting the finding
+	// as unknown.
+	Reported *ReportedScore `json:"reported_score,omitempty"`
+}
+
+// ReportedScore is a 0–10 score as a report states it, with where it is
+// written, for the findings whose vectors cannot be scored.
+type ReportedScore struct {
+	Score  float64 `json:"score"`
+	Source string  `json:"source"` // "sarif security-severity", "grype cvss 3.0 baseScore"…
 }
 
 // Severity is a scanner's rating, normalised to lower case.
@@ -65,6 +83,106 @@ const (
 	VEXFixed              VEXStatus = "fixed"
 	VEXUnderInvestigation VEXStatus = "under_investigation"
 )
+
+// Suppressed reports whether a VEX statement takes f out of the security
+// gates: the vendor declares it not_affected (CycloneDX not_affected or
+// false_positive) or fixed (resolved).
+func (f Finding) Suppressed() bool {
+	return f.VEXStatus == VEXNotAffected || f.VEXStatus == VEXFixed
+}
+
+// VEXStatement is one CycloneDX VEX statement (a vulnerability's analysis)
+// about one affected component: a package, or the whole product the VEX
+// document describes (Package empty).
+type VEXStatement struct {
+	Document      string    `json:"document,omitempty"` // the VEX BOM's serialNumber/version, when it has one
+	Ref           string    `json:"ref,omitempty"`      // the vulnerability's bom-ref in it
+	ID            string    `json:"id"`                 // the vulnerability: CVE-…, GHSA-…
+	Aliases       []string  `json:"aliases,omitempty"`  // its references[].id
+	Affects       string    `json:"affects"`            // the affects[].ref, as written
+	Package       string    `json:"package,omitempty"`  // empty: the whole product
+	Version       string    `json:"version,omitempty"`  // empty: every version
+	State         string    `json:"state"`              // analysis.state as written: not_affected, false_positive…
+	Status        VEXStatus `json:"status,omitempty"`   // State, normalised
+	Justification string    `json:"justification,omitempty"`
+	Detail        string    `json:"detail,omitempty"`
+	// Artifact is the digest (sha256:…) of the product the VEX document
+	// describes, when its metadata.component gives one (an OCI package
+	// URL, or a SHA-256 hash): a stored scan of another artifact refuses it.
+	Artifact string `json:"artifact,omitempty"`
+}
+
+// WithVEX returns s with the statements applied: a finding that a
+// statement names (same vulnerability ID or alias, and same package and
+// version unless the statement is about the whole product, or gives no
+// version) takes the statement's status. When several name it, one that
+// keeps the finding in the gates (exploitable, in_triage) wins over one
+// that takes it out, and so does the report's own analysis when it keeps
+// the finding: a statement that clears one copy does not clear another.
+// s itself is not modified.
+func (s Scan) WithVEX(statements []VEXStatement) Scan {
+	if len(statements) == 0 {
+		return s
+	}
+	out := s
+	out.Findings = slices.Clone(s.Findings)
+	for i := range out.Findings {
+		f := &out.Findings[i]
+		var chosen *VEXStatement
+		for j := range statements {
+			st := &statements[j]
+			if !st.names(*f) {
+				continue
+			}
+			if chosen == nil || (chosen.suppresses() && !st.suppresses()) {
+				chosen = st
+			}
+		}
+		kept := f.VEXStatus == VEXAffected || f.VEXStatus == VEXUnderInvestigation
+		if chosen != nil && !(kept && chosen.suppresses()) {
+			c := *chosen
+			f.VEXStatus, f.VEX = c.Status, &c
+		}
+	}
+	return out
+}
+
+func (st VEXStatement) suppresses() bool { return st.Status == VEXNotAffected || st.Status == VEXFixed }
+
+// names reports whether st is about f. Package names are compared as
+// scanners write them: "group/name" (CycloneDX, package URLs),
+// "group:name" (Trivy's Java packages) or the bare name (Grype).
+func (st VEXStatement) names(f Finding) bool {
+	ids := append([]string{st.ID}, st.Aliases...)
+	match := false
+	for _, id := range append([]string{f.ID}, f.Aliases...) {
+		if slices.ContainsFunc(ids, func(s string) bool { return strings.EqualFold(s, id) }) {
+			match = true
+			break
+		}
+	}
+	if !match || st.Package == "" {
+		return match
+	}
+	if st.Version != "" && st.Version != f.Version {
+		return false
+	}
+	names := []string{st.Package, strings.ReplaceAll(st.Package, "/", ":")}
+	if i := strings.LastIndexByte(st.Package, '/'); i >= 0 {
+		names = append(names, st.Package[i+1:])
+	}
+	return slices.Contains(names, f.Package)
+}
+
+// Suppression is a finding a VEX statement took out of the security gates,
+// as a decision lists it in "suppressed".
+type Suppression struct {
+	ID        string        `json:"id"`
+	Package   string        `json:"package"`
+	Version   string        `json:"version,omitempty"`
+	VEXStatus VEXStatus     `json:"vex_status"`
+	Statement *VEXStatement `json:"statement,omitempty"` // nil when the scanner applied the VEX itself (Trivy, Grype)
+}
 
 // ScoreReceipt says how a CVSS base score was obtained, so that anyone can
 // check it: the vector, its version, the computed score and its source.

@@ -185,6 +185,9 @@ type Decision struct {
 	Simulated      bool      `json:"simulated,omitempty"`
 	// IncidentID is the incident that was on when the decision was made.
 	IncidentID string `json:"incident_id,omitempty"`
+	// Suppressed are the findings of the release's scan that a VEX
+	// statement took out of the security gates (not_affected, fixed).
+	Suppressed []Suppression `json:"suppressed,omitempty"`
 	// Findings is a simulation's per-finding breakdown of the scan, if any.
 	Findings []FindingRisk `json:"findings,omitempty"`
 	// Explain is how a simulation asked to explain itself got its answer:

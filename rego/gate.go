@@ -63,6 +63,9 @@ type ControlSource interface {
 type ScanSource struct {
 	Report *tollgate.Scan
 	ID     string
+	// VEX are the statements of a VEX document sent beside the scan,
+	// applied to it (tollgate.Scan.WithVEX) whichever way it came.
+	VEX []tollgate.VEXStatement
 }
 
 // evidence is what an evaluation reads before it decides: the scan, the
@@ -121,7 +124,17 @@ func (g *Gate) gatherScan(ctx context.Context, ev *evidence, r tollgate.Request,
 		}
 		ev.scan, ev.stored = &stored.Scan, &stored
 	default:
+		if len(src.VEX) > 0 {
+			return tollgate.Errorf(tollgate.EInvalid, "vex applies to a scan: send it with scan or scan_id")
+		}
 		return nil
+	}
+	if len(src.VEX) > 0 {
+		if err := sameArtifact(ev.stored, src.VEX); err != nil {
+			return err
+		}
+		withVEX := ev.scan.WithVEX(src.VEX)
+		ev.scan = &withVEX
 	}
 	if g.EPSS != nil {
 		var cves []string
@@ -139,6 +152,21 @@ func (g *Gate) gatherScan(ctx context.Context, ev *evidence, r tollgate.Request,
 		var err error
 		if ev.baseline, err = g.Scans.Baseline(ctx, ev.project, r.Metadata.Environment); err != nil {
 			return fmt.Errorf("drift baseline: %w", err)
+		}
+	}
+	return nil
+}
+
+// sameArtifact refuses a VEX document about another artifact than the
+// stored scan it is applied to, when both name their digest.
+func sameArtifact(stored *tollgate.StoredScan, statements []tollgate.VEXStatement) error {
+	if stored == nil || stored.Artifact == "" {
+		return nil
+	}
+	for _, st := range statements {
+		if st.Artifact != "" && !strings.EqualFold(st.Artifact, stored.Artifact) {
+			return tollgate.Errorf(tollgate.EInvalid, "vex: the document is about artifact %s, and scan %s is of artifact %s",
+				st.Artifact, stored.ID, stored.Artifact)
 		}
 	}
 	return nil
@@ -184,6 +212,9 @@ func (g *Gate) context(now time.Time, ev evidence) tollgate.Context {
 		r.Findings[i].Finding = f
 		if receipt, ok := g.Score(f.CVSS); ok {
 			r.Findings[i].Score = &receipt
+		} else if f.Reported != nil {
+			// No vector to score: the report's own score, named as such.
+			r.Findings[i].Score = &tollgate.ScoreReceipt{Score: f.Reported.Score, Source: f.Reported.Source}
 		}
 		r.Findings[i].EPSS = findingEPSS(f, ev.epss)
 	}

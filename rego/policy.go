@@ -2,6 +2,7 @@ package rego
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -248,6 +249,7 @@ var (
 	kBaseline            = ast.StringTerm("baseline")
 	kReasons, kWarnings  = ast.StringTerm("reasons"), ast.StringTerm("warnings")
 	kWaived, kIncidentID = ast.StringTerm("waived"), ast.StringTerm("incident_id")
+	kSuppressed          = ast.StringTerm("suppressed")
 	kExceptionID         = ast.StringTerm("exception_id")
 	kProject             = ast.StringTerm("project")
 	kCode, kMessage      = ast.StringTerm("code"), ast.StringTerm("message")
@@ -392,6 +394,16 @@ func scanValue(r *tollgate.Release) ast.Object {
 			ast.Item(ast.StringTerm("severity"), ast.StringTerm(string(f.Severity))),
 			ast.Item(ast.StringTerm("vex_status"), ast.StringTerm(string(f.VEXStatus))),
 		)
+		if f.VEX != nil {
+			obj.Insert(ast.StringTerm("vex"), ast.ObjectTerm(
+				ast.Item(ast.StringTerm("document"), ast.StringTerm(f.VEX.Document)),
+				ast.Item(ast.StringTerm("ref"), ast.StringTerm(f.VEX.Ref)),
+				ast.Item(ast.StringTerm("id"), ast.StringTerm(f.VEX.ID)),
+				ast.Item(ast.StringTerm("affects"), ast.StringTerm(f.VEX.Affects)),
+				ast.Item(ast.StringTerm("state"), ast.StringTerm(f.VEX.State)),
+				ast.Item(ast.StringTerm("justification"), ast.StringTerm(f.VEX.Justification)),
+			))
+		}
 		if f.Score != nil {
 			obj.Insert(ast.StringTerm("cvss"), ast.ObjectTerm(
 				ast.Item(ast.StringTerm("score"), ast.FloatNumberTerm(f.Score.Score)),
@@ -463,6 +475,11 @@ func decodeDecision(v ast.Value) (tollgate.Decision, error) {
 			d.Waived = nil
 		}
 	}
+	if t := obj.Get(kSuppressed); t != nil {
+		if d.Suppressed, err = decodeSuppressed(t.Value); err != nil {
+			return d, err
+		}
+	}
 	if t := obj.Get(kIncidentID); t != nil {
 		id, ok := t.Value.(ast.String)
 		if !ok || id == "" {
@@ -479,6 +496,33 @@ func decodeDecision(v ast.Value) (tollgate.Decision, error) {
 		return d, fmt.Errorf("status: want \"accepted\" or \"refused\", got %q", d.Status)
 	}
 	return d, nil
+}
+
+// decodeSuppressed reads the decision's "suppressed" findings: each names
+// its finding and the VEX status that took it out of the gates, so that a
+// policy cannot hide a finding without saying which and why.
+func decodeSuppressed(v ast.Value) ([]tollgate.Suppression, error) {
+	raw, err := ast.JSON(v)
+	if err != nil {
+		return nil, fmt.Errorf("suppressed: %w", err)
+	}
+	data, err := json.Marshal(raw)
+	if err != nil {
+		return nil, fmt.Errorf("suppressed: %w", err)
+	}
+	var list []tollgate.Suppression
+	if err := json.Unmarshal(data, &list); err != nil {
+		return nil, fmt.Errorf("suppressed: want an array of {id, package, version, vex_status, statement}: %w", err)
+	}
+	for i, s := range list {
+		if s.ID == "" || s.VEXStatus == "" {
+			return nil, fmt.Errorf("suppressed[%d]: a suppressed finding must name its id and vex_status", i)
+		}
+	}
+	if len(list) == 0 {
+		return nil, nil
+	}
+	return list, nil
 }
 
 func valueOf(obj ast.Object, key *ast.Term) ast.Value {

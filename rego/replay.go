@@ -191,8 +191,8 @@ func ReplayRecord(ctx context.Context, bundles tollgate.BundleStore, rec tollgat
 }
 
 // Compare lists the fields in which two decisions on the same request
-// differ: status, reasons, warnings, waived reasons, project, incident and
-// bundle revision. Nil and empty lists are the same.
+// differ: status, reasons, warnings, waived reasons, suppressed findings,
+// project, incident and bundle revision. Nil and empty lists are the same.
 func Compare(recorded, replayed tollgate.Decision) []Difference {
 	diffs := []Difference{}
 	add := func(field string, a, b any) {
@@ -204,6 +204,9 @@ func Compare(recorded, replayed tollgate.Decision) []Difference {
 	add("reasons", nonNilReasons(recorded.Reasons), nonNilReasons(replayed.Reasons))
 	add("warnings", nonNilReasons(recorded.Warnings), nonNilReasons(replayed.Warnings))
 	add("waived", nonNilReasons(recorded.Waived), nonNilReasons(replayed.Waived))
+	if len(recorded.Suppressed) > 0 || len(replayed.Suppressed) > 0 {
+		add("suppressed", recorded.Suppressed, replayed.Suppressed)
+	}
 	add("project", recorded.Project, replayed.Project)
 	add("incident_id", recorded.IncidentID, replayed.IncidentID)
 	add("bundle_revision", recorded.BundleRevision, replayed.BundleRevision)

@@ -56,6 +56,7 @@ func decodeEvaluation(body []byte) (tollgate.Request, rego.ScanSource, error) {
 		tollgate.Request
 		Scan   *scanBody `json:"scan"`
 		ScanID string    `json:"scan_id"`
+		VEX    *scanBody `json:"vex"`
 	}
 	if err := tollgate.DecodeStrict(body, &e); err != nil {
 		return tollgate.Request{}, rego.ScanSource{}, err
@@ -63,12 +64,13 @@ func decodeEvaluation(body []byte) (tollgate.Request, rego.ScanSource, error) {
 	if err := e.Request.Validate(); err != nil {
 		return tollgate.Request{}, rego.ScanSource{}, err
 	}
-	src, err := scanSource(e.Scan, e.ScanID)
+	src, err := scanSource(e.Scan, e.ScanID, e.VEX)
 	return e.Request, src, err
 }
 
-// scanSource is the scan a request names: a report or a stored scan's ID.
-func scanSource(b *scanBody, id string) (rego.ScanSource, error) {
+// scanSource is the scan a request names: a report or a stored scan's ID,
+// with the VEX document sent beside it, if any.
+func scanSource(b *scanBody, id string, vex *scanBody) (rego.ScanSource, error) {
 	if b != nil && id != "" {
 		return rego.ScanSource{}, tollgate.Errorf(tollgate.EInvalid, "send either scan or scan_id, not both")
 	}
@@ -79,7 +81,30 @@ func scanSource(b *scanBody, id string) (rego.ScanSource, error) {
 	if err != nil {
 		return rego.ScanSource{}, err
 	}
-	return rego.ScanSource{Report: scan, ID: id}, nil
+	statements, err := parseVEX(vex)
+	if err != nil {
+		return rego.ScanSource{}, err
+	}
+	if statements != nil && b == nil && id == "" {
+		return rego.ScanSource{}, tollgate.Errorf(tollgate.EInvalid, "vex applies to a scan: send it with scan or scan_id")
+	}
+	return rego.ScanSource{Report: scan, ID: id, VEX: statements}, nil
+}
+
+// parseVEX reads the optional "vex" of an evaluation: {"format":
+// "cyclonedx", "report": <the VEX document>}.
+func parseVEX(b *scanBody) ([]tollgate.VEXStatement, error) {
+	if b == nil {
+		return nil, nil
+	}
+	if len(b.Report) == 0 || string(b.Report) == "null" {
+		return nil, tollgate.Errorf(tollgate.EInvalid, `vex.report is required: {"format": "cyclonedx", "report": <the CycloneDX VEX document>}`)
+	}
+	statements, err := scans.ParseVEX(b.Format, b.Report)
+	if err != nil {
+		return nil, tollgate.Errorf(tollgate.EInvalid, "vex: %v", err)
+	}
+	return statements, nil
 }
 
 func parseScan(b *scanBody) (*tollgate.Scan, error) {
@@ -101,6 +126,7 @@ type simulateBody struct {
 	Input   json.RawMessage `json:"input"`
 	Scan    *scanBody       `json:"scan"`
 	ScanID  string          `json:"scan_id"`
+	VEX     *scanBody       `json:"vex"`
 	At      string          `json:"at"`
 	Context *struct {
 		Cooldown *struct {
@@ -134,7 +160,7 @@ func (s *Server) simulate(c echo.Context) error {
 	if err != nil {
 		return tollgate.Errorf(tollgate.EInvalid, "input: %v", err)
 	}
-	scan, err := scanSource(sb.Scan, sb.ScanID)
+	scan, err := scanSource(sb.Scan, sb.ScanID, sb.VEX)
 	if err != nil {
 		return err
 	}

@@ -460,6 +460,8 @@ func TestScanGatesOverHTTP(t *testing.T) {
 	for _, item := range breakdown {
 		f := item.(map[string]any)
 		switch {
+		case (f["vex_status"] == "not_affected" || f["vex_status"] == "fixed") && f["risk"] == nil:
+			// suppressed by VEX: out of the gates, so no risk
 		case f["score"] != nil && f["risk"] != nil:
 			scored++
 			if f["score"].(map[string]any)["vector"] == "" {

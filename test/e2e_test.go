@@ -845,6 +845,38 @@ func TestCheckCommand(t *testing.T) {
 			t.Errorf("--json printed %q", stdout)
 		}
 	})
+	t.Run("--scan with --vex", func(t *testing.T) {
+		// A Grype report of jackson-databind 2.10.0 and CycloneDX's own VEX
+		// example, which declares it not_affected by CVE-2020-25649.
+		scan := filepath.Join(t.TempDir(), "grype.json")
+		if err := os.WriteFile(scan, []byte(`{"matches": [{"vulnerability": {"id": "CVE-2020-25649", "severity": "High"},
+			"artifact": {"name": "jackson-databind", "version": "2.10.0"}}], "descriptor": {"name": "grype"}}`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		vex := filepath.Join("..", "adapters", "scans", "testdata", "real", "cyclonedx-vex.json")
+		args := append(append([]string{"check", "--json", "--scan", scan, "--scan-format", "grype", "--vex", vex}, server...), flags("main")...)
+		code, stdout, stderr := runTollgate(t, nil, nil, args...)
+		if code != 0 {
+			t.Fatalf("exit %d, stdout %q, stderr %q; want 0", code, stdout, stderr)
+		}
+		var d struct {
+			Suppressed []struct {
+				ID        string `json:"id"`
+				VEXStatus string `json:"vex_status"`
+			} `json:"suppressed"`
+		}
+		if err := json.Unmarshal([]byte(stdout), &d); err != nil || len(d.Suppressed) != 1 || d.Suppressed[0].ID != "CVE-2020-25649" || d.Suppressed[0].VEXStatus != "not_affected" {
+			t.Fatalf("the answer does not list the suppressed finding: %q (%v)", stdout, err)
+		}
+		// Without a scan, --vex is a usage error; a file that is no VEX, a 400.
+		if code, _, stderr := runTollgate(t, nil, nil, append(append([]string{"check", "--vex", vex}, server...), flags("main")...)...); code != 2 || !strings.Contains(stderr, "--vex applies to a scan") {
+			t.Fatalf("--vex without a scan: exit %d, stderr %q", code, stderr)
+		}
+		args = append(append([]string{"check", "--scan", scan, "--scan-format", "grype", "--vex", scan}, server...), flags("main")...)
+		if code, _, stderr := runTollgate(t, nil, nil, args...); code != 2 || !strings.Contains(stderr, "HTTP 400") {
+			t.Fatalf("a Grype report as --vex: exit %d, stderr %q", code, stderr)
+		}
+	})
 	t.Run("bad request", func(t *testing.T) {
 		code, stdout, stderr := runTollgate(t, nil, []byte(`{"repository": 1}`), append([]string{"check"}, server...)...)
 		if code != 2 || !strings.Contains(stderr, "HTTP 400") {
@@ -858,8 +890,8 @@ func TestCheckCommand(t *testing.T) {
 			t.Fatalf("exit %d, stdout %q, stderr %q; want 2 and no decision", code, stdout, stderr)
 		}
 	})
-	if all := s.allDecisions(t, ""); len(all) != 4 {
-		t.Errorf("history holds %d decisions, want the 4 checks that reached a decision", len(all))
+	if all := s.allDecisions(t, ""); len(all) != 5 {
+		t.Errorf("history holds %d decisions, want the 5 checks that reached a decision", len(all))
 	}
 	s.stop(t)
 }

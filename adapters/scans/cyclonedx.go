@@ -17,9 +17,11 @@ import (
 // --scanners vuln, grype -o cyclonedx-json, Dependency-Track), or a VEX
 // document whose affects refs point into another BOM.
 type cdxBOM struct {
-	BOMFormat   *string `json:"bomFormat"`
-	SpecVersion string  `json:"specVersion"`
-	Metadata    struct {
+	BOMFormat    *string         `json:"bomFormat"`
+	SpecVersion  string          `json:"specVersion"`
+	SerialNumber string          `json:"serialNumber"`
+	Version      json.RawMessage `json:"version"` // an integer; read only to name the BOM
+	Metadata     struct {
 		Tools     json.RawMessage `json:"tools"`
 		Component *cdxComponent   `json:"component"`
 	} `json:"metadata"`
@@ -28,12 +30,16 @@ type cdxBOM struct {
 }
 
 type cdxComponent struct {
-	BOMRef     string         `json:"bom-ref"`
-	Type       string         `json:"type"`
-	Group      string         `json:"group"`
-	Name       string         `json:"name"`
-	Version    string         `json:"version"`
-	PURL       string         `json:"purl"`
+	BOMRef  string `json:"bom-ref"`
+	Type    string `json:"type"`
+	Group   string `json:"group"`
+	Name    string `json:"name"`
+	Version string `json:"version"`
+	PURL    string `json:"purl"`
+	Hashes  []struct {
+		Alg     string `json:"alg"`
+		Content string `json:"content"`
+	} `json:"hashes"`
 	Components []cdxComponent `json:"components"`
 }
 
@@ -42,6 +48,7 @@ type cdxSource struct {
 }
 
 type cdxVulnerability struct {
+	BOMRef     string     `json:"bom-ref"`
 	ID         string     `json:"id"`
 	Source     *cdxSource `json:"source"`
 	References []struct {
@@ -49,7 +56,9 @@ type cdxVulnerability struct {
 	} `json:"references"`
 	Ratings  []cdxRating `json:"ratings"`
 	Analysis *struct {
-		State string `json:"state"`
+		State         string `json:"state"`
+		Justification string `json:"justification"`
+		Detail        string `json:"detail"`
 	} `json:"analysis"`
 	Affects []struct {
 		Ref string `json:"ref"`
@@ -94,7 +103,8 @@ var cdxMethodVersion = map[string]string{
 //     rating has one, the CVSS band of the highest score; else unknown.
 //   - CVSS: the vectors of CVSSv4, CVSSv31 and CVSSv3 ratings (with the
 //     version prefix added when the tool left it out), each with its
-//     rating's source, or the vulnerability's.
+//     rating's source, or the vulnerability's. When none can be read, the
+//     highest score of those ratings is the reported score.
 //   - aliases: references[].id. VEX: analysis.state, mapped as resolved →
 //     fixed, exploitable → affected, in_triage → under_investigation,
 //     not_affected and false_positive → not_affected.
@@ -138,6 +148,9 @@ func parseCycloneDX(report []byte) (tollgate.Scan, error) {
 			return tollgate.Scan{}, err
 		}
 		if len(v.Affects) == 0 {
+			if f.VEXStatus != "" {
+				f.VEX = statement(bom, v, f, "", "", "")
+			}
 			b.add(f)
 			continue
 		}
@@ -148,6 +161,9 @@ func parseCycloneDX(report []byte) (tollgate.Scan, error) {
 			}
 			g := f
 			g.Package, g.Version = affected(components, ref)
+			if g.VEXStatus != "" {
+				g.VEX = statement(bom, v, g, ref, g.Package, g.Version)
+			}
 			b.add(g)
 		}
 	}
@@ -269,6 +285,7 @@ func cdxFinding(v cdxVulnerability, where string) (tollgate.Finding, error) {
 	}
 
 	best, maxScore, scored := tollgate.SeverityUnknown, 0.0, false
+	var reported *tollgate.ReportedScore
 	for j, r := range v.Ratings {
 		at := fmt.Sprintf("%s.ratings[%d]", where, j)
 		sev, ok := severity(r.Severity)
@@ -290,6 +307,9 @@ func cdxFinding(v cdxVulnerability, where string) (tollgate.Finding, error) {
 		if !known && r.Method != "" {
 			continue // CVSSv2, OWASP, SSVC, other
 		}
+		if known && r.Score != nil && (reported == nil || *r.Score > reported.Score) {
+			reported = &tollgate.ReportedScore{Score: *r.Score, Source: "cyclonedx " + r.Method + " rating"}
+		}
 		if vec, ok := cvssVector(r.Vector, version); ok {
 			src := vulnSource
 			if r.Source != nil && r.Source.Name != "" {
@@ -297,6 +317,9 @@ func cdxFinding(v cdxVulnerability, where string) (tollgate.Finding, error) {
 			}
 			f.CVSS = append(f.CVSS, tollgate.CVSSVector{Vector: vec, Source: source(src)})
 		}
+	}
+	if len(f.CVSS) == 0 {
+		f.Reported = reported
 	}
 	f.Severity = best
 	if best == tollgate.SeverityUnknown && scored {
@@ -311,4 +334,30 @@ func cdxFinding(v cdxVulnerability, where string) (tollgate.Finding, error) {
 		f.VEXStatus = status
 	}
 	return f, nil
+}
+
+// statement is the VEX statement of v's analysis about one affected
+// component, for the findings it sets the status of.
+func statement(bom cdxBOM, v cdxVulnerability, f tollgate.Finding, ref, pkg, version string) *tollgate.VEXStatement {
+	return &tollgate.VEXStatement{
+		Document: document(bom), Ref: strings.TrimSpace(v.BOMRef), ID: f.ID, Aliases: f.Aliases,
+		Affects: ref, Package: pkg, Version: version,
+		State: v.Analysis.State, Status: f.VEXStatus,
+		Justification: strings.TrimSpace(v.Analysis.Justification), Detail: strings.TrimSpace(v.Analysis.Detail),
+	}
+}
+
+// document names a BOM as a BOM-Link does: serialNumber/version, or
+// nothing when it has no serial number.
+func document(bom cdxBOM) string {
+	serial := strings.TrimSpace(bom.SerialNumber)
+	if serial == "" {
+		return ""
+	}
+	serial = strings.TrimPrefix(serial, "urn:uuid:")
+	var version int
+	if json.Unmarshal(bom.Version, &version) == nil {
+		return fmt.Sprintf("urn:cdx:%s/%d", serial, version)
+	}
+	return "urn:cdx:" + serial
 }

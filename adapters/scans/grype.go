@@ -48,6 +48,9 @@ type grypeCVSS struct {
 	Source  string `json:"source"` // since v0.80: nvd@nist.gov, security-advisories@github.com…
 	Version string `json:"version"`
 	Vector  string `json:"vector"`
+	Metrics struct {
+		BaseScore *float64 `json:"baseScore"`
+	} `json:"metrics"`
 }
 
 type grypeIgnoredMatch struct {
@@ -151,6 +154,9 @@ func grypeFinding(m grypeMatch, where string, b *builder) (tollgate.Finding, err
 		f.Aliases = append(f.Aliases, id)
 		f.CVSS = grypeVectors(r, f.CVSS)
 	}
+	if len(f.CVSS) == 0 {
+		f.Reported = grypeReported(append([]grypeVulnerability{v.grypeVulnerability}, m.RelatedVulnerabilities...))
+	}
 	var fixed []string
 	for _, version := range v.Fix.Versions {
 		if version = strings.TrimSpace(version); version != "" {
@@ -187,4 +193,22 @@ func namespaceSource(namespace string) string {
 		return "ghsa"
 	}
 	return first // nvd, debian, ubuntu, alpine, redhat…
+}
+
+// grypeReported is the highest v3/v4 baseScore of records, or nil.
+func grypeReported(records []grypeVulnerability) *tollgate.ReportedScore {
+	var best *tollgate.ReportedScore
+	for _, r := range records {
+		for _, c := range r.CVSS {
+			version := strings.TrimSpace(c.Version)
+			score := c.Metrics.BaseScore
+			if !strings.HasPrefix(version, "3") && !strings.HasPrefix(version, "4") || score == nil || !validScore(*score) {
+				continue
+			}
+			if best == nil || *score > best.Score {
+				best = &tollgate.ReportedScore{Score: *score, Source: "grype cvss " + version + " baseScore"}
+			}
+		}
+	}
+	return best
 }

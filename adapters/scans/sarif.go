@@ -35,6 +35,7 @@ type sarifComponent struct {
 
 type sarifRule struct {
 	ID         string          `json:"id"`
+	Name       string          `json:"name"`
 	Help       sarifMessage    `json:"help"`
 	Properties sarifProperties `json:"properties"`
 }
@@ -80,18 +81,25 @@ type sarifResult struct {
 // CodeQL and most code scanners write them. SARIF has no vulnerability or
 // package fields, so:
 //
-//   - Only security results are findings: those whose rule or result has a
-//     security-severity or a "security" tag — not code-quality results, nor
-//     results tagged "license" (Trivy tags its licence checks "security"
-//     too). Results of kind pass/informational/… and results whose
-//     baselineState is "absent" (gone since the baseline) are skipped.
-//     Suppressions are not honoured: some scanners mark every result
-//     suppressed, and a gate must not fail open on that.
+//   - A result is a finding when it names a vulnerability — a CVE or GHSA
+//     id in its rule id, rule name, tags, message or the rule's help, a
+//     "vulnerability" tag, or any result of a vulnerability scanner's run
+//     (Trivy, Grype, Anchore) — or when it is a security result: its rule
+//     or itself has a security-severity or a "security" tag. Other results
+//     are code-quality results (a CodeQL maintainability note): the
+//     security gates judge vulnerabilities, and the tool itself does not
+//     call these security issues, so they are not findings. Results tagged
+//     "license" (Trivy tags its licence checks "security" too), results of
+//     kind pass/informational/… and results whose baselineState is "absent"
+//     (gone since the baseline) are skipped. Suppressions are not honoured:
+//     some scanners mark every result suppressed, and a gate must not fail
+//     open on that.
 //   - id: the vulnerability id of the "Vulnerability CVE-…" line Trivy and
 //     Grype write in the message or the rule's help; else the one the rule
-//     id starts with (Grype: "CVE-2021-44228-log4j-core"); else the rule id
-//     ("js/sql-injection"). The same rule in the same file is one finding,
-//     however many lines it flags.
+//     id starts with (Grype: "CVE-2021-44228-log4j-core"); else the first
+//     CVE or GHSA id of the rule name, tags, message or help; else the rule
+//     id ("js/sql-injection"). The same rule in the same file is one
+//     finding, however many lines it flags.
 //   - package, version, fixed version: the "Package:", "Installed Version:"
 //     or "Version:", and "Fixed Version:" or "Fix Version:" lines Trivy and
 //     Grype write in the message or the rule's help; else the package is the
@@ -103,8 +111,13 @@ type sarifResult struct {
 //     So a Debian "negligible" that NVD scores 9.8 stays negligible, as in
 //     the scanner's JSON report.
 //   - CVSS: the vectors Trivy adds as rule properties, without a source
-//     (SARIF does not say which). Other tools give no vector: their findings
-//     have a severity and no CVSS score.
+//     (SARIF does not say which).
+//   - score, when there is no vector: the security-severity (the result's,
+//     else its rule's), GitHub code scanning's 0–10 convention, as the
+//     finding's reported score. Not when the scanner rates the finding
+//     "unknown" and the security-severity is 0: Grype and Trivy write 0.0
+//     when they know nothing, which is no score. A finding without either
+//     is an unknown for the gates.
 //
 // Unidentified: packages named by a "Package:" line with no version.
 func parseSARIF(report []byte) (tollgate.Scan, error) {
@@ -180,9 +193,9 @@ func sarifFinding(run *sarifRun, r sarifResult, where string, b *builder) (tollg
 		return f, false, invalid(format, where, "ruleId is missing")
 	}
 	var ruleProps sarifProperties
-	var help string
+	var help, ruleName string
 	if rule != nil {
-		ruleProps, help = rule.Properties, rule.Help.Text
+		ruleProps, help, ruleName = rule.Properties, rule.Help.Text, rule.Name
 	}
 
 	tags := append(append([]string{}, r.Properties.Tags...), ruleProps.Tags...)
@@ -195,20 +208,27 @@ func sarifFinding(run *sarifRun, r sarifResult, where string, b *builder) (tollg
 			return f, false, invalid(format, where, "the rule %s: properties.security-severity %v", ruleID, err)
 		}
 	}
-	if hasTag(tags, "license") || !(hasScore || hasTag(tags, "security")) {
+	if hasTag(tags, "license") {
 		return f, false, nil
 	}
-
 	fields := textFields(r.Message.Text)
 	for k, v := range textFields(help) {
 		if _, ok := fields[k]; !ok {
 			fields[k] = v
 		}
 	}
-	f.ID = fields["id"]
-	if f.ID == "" {
-		f.ID = vulnIDPrefix.FindString(ruleID)
+	named := fields["id"]
+	if named == "" {
+		named = vulnIDPrefix.FindString(ruleID)
 	}
+	if named == "" {
+		named = vulnIDIn(append([]string{ruleName, r.Message.Text, help}, tags...)...)
+	}
+	vulnerability := named != "" || hasTag(tags, "vulnerability") || vulnScanner(run.Tool.Driver.Name)
+	if !vulnerability && !hasScore && !hasTag(tags, "security") {
+		return f, false, nil // a code-quality result
+	}
+	f.ID = named
 	if f.ID == "" {
 		f.ID = ruleID
 	}
@@ -236,7 +256,39 @@ func sarifFinding(run *sarifRun, r sarifResult, where string, b *builder) (tollg
 			}
 		}
 	}
+	if len(f.CVSS) == 0 && hasScore && !(f.Severity == tollgate.SeverityUnknown && score == 0) {
+		f.Reported = &tollgate.ReportedScore{Score: score, Source: "sarif security-severity"}
+	}
 	return f, true, nil
+}
+
+// vulnIDAnywhere finds a CVE or GHSA id in free text.
+var vulnIDAnywhere = regexp.MustCompile(`(?i)\b(CVE-[0-9]{4}-[0-9]{4,}|GHSA(-[23456789cfghjmpqrvwx]{4}){3})\b`)
+
+// vulnIDIn is the first CVE or GHSA id in texts, CVE ids upper case.
+func vulnIDIn(texts ...string) string {
+	for _, t := range texts {
+		if id := vulnIDAnywhere.FindString(t); id != "" {
+			if strings.HasPrefix(strings.ToUpper(id), "CVE-") {
+				return strings.ToUpper(id)
+			}
+			return "GHSA" + id[4:]
+		}
+	}
+	return ""
+}
+
+// vulnScanner reports whether a SARIF driver is a vulnerability scanner,
+// every result of which is about a vulnerability, even one that carries
+// no id tollgate recognises.
+func vulnScanner(driver string) bool {
+	d := strings.ToLower(driver)
+	for _, name := range []string{"trivy", "grype", "anchore"} {
+		if strings.Contains(d, name) {
+			return true
+		}
+	}
+	return false
 }
 
 // rule finds a result's rule: by index (in the driver, or in the tool

@@ -18,9 +18,15 @@
 //     rating tollgate does not know is an error, not a guess.
 //   - CVSS: every v3.0, v3.1 and v4.0 vector the report carries is kept
 //     with its source ("nvd", "ghsa", "redhat"…, lower case). CVSS v2
-//     vectors are dropped: the gates score v3/v4 only. The report's own
-//     scores are ignored: adapters/cvss computes them from the vectors, so
-//     that each score has a receipt anyone can check.
+//     vectors are dropped: the gates score v3/v4 only. adapters/cvss
+//     computes the scores from the vectors, so that each score has a
+//     receipt anyone can check; the report's own v3/v4 score (SARIF's
+//     security-severity, Grype's baseScore, a CycloneDX rating's score,
+//     Trivy's V3Score) is kept as Finding.Reported only when no vector can
+//     be read, so that the same scan scores the same in every format and a
+//     vulnerability never vanishes: without either it is an unknown.
+//   - VEX: a CycloneDX analysis is kept as the finding's statement
+//     (Finding.VEX); ParseVEX reads a VEX document sent beside a scan.
 //   - The same vulnerability of the same package and version reported twice
 //     (a library found at two paths) is one finding. If one copy is
 //     discounted by VEX (not_affected, fixed) and the other is not, the one

@@ -32,6 +32,11 @@ func vec(vector, source string) tollgate.CVSSVector {
 	return tollgate.CVSSVector{Vector: vector, Source: source}
 }
 
+// sev is a SARIF security-severity kept as a finding's reported score.
+func sev(score float64) *tollgate.ReportedScore {
+	return &tollgate.ReportedScore{Score: score, Source: "sarif security-severity"}
+}
+
 func fixture(t testing.TB, name string) []byte {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join("testdata", name))
@@ -108,26 +113,27 @@ func TestParseFixtures(t *testing.T) {
 					CVSS: []tollgate.CVSSVector{vec(v40Critical92, ""), vec(v31High81, "")}},
 				{ID: "CVE-2025-8058", Package: "libc6", Version: "2.36-9+deb12u4", Severity: tollgate.SeverityUnknown},
 				// A misconfiguration is a security finding in SARIF; the licence result is skipped.
-				{ID: "DS002", Package: "Dockerfile", Severity: tollgate.SeverityHigh},
+				{ID: "DS002", Package: "Dockerfile", Severity: tollgate.SeverityHigh, Reported: sev(8)},
 			},
 		}},
 		{tollgate.FormatSARIF, "sarif-grype.json", tollgate.Scan{
 			Format:  "sarif",
 			Scanner: "grype 0.92.2",
 			Findings: []tollgate.Finding{
-				{ID: "CVE-2021-44228", Package: "log4j-core", Version: "2.14.1", FixedVersion: "2.15.0", Severity: tollgate.SeverityCritical},
-				{ID: "GHSA-jf85-cpcp-j695", Package: "lodash", Version: "4.17.11", FixedVersion: "4.17.12", Severity: tollgate.SeverityCritical},
-				// Grype's rating (negligible), not the 9.8 of its security-severity.
-				{ID: "CVE-2023-45853", Package: "zlib1g", Version: "1:1.2.13.dfsg-1", Severity: tollgate.SeverityNegligible},
+				{ID: "CVE-2021-44228", Package: "log4j-core", Version: "2.14.1", FixedVersion: "2.15.0", Severity: tollgate.SeverityCritical, Reported: sev(10)},
+				{ID: "GHSA-jf85-cpcp-j695", Package: "lodash", Version: "4.17.11", FixedVersion: "4.17.12", Severity: tollgate.SeverityCritical, Reported: sev(9.1)},
+				// Grype's rating (negligible), not the band of its security-severity,
+				// which is its score as no vector is given.
+				{ID: "CVE-2023-45853", Package: "zlib1g", Version: "1:1.2.13.dfsg-1", Severity: tollgate.SeverityNegligible, Reported: sev(9.8)},
 			},
 		}},
 		{tollgate.FormatSARIF, "sarif-codeql.json", tollgate.Scan{
 			Format:  "sarif",
 			Scanner: "CodeQL 2.21.3",
 			Findings: []tollgate.Finding{
-				{ID: "js/sql-injection", Package: "src/routes/orders.js", Severity: tollgate.SeverityHigh},
-				{ID: "js/reflected-xss", Package: "src/routes/search.js", Severity: tollgate.SeverityMedium},
-				{ID: "js/sql-injection", Package: "src/routes/users.js", Severity: tollgate.SeverityHigh},
+				{ID: "js/sql-injection", Package: "src/routes/orders.js", Severity: tollgate.SeverityHigh, Reported: sev(8.8)},
+				{ID: "js/reflected-xss", Package: "src/routes/search.js", Severity: tollgate.SeverityMedium, Reported: sev(6.1)},
+				{ID: "js/sql-injection", Package: "src/routes/users.js", Severity: tollgate.SeverityHigh, Reported: sev(8.8)},
 				// js/unused-local-variable is no security result; src/legacy/report.js is absent.
 			},
 		}},
@@ -171,7 +177,8 @@ func TestParseFixtures(t *testing.T) {
 					Severity: tollgate.SeverityCritical, VEXStatus: tollgate.VEXFixed, CVSS: []tollgate.CVSSVector{vec(v31Critical98, "nvd")}},
 				// The BOM's own subject, a CVSS score without a vector or a severity.
 				{ID: "CVE-2025-31650", Package: "shop-api", Version: "1.4.2", Severity: tollgate.SeverityHigh,
-					VEXStatus: tollgate.VEXUnderInvestigation},
+					VEXStatus: tollgate.VEXUnderInvestigation,
+					Reported:  &tollgate.ReportedScore{Score: 7.5, Source: "cyclonedx CVSSv31 rating"}},
 			},
 		}},
 		{tollgate.FormatCycloneDX, "cyclonedx-empty.json", tollgate.Scan{
@@ -182,6 +189,9 @@ func TestParseFixtures(t *testing.T) {
 			got, err := scans.Parse(tt.format, fixture(t, tt.file))
 			if err != nil {
 				t.Fatal(err)
+			}
+			for i := range got.Findings { // the statements: TestCycloneDXStatements
+				got.Findings[i].VEX = nil
 			}
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("Parse(%s):\n%s\nwant:\n%s", tt.file, dump(got), dump(tt.want))
@@ -349,9 +359,9 @@ func TestParseAccepts(t *testing.T) {
 			             {"ruleId":"b","message":{"text":"Package: p\nInstalled Version: \nSeverity: bogus"}},
 			             {"rule":{"id":"c"},"properties":{"security-severity":0,"tags":["Security"]}}]}]}`,
 			tollgate.Scan{Format: "sarif", Scanner: "scanner", Findings: []tollgate.Finding{
-				{ID: "b", Severity: tollgate.SeverityMedium},
-				{ID: "b", Package: "p", Severity: tollgate.SeverityMedium},
-				{ID: "c", Severity: tollgate.SeverityNegligible}},
+				{ID: "b", Severity: tollgate.SeverityMedium, Reported: sev(4.2)},
+				{ID: "b", Package: "p", Severity: tollgate.SeverityMedium, Reported: sev(4.2)},
+				{ID: "c", Severity: tollgate.SeverityNegligible, Reported: sev(0)}},
 				Unidentified: 1}},
 		{"cyclonedx 1.4, tools as an array, nested components, no affects", "cyclonedx",
 			`{"bomFormat":"CycloneDX","specVersion":"1.4","metadata":{"tools":[{"vendor":"v","name":"scanner","version":"3"}]},

@@ -50,10 +50,12 @@ type trivyVulnerability struct {
 	CVSS             map[string]trivyCVSS `json:"CVSS"` // by source: nvd, ghsa, redhat…
 }
 
-// trivyCVSS also has V2Vector and scores, which tollgate does not use.
+// trivyCVSS also has V2Vector and V2Score, which tollgate does not use.
 type trivyCVSS struct {
-	V3Vector  string `json:"V3Vector"`
-	V40Vector string `json:"V40Vector"`
+	V3Vector  string   `json:"V3Vector"`
+	V40Vector string   `json:"V40Vector"`
+	V3Score   *float64 `json:"V3Score"`
+	V40Score  *float64 `json:"V40Score"`
 }
 
 // A finding a .trivyignore or a VEX document set aside; Finding's shape
@@ -170,6 +172,18 @@ func trivyFinding(v trivyVulnerability, where string) (tollgate.Finding, error) 
 		for _, vector := range []string{c.V40Vector, c.V3Vector} {
 			if vec, ok := cvssVector(vector, ""); ok {
 				f.CVSS = append(f.CVSS, tollgate.CVSSVector{Vector: vec, Source: source(s)})
+			}
+		}
+	}
+	if len(f.CVSS) > 0 {
+		return f, nil
+	}
+	// No vector to score: the highest v3/v4 score Trivy states, if any.
+	for _, s := range sources {
+		c := v.CVSS[s]
+		for _, sc := range []*float64{c.V40Score, c.V3Score} {
+			if sc != nil && validScore(*sc) && (f.Reported == nil || *sc > f.Reported.Score) {
+				f.Reported = &tollgate.ReportedScore{Score: *sc, Source: "trivy " + source(s) + " score"}
 			}
 		}
 	}

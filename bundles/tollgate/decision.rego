@@ -20,6 +20,7 @@ import data.tollgate.incident
 import data.tollgate.licence
 import data.tollgate.local
 import data.tollgate.resolve
+import data.tollgate.risk
 
 decision := object.union(
 	{
@@ -27,6 +28,7 @@ decision := object.union(
 		"reasons": reasons,
 		"warnings": warnings,
 		"waived": waived,
+		"suppressed": risk.suppressed,
 		"project": resolve.project_name,
 		"pipeline": input.request.pipeline,
 		"branch": input.request.branch,

@@ -84,6 +84,7 @@ test_accepted_decision_has_empty_reasons_and_warnings if {
 		"reasons": [],
 		"warnings": [],
 		"waived": [],
+		"suppressed": [],
 		"project": "service-api",
 		"pipeline": "deploy-prod",
 		"branch": "main",

@@ -11,17 +11,26 @@
 #   input.scan (absent when the request carries no scan):
 #     {"scanned_at_ns": <int>, "unidentified": <int>,
 #      "findings": [{"id", "package", "version", "severity", "vex_status",
+#                    "vex": {"document", "ref", "id", "affects", "state",
+#                            "justification"}?,
 #                    "cvss": {"score", "version", "vector", "source"}?,
+#                      (version and vector are "" when the score is the
+#                      report's own, e.g. source "sarif security-severity";
+#                      absent: no score, an unknown)
 #                    "epss": {"score", "percentile"}?}]}
 #   input.context.baseline: the scan of the last accepted release of the same
 #   project and environment, same shape plus "decision_id" (the decision that
 #   accepted it), absent if there is none.
 #
 #   Composite risk of a finding, owned here so that policy authors can
-#   change it: CVSS base score x (1 - w + w x EPSS probability) x VEX factor,
-#   with w = epss_weight (default 0.5) and a VEX factor of 0 for a finding
-#   the vendor declares not_affected or fixed, 1 otherwise. A release's risk
-#   is its worst finding's.
+#   change it: CVSS base score x (1 - w + w x EPSS probability), with
+#   w = epss_weight (default 0.5). A release's risk is its worst finding's.
+#
+#   A finding a VEX statement declares not_affected or fixed (CycloneDX
+#   not_affected, false_positive, resolved; Trivy's and Grype's own VEX
+#   handling) is out of every gate — threshold, unknowns, drift — and listed
+#   in "suppressed" with the statement (finding.vex), so that the decision
+#   says what was set aside and on whose word.
 package tollgate.risk
 
 import data.tollgate.exceptions
@@ -48,15 +57,31 @@ reasons := missing_reasons if {
 
 epss_weight := object.get(settings, "epss_weight", 0.5)
 
-vex_factor(finding) := 0 if {
-	object.get(finding, "vex_status", "") in {"not_affected", "fixed"}
-} else := 1
+finding_risk(finding) := round((finding.cvss.score * ((1 - epss_weight) + (epss_weight * object.get(finding, ["epss", "score"], 0)))) * 10) / 10
 
-finding_risk(finding) := round(((finding.cvss.score * ((1 - epss_weight) + (epss_weight * object.get(finding, ["epss", "score"], 0)))) * vex_factor(finding)) * 10) / 10
+# --- VEX: findings out of the gates ---------------------------------------------
+
+is_suppressed(finding) if finding.vex_status in {"not_affected", "fixed"}
+
+# The findings of a scan the gates judge: all but the suppressed ones.
+gated(scan) := [f | some f in scan.findings; not is_suppressed(f)]
+
+# For the decision's "suppressed" list.
+suppressed := [object.union(
+	{"id": f.id, "package": f.package, "version": object.get(f, "version", ""), "vex_status": f.vex_status},
+	statement(f),
+) |
+	some f in input.scan.findings
+	is_suppressed(f)
+]
+
+statement(finding) := {"statement": finding.vex} if {
+	finding.vex
+} else := {}
 
 # Scored findings of a scan, worst first: [{"id", "cvss", "risk"}].
 scored(scan) := [item |
-	some pair in sort([[0 - finding_risk(f), f.id, f.cvss.score] | some f in scan.findings; f.cvss.score])
+	some pair in sort([[0 - finding_risk(f), f.id, f.cvss.score] | some f in gated(scan); f.cvss.score])
 	item := {"id": pair[1], "cvss": pair[2], "risk": 0 - pair[0]}
 ]
 
@@ -151,7 +176,7 @@ describe(list) := concat(", ", [sprintf("%s (CVSS %v, risk %v)", [f.id, f.cvss, 
 
 # --- unknowns_exceeded ----------------------------------------------------------
 
-unknowns := [f.id | some f in input.scan.findings; not f.cvss.score]
+unknowns := [f.id | some f in gated(input.scan); not f.cvss.score]
 
 unknown_count := count(unknowns) + object.get(input.scan, "unidentified", 0)
 

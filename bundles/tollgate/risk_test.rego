@@ -42,10 +42,29 @@ test_composite_risk_weights_cvss_by_epss if {
 		with data.tollgate.config.projects as projects({})
 }
 
-test_vex_not_affected_has_no_risk if {
-	cleared := object.union(critical, {"vex_status": "not_affected"})
-	risk.findings == [{"id": "CVE-2024-0001", "cvss": 9.8, "risk": 0}] with input as input_with(scan([cleared]))
-		with data.tollgate.config.projects as projects({})
+statement := {"document": "urn:uuid:3e671687-395b-41f5-a30f-a58921a69b79/1", "ref": "", "id": "CVE-2024-0001", "affects": "pkg:generic/openssl@3.0.0", "state": "not_affected", "justification": "code_not_reachable"}
+
+test_vex_not_affected_is_out_of_every_gate if {
+	cleared := object.union(critical, {"vex_status": "not_affected", "vex": statement})
+	doc := input_with(scan([cleared, object.union(unscored, {"vex_status": "fixed"})]))
+	settings := {"max_cvss": 7.0, "max_risk": 1.0, "max_unknowns": 0, "block_new_findings": true}
+	risk.findings == [] with input as doc with data.tollgate.config.projects as projects(settings)
+	risk.reasons == [] with input as doc with data.tollgate.config.projects as projects(settings)
+	risk.suppressed == [
+		{"id": "CVE-2024-0001", "package": "openssl", "version": "", "vex_status": "not_affected", "statement": statement},
+		{"id": "GHSA-xxxx-0003", "package": "left-pad", "version": "", "vex_status": "fixed"},
+	] with input as doc with data.tollgate.config.projects as projects(settings)
+}
+
+test_vex_affected_and_under_investigation_stay_in_the_gates if {
+	kept := [
+		object.union(critical, {"vex_status": "affected"}),
+		object.union(unscored, {"vex_status": "under_investigation"}),
+	]
+	doc := input_with(scan(kept))
+	codes(risk.reasons) == ["risk_threshold_exceeded", "unknowns_exceeded"] with input as doc
+		with data.tollgate.config.projects as projects({"max_cvss": 7.0, "max_unknowns": 0})
+	risk.suppressed == [] with input as doc with data.tollgate.config.projects as projects({})
 }
 
 test_epss_weight_is_configurable if {

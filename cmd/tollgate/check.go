@@ -16,7 +16,7 @@ import (
 
 func runCheck(ctx context.Context, c *cli, args []string) int {
 	f := newFlags(c, "check",
-		"check [--server URL] [--token T] [--attestation-out FILE] (--repository R --branch B --pipeline P --environment E [--scan-id ID | --scan FILE --scan-format F] | --input FILE | < request.json)",
+		"check [--server URL] [--token T] [--attestation-out FILE] (--repository R --branch B --pipeline P --environment E [--scan-id ID | --scan FILE --scan-format F] [--vex FILE] | --input FILE | < request.json)",
 		`The CI client: asks a tollgate server whether this pipeline may run now,
 prints the decision and its reasons, and exits 0 if accepted, 1 if refused,
 2 if no decision could be had (server unreachable, bad request, 5xx) — a CI
@@ -35,6 +35,7 @@ accepted, for a later deploy step to check with `+"`tollgate verify-decision`"+`
 	scanID := f.String("scan-id", "", "the `ID` of a scan stored with POST /v1/scans")
 	scanPath := f.String("scan", "", "send the scanner's JSON report in `FILE` with the request")
 	scanFormat := f.String("scan-format", "trivy", "the report's `FORMAT`: trivy, grype, sarif or cyclonedx")
+	vexPath := f.String("vex", "", "send the CycloneDX VEX document in `FILE` with the scan: its not_affected, false_positive and resolved statements take findings out of the security gates")
 	inputPath := f.String("input", "", "read the request JSON from `FILE` (- is stdin)")
 	timeout := f.Duration("timeout", 30*time.Second, "give up after this `DURATION`")
 	asJSON := f.Bool("json", false, "print the decision as JSON")
@@ -56,6 +57,7 @@ accepted, for a later deploy step to check with `+"`tollgate verify-decision`"+`
 			tollgate.Request
 			ScanID string `json:"scan_id,omitempty"`
 			Scan   any    `json:"scan,omitempty"`
+			VEX    any    `json:"vex,omitempty"`
 		}{Request: r, ScanID: *scanID}
 		if *scanPath != "" {
 			report, err := os.ReadFile(*scanPath)
@@ -67,9 +69,22 @@ accepted, for a later deploy step to check with `+"`tollgate verify-decision`"+`
 			}
 			e.Scan = map[string]any{"format": *scanFormat, "report": json.RawMessage(report)}
 		}
+		if *vexPath != "" {
+			if *scanPath == "" && *scanID == "" {
+				return f.usageError("--vex applies to a scan: give --scan or --scan-id too")
+			}
+			doc, err := os.ReadFile(*vexPath)
+			if err != nil {
+				return fail("--vex: %v", err)
+			}
+			if !json.Valid(doc) {
+				return fail("--vex: %s is not JSON: a CycloneDX VEX document is expected", *vexPath)
+			}
+			e.VEX = map[string]any{"format": "cyclonedx", "report": json.RawMessage(doc)}
+		}
 		body, _ = json.Marshal(e)
-	} else if *scanID != "" || *scanPath != "" {
-		return f.usageError("--scan-id and --scan go with the request flags; in a JSON request, use its scan_id or scan field")
+	} else if *scanID != "" || *scanPath != "" || *vexPath != "" {
+		return f.usageError("--scan-id, --scan and --vex go with the request flags; in a JSON request, use its scan_id, scan or vex field")
 	} else if body, err = readRequest(c.stdin, *inputPath); err != nil {
 		return fail("%v", err)
 	}
