@@ -137,6 +137,13 @@ type jsonChecker struct {
 // describes.
 var errStop = errors.New("malformed JSON")
 
+// CheckJSON is DecodeStrict's pre-pass alone, for documents whose unknown
+// fields are allowed but must not be mistaken for known ones, such as a
+// scanner's report: it refuses duplicate keys, keys that differ from a field
+// of v's type only by case (encoding/json would fill the field with them),
+// invalid UTF-8 and lone surrogates. v is only looked at, never filled.
+func CheckJSON(data []byte, v any) error { return checkJSON(data, v) }
+
 // checkJSON reports the first duplicate key, case-variant key, invalid
 // UTF-8 or lone surrogate of the JSON value in data, checked against the
 // type of v. It returns nil on malformed JSON: encoding/json reports that.

@@ -144,6 +144,12 @@ func decode(format string, report []byte, v any) error {
 	if trimmed[0] != '{' {
 		return invalid(format, "", "the report is not a JSON object: want %s", formatNames[format])
 	}
+	// Two keys that encoding/json would read into one field ("Vulnerabilities"
+	// and "vulnerabilities", or a key twice) let the last one win: a report
+	// could list its findings and then an empty list that hides them.
+	if err := tollgate.CheckJSON(report, v); err != nil {
+		return invalid(format, "", "%s", err)
+	}
 	err := json.Unmarshal(report, v)
 	if err == nil {
 		return nil
