@@ -148,6 +148,11 @@ func Export(ctx context.Context, w io.Writer, s tollgate.LedgerStore, o ExportOp
 		if brk != nil {
 			return brk
 		}
+		// The filters select by the stored columns: never sign an export
+		// whose selection rests on a column that is not the record's.
+		if _, brk := checkColumns(e); brk != nil {
+			return brk
+		}
 		l := line{Type: "link", Seq: e.Seq, Digest: Hex(digest), Hash: Hex(e.Hash)}
 		if selects(o.Filter, e) {
 			l = line{Type: "record", Seq: e.Seq, PrevHash: Hex(prev), Hash: Hex(e.Hash), Record: e.Record}

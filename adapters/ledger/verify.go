@@ -24,9 +24,20 @@ type Summary struct {
 }
 
 // Verify walks the whole chain of s, from its anchor to its head, and
-// returns the first break, or nil if the chain holds. The error is for a
-// store that could not be read.
+// returns the first break, or nil if the chain holds. Beyond the chain
+// itself it checks what the store serves from outside the record: every
+// column copied from a record (checkColumns), and the cooldowns, which must
+// be what the accepted records imply. The error is for a store that could
+// not be read. Verify only reads.
 func Verify(ctx context.Context, s tollgate.LedgerStore, progress Progress) (Summary, *Break, error) {
+	var rows []tollgate.StoredCooldown
+	if err := s.LedgerCooldowns(ctx, func(c tollgate.StoredCooldown) error {
+		rows = append(rows, c)
+		return nil
+	}); err != nil {
+		return Summary{}, nil, err
+	}
+	cds := newCooldowns(rows)
 	head, err := s.LedgerHead(ctx)
 	if err != nil {
 		return Summary{}, nil, err
@@ -37,6 +48,13 @@ func Verify(ctx context.Context, s tollgate.LedgerStore, progress Progress) (Sum
 	var brk *Break
 	err = s.LedgerEntries(ctx, head.AnchorSeq+1, head.Seq, func(e tollgate.LedgerEntry) error {
 		if _, brk = c.next(e); brk != nil {
+			return brk
+		}
+		var rec served
+		if rec, brk = checkColumns(e); brk != nil {
+			return brk
+		}
+		if brk = cds.record(e, rec); brk != nil {
 			return brk
 		}
 		sum.Records++
@@ -60,6 +78,9 @@ func Verify(ctx context.Context, s tollgate.LedgerStore, progress Progress) (Sum
 	case head.Unchained > 0:
 		return sum, &Break{Seq: head.Seq, Reason: fmt.Sprintf(
 			"%d records have no place in the chain: they were written around tollgate", head.Unchained)}, nil
+	}
+	if brk := cds.finish(); brk != nil {
+		return sum, brk, nil
 	}
 	if progress != nil && total >= progressEvery {
 		progress(sum.Records, total)

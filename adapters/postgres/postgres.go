@@ -341,7 +341,7 @@ func (s *Store) Decide(ctx context.Context, key *tollgate.CooldownKey, decide fu
 	if err := s.record(ctx, w, nil); err != nil {
 		return tollgate.Record{}, err
 	}
-	return rec, nil
+	return w.Rec, nil
 }
 
 // record writes w, through the group-commit writer unless it is off, and
@@ -468,7 +468,7 @@ func (s *Store) decideKeyed(ctx context.Context, key tollgate.CooldownKey, decid
 		if err != nil {
 			return tollgate.Record{}, err
 		}
-		return rec, nil
+		return w.Rec, nil
 	}
 	return tollgate.Record{}, tollgate.Errorf(tollgate.EUnavailable,
 		"decision store %s: the cooldown of %s/%s on %s changed %d times while deciding: other replicas keep accepting for it",
@@ -567,7 +567,7 @@ func (s *Store) Decision(ctx context.Context, id string) (tollgate.Record, error
 	case err != nil:
 		return tollgate.Record{}, s.dbError(ctx, "read decision "+id, err)
 	}
-	return storekit.DecodeRecord(id, data)
+	return storekit.ServedRecord(id, data, tollgate.DecisionFilter{})
 }
 
 // Decisions implements tollgate.DecisionStore. Pages are cut by decision ID
@@ -603,7 +603,7 @@ func (s *Store) Decisions(ctx context.Context, f tollgate.DecisionFilter) (tollg
 			page.NextCursor = storekit.EncodeCursor(lastID)
 			break
 		}
-		rec, err := storekit.DecodeRecord(id, data)
+		rec, err := storekit.ServedRecord(id, data, f)
 		if err != nil {
 			return tollgate.DecisionPage{}, err
 		}

@@ -63,6 +63,31 @@ func (s *Store) LedgerEntries(ctx context.Context, from, through int64, fn func(
 	}, fn)
 }
 
+// LedgerCooldowns implements tollgate.LedgerStore.
+func (s *Store) LedgerCooldowns(ctx context.Context, fn func(tollgate.StoredCooldown) error) error {
+	if s.isClosed() {
+		return s.errClosed()
+	}
+	rows, err := s.db.QueryContext(ctx, storekit.CooldownsQuery)
+	if err != nil {
+		return s.readError(ctx, "read the cooldowns", err)
+	}
+	defer rows.Close()
+	var row storekit.CooldownRow
+	for rows.Next() {
+		if err := rows.Scan(row.Dest()...); err != nil {
+			return s.readError(ctx, "read the cooldowns", err)
+		}
+		if err := fn(row.Cooldown()); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return s.readError(ctx, "read the cooldowns", err)
+	}
+	return nil
+}
+
 // LedgerSeqSince implements tollgate.LedgerStore.
 func (s *Store) LedgerSeqSince(ctx context.Context, t time.Time) (int64, bool, error) {
 	if s.isClosed() {

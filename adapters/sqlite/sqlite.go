@@ -255,7 +255,7 @@ func (s *Store) Decide(ctx context.Context, key *tollgate.CooldownKey, decide fu
 	if err := storekit.Await(ctx, w.done, &unlock); err != nil {
 		return tollgate.Record{}, err
 	}
-	return rec, nil
+	return w.Rec, nil
 }
 
 // submit hands w to the writer.
@@ -309,7 +309,7 @@ func (s *Store) Decision(ctx context.Context, id string) (tollgate.Record, error
 	case err != nil:
 		return tollgate.Record{}, s.readError(ctx, "read decision "+id, err)
 	}
-	return storekit.DecodeRecord(id, data)
+	return storekit.ServedRecord(id, data, tollgate.DecisionFilter{})
 }
 
 // Decisions implements tollgate.DecisionStore. Pages are cut by decision ID
@@ -343,7 +343,7 @@ func (s *Store) Decisions(ctx context.Context, f tollgate.DecisionFilter) (tollg
 			page.NextCursor = storekit.EncodeCursor(lastID)
 			break
 		}
-		rec, err := storekit.DecodeRecord(id, data)
+		rec, err := storekit.ServedRecord(id, data, f)
 		if err != nil {
 			return tollgate.DecisionPage{}, err
 		}

@@ -605,6 +605,12 @@ func decideWith(t *testing.T, s tollgate.DecisionStore, key *tollgate.CooldownKe
 	if err != nil {
 		t.Fatalf("Decide: %v", err)
 	}
+	// The store writes the key the decision was made under into the
+	// record, where the ledger covers it.
+	if key != nil {
+		k := *key
+		made.CooldownKey = &k
+	}
 	assertSame(t, "Decide's record", got, made)
 	return seen, got
 }

@@ -300,6 +300,14 @@ func (l *lateStore) LedgerSeqSince(ctx context.Context, t time.Time) (int64, boo
 	return s.LedgerSeqSince(ctx, t)
 }
 
+func (l *lateStore) LedgerCooldowns(ctx context.Context, fn func(tollgate.StoredCooldown) error) error {
+	s, err := keeps[tollgate.LedgerStore](l, "ledger")
+	if err != nil {
+		return err
+	}
+	return s.LedgerCooldowns(ctx, fn)
+}
+
 func (l *lateStore) PruneLedger(ctx context.Context, through int64, hash []byte) (int64, error) {
 	s, err := keeps[tollgate.LedgerStore](l, "ledger")
 	if err != nil {

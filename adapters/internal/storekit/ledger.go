@@ -16,7 +16,7 @@ const PruneChunk = 5000
 
 // LedgerColumns are the columns of a ledger walk, in the order of
 // LedgerRow.Dest.
-const LedgerColumns = "seq, prev_hash, hash, id, evaluated_at, project, pipeline, branch, status, record"
+const LedgerColumns = "seq, prev_hash, hash, id, evaluated_at, project, pipeline, branch, environment, status, bundle_revision, record"
 
 // LedgerPageQuery is the query of one page of a walk, whose arguments are
 // after, through and the limit; ph writes the store's placeholders.
@@ -26,31 +26,34 @@ func LedgerPageQuery(ph func(n int) string) string {
 
 // LedgerRow is one row of a ledger walk as both stores scan it.
 type LedgerRow struct {
-	Seq                                 int64
-	PrevHash, Hash, Record              []byte
-	ID, Project, Pipeline, Branch, Stat string
-	At                                  int64
+	Seq                                              int64
+	PrevHash, Hash, Record                           []byte
+	ID, Project, Pipeline, Branch, Environment, Stat string
+	BundleRevision                                   string
+	At                                               int64
 }
 
 // Dest is the scan destination of LedgerColumns.
 func (r *LedgerRow) Dest() []any {
-	return []any{&r.Seq, &r.PrevHash, &r.Hash, &r.ID, &r.At, &r.Project, &r.Pipeline, &r.Branch, &r.Stat, &r.Record}
+	return []any{&r.Seq, &r.PrevHash, &r.Hash, &r.ID, &r.At, &r.Project, &r.Pipeline, &r.Branch, &r.Environment, &r.Stat, &r.BundleRevision, &r.Record}
 }
 
 // Entry is the row as a ledger entry. The byte slices are copied: drivers
 // may reuse theirs for the next row.
 func (r *LedgerRow) Entry() tollgate.LedgerEntry {
 	return tollgate.LedgerEntry{
-		Seq:         r.Seq,
-		PrevHash:    append([]byte(nil), r.PrevHash...),
-		Hash:        append([]byte(nil), r.Hash...),
-		Record:      append([]byte(nil), r.Record...),
-		ID:          r.ID,
-		Project:     r.Project,
-		Pipeline:    r.Pipeline,
-		Branch:      r.Branch,
-		Status:      tollgate.Status(r.Stat),
-		EvaluatedAt: time.Unix(0, r.At).UTC(),
+		Seq:            r.Seq,
+		PrevHash:       append([]byte(nil), r.PrevHash...),
+		Hash:           append([]byte(nil), r.Hash...),
+		Record:         append([]byte(nil), r.Record...),
+		ID:             r.ID,
+		Project:        r.Project,
+		Pipeline:       r.Pipeline,
+		Branch:         r.Branch,
+		Environment:    r.Environment,
+		BundleRevision: r.BundleRevision,
+		Status:         tollgate.Status(r.Stat),
+		EvaluatedAt:    time.Unix(0, r.At).UTC(),
 	}
 }
 
@@ -76,4 +79,35 @@ func WalkLedger(from, through int64, page func(after, through int64, limit int) 
 		}
 	}
 	return nil
+}
+
+// CooldownColumns are the columns of a cooldown listing, in the order of
+// CooldownRow.Dest.
+const CooldownColumns = "project, pipeline, branch, last_accepted_at, decision_id"
+
+// CooldownsQuery lists every stored cooldown (LedgerCooldowns).
+const CooldownsQuery = "SELECT " + CooldownColumns + " FROM cooldowns ORDER BY project, pipeline, branch"
+
+// CooldownRow is one row of the cooldowns table as both stores scan it.
+type CooldownRow struct {
+	Project, Pipeline, Branch string
+	At                        int64
+	DecisionID                *string // NULL once the decision was pruned
+}
+
+// Dest is the scan destination of CooldownColumns.
+func (r *CooldownRow) Dest() []any {
+	return []any{&r.Project, &r.Pipeline, &r.Branch, &r.At, &r.DecisionID}
+}
+
+// Cooldown is the row as a stored cooldown.
+func (r *CooldownRow) Cooldown() tollgate.StoredCooldown {
+	c := tollgate.StoredCooldown{
+		Key:            tollgate.CooldownKey{Project: r.Project, Pipeline: r.Pipeline, Branch: r.Branch},
+		LastAcceptedAt: time.Unix(0, r.At).UTC(),
+	}
+	if r.DecisionID != nil {
+		c.DecisionID = *r.DecisionID
+	}
+	return c
 }
