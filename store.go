@@ -131,9 +131,11 @@ type LedgerStore interface {
 	PruneLedger(ctx context.Context, through int64, hash []byte) (int64, error)
 
 	// LedgerCooldowns calls fn with every stored cooldown, the state the
-	// accepted records imply, for verification to compare; it stops at
-	// fn's first error and returns it.
-	LedgerCooldowns(ctx context.Context, fn func(StoredCooldown) error) error
+	// accepted records imply, for verification to compare, and returns the
+	// chain head's seq in the same snapshot: the records through it are
+	// those the cooldowns reflect. It stops at fn's first error and returns
+	// it.
+	LedgerCooldowns(ctx context.Context, fn func(StoredCooldown) error) (int64, error)
 }
 
 // StoredCooldown is one row of a store's cooldown state: the latest
@@ -141,9 +143,11 @@ type LedgerStore interface {
 type StoredCooldown struct {
 	Key            CooldownKey
 	LastAcceptedAt time.Time
-	// DecisionID is the decision that started it; empty once that decision
-	// was archived and pruned.
-	DecisionID string
+	// DecisionID is the decision that started it, and DecisionSeq its
+	// place in the chain; empty and 0 once that decision was archived and
+	// pruned (DecisionSeq is 0 too if the store does not hold DecisionID).
+	DecisionID  string
+	DecisionSeq int64
 }
 
 // LedgerHead is where a store's chain starts and ends. The first record

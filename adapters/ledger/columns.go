@@ -70,8 +70,10 @@ func checkColumns(e tollgate.LedgerEntry) (served, *Break) {
 // cooldowns checks the stored cooldowns against the accepted records of
 // the chain. A cooldown is derived state: the latest accepted decision
 // recorded under its key (Record.CooldownKey). It is read before the walk
-// (the rows are one per key, few) and checked as the records go by.
+// (the rows are one per key, few) and checked as the records go by; the
+// records after asOf, recorded since the cooldowns were read, are left out.
 type cooldowns struct {
+	asOf   int64
 	stored map[tollgate.CooldownKey]tollgate.StoredCooldown
 	named  map[string]tollgate.CooldownKey // decision ID → the key of the cooldown naming it
 	seen   map[string]bool                 // named decisions met in the chain
@@ -85,8 +87,9 @@ type started struct {
 	at  time.Time
 }
 
-func newCooldowns(rows []tollgate.StoredCooldown) *cooldowns {
+func newCooldowns(rows []tollgate.StoredCooldown, asOf, anchor int64) *cooldowns {
 	c := &cooldowns{
+		asOf:   asOf,
 		stored: make(map[tollgate.CooldownKey]tollgate.StoredCooldown, len(rows)),
 		named:  make(map[string]tollgate.CooldownKey),
 		seen:   make(map[string]bool),
@@ -94,7 +97,9 @@ func newCooldowns(rows []tollgate.StoredCooldown) *cooldowns {
 	}
 	for _, r := range rows {
 		c.stored[r.Key] = r
-		if r.DecisionID != "" {
+		// A decision pruned since the cooldowns were read is not in the
+		// walk; one the store does not hold at all (seq 0) is reported.
+		if r.DecisionID != "" && (r.DecisionSeq == 0 || r.DecisionSeq > anchor) {
 			c.named[r.DecisionID] = r.Key
 		}
 	}
@@ -128,7 +133,7 @@ func (c *cooldowns) record(e tollgate.LedgerEntry, rec served) *Break {
 				keyString(key), row.LastAcceptedAt.UTC().Format(time.RFC3339Nano), d.EvaluatedAt.UTC().Format(time.RFC3339Nano))}
 		}
 	}
-	if d.Status == tollgate.Accepted && rec.CooldownKey != nil {
+	if d.Status == tollgate.Accepted && rec.CooldownKey != nil && e.Seq <= c.asOf {
 		// The store keeps the latest by evaluation time; of two at the same
 		// time, the one committed last (the higher seq).
 		if prev, ok := c.latest[*rec.CooldownKey]; !ok || !d.EvaluatedAt.Before(prev.at) {

@@ -30,18 +30,21 @@ type Summary struct {
 // be what the accepted records imply. The error is for a store that could
 // not be read. Verify only reads.
 func Verify(ctx context.Context, s tollgate.LedgerStore, progress Progress) (Summary, *Break, error) {
+	// The cooldowns first, then the head: every record the cooldowns
+	// reflect (through asOf) is in the walk.
 	var rows []tollgate.StoredCooldown
-	if err := s.LedgerCooldowns(ctx, func(c tollgate.StoredCooldown) error {
+	asOf, err := s.LedgerCooldowns(ctx, func(c tollgate.StoredCooldown) error {
 		rows = append(rows, c)
 		return nil
-	}); err != nil {
+	})
+	if err != nil {
 		return Summary{}, nil, err
 	}
-	cds := newCooldowns(rows)
 	head, err := s.LedgerHead(ctx)
 	if err != nil {
 		return Summary{}, nil, err
 	}
+	cds := newCooldowns(rows, asOf, head.AnchorSeq)
 	sum := Summary{From: head.AnchorSeq + 1, Through: head.Seq, Hash: head.AnchorHash}
 	c := chain{seq: head.AnchorSeq, hash: head.AnchorHash}
 	total := head.Seq - head.AnchorSeq

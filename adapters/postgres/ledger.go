@@ -70,30 +70,34 @@ func (s *Store) LedgerEntries(ctx context.Context, from, through int64, fn func(
 
 // LedgerCooldowns implements tollgate.LedgerStore. The cooldowns are one
 // row per key that was ever accepted: few enough for one query.
-func (s *Store) LedgerCooldowns(ctx context.Context, fn func(tollgate.StoredCooldown) error) error {
+func (s *Store) LedgerCooldowns(ctx context.Context, fn func(tollgate.StoredCooldown) error) (int64, error) {
 	if s.isClosed() {
-		return s.errClosed()
+		return 0, s.errClosed()
 	}
 	opCtx, cancel := context.WithTimeout(ctx, s.timeout+grace)
 	defer cancel()
 	rows, err := s.pool.Query(opCtx, storekit.CooldownsQuery)
 	if err != nil {
-		return s.dbError(ctx, "read the cooldowns", err)
+		return 0, s.dbError(ctx, "read the cooldowns", err)
 	}
 	defer rows.Close()
-	var row storekit.CooldownRow
+	var head int64
 	for rows.Next() {
+		var row storekit.CooldownRow
 		if err := rows.Scan(row.Dest()...); err != nil {
-			return s.dbError(ctx, "read the cooldowns", err)
+			return 0, s.dbError(ctx, "read the cooldowns", err)
 		}
-		if err := fn(row.Cooldown()); err != nil {
-			return err
+		head = row.Head
+		if c, ok := row.Cooldown(); ok {
+			if err := fn(c); err != nil {
+				return 0, err
+			}
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return s.dbError(ctx, "read the cooldowns", err)
+		return 0, s.dbError(ctx, "read the cooldowns", err)
 	}
-	return nil
+	return head, nil
 }
 
 // LedgerSeqSince implements tollgate.LedgerStore.

@@ -64,28 +64,32 @@ func (s *Store) LedgerEntries(ctx context.Context, from, through int64, fn func(
 }
 
 // LedgerCooldowns implements tollgate.LedgerStore.
-func (s *Store) LedgerCooldowns(ctx context.Context, fn func(tollgate.StoredCooldown) error) error {
+func (s *Store) LedgerCooldowns(ctx context.Context, fn func(tollgate.StoredCooldown) error) (int64, error) {
 	if s.isClosed() {
-		return s.errClosed()
+		return 0, s.errClosed()
 	}
 	rows, err := s.db.QueryContext(ctx, storekit.CooldownsQuery)
 	if err != nil {
-		return s.readError(ctx, "read the cooldowns", err)
+		return 0, s.readError(ctx, "read the cooldowns", err)
 	}
 	defer rows.Close()
-	var row storekit.CooldownRow
+	var head int64
 	for rows.Next() {
+		var row storekit.CooldownRow
 		if err := rows.Scan(row.Dest()...); err != nil {
-			return s.readError(ctx, "read the cooldowns", err)
+			return 0, s.readError(ctx, "read the cooldowns", err)
 		}
-		if err := fn(row.Cooldown()); err != nil {
-			return err
+		head = row.Head
+		if c, ok := row.Cooldown(); ok {
+			if err := fn(c); err != nil {
+				return 0, err
+			}
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return s.readError(ctx, "read the cooldowns", err)
+		return 0, s.readError(ctx, "read the cooldowns", err)
 	}
-	return nil
+	return head, nil
 }
 
 // LedgerSeqSince implements tollgate.LedgerStore.

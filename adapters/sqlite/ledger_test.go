@@ -1,6 +1,8 @@
 package sqlite
 
 import (
+	"database/sql"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -53,4 +55,32 @@ func TestLegacyRecordsAreChainedOnce(t *testing.T) {
 	s.Close()
 	s = openClosing(t, dir)
 	storetest.BrokenAt(t, s, 5, "1 records have no place in the chain")
+}
+
+// TestTamper runs the tamper suite on the file, edited with a connection
+// of its own, as the sqlite3 shell would.
+func TestTamper(t *testing.T) {
+	storetest.RunTamper(t, func(t *testing.T) storetest.Tamper {
+		dir := t.TempDir()
+		return storetest.Tamper{
+			Open: func() tollgate.DecisionStore { return mustOpen(t, dir) },
+			Exec: func(query string) error {
+				db, err := sql.Open("sqlite", dsn(filepath.Join(dir, FileName)))
+				if err != nil {
+					return err
+				}
+				defer db.Close()
+				_, err = db.Exec(query)
+				return err
+			},
+			OpenReadOnly: func() tollgate.LedgerStore {
+				l, err := OpenLedger(t.Context(), dir)
+				if err != nil {
+					t.Fatalf("OpenLedger: %v", err)
+				}
+				t.Cleanup(func() { l.Close() })
+				return l
+			},
+		}
+	})
 }

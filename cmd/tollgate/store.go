@@ -300,10 +300,10 @@ func (l *lateStore) LedgerSeqSince(ctx context.Context, t time.Time) (int64, boo
 	return s.LedgerSeqSince(ctx, t)
 }
 
-func (l *lateStore) LedgerCooldowns(ctx context.Context, fn func(tollgate.StoredCooldown) error) error {
+func (l *lateStore) LedgerCooldowns(ctx context.Context, fn func(tollgate.StoredCooldown) error) (int64, error) {
 	s, err := keeps[tollgate.LedgerStore](l, "ledger")
 	if err != nil {
-		return err
+		return 0, err
 	}
 	return s.LedgerCooldowns(ctx, fn)
 }

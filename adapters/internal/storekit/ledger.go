@@ -81,33 +81,44 @@ func WalkLedger(from, through int64, page func(after, through int64, limit int) 
 	return nil
 }
 
-// CooldownColumns are the columns of a cooldown listing, in the order of
-// CooldownRow.Dest.
-const CooldownColumns = "project, pipeline, branch, last_accepted_at, decision_id"
+// CooldownsQuery lists every stored cooldown with the seq of the decision
+// it names, and the chain head's seq, in one statement: one snapshot. The
+// ledger row is always there, so the head comes back even without a
+// cooldown (one row of NULLs).
+const CooldownsQuery = `SELECT l.seq, c.project, c.pipeline, c.branch, c.last_accepted_at, c.decision_id, d.seq
+	FROM ledger l
+	LEFT JOIN cooldowns c ON 1 = 1
+	LEFT JOIN decisions d ON d.id = c.decision_id
+	WHERE l.id = 1`
 
-// CooldownsQuery lists every stored cooldown (LedgerCooldowns).
-const CooldownsQuery = "SELECT " + CooldownColumns + " FROM cooldowns ORDER BY project, pipeline, branch"
-
-// CooldownRow is one row of the cooldowns table as both stores scan it.
+// CooldownRow is one row of CooldownsQuery as both stores scan it.
 type CooldownRow struct {
-	Project, Pipeline, Branch string
-	At                        int64
+	Head                      int64
+	Project, Pipeline, Branch *string // NULL: no cooldown at all
+	At                        *int64
 	DecisionID                *string // NULL once the decision was pruned
+	DecisionSeq               *int64
 }
 
-// Dest is the scan destination of CooldownColumns.
+// Dest is the scan destination of CooldownsQuery.
 func (r *CooldownRow) Dest() []any {
-	return []any{&r.Project, &r.Pipeline, &r.Branch, &r.At, &r.DecisionID}
+	return []any{&r.Head, &r.Project, &r.Pipeline, &r.Branch, &r.At, &r.DecisionID, &r.DecisionSeq}
 }
 
-// Cooldown is the row as a stored cooldown.
-func (r *CooldownRow) Cooldown() tollgate.StoredCooldown {
+// Cooldown is the row as a stored cooldown; false for the row of NULLs.
+func (r *CooldownRow) Cooldown() (tollgate.StoredCooldown, bool) {
+	if r.Project == nil || r.Pipeline == nil || r.Branch == nil || r.At == nil {
+		return tollgate.StoredCooldown{}, false
+	}
 	c := tollgate.StoredCooldown{
-		Key:            tollgate.CooldownKey{Project: r.Project, Pipeline: r.Pipeline, Branch: r.Branch},
-		LastAcceptedAt: time.Unix(0, r.At).UTC(),
+		Key:            tollgate.CooldownKey{Project: *r.Project, Pipeline: *r.Pipeline, Branch: *r.Branch},
+		LastAcceptedAt: time.Unix(0, *r.At).UTC(),
 	}
 	if r.DecisionID != nil {
 		c.DecisionID = *r.DecisionID
 	}
-	return c
+	if r.DecisionSeq != nil {
+		c.DecisionSeq = *r.DecisionSeq
+	}
+	return c, true
 }
