@@ -29,6 +29,13 @@ const (
 	Postgres Dialect = "postgres"
 )
 
+// LedgerMigration is the migration that started the ledger. The records
+// made before it are chained once, by the store that applies it, right
+// after it: never at any other time, so that records whose chain position
+// was removed in SQL are reported by verification, not silently chained
+// again.
+const LedgerMigration = "00006_ledger.sql"
+
 //go:embed sqlite/*.sql postgres/*.sql
 var files embed.FS
 
@@ -114,7 +121,7 @@ func Check(ctx context.Context, db *sql.DB, d Dialect) error {
 	// goose's own table, read directly: goose's provider creates it when
 	// it is missing, and this must not.
 	if err := db.QueryRowContext(ctx, `SELECT max(version_id) FROM goose_db_version WHERE is_applied`).Scan(&version); err != nil {
-		return fmt.Errorf("no tollgate schema found (%v): is this the store tollgate serve uses?", err)
+		return fmt.Errorf("no tollgate schema found (%w): is this the store tollgate serve uses?", err)
 	}
 	switch {
 	case !version.Valid || version.Int64 == 0:

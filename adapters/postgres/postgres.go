@@ -38,6 +38,7 @@ import (
 	"hash/fnv"
 	"net"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -51,6 +52,7 @@ import (
 
 	"github.com/tollgate/tollgate"
 	"github.com/tollgate/tollgate/adapters/internal/storekit"
+	"github.com/tollgate/tollgate/migrations"
 )
 
 const (
@@ -94,6 +96,7 @@ type Store struct {
 	closeOnce sync.Once
 
 	commits, written atomic.Int64 // see Stats
+	legacyChained    int64        // see LegacyChained
 
 	// skipKeyLock leaves the cross-replica protection out of keyed
 	// Decides (the compare-and-set of the cooldown and the key's advisory
@@ -176,7 +179,8 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 		return nil, err
 	}
 	where := describe(cfg.ConnConfig)
-	if _, err := migrate(ctx, cfg.ConnConfig, where); err != nil {
+	applied, err := migrate(ctx, cfg.ConnConfig, where)
+	if err != nil {
 		return nil, err
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
@@ -194,9 +198,11 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 		pool.Close()
 		return nil, err
 	}
-	if err := s.chainLegacy(ctx); err != nil {
-		pool.Close()
-		return nil, err
+	if slices.Contains(applied, migrations.LedgerMigration) {
+		if s.legacyChained, err = s.chainLegacy(ctx); err != nil {
+			pool.Close()
+			return nil, err
+		}
 	}
 	if o.groupCommit {
 		s.writes = make(chan *write, o.maxBatch)

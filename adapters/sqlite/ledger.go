@@ -171,10 +171,13 @@ func pruneChunk(ctx context.Context, tx *sql.Tx, through int64, hash []byte, fir
 }
 
 // chainLegacy gives the records made before the ledger existed (migration
-// 00006) their place in the chain, oldest first, once: only while the chain
-// is empty. A record written around the store later stays unchained, and
+// 00006) their place in the chain, oldest first, and returns how many it
+// chained. Open calls it only in the run that applied that migration
+// (migrations.LedgerMigration), and it does nothing unless the chain is
+// empty: a record written around the store later stays unchained, and
 // verification reports it.
-func (s *Store) chainLegacy(ctx context.Context) error {
+func (s *Store) chainLegacy(ctx context.Context) (int64, error) {
+	var chained int64
 	err := s.onWriter(ctx, func(tx *sql.Tx) error {
 		var seq, unchained int64
 		var head []byte
@@ -226,13 +229,19 @@ func (s *Store) chainLegacy(ctx context.Context) error {
 				if _, err := update.ExecContext(ctx, seq, prev, head, l.id); err != nil {
 					return err
 				}
+				chained++
 			}
 		}
 		_, err = tx.ExecContext(ctx, updateHead, seq, head)
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("sqlite: %s: chain the decisions recorded before the ledger: %w", s.path, err)
+		return 0, fmt.Errorf("sqlite: %s: chain the decisions recorded before the ledger: %w", s.path, err)
 	}
-	return nil
+	return chained, nil
 }
+
+// LegacyChained is how many decisions recorded before the ledger existed
+// Open gave a place in the chain, for serve to log: 0 but in the run that
+// applied the ledger's migration to a store that held decisions.
+func (s *Store) LegacyChained() int64 { return s.legacyChained }

@@ -24,6 +24,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -73,6 +74,7 @@ type Store struct {
 	closeErr  error
 
 	commits, written atomic.Int64 // see Stats
+	legacyChained    int64        // see LegacyChained
 }
 
 // Stats counts the work of the writer since Open.
@@ -137,7 +139,8 @@ func Open(ctx context.Context, dataDir string, opts ...Option) (*Store, error) {
 }
 
 func open(ctx context.Context, db *sql.DB, path string, o options) (*Store, error) {
-	if _, err := migrations.Apply(ctx, db, migrations.SQLite); err != nil {
+	applied, err := migrations.Apply(ctx, db, migrations.SQLite)
+	if err != nil {
 		return nil, fmt.Errorf("sqlite: %s: %w", path, err)
 	}
 	var mode string
@@ -174,9 +177,11 @@ func open(ctx context.Context, db *sql.DB, path string, o options) (*Store, erro
 		writerDone: make(chan struct{}),
 	}
 	go s.writeLoop()
-	if err := s.chainLegacy(ctx); err != nil {
-		s.Close()
-		return nil, err
+	if slices.Contains(applied, migrations.LedgerMigration) {
+		if s.legacyChained, err = s.chainLegacy(ctx); err != nil {
+			s.Close()
+			return nil, err
+		}
 	}
 	return s, nil
 }
