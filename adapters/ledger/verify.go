@@ -97,3 +97,50 @@ func asBreak(err error) (*Break, bool) {
 	ok := errors.As(err, &b)
 	return b, ok
 }
+
+// Against checks the chain of s against an export that verified (sum): a
+// chain rewritten as a whole, and re-hashed from its start, holds on its
+// own; it cannot match what an export signed before the rewrite says the
+// chain was at the export's end. The store must still hold that position:
+// the record at the export's end seq, or its anchor there, with the same
+// hash. The error is for a store that could not be read, or one pruned past
+// the export's end, which can no longer be compared with it.
+func Against(ctx context.Context, s tollgate.LedgerStore, sum ExportSummary) (*Break, error) {
+	head, err := s.LedgerHead(ctx)
+	if err != nil {
+		return nil, err
+	}
+	end := sum.EndSeq
+	switch {
+	case end > head.Seq:
+		return &Break{Seq: head.Seq + 1, Reason: fmt.Sprintf(
+			"missing: the export ends at seq %d, the store's chain at seq %d: records it held were removed", end, head.Seq)}, nil
+	case end < head.AnchorSeq:
+		return nil, fmt.Errorf("the store was pruned past the export's end (seq %d, anchor seq %d): compare with a later export, or with the archive that ends at the anchor", end, head.AnchorSeq)
+	case end == head.AnchorSeq:
+		if !bytes.Equal(head.AnchorHash, sum.EndHash) {
+			return &Break{Seq: end, Reason: fmt.Sprintf(
+				"the store's chain starts after seq %d with hash %s, but the export says the chain had hash %s there: the chain was rewritten",
+				end, Hex(head.AnchorHash), Hex(sum.EndHash))}, nil
+		}
+		return nil, nil
+	}
+	var brk *Break
+	found := false
+	err = s.LedgerEntries(ctx, end, end, func(e tollgate.LedgerEntry) error {
+		found = true
+		if !bytes.Equal(e.Hash, sum.EndHash) {
+			brk = &Break{Seq: end, ID: e.ID, Reason: fmt.Sprintf(
+				"the store's chain hash here is %s, but the export says %s: the chain was rewritten since the export",
+				Hex(e.Hash), Hex(sum.EndHash))}
+		}
+		return nil
+	})
+	switch {
+	case err != nil:
+		return nil, err
+	case !found:
+		return &Break{Seq: end, Reason: "missing: the store does not hold the record the export ends with"}, nil
+	}
+	return brk, nil
+}

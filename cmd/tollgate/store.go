@@ -274,6 +274,29 @@ func openCommandStore(ctx context.Context, dataDir, databaseURL string) (command
 	return sqlite.Open(ctx, dataDir)
 }
 
+// ledgerReader is a store opened read-only, for `ledger verify`.
+type ledgerReader interface {
+	tollgate.LedgerStore
+	Close() error
+}
+
+// openLedgerReader opens the store serve would use with the same flags,
+// read-only: nothing is created, migrated or written.
+func openLedgerReader(ctx context.Context, dataDir, databaseURL string) (ledgerReader, error) {
+	if databaseURL != "" {
+		l, err := postgres.OpenLedger(ctx, databaseURL)
+		if err != nil {
+			return nil, err
+		}
+		return l, nil
+	}
+	l, err := sqlite.OpenLedger(ctx, dataDir)
+	if err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
 var _ tollgate.LedgerStore = (*lateStore)(nil)
 
 func (l *lateStore) LedgerHead(ctx context.Context) (tollgate.LedgerHead, error) {
