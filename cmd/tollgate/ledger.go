@@ -29,8 +29,9 @@ around tollgate breaks the chain. The store flags are serve's:
 [--data-dir DIR | --database-url URL].
 
 Commands:
-  verify          check the chain; exit 0 sound, 1 broken (names the first
-                  broken record), 2 could not check
+  verify          check the chain, the columns served beside it and the
+                  cooldowns, read-only; exit 0 sound, 1 broken (names the
+                  first broken record), 2 could not check
   export          stream the chain as NDJSON, filtered as GET /v1/decisions,
                   its end signed with --ledger-signing-key
   verify-export   check an export offline: --key PUBLIC.pem FILE
@@ -287,9 +288,12 @@ func output(c *cli, path string) (io.Writer, func(err error) error, error) {
 func runLedgerVerifyExport(c *cli, args []string) int {
 	f := newFlags(c, "ledger verify-export", "ledger verify-export [--key PUBLIC.pem] FILE",
 		`Checks an export offline (FILE, or - for stdin): every line follows the one
-before it in the chain, every record hashes to its line's hash, and the
-end line closes the chain and is signed by --key (the PEM public key from
-`+"`tollgate ledger keygen`"+`). Without --key the signature is not checked.
+before it in the chain, every record hashes to its line's hash and is one
+the filters of the start line select, and the end line closes the chain,
+counts the records and links, and is signed by --key (the PEM public key
+from `+"`tollgate ledger keygen`"+`): the signature covers the filters, the
+counts and which seqs are whole records. Without --key the signature is
+not checked.
 Exit 0 sound, 1 broken or not signed by --key (names the first broken
 line), 2 could not read.`)
 	keyPath := f.String("key", "", "the Ed25519 public key `FILE` (PEM) the export must be signed with")
@@ -320,6 +324,9 @@ line), 2 could not read.`)
 	}
 	fmt.Fprintf(c.stdout, "export ok: %d records and %d links, seq %d to %d, end hash %s, exported at %s, %s\n",
 		sum.Records, sum.Links, sum.StartSeq+1, sum.EndSeq, ledger.Hex(sum.EndHash), sum.ExportedAt, signed)
+	if sum.Format == ledger.FormatV1 {
+		fmt.Fprintf(c.stdout, "note: a %s export: its signature covers the chain's ends, not its filters nor which records are whole\n", ledger.FormatV1)
+	}
 	return exitOK
 }
 

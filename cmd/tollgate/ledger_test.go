@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/tollgate/tollgate"
+	"github.com/tollgate/tollgate/adapters/ledger"
 	"github.com/tollgate/tollgate/adapters/pgtest"
 	"github.com/tollgate/tollgate/adapters/postgres"
 	"github.com/tollgate/tollgate/adapters/sqlite"
@@ -27,6 +28,11 @@ type ledgerBackend struct {
 	open  func(t *testing.T) tollgate.DecisionStore
 	// exec runs query and returns the rows it changed, or its error.
 	exec func(t *testing.T, query string) (int64, error)
+	// blob is the SQL literal of b.
+	blob func(b []byte) string
+	// missing are the store flags of a store that does not exist, and
+	// created reports whether something was created there since.
+	missing func(t *testing.T) (flags []string, created func() bool)
 }
 
 // change runs query, which must change one row.
@@ -60,6 +66,14 @@ func sqliteBackend(t *testing.T) ledgerBackend {
 			}
 			return res.RowsAffected()
 		},
+		blob: func(b []byte) string { return fmt.Sprintf("X'%x'", b) },
+		missing: func(t *testing.T) ([]string, func() bool) {
+			dir := filepath.Join(t.TempDir(), "no-store")
+			return []string{"--data-dir", dir}, func() bool {
+				_, err := os.Stat(dir)
+				return err == nil
+			}
+		},
 	}
 }
 
@@ -82,6 +96,22 @@ func postgresBackend(t *testing.T, pg *pgtest.Server) ledgerBackend {
 			defer conn.Close(context.Background())
 			tag, err := conn.Exec(t.Context(), query)
 			return tag.RowsAffected(), err
+		},
+		blob: func(b []byte) string { return fmt.Sprintf("decode('%x', 'hex')", b) },
+		missing: func(t *testing.T) ([]string, func() bool) {
+			url := pg.NewDatabase(t)
+			return []string{"--database-url", url}, func() bool {
+				conn, err := pgx.Connect(t.Context(), url)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer conn.Close(context.Background())
+				var n int
+				if err := conn.QueryRow(t.Context(), `SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema()`).Scan(&n); err != nil {
+					t.Fatal(err)
+				}
+				return n > 0
+			}
 		},
 	}
 }
@@ -195,6 +225,31 @@ func TestLedgerCommands(t *testing.T) {
 			t.Run("ExportArchiveAndVerify", func(t *testing.T) {
 				testExportArchive(t, backend(t))
 			})
+			t.Run("VerifyCreatesNoStore", func(t *testing.T) {
+				flags, created := backend(t).missing(t)
+				r := runTollgate(t, append([]string{"ledger", "verify"}, flags...)...)
+				r.wantCode(t, exitError)
+				if !strings.Contains(r.stderr, "no tollgate s") || strings.Contains(r.stdout, "ledger ok") {
+					t.Fatalf("verify of no store: stdout %q, stderr %q; want an error saying there is no store", r.stdout, r.stderr)
+				}
+				if created() {
+					t.Fatal("ledger verify created a store")
+				}
+			})
+			t.Run("RechainedStoreFailsAgainstSignedExport", func(t *testing.T) {
+				testRechained(t, backend(t), name)
+			})
+			t.Run("ServedColumnIsNamed", func(t *testing.T) {
+				b := backend(t)
+				ids := b.seed(t, 6)
+				b.change(t, `UPDATE decisions SET status = 'refused' WHERE seq = 4`)
+				r := runTollgate(t, append([]string{"ledger", "verify"}, b.flags...)...)
+				r.wantCode(t, exitNo)
+				want := "ledger broken: record seq 4 (decision " + ids[3] + `): the stored columns do not match the hashed record, they were edited around tollgate: status is "refused" but the record says "accepted"`
+				if !strings.HasPrefix(r.stdout, want) {
+					t.Fatalf("verify after editing a column:\n got %q\nwant %q", r.stdout, want)
+				}
+			})
 		})
 	}
 }
@@ -266,6 +321,71 @@ func testExportArchive(t *testing.T, b ledgerBackend) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "again.ndjson")); !os.IsNotExist(err) {
 		t.Fatalf("archive with nothing to archive wrote a file: %v", err)
+	}
+}
+
+// testRechained: an intruder deletes a record and re-hashes the chain after
+// it, as anyone can (the hash has no key). The chain then holds on its own
+// and `ledger verify` cannot tell; against an export signed before the
+// rewrite, it fails.
+func testRechained(t *testing.T, b ledgerBackend, name string) {
+	b.seed(t, 6)
+	dir := t.TempDir()
+	runTollgate(t, "ledger", "keygen", "--out", dir).wantCode(t, exitOK)
+	private, public := filepath.Join(dir, "ledger-private.pem"), filepath.Join(dir, "ledger-public.pem")
+	export := filepath.Join(dir, "export.ndjson")
+	runTollgate(t, append([]string{"ledger", "export", "--quiet", "--ledger-signing-key", private, "--out", export}, b.flags...)...).wantCode(t, exitOK)
+	b.seed(t, 2)
+	againstFlags := append([]string{"ledger", "verify", "--against", export, "--key", public}, b.flags...)
+	r := runTollgate(t, againstFlags...)
+	r.wantCode(t, exitOK)
+	if !strings.Contains(r.stdout, "matches "+export+" at seq 6") {
+		t.Fatalf("verify --against before the rewrite: %q", r.stdout)
+	}
+
+	// Delete seq 3, move the later records down one and re-hash them.
+	b.change(t, `DELETE FROM decisions WHERE seq = 3`)
+	for seq := 4; seq <= 8; seq++ {
+		b.change(t, fmt.Sprintf(`UPDATE decisions SET seq = %d WHERE seq = %d`, seq-1, seq))
+	}
+	s := b.open(t)
+	var es []tollgate.LedgerEntry
+	if err := s.(tollgate.LedgerStore).LedgerEntries(t.Context(), 2, 7, func(e tollgate.LedgerEntry) error {
+		es = append(es, e)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	prev := es[0].Hash
+	for _, e := range es[1:] {
+		digest, err := ledger.Digest(e.Record)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hash := ledger.Link(prev, digest)
+		b.change(t, fmt.Sprintf(`UPDATE decisions SET prev_hash = %s, hash = %s WHERE seq = %d`, b.blob(prev), b.blob(hash), e.Seq))
+		prev = hash
+	}
+	head := fmt.Sprintf(`UPDATE ledger SET seq = 7, hash = %s`, b.blob(prev))
+	if name == "postgres" {
+		head += ", prev_hash = prev_hash"
+	}
+	b.change(t, head)
+
+	r = runTollgate(t, append([]string{"ledger", "verify"}, b.flags...)...)
+	r.wantCode(t, exitOK) // what the chain alone cannot show
+	r = runTollgate(t, againstFlags...)
+	r.wantCode(t, exitNo)
+	if !strings.Contains(r.stdout, "ledger broken: record seq 6") || !strings.Contains(r.stdout, "the chain was rewritten since the export") {
+		t.Fatalf("verify --against after the rewrite: %q", r.stdout)
+	}
+	// An export that does not verify is no reference.
+	runTollgate(t, "ledger", "keygen", "--out", filepath.Join(dir, "other")).wantCode(t, exitOK)
+	r = runTollgate(t, append([]string{"ledger", "verify", "--against", export, "--key", filepath.Join(dir, "other", "ledger-public.pem")}, b.flags...)...)
+	r.wantCode(t, exitError)
+	if !strings.Contains(r.stderr, "does not verify") {
+		t.Fatalf("verify --against with another key: %q", r.stderr)
 	}
 }
 
