@@ -3,8 +3,11 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -276,6 +279,7 @@ func testExportArchive(t *testing.T, b ledgerBackend) {
 	if !strings.HasPrefix(r.stdout, "export ok: 4 records and 8 links, seq 1 to 12, end hash ") || !strings.Contains(r.stdout, "signed by key ") {
 		t.Fatalf("verify-export: %q", r.stdout)
 	}
+	testExportSelectionIsSigned(t, export, public)
 	r = runTollgate(t, append([]string{"ledger", "export", "--out", export}, b.flags...)...)
 	r.wantCode(t, exitError)
 	if !strings.Contains(r.stderr, "already exists") {
@@ -386,6 +390,116 @@ func testRechained(t *testing.T, b ledgerBackend, name string) {
 	r.wantCode(t, exitError)
 	if !strings.Contains(r.stderr, "does not verify") {
 		t.Fatalf("verify --against with another key: %q", r.stderr)
+	}
+}
+
+// testExportSelectionIsSigned edits a signed, filtered export as someone
+// hiding a decision from an auditor would: a record turned into a link,
+// with the counts and the selection digest made to agree, or the filters
+// changed. Each edit fails verify-export.
+func testExportSelectionIsSigned(t *testing.T, export, public string) {
+	t.Helper()
+	data, err := os.ReadFile(export)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatal(err)
+		}
+		lines = append(lines, m)
+	}
+	write := func(name string, lines []map[string]any) string {
+		var b strings.Builder
+		for _, m := range lines {
+			j, err := json.Marshal(m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b.Write(j)
+			b.WriteByte('\n')
+		}
+		path := filepath.Join(t.TempDir(), name)
+		if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	edit := func() []map[string]any {
+		out := make([]map[string]any, len(lines))
+		for i, m := range lines {
+			out[i] = maps.Clone(m)
+		}
+		return out
+	}
+	// The unedited copy, re-encoded, verifies: the edits below are what fail.
+	r := runTollgate(t, "ledger", "verify-export", "--key", public, write("same.ndjson", edit()))
+	r.wantCode(t, exitOK)
+
+	hidden := edit()
+	var selection strings.Builder
+	turned := false
+	for i, m := range hidden {
+		switch m["type"] {
+		case "record":
+			if !turned {
+				raw, _ := json.Marshal(m["record"])
+				digest, err := ledger.Digest(raw)
+				if err != nil {
+					t.Fatal(err)
+				}
+				hidden[i] = map[string]any{"type": "link", "seq": m["seq"], "digest": ledger.Hex(digest), "hash": m["hash"]}
+				turned = true
+				continue
+			}
+			fmt.Fprintf(&selection, "%v\n", m["seq"])
+		case "end":
+			m["records"] = m["records"].(float64) - 1
+			m["links"] = m["links"].(float64) + 1
+			sum := sha256.Sum256([]byte(selection.String()))
+			m["selection"] = ledger.Hex(sum[:])
+		}
+	}
+	r = runTollgate(t, "ledger", "verify-export", "--key", public, write("hidden.ndjson", hidden))
+	r.wantCode(t, exitNo)
+	if !strings.Contains(r.stdout, "the signature of the end line is not valid") {
+		t.Fatalf("verify-export of an export with a record turned into a link: %q", r.stdout)
+	}
+	// Without a key, the counts and the selection still have to agree.
+	unadjusted := edit()
+	for i, m := range unadjusted {
+		if m["type"] == "record" {
+			raw, _ := json.Marshal(m["record"])
+			digest, _ := ledger.Digest(raw)
+			unadjusted[i] = map[string]any{"type": "link", "seq": m["seq"], "digest": ledger.Hex(digest), "hash": m["hash"]}
+			unadjusted[len(unadjusted)-1]["records"] = unadjusted[len(unadjusted)-1]["records"].(float64) - 1
+			break
+		}
+	}
+	r = runTollgate(t, "ledger", "verify-export", write("unadjusted.ndjson", unadjusted))
+	r.wantCode(t, exitNo)
+	if !strings.Contains(r.stdout, "links; the export holds") {
+		t.Fatalf("verify-export of an export whose links were not recounted: %q", r.stdout)
+	}
+
+	// Filters: another project's name does not select its records; no
+	// filter selects them all, but is not what was signed.
+	for _, tc := range []struct {
+		filter map[string]any
+		want   string
+	}{
+		{map[string]any{"project": "service-api"}, "the export's filters do not select this record"},
+		{map[string]any{}, "the signature of the end line is not valid"},
+	} {
+		changed := edit()
+		changed[0]["filter"] = tc.filter
+		r = runTollgate(t, "ledger", "verify-export", "--key", public, write("filter.ndjson", changed))
+		r.wantCode(t, exitNo)
+		if !strings.Contains(r.stdout, tc.want) {
+			t.Fatalf("verify-export with filter %v: %q; want %q", tc.filter, r.stdout, tc.want)
+		}
 	}
 }
 
