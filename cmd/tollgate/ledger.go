@@ -230,7 +230,8 @@ any other failure.`)
 	if err != nil {
 		return f.fail("%v", err)
 	}
-	s, err := store.open(ctx)
+	// An export only reads: the store is opened as verify opens it.
+	s, err := openLedgerReader(ctx, *store.dataDir, *store.databaseURL)
 	if err != nil {
 		return f.fail("%v", err)
 	}
