@@ -136,6 +136,22 @@ type LedgerStore interface {
 	// those the cooldowns reflect. It stops at fn's first error and returns
 	// it.
 	LedgerCooldowns(ctx context.Context, fn func(StoredCooldown) error) (int64, error)
+
+	// LedgerBaselines is LedgerCooldowns for the drift baselines.
+	LedgerBaselines(ctx context.Context, fn func(StoredBaseline) error) (int64, error)
+}
+
+// StoredBaseline is one stored drift baseline, as verification compares it
+// with the accepted record that set it.
+type StoredBaseline struct {
+	Project, Environment string
+	EvaluatedAt          time.Time
+	// DecisionID is the decision that set it (kept when that decision is
+	// pruned), DecisionSeq its place in the chain: 0 when the store does
+	// not hold it.
+	DecisionID  string
+	DecisionSeq int64
+	Baseline    []byte // as stored: a Baseline as JSON
 }
 
 // StoredCooldown is one row of a store's cooldown state: the latest

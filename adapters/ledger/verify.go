@@ -30,21 +30,39 @@ type Summary struct {
 // be what the accepted records imply. The error is for a store that could
 // not be read. Verify only reads.
 func Verify(ctx context.Context, s tollgate.LedgerStore, progress Progress) (Summary, *Break, error) {
-	// The cooldowns first, then the head: every record the cooldowns
-	// reflect (through asOf) is in the walk.
-	var rows []tollgate.StoredCooldown
-	asOf, err := s.LedgerCooldowns(ctx, func(c tollgate.StoredCooldown) error {
-		rows = append(rows, c)
+	// The derived state first, then the head: every record it reflects
+	// (through asOf) is in the walk.
+	cdRows := make(map[tollgate.CooldownKey]derivedRow)
+	cdAsOf, err := s.LedgerCooldowns(ctx, func(c tollgate.StoredCooldown) error {
+		cdRows[c.Key] = derivedRow{at: c.LastAcceptedAt, id: c.DecisionID, seq: c.DecisionSeq}
 		return nil
 	})
 	if err != nil {
 		return Summary{}, nil, err
 	}
+	blRows := make(map[baselineKey]derivedRow)
+	var badBaseline *Break
+	blAsOf, err := s.LedgerBaselines(ctx, func(b tollgate.StoredBaseline) error {
+		key := baselineKey{b.Project, b.Environment}
+		digest, err := Digest(b.Baseline)
+		if err != nil && badBaseline == nil {
+			badBaseline = &Break{Reason: fmt.Sprintf("the drift baseline of %s is not valid JSON: %v", baselines.name(key), err)}
+		}
+		blRows[key] = derivedRow{at: b.EvaluatedAt, id: b.DecisionID, seq: b.DecisionSeq, digest: digest}
+		return nil
+	})
+	if err != nil {
+		return Summary{}, nil, err
+	}
+	if badBaseline != nil {
+		return Summary{}, badBaseline, nil
+	}
 	head, err := s.LedgerHead(ctx)
 	if err != nil {
 		return Summary{}, nil, err
 	}
-	cds := newCooldowns(rows, asOf, head.AnchorSeq)
+	cds := newDerived(cooldowns, cdRows, cdAsOf, head.AnchorSeq)
+	bls := newDerived(baselines, blRows, blAsOf, head.AnchorSeq)
 	sum := Summary{From: head.AnchorSeq + 1, Through: head.Seq, Hash: head.AnchorHash}
 	c := chain{seq: head.AnchorSeq, hash: head.AnchorHash}
 	total := head.Seq - head.AnchorSeq
@@ -58,6 +76,9 @@ func Verify(ctx context.Context, s tollgate.LedgerStore, progress Progress) (Sum
 			return brk
 		}
 		if brk = cds.record(e, rec); brk != nil {
+			return brk
+		}
+		if brk = bls.record(e, rec); brk != nil {
 			return brk
 		}
 		sum.Records++
@@ -83,6 +104,9 @@ func Verify(ctx context.Context, s tollgate.LedgerStore, progress Progress) (Sum
 			"%d records have no place in the chain: they were written around tollgate", head.Unchained)}, nil
 	}
 	if brk := cds.finish(); brk != nil {
+		return sum, brk, nil
+	}
+	if brk := bls.finish(); brk != nil {
 		return sum, brk, nil
 	}
 	if progress != nil && total >= progressEvery {

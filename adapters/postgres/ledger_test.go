@@ -181,7 +181,8 @@ func TestTamper(t *testing.T) {
 	storetest.RunTamper(t, func(t *testing.T) storetest.Tamper {
 		url := pgtest.Shared(t).NewDatabase(t)
 		return storetest.Tamper{
-			Open: func() tollgate.DecisionStore { return mustOpen(t, url) },
+			Open:     func() tollgate.DecisionStore { return mustOpen(t, url) },
+			Postgres: true,
 			Exec: func(query string) error {
 				conn, err := pgx.Connect(t.Context(), url)
 				if err != nil {

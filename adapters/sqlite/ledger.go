@@ -92,6 +92,35 @@ func (s *Store) LedgerCooldowns(ctx context.Context, fn func(tollgate.StoredCool
 	return head, nil
 }
 
+// LedgerBaselines implements tollgate.LedgerStore.
+func (s *Store) LedgerBaselines(ctx context.Context, fn func(tollgate.StoredBaseline) error) (int64, error) {
+	if s.isClosed() {
+		return 0, s.errClosed()
+	}
+	rows, err := s.db.QueryContext(ctx, storekit.BaselinesQuery)
+	if err != nil {
+		return 0, s.readError(ctx, "read the drift baselines", err)
+	}
+	defer rows.Close()
+	var head int64
+	for rows.Next() {
+		var row storekit.BaselineRow
+		if err := rows.Scan(row.Dest()...); err != nil {
+			return 0, s.readError(ctx, "read the drift baselines", err)
+		}
+		head = row.Head
+		if c, ok := row.Stored(); ok {
+			if err := fn(c); err != nil {
+				return 0, err
+			}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return 0, s.readError(ctx, "read the drift baselines", err)
+	}
+	return head, nil
+}
+
 // LedgerSeqSince implements tollgate.LedgerStore.
 func (s *Store) LedgerSeqSince(ctx context.Context, t time.Time) (int64, bool, error) {
 	if s.isClosed() {

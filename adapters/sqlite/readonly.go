@@ -75,6 +75,11 @@ func (l *Ledger) LedgerCooldowns(ctx context.Context, fn func(tollgate.StoredCoo
 	return l.s.LedgerCooldowns(ctx, fn)
 }
 
+// LedgerBaselines implements tollgate.LedgerStore.
+func (l *Ledger) LedgerBaselines(ctx context.Context, fn func(tollgate.StoredBaseline) error) (int64, error) {
+	return l.s.LedgerBaselines(ctx, fn)
+}
+
 // PruneLedger implements tollgate.LedgerStore: refused, the store is
 // read-only.
 func (l *Ledger) PruneLedger(context.Context, int64, []byte) (int64, error) {

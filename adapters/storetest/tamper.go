@@ -16,8 +16,11 @@ type Tamper struct {
 	// Open opens the store, as Factory's open does.
 	Open func() tollgate.DecisionStore
 	// Exec runs one SQL statement on the store's database, outside the
-	// store. The statements are portable between SQLite and PostgreSQL.
+	// store. The statements are portable between SQLite and PostgreSQL,
+	// but where Postgres says otherwise.
 	Exec func(query string) error
+	// Postgres is set for a PostgreSQL store.
+	Postgres bool
 	// OpenReadOnly opens the store as `tollgate ledger verify` does: read
 	// only, nothing created, nothing migrated or chained.
 	OpenReadOnly func() tollgate.LedgerStore
@@ -44,7 +47,7 @@ func RunTamper(t *testing.T, factory TamperFactory) {
 		tests = append(tests, test{"Column/" + c.column, testTamperColumn(c.column, c.set, c.want)})
 	}
 	for _, c := range tamperedCooldowns {
-		tests = append(tests, test{"Cooldown/" + c.name, testTamperCooldown(c.query, c.seq, c.want)})
+		tests = append(tests, test{"Derived/" + c.name, testTamperCooldown(c.query, postgresQueries[c.name], c.seq, c.want)})
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -55,7 +58,9 @@ func RunTamper(t *testing.T, factory TamperFactory) {
 }
 
 // tamperFixture records, under cooldown keys, a refused and an accepted
-// decision for each of two branches, and returns them in seq order.
+// decision for each of two branches (the accepted ones with a scan, so
+// that they set the drift baseline of service-api in production, the
+// later one last), and returns them in seq order.
 func tamperFixture(t *testing.T, s tollgate.DecisionStore) []tollgate.Record {
 	t.Helper()
 	var recs []tollgate.Record
@@ -66,8 +71,17 @@ func tamperFixture(t *testing.T, s tollgate.DecisionStore) []tollgate.Record {
 		{branch: "release/1", status: tollgate.Accepted},
 	} {
 		sp.project, sp.pipeline, sp.at = "service-api", "deploy-prod", base.Add(time.Duration(i)*time.Minute)
-		_, rec := decideWith(t, s, keyOf(sp), sp)
-		recs = append(recs, rec)
+		rec := sp.record()
+		if sp.status == tollgate.Accepted {
+			rec.Context.Scan = &tollgate.Release{ScannedAt: sp.at, Format: "trivy", Findings: []tollgate.ScoredFinding{
+				{Finding: tollgate.Finding{ID: fmt.Sprintf("CVE-2024-%d", 1000+i), Package: "openssl", Severity: tollgate.Severity("HIGH")}},
+			}}
+		}
+		got, err := s.Decide(t.Context(), keyOf(sp), fixed(rec))
+		if err != nil {
+			t.Fatalf("Decide: %v", err)
+		}
+		recs = append(recs, got)
 	}
 	return recs
 }
@@ -198,7 +212,7 @@ func testTamperStatusFilter(t *testing.T, tp Tamper) {
 }
 
 // tamperedCooldowns edit the cooldown of service-api/deploy-prod on main,
-// which the accepted decision at seq 2 started.
+// which the accepted decision at seq 2 started, or the drift baseline.
 var tamperedCooldowns = []struct {
 	name, query string
 	seq         int64
@@ -207,20 +221,38 @@ var tamperedCooldowns = []struct {
 	{"Deleted", "DELETE FROM cooldowns WHERE branch = 'main'", 2,
 		`started the cooldown of service-api/deploy-prod on branch "main", which the store no longer has`},
 	{"Backdated", "UPDATE cooldowns SET last_accepted_at = last_accepted_at - 3600000000000 WHERE branch = 'main'", 2,
-		`the cooldown of service-api/deploy-prod on branch "main" says it was last accepted at 2026-03-02T07:31:00.123456789Z`},
+		`the cooldown of service-api/deploy-prod on branch "main" says it was set at 2026-03-02T07:31:00.123456789Z`},
 	{"NamesARefusal", "UPDATE cooldowns SET decision_id = (SELECT id FROM decisions WHERE branch = 'main' AND status = 'refused') WHERE branch = 'main'", 1,
 		"which is refused: only an accepted decision starts a cooldown"},
 	{"NamesNoDecisionAndIsOlder", "UPDATE cooldowns SET decision_id = NULL, last_accepted_at = last_accepted_at - 1 WHERE branch = 'main'", 2,
-		"but the store's cooldown says 2026-03-02T08:31:00.123456788Z and names no decision"},
+		"but the store's cooldown says 2026-03-02T08:31:00.123456788Z and names no decision in the ledger"},
 	{"MovedToAnotherKey", "UPDATE cooldowns SET branch = 'hotfix/1' WHERE branch = 'main'", 2,
 		`names this decision, which started the cooldown of service-api/deploy-prod on branch "main"`},
+	// The drift baseline of service-api in production, set by seq 4.
+	{"BaselineDeleted", "DELETE FROM baselines", 4,
+		"this accepted decision set the drift baseline of service-api in production, which the store no longer has"},
+	{"BaselineEdited", "UPDATE baselines SET baseline = replace(baseline, 'CVE-2024-1003', 'CVE-2024-9999')", 4,
+		"the drift baseline of service-api in production names this decision, but does not hold what it set"},
+	{"BaselineRolledBack", "UPDATE baselines SET decision_id = (SELECT id FROM decisions WHERE seq = 2), evaluated_at = (SELECT evaluated_at FROM decisions WHERE seq = 2)", 2,
+		"the drift baseline of service-api in production names this decision, but does not hold what it set"},
+	{"BaselineNamesNoDecision", "UPDATE baselines SET decision_id = '01900000-0000-7000-8000-000000000000'", 0,
+		"the drift baseline of service-api in production names decision 01900000-0000-7000-8000-000000000000, which the ledger does not hold"},
+}
+
+// postgresQueries are the queries of tamperedCooldowns that PostgreSQL
+// needs written otherwise.
+var postgresQueries = map[string]string{
+	"BaselineEdited": "UPDATE baselines SET baseline = replace(baseline::text, 'CVE-2024-1003', 'CVE-2024-9999')::jsonb",
 }
 
 // testTamperCooldown edits a cooldown, derived state that lets a release
 // through or holds it back: verify must find it does not follow from the
 // ledger's accepted decisions.
-func testTamperCooldown(query string, seq int64, want string) func(t *testing.T, tp Tamper) {
+func testTamperCooldown(query, postgres string, seq int64, want string) func(t *testing.T, tp Tamper) {
 	return func(t *testing.T, tp Tamper) {
+		if tp.Postgres && postgres != "" {
+			query = postgres
+		}
 		s := tp.Open()
 		defer s.Close()
 		tamperFixture(t, s)

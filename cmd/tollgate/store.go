@@ -331,6 +331,14 @@ func (l *lateStore) LedgerCooldowns(ctx context.Context, fn func(tollgate.Stored
 	return s.LedgerCooldowns(ctx, fn)
 }
 
+func (l *lateStore) LedgerBaselines(ctx context.Context, fn func(tollgate.StoredBaseline) error) (int64, error) {
+	s, err := keeps[tollgate.LedgerStore](l, "ledger")
+	if err != nil {
+		return 0, err
+	}
+	return s.LedgerBaselines(ctx, fn)
+}
+
 func (l *lateStore) PruneLedger(ctx context.Context, through int64, hash []byte) (int64, error) {
 	s, err := keeps[tollgate.LedgerStore](l, "ledger")
 	if err != nil {

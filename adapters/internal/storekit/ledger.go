@@ -122,3 +122,37 @@ func (r *CooldownRow) Cooldown() (tollgate.StoredCooldown, bool) {
 	}
 	return c, true
 }
+
+// BaselinesQuery is CooldownsQuery for the drift baselines.
+const BaselinesQuery = `SELECT l.seq, b.project, b.environment, b.evaluated_at, b.decision_id, b.baseline, d.seq
+	FROM ledger l
+	LEFT JOIN baselines b ON 1 = 1
+	LEFT JOIN decisions d ON d.id = b.decision_id
+	WHERE l.id = 1`
+
+// BaselineRow is one row of BaselinesQuery as both stores scan it.
+type BaselineRow struct {
+	Head                             int64
+	Project, Environment, DecisionID *string // NULL: no baseline at all
+	At                               *int64
+	Baseline                         []byte
+	DecisionSeq                      *int64
+}
+
+// Dest is the scan destination of BaselinesQuery.
+func (r *BaselineRow) Dest() []any {
+	return []any{&r.Head, &r.Project, &r.Environment, &r.At, &r.DecisionID, &r.Baseline, &r.DecisionSeq}
+}
+
+// Stored is the row as a stored baseline; false for the row of NULLs.
+func (r *BaselineRow) Stored() (tollgate.StoredBaseline, bool) {
+	if r.Project == nil || r.Environment == nil || r.At == nil || r.DecisionID == nil {
+		return tollgate.StoredBaseline{}, false
+	}
+	b := tollgate.StoredBaseline{Project: *r.Project, Environment: *r.Environment, EvaluatedAt: time.Unix(0, *r.At).UTC(),
+		DecisionID: *r.DecisionID, Baseline: append([]byte(nil), r.Baseline...)}
+	if r.DecisionSeq != nil {
+		b.DecisionSeq = *r.DecisionSeq
+	}
+	return b, true
+}
