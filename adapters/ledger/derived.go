@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -55,6 +56,42 @@ type started struct {
 	id     string
 	at     time.Time
 	digest []byte
+}
+
+// derivedRows is the derived state of a store, as read before a walk.
+type derivedRows struct {
+	cooldowns                    map[tollgate.CooldownKey]derivedRow
+	baselines                    map[baselineKey]derivedRow
+	cooldownsAsOf, baselinesAsOf int64
+}
+
+// readDerived reads the cooldowns and the drift baselines of s. A baseline
+// that is not JSON is a break.
+func readDerived(ctx context.Context, s tollgate.LedgerStore) (derivedRows, *Break, error) {
+	rows := derivedRows{cooldowns: make(map[tollgate.CooldownKey]derivedRow), baselines: make(map[baselineKey]derivedRow)}
+	var err error
+	rows.cooldownsAsOf, err = s.LedgerCooldowns(ctx, func(c tollgate.StoredCooldown) error {
+		rows.cooldowns[c.Key] = derivedRow{at: c.LastAcceptedAt, id: c.DecisionID, seq: c.DecisionSeq}
+		return nil
+	})
+	if err != nil {
+		return rows, nil, err
+	}
+	var brk *Break
+	rows.baselinesAsOf, err = s.LedgerBaselines(ctx, func(b tollgate.StoredBaseline) error {
+		key := baselineKey{b.Project, b.Environment}
+		digest, err := Digest(b.Baseline)
+		if err != nil {
+			brk = &Break{Reason: fmt.Sprintf("the drift baseline of %s is not valid JSON: %v", baselines.name(key), err)}
+			return brk
+		}
+		rows.baselines[key] = derivedRow{at: b.EvaluatedAt, id: b.DecisionID, seq: b.DecisionSeq, digest: digest}
+		return nil
+	})
+	if brk != nil {
+		return rows, brk, nil
+	}
+	return rows, nil, err
 }
 
 func newDerived[K comparable](k kind[K], rows map[K]derivedRow, asOf, anchor int64) *derived[K] {

@@ -25,48 +25,27 @@ type Summary struct {
 
 // Verify walks the whole chain of s, from its anchor to its head, and
 // returns the first break, or nil if the chain holds. Beyond the chain
-// itself it checks what the store serves from outside the record: every
-// column copied from a record (checkColumns), and the cooldowns, which must
-// be what the accepted records imply. The error is for a store that could
-// not be read. Verify only reads.
+// itself it checks what the store serves or decides with from outside the
+// record: every column copied from a record (checkColumns), and the
+// cooldowns and drift baselines, which must be what the accepted records
+// imply (derived). The error is for a store that could not be read.
+// Verify only reads.
 func Verify(ctx context.Context, s tollgate.LedgerStore, progress Progress) (Summary, *Break, error) {
 	// The derived state first, then the head: every record it reflects
-	// (through asOf) is in the walk.
-	cdRows := make(map[tollgate.CooldownKey]derivedRow)
-	cdAsOf, err := s.LedgerCooldowns(ctx, func(c tollgate.StoredCooldown) error {
-		cdRows[c.Key] = derivedRow{at: c.LastAcceptedAt, id: c.DecisionID, seq: c.DecisionSeq}
-		return nil
-	})
-	if err != nil {
-		return Summary{}, nil, err
-	}
-	blRows := make(map[baselineKey]derivedRow)
-	var badBaseline *Break
-	blAsOf, err := s.LedgerBaselines(ctx, func(b tollgate.StoredBaseline) error {
-		key := baselineKey{b.Project, b.Environment}
-		digest, err := Digest(b.Baseline)
-		if err != nil && badBaseline == nil {
-			badBaseline = &Break{Reason: fmt.Sprintf("the drift baseline of %s is not valid JSON: %v", baselines.name(key), err)}
-		}
-		blRows[key] = derivedRow{at: b.EvaluatedAt, id: b.DecisionID, seq: b.DecisionSeq, digest: digest}
-		return nil
-	})
-	if err != nil {
-		return Summary{}, nil, err
-	}
-	if badBaseline != nil {
-		return Summary{}, badBaseline, nil
+	// (through its asOf) is in the walk.
+	rows, brk, err := readDerived(ctx, s)
+	if brk != nil || err != nil {
+		return Summary{}, brk, err
 	}
 	head, err := s.LedgerHead(ctx)
 	if err != nil {
 		return Summary{}, nil, err
 	}
-	cds := newDerived(cooldowns, cdRows, cdAsOf, head.AnchorSeq)
-	bls := newDerived(baselines, blRows, blAsOf, head.AnchorSeq)
+	cds := newDerived(cooldowns, rows.cooldowns, rows.cooldownsAsOf, head.AnchorSeq)
+	bls := newDerived(baselines, rows.baselines, rows.baselinesAsOf, head.AnchorSeq)
 	sum := Summary{From: head.AnchorSeq + 1, Through: head.Seq, Hash: head.AnchorHash}
 	c := chain{seq: head.AnchorSeq, hash: head.AnchorHash}
 	total := head.Seq - head.AnchorSeq
-	var brk *Break
 	err = s.LedgerEntries(ctx, head.AnchorSeq+1, head.Seq, func(e tollgate.LedgerEntry) error {
 		if _, brk = c.next(e); brk != nil {
 			return brk
