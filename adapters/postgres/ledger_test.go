@@ -134,7 +134,7 @@ func TestUnchainedRecordsAreNotChainedAgain(t *testing.T) {
 		t.Fatalf("LegacyChained = %d, want 0: only the run that applies the ledger's migration chains", n)
 	}
 	storetest.BrokenAt(t, s, 0, "5 records have no place in the chain")
-	l, err := OpenLedger(t.Context(), url)
+	l, err := OpenReadOnly(t.Context(), url)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,10 +142,10 @@ func TestUnchainedRecordsAreNotChainedAgain(t *testing.T) {
 	storetest.BrokenAt(t, l, 0, "5 records have no place in the chain")
 }
 
-// TestOpenLedgerCreatesNothing: verify's read-only open of a database
+// TestOpenReadOnlyCreatesNothing: verify's read-only open of a database
 // tollgate never migrated fails, saying so, and creates no table there;
 // one at an older schema is not migrated.
-func TestOpenLedgerCreatesNothing(t *testing.T) {
+func TestOpenReadOnlyCreatesNothing(t *testing.T) {
 	url := pgtest.Shared(t).NewDatabase(t)
 	tables := func() int {
 		conn, err := pgx.Connect(t.Context(), url)
@@ -159,19 +159,19 @@ func TestOpenLedgerCreatesNothing(t *testing.T) {
 		}
 		return n
 	}
-	if _, err := OpenLedger(t.Context(), url); tollgate.ErrorCode(err) != tollgate.EInvalid || !strings.Contains(err.Error(), "no tollgate schema") {
-		t.Fatalf("OpenLedger(an empty database) = %v; want EInvalid saying there is no tollgate schema", err)
+	if _, err := OpenReadOnly(t.Context(), url); tollgate.ErrorCode(err) != tollgate.EInvalid || !strings.Contains(err.Error(), "no tollgate schema") {
+		t.Fatalf("OpenReadOnly(an empty database) = %v; want EInvalid saying there is no tollgate schema", err)
 	}
 	if n := tables(); n != 0 {
-		t.Fatalf("OpenLedger created %d tables in an empty database", n)
+		t.Fatalf("OpenReadOnly created %d tables in an empty database", n)
 	}
 	migratedTo(t, url, 5, nil)
 	before := tables()
-	if _, err := OpenLedger(t.Context(), url); tollgate.ErrorCode(err) != tollgate.EInvalid || !strings.Contains(err.Error(), "schema is at version 5") {
-		t.Fatalf("OpenLedger(a database at version 5) = %v; want EInvalid naming the version", err)
+	if _, err := OpenReadOnly(t.Context(), url); tollgate.ErrorCode(err) != tollgate.EInvalid || !strings.Contains(err.Error(), "schema is at version 5") {
+		t.Fatalf("OpenReadOnly(a database at version 5) = %v; want EInvalid naming the version", err)
 	}
 	if after := tables(); after != before {
-		t.Fatalf("OpenLedger changed the schema: %d tables, then %d", before, after)
+		t.Fatalf("OpenReadOnly changed the schema: %d tables, then %d", before, after)
 	}
 }
 
@@ -193,9 +193,9 @@ func TestTamper(t *testing.T) {
 				return err
 			},
 			OpenReadOnly: func() tollgate.LedgerStore {
-				l, err := OpenLedger(t.Context(), url)
+				l, err := OpenReadOnly(t.Context(), url)
 				if err != nil {
-					t.Fatalf("OpenLedger: %v", err)
+					t.Fatalf("OpenReadOnly: %v", err)
 				}
 				t.Cleanup(func() { l.Close() })
 				return l

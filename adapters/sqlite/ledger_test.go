@@ -121,7 +121,7 @@ func TestUnchainedRecordsAreNotChainedAgain(t *testing.T) {
 		t.Fatalf("LegacyChained = %d, want 0: only the run that applies the ledger's migration chains", n)
 	}
 	storetest.BrokenAt(t, s, 0, "5 records have no place in the chain")
-	l, err := OpenLedger(t.Context(), dir)
+	l, err := OpenReadOnly(t.Context(), dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,23 +129,23 @@ func TestUnchainedRecordsAreNotChainedAgain(t *testing.T) {
 	storetest.BrokenAt(t, l, 0, "5 records have no place in the chain")
 }
 
-// TestOpenLedgerCreatesNothing: verify's read-only open of a directory
+// TestOpenReadOnlyCreatesNothing: verify's read-only open of a directory
 // without a store fails, saying so, and leaves nothing behind; a store at
 // an older schema is not migrated.
-func TestOpenLedgerCreatesNothing(t *testing.T) {
+func TestOpenReadOnlyCreatesNothing(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "no-store")
-	if _, err := OpenLedger(t.Context(), dir); tollgate.ErrorCode(err) != tollgate.ENotFound || !strings.Contains(err.Error(), "no tollgate store in") {
-		t.Fatalf("OpenLedger(a missing directory) = %v; want ENotFound saying there is no store", err)
+	if _, err := OpenReadOnly(t.Context(), dir); tollgate.ErrorCode(err) != tollgate.ENotFound || !strings.Contains(err.Error(), "no tollgate store in") {
+		t.Fatalf("OpenReadOnly(a missing directory) = %v; want ENotFound saying there is no store", err)
 	}
 	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("the directory was created: %v", err)
 	}
 	empty := t.TempDir()
-	if _, err := OpenLedger(t.Context(), empty); tollgate.ErrorCode(err) != tollgate.ENotFound {
-		t.Fatalf("OpenLedger(an empty directory) = %v; want ENotFound", err)
+	if _, err := OpenReadOnly(t.Context(), empty); tollgate.ErrorCode(err) != tollgate.ENotFound {
+		t.Fatalf("OpenReadOnly(an empty directory) = %v; want ENotFound", err)
 	}
 	if entries, _ := os.ReadDir(empty); len(entries) != 0 {
-		t.Fatalf("OpenLedger left %d files in an empty directory", len(entries))
+		t.Fatalf("OpenReadOnly left %d files in an empty directory", len(entries))
 	}
 
 	old := t.TempDir()
@@ -154,15 +154,15 @@ func TestOpenLedgerCreatesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := OpenLedger(t.Context(), old); tollgate.ErrorCode(err) != tollgate.EInvalid || !strings.Contains(err.Error(), "schema is at version 5") {
-		t.Fatalf("OpenLedger(a store at version 5) = %v; want EInvalid naming the version", err)
+	if _, err := OpenReadOnly(t.Context(), old); tollgate.ErrorCode(err) != tollgate.EInvalid || !strings.Contains(err.Error(), "schema is at version 5") {
+		t.Fatalf("OpenReadOnly(a store at version 5) = %v; want EInvalid naming the version", err)
 	}
 	after, err := os.ReadFile(filepath.Join(old, FileName))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(before, after) {
-		t.Fatal("OpenLedger changed the database file")
+		t.Fatal("OpenReadOnly changed the database file")
 	}
 }
 
@@ -183,9 +183,9 @@ func TestTamper(t *testing.T) {
 				return err
 			},
 			OpenReadOnly: func() tollgate.LedgerStore {
-				l, err := OpenLedger(t.Context(), dir)
+				l, err := OpenReadOnly(t.Context(), dir)
 				if err != nil {
-					t.Fatalf("OpenLedger: %v", err)
+					t.Fatalf("OpenReadOnly: %v", err)
 				}
 				t.Cleanup(func() { l.Close() })
 				return l

@@ -274,9 +274,12 @@ func openCommandStore(ctx context.Context, dataDir, databaseURL string) (command
 	return sqlite.Open(ctx, dataDir)
 }
 
-// ledgerReader is a store opened read-only, for `ledger verify`.
+// ledgerReader is a store opened read-only, for the commands that only
+// read: `ledger verify`, `ledger export`, `replay`.
 type ledgerReader interface {
 	tollgate.LedgerStore
+	tollgate.BundleStore
+	Decision(ctx context.Context, id string) (tollgate.Record, error)
 	Close() error
 }
 
@@ -284,13 +287,13 @@ type ledgerReader interface {
 // read-only: nothing is created, migrated or written.
 func openLedgerReader(ctx context.Context, dataDir, databaseURL string) (ledgerReader, error) {
 	if databaseURL != "" {
-		l, err := postgres.OpenLedger(ctx, databaseURL)
+		l, err := postgres.OpenReadOnly(ctx, databaseURL)
 		if err != nil {
 			return nil, err
 		}
 		return l, nil
 	}
-	l, err := sqlite.OpenLedger(ctx, dataDir)
+	l, err := sqlite.OpenReadOnly(ctx, dataDir)
 	if err != nil {
 		return nil, err
 	}
