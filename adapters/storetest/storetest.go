@@ -12,6 +12,10 @@
 // listing, every filter, keyset pagination, cooldowns that concurrent
 // requests cannot both pass, group-committed writes that are all there
 // after a restart, and the error codes the API maps to HTTP statuses.
+//
+// RunTamper is its twin for the ledger's promises: every value a store
+// serves beside the hashed record, edited in SQL, is caught by `ledger
+// verify` and never served as the record's.
 package storetest
 
 import (
