@@ -35,7 +35,7 @@ const (
 //	    a record they do not select: its digest only
 //	{"type":"end","seq":E,"hash":…,"records":R,"links":L,"selection":…,"exported_at":…,"key":…,"signature":…}
 //	    the chain position after the last line, the counts, the selection
-//	    digest (Selection), signed
+//	    digest (see selection), signed
 //	{"type":"error","message":…}
 //	    the export stopped there (a broken chain, a store failure)
 //
@@ -105,7 +105,7 @@ func (f Filter) decisionFilter() (tollgate.DecisionFilter, error) {
 	return df, nil
 }
 
-// Selection is the digest of which records an export carries whole: the
+// selection is the digest of which records an export carries whole: the
 // SHA-256 of their seqs in decimal, in order, each followed by a newline
 // (`jq -r 'select(.type=="record").seq' export.ndjson | sha256sum`). With
 // the counts, the signature over it says which seqs are records and which
