@@ -384,7 +384,8 @@ const (
 		(SELECT seq FROM link), (SELECT prev_hash FROM link), (SELECT hash FROM link))`
 
 	// An acceptance, recorded only if its key's cooldown is still the one
-	// its decision read ($14, the decision that set it; NULL for none): the
+	// its decision read ($14, the decision that set it; NULL for none, or
+	// for one archived and pruned since, whose decision_id is NULL): the
 	// compare-and-set of the cooldown row (cas), then the chain's link, as
 	// above, then the record. When cas writes nothing, neither do the
 	// others, and the row count is 0. A cooldown never moves back in time,
@@ -396,7 +397,7 @@ const (
 		SET last_accepted_at = GREATEST(excluded.last_accepted_at, cooldowns.last_accepted_at),
 			decision_id = CASE WHEN excluded.last_accepted_at >= cooldowns.last_accepted_at
 				THEN excluded.decision_id ELSE cooldowns.decision_id END
-		WHERE cooldowns.decision_id = $14
+		WHERE cooldowns.decision_id IS NOT DISTINCT FROM $14
 		RETURNING 1),
 	link AS (
 		UPDATE ledger SET seq = seq + 1, prev_hash = hash, hash = sha256(hash || $10::bytea)
@@ -482,13 +483,15 @@ func (s *Store) decideKeyed(ctx context.Context, key tollgate.CooldownKey, decid
 }
 
 // readCooldown reads key's cooldown and the ID of the decision that set it
-// ("" and a zero Cooldown when the key has none: holder is then nil).
+// (a zero Cooldown when the key has none). holder is nil when the key has
+// no cooldown, or one whose decision was archived and pruned (its
+// decision_id is then NULL): the compare-and-set matches either.
 func (s *Store) readCooldown(ctx context.Context, key tollgate.CooldownKey) (tollgate.Cooldown, *string, error) {
 	opCtx, cancel := context.WithTimeout(ctx, s.timeout+grace)
 	defer cancel()
 	var (
 		at     int64
-		holder string
+		holder *string
 	)
 	err := s.pool.QueryRow(opCtx, readCooldown, key.Project, key.Pipeline, key.Branch).Scan(&at, &holder)
 	switch {
@@ -497,7 +500,7 @@ func (s *Store) readCooldown(ctx context.Context, key tollgate.CooldownKey) (tol
 	case err != nil:
 		return tollgate.Cooldown{}, nil, s.dbError(ctx, "read cooldown", err)
 	}
-	return tollgate.Cooldown{LastAcceptedAt: time.Unix(0, at).UTC()}, &holder, nil
+	return tollgate.Cooldown{LastAcceptedAt: time.Unix(0, at).UTC()}, holder, nil
 }
 
 // execBatch runs b and returns the first error of any of its statements.

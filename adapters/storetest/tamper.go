@@ -42,6 +42,7 @@ func RunTamper(t *testing.T, factory TamperFactory) {
 		{"SwappedIDs", testTamperSwappedIDs},
 		{"StatusFilterServesNoImpostor", testTamperStatusFilter},
 		{"VerifyIsReadOnly", testVerifyReadOnly},
+		{"PrunedDerivedStateStillVerifies", testPrunedDerivedState},
 	}
 	for _, c := range tamperedColumns {
 		tests = append(tests, test{"Column/" + c.column, testTamperColumn(c.column, c.set, c.want)})
@@ -285,4 +286,27 @@ func testVerifyReadOnly(t *testing.T, tp Tamper) {
 		t.Fatalf("head after the read-only store = %+v; want %+v", after, before)
 	}
 	VerifyLedger(t, s.(tollgate.LedgerStore))
+}
+
+// testPrunedDerivedState: archiving and pruning the records that set a
+// cooldown and a drift baseline leaves them behind (the cooldown naming no
+// decision, the baseline the pruned one's ID), and verify still holds, for
+// the records pruned up to each of them. No false alarm.
+func testPrunedDerivedState(t *testing.T, tp Tamper) {
+	s := tp.Open()
+	defer s.Close()
+	recs := tamperFixture(t, s)
+	ls := s.(tollgate.LedgerStore)
+	es := entries(t, ls)
+	for _, through := range []int64{2, 4} {
+		if _, err := ls.PruneLedger(t.Context(), through, es[through-1].Hash); err != nil {
+			t.Fatalf("PruneLedger through %d: %v", through, err)
+		}
+		VerifyLedger(t, ls)
+		VerifyLedger(t, tp.OpenReadOnly())
+	}
+	// And the next accepted decision under the key moves on from there.
+	sp := spec{project: "service-api", pipeline: "deploy-prod", branch: "main", status: tollgate.Accepted, at: recs[3].Decision.EvaluatedAt.Add(time.Minute)}
+	decideWith(t, s, keyOf(sp), sp)
+	VerifyLedger(t, ls)
 }
