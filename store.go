@@ -15,6 +15,12 @@ type Record struct {
 	// Identity is who asked: the name of the API token, DevIdentity on a
 	// server without authentication.
 	Identity string `json:"identity"`
+	// CooldownKey is the cooldown the decision was made under, set by the
+	// store that records it (nil: none applied, or recorded before stores
+	// kept it). An accepted record with a key started that key's cooldown:
+	// hashed with the record, it lets verification check the stored
+	// cooldowns against the ledger.
+	CooldownKey *CooldownKey `json:"cooldown_key,omitempty"`
 }
 
 // DecisionStore is the decision history and the cooldown state.
@@ -123,6 +129,41 @@ type LedgerStore interface {
 	// be hash (else nothing is deleted: EConflict), and makes that record
 	// the chain's anchor. It returns how many records it deleted.
 	PruneLedger(ctx context.Context, through int64, hash []byte) (int64, error)
+
+	// LedgerCooldowns calls fn with every stored cooldown, the state the
+	// accepted records imply, for verification to compare, and returns the
+	// chain head's seq in the same snapshot: the records through it are
+	// those the cooldowns reflect. It stops at fn's first error and returns
+	// it.
+	LedgerCooldowns(ctx context.Context, fn func(StoredCooldown) error) (int64, error)
+
+	// LedgerBaselines is LedgerCooldowns for the drift baselines.
+	LedgerBaselines(ctx context.Context, fn func(StoredBaseline) error) (int64, error)
+}
+
+// StoredBaseline is one stored drift baseline, as verification compares it
+// with the accepted record that set it.
+type StoredBaseline struct {
+	Project, Environment string
+	EvaluatedAt          time.Time
+	// DecisionID is the decision that set it (kept when that decision is
+	// pruned), DecisionSeq its place in the chain: 0 when the store does
+	// not hold it.
+	DecisionID  string
+	DecisionSeq int64
+	Baseline    []byte // as stored: a Baseline as JSON
+}
+
+// StoredCooldown is one row of a store's cooldown state: the latest
+// accepted decision of a key, as the store keeps it.
+type StoredCooldown struct {
+	Key            CooldownKey
+	LastAcceptedAt time.Time
+	// DecisionID is the decision that started it, and DecisionSeq its
+	// place in the chain; empty and 0 once that decision was archived and
+	// pruned (DecisionSeq is 0 too if the store does not hold DecisionID).
+	DecisionID  string
+	DecisionSeq int64
 }
 
 // LedgerHead is where a store's chain starts and ends. The first record
@@ -146,8 +187,9 @@ type LedgerEntry struct {
 	Hash     []byte
 	Record   []byte // the stored record, as JSON
 
-	// The stored columns the history is filtered on.
-	ID, Project, Pipeline, Branch string
-	Status                        Status
-	EvaluatedAt                   time.Time
+	// The stored columns the history is listed, filtered and exported by:
+	// copies of the record's fields, which verification checks against it.
+	ID, Project, Pipeline, Branch, Environment, BundleRevision string
+	Status                                                     Status
+	EvaluatedAt                                                time.Time
 }

@@ -29,6 +29,13 @@ const (
 	Postgres Dialect = "postgres"
 )
 
+// LedgerMigration is the migration that started the ledger. The records
+// made before it are chained once, by the store that applies it, right
+// after it: never at any other time, so that records whose chain position
+// was removed in SQL are reported by verification, not silently chained
+// again.
+const LedgerMigration = "00006_ledger.sql"
+
 //go:embed sqlite/*.sql postgres/*.sql
 var files embed.FS
 
@@ -90,4 +97,39 @@ func apply(ctx context.Context, db *sql.DB, d Dialect, fsys fs.FS) ([]string, er
 		applied = append(applied, path.Base(r.Source.Path))
 	}
 	return applied, nil
+}
+
+// Check reports, without changing anything, whether the schema of db is at
+// the latest version for dialect d: for commands that must only read
+// (`tollgate ledger verify`), which neither create nor migrate a store. A
+// database tollgate never migrated, or one left at an older version, is an
+// error that says so.
+func Check(ctx context.Context, db *sql.DB, d Dialect) error {
+	fsys, err := Files(d)
+	if err != nil {
+		return err
+	}
+	names, err := fs.Glob(fsys, "*.sql")
+	if err != nil || len(names) == 0 {
+		return fmt.Errorf("migrations: no %s migrations embedded", d)
+	}
+	latest, err := goose.NumericComponent(names[len(names)-1])
+	if err != nil {
+		return fmt.Errorf("migrations: %w", err)
+	}
+	var version sql.NullInt64
+	// goose's own table, read directly: goose's provider creates it when
+	// it is missing, and this must not.
+	if err := db.QueryRowContext(ctx, `SELECT max(version_id) FROM goose_db_version WHERE is_applied`).Scan(&version); err != nil {
+		return fmt.Errorf("no tollgate schema found (%w): is this the store tollgate serve uses?", err)
+	}
+	switch {
+	case !version.Valid || version.Int64 == 0:
+		return errors.New("no tollgate schema found: the database was never migrated by tollgate")
+	case version.Int64 < latest:
+		return fmt.Errorf("the schema is at version %d, this tollgate needs %d: run `tollgate migrate` (or start serve) first", version.Int64, latest)
+	case version.Int64 > latest:
+		return fmt.Errorf("the schema is at version %d, newer than this tollgate knows (%d): use the tollgate that migrated it", version.Int64, latest)
+	}
+	return nil
 }

@@ -204,10 +204,13 @@ type historyItem struct {
 	Request  tollgate.Request `json:"request"`
 	Context  tollgate.Context `json:"context"`
 	Identity string           `json:"identity"`
+	// The cooldown the decision was made under, which the ledger hashes
+	// with the rest of the record.
+	CooldownKey *tollgate.CooldownKey `json:"cooldown_key,omitempty"`
 }
 
 func newHistoryItem(r tollgate.Record) historyItem {
-	return historyItem{Decision: r.Decision, Request: r.Request, Context: r.Context, Identity: r.Identity}
+	return historyItem{Decision: r.Decision, Request: r.Request, Context: r.Context, Identity: r.Identity, CooldownKey: r.CooldownKey}
 }
 
 func (s *Server) listDecisions(c echo.Context) error {

@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"crypto/ed25519"
+	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
@@ -95,5 +96,49 @@ func TestExportErrors(t *testing.T) {
 	f.store.Close()
 	if a := f.send("", http.MethodGet, "/v1/decisions/export", ""); a.code != http.StatusServiceUnavailable || a.errorCode() != tollgate.EUnavailable {
 		t.Fatalf("export from a closed store: %d %v; want 503", a.code, a.body)
+	}
+}
+
+// TestDecisionRecomputesItsLedgerHash: what GET /v1/decisions/{id} returns
+// is enough for an auditor to recompute the record's ledger digest, as the
+// README says: the decision with its request, context, identity and the
+// cooldown_key it was made under (deploy-prod has a cooldown).
+func TestDecisionRecomputesItsLedgerHash(t *testing.T) {
+	f := newFixture(t)
+	code, d := f.post("/v1/evaluate", exampleRequest)
+	if code != http.StatusOK {
+		t.Fatalf("evaluate: %d %v", code, d)
+	}
+	code, _, body := f.get("", "/v1/decisions/"+d["decision_id"].(string))
+	if code != http.StatusOK {
+		t.Fatalf("GET decision: %d %s", code, body)
+	}
+	var item map[string]json.RawMessage
+	if err := json.Unmarshal(body, &item); err != nil {
+		t.Fatal(err)
+	}
+	record := map[string]json.RawMessage{}
+	for _, k := range []string{"request", "context", "identity", "cooldown_key"} {
+		if item[k] == nil {
+			t.Fatalf("GET /v1/decisions/{id} has no %q: %s", k, body)
+		}
+		record[k] = item[k]
+		delete(item, k)
+	}
+	record["decision"], _ = json.Marshal(item)
+	raw, _ := json.Marshal(record)
+	digest, err := ledger.Digest(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stored []byte
+	if err := f.store.LedgerEntries(t.Context(), 1, 1, func(e tollgate.LedgerEntry) error {
+		stored, err = ledger.Digest(e.Record)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(digest, stored) {
+		t.Fatalf("digest of the API's record %x; the ledger's %x:\n%s", digest, stored, body)
 	}
 }

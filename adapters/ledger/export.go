@@ -2,10 +2,13 @@ package ledger
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/ed25519"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"hash"
 	"io"
 	"strconv"
 	"time"
@@ -14,18 +17,25 @@ import (
 )
 
 // Format names the export format, in its first line and in what is signed.
-const Format = "tollgate.ledger.v1"
+// FormatV1 is the format before the signature covered the filters and the
+// selection: still verified, for archives made then (see VerifyExport).
+const (
+	Format   = "tollgate.ledger.v2"
+	FormatV1 = "tollgate.ledger.v1"
+)
 
 // An export is NDJSON, one object per line, each with a "type":
 //
-//	{"type":"start","format":"tollgate.ledger.v1","seq":S,"hash":H}
-//	    the chain position before the first line: seq S, hash H
+//	{"type":"start","format":"tollgate.ledger.v2","seq":S,"hash":H,"filter":{…}}
+//	    the chain position before the first line: seq S, hash H; and the
+//	    filters that chose the records written whole
 //	{"type":"record","seq":N,"prev_hash":…,"hash":…,"record":{…}}
 //	    a record the filters select, whole
 //	{"type":"link","seq":N,"digest":…,"hash":…}
 //	    a record they do not select: its digest only
-//	{"type":"end","seq":E,"hash":…,"records":R,"exported_at":…,"key":…,"signature":…}
-//	    the chain position after the last line, signed
+//	{"type":"end","seq":E,"hash":…,"records":R,"links":L,"selection":…,"exported_at":…,"key":…,"signature":…}
+//	    the chain position after the last line, the counts, the selection
+//	    digest (see selection), signed
 //	{"type":"error","message":…}
 //	    the export stopped there (a broken chain, a store failure)
 //
@@ -38,19 +48,113 @@ type line struct {
 	PrevHash   string          `json:"prev_hash,omitempty"`
 	Digest     string          `json:"digest,omitempty"`
 	Hash       string          `json:"hash,omitempty"`
+	Filter     json.RawMessage `json:"filter,omitempty"`
 	Record     json.RawMessage `json:"record,omitempty"`
 	Records    *int64          `json:"records,omitempty"`
+	Links      *int64          `json:"links,omitempty"`
+	Selection  string          `json:"selection,omitempty"`
 	ExportedAt string          `json:"exported_at,omitempty"`
 	Key        string          `json:"key,omitempty"`
 	Signature  []byte          `json:"signature,omitempty"`
 	Message    string          `json:"message,omitempty"`
 }
 
-// SignedMessage is the text an export's end line signs: the format, the
-// chain position the export starts after and the one it ends at, and when
-// it was made, one per line.
-func SignedMessage(startSeq int64, startHash string, endSeq int64, endHash, exportedAt string) []byte {
-	return []byte(Format + "\n" +
+// Filter is an export's filters as its start line carries them and its
+// signature covers them: those of GET /v1/decisions, times in RFC 3339
+// (UTC, nanoseconds as needed), absent when not set. Its JSON, with the
+// fields in this order, is what is signed.
+type Filter struct {
+	Project  string `json:"project,omitempty"`
+	Pipeline string `json:"pipeline,omitempty"`
+	Branch   string `json:"branch,omitempty"`
+	Status   string `json:"status,omitempty"`
+	Since    string `json:"since,omitempty"`
+	Until    string `json:"until,omitempty"`
+}
+
+// exportFilter is f as an export states it.
+func exportFilter(f tollgate.DecisionFilter) Filter {
+	stamp := func(t time.Time) string {
+		if t.IsZero() {
+			return ""
+		}
+		return t.UTC().Format(time.RFC3339Nano)
+	}
+	return Filter{Project: f.Project, Pipeline: f.Pipeline, Branch: f.Branch, Status: string(f.Status), Since: stamp(f.Since), Until: stamp(f.Until)}
+}
+
+// decisionFilter is the filter an export states, to check its records by.
+func (f Filter) decisionFilter() (tollgate.DecisionFilter, error) {
+	df := tollgate.DecisionFilter{Project: f.Project, Pipeline: f.Pipeline, Branch: f.Branch, Status: tollgate.Status(f.Status)}
+	if df.Status != "" && df.Status != tollgate.Accepted && df.Status != tollgate.Refused {
+		return df, fmt.Errorf("status %q is neither accepted nor refused", f.Status)
+	}
+	for _, t := range []struct {
+		name, value string
+		dst         *time.Time
+	}{{"since", f.Since, &df.Since}, {"until", f.Until, &df.Until}} {
+		if t.value == "" {
+			continue
+		}
+		parsed, err := time.Parse(time.RFC3339Nano, t.value)
+		if err != nil {
+			return df, fmt.Errorf("%s %q is not an RFC 3339 time", t.name, t.value)
+		}
+		*t.dst = parsed
+	}
+	return df, nil
+}
+
+// selection is the digest of which records an export carries whole: the
+// SHA-256 of their seqs in decimal, in order, each followed by a newline
+// (`jq -r 'select(.type=="record").seq' export.ndjson | sha256sum`). With
+// the counts, the signature over it says which seqs are records and which
+// are links: turning a record into a link changes it.
+type selection struct{ h hash.Hash }
+
+func newSelection() selection { return selection{sha256.New()} }
+
+func (s selection) add(seq int64) {
+	s.h.Write(strconv.AppendInt(nil, seq, 10))
+	s.h.Write([]byte{'\n'})
+}
+
+func (s selection) hex() string { return Hex(s.h.Sum(nil)) }
+
+// Signed is what an export's signature covers.
+type Signed struct {
+	StartSeq       int64
+	StartHash      string
+	EndSeq         int64
+	EndHash        string
+	Filter         Filter
+	Records, Links int64
+	Selection      string
+	ExportedAt     string
+}
+
+// SignedMessage is the text an export's end line signs, one item a line:
+//
+//	tollgate.ledger.v2
+//	start <seq> <hash>
+//	end <seq> <hash>
+//	filter <the start line's filter object, as Filter encodes it>
+//	records <R>
+//	links <L>
+//	selection <hex>
+//	exported_at <time>
+func SignedMessage(s Signed) []byte {
+	filter, _ := json.Marshal(s.Filter) // strings only: cannot fail
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "%s\nstart %d %s\nend %d %s\nfilter %s\nrecords %d\nlinks %d\nselection %s\nexported_at %s\n",
+		Format, s.StartSeq, s.StartHash, s.EndSeq, s.EndHash, filter, s.Records, s.Links, s.Selection, s.ExportedAt)
+	return b.Bytes()
+}
+
+// signedMessageV1 is what a tollgate.ledger.v1 export signed: its ends
+// and time only.
+func signedMessageV1(startSeq int64, startHash string, endSeq int64, endHash, exportedAt string) []byte {
+	return []byte(FormatV1 + "\n" +
 		"start " + strconv.FormatInt(startSeq, 10) + " " + startHash + "\n" +
 		"end " + strconv.FormatInt(endSeq, 10) + " " + endHash + "\n" +
 		"exported_at " + exportedAt + "\n")
@@ -138,9 +242,16 @@ func Export(ctx context.Context, w io.Writer, s tollgate.LedgerStore, o ExportOp
 		return nil
 	}
 	start := c
-	if err := write(line{Type: "start", Format: Format, Seq: c.seq, Hash: Hex(c.hash)}); err != nil {
+	filter := exportFilter(o.Filter)
+	filterJSON, err := json.Marshal(filter)
+	if err != nil {
 		return sum, err
 	}
+	if err := write(line{Type: "start", Format: Format, Seq: c.seq, Hash: Hex(c.hash), Filter: filterJSON}); err != nil {
+		return sum, err
+	}
+	sel := newSelection()
+	var links int64
 	total, done := through-from+1, int64(0)
 	err = s.LedgerEntries(ctx, from, through, func(e tollgate.LedgerEntry) error {
 		prev := c.hash
@@ -148,10 +259,18 @@ func Export(ctx context.Context, w io.Writer, s tollgate.LedgerStore, o ExportOp
 		if brk != nil {
 			return brk
 		}
+		// The filters select by the stored columns: never sign an export
+		// whose selection rests on a column that is not the record's.
+		if _, brk := checkColumns(e); brk != nil {
+			return brk
+		}
 		l := line{Type: "link", Seq: e.Seq, Digest: Hex(digest), Hash: Hex(e.Hash)}
 		if selects(o.Filter, e) {
 			l = line{Type: "record", Seq: e.Seq, PrevHash: Hex(prev), Hash: Hex(e.Hash), Record: e.Record}
 			sum.Records++
+			sel.add(e.Seq)
+		} else {
+			links++
 		}
 		if done++; o.Progress != nil && done%progressEvery == 0 {
 			o.Progress(done, total)
@@ -175,11 +294,13 @@ func Export(ctx context.Context, w io.Writer, s tollgate.LedgerStore, o ExportOp
 	if o.Now != nil {
 		now = o.Now
 	}
-	end := line{Type: "end", Seq: c.seq, Hash: Hex(c.hash), Records: &sum.Records,
-		ExportedAt: now().UTC().Format(time.RFC3339Nano)}
+	end := line{Type: "end", Seq: c.seq, Hash: Hex(c.hash), Records: &sum.Records, Links: &links,
+		Selection: sel.hex(), ExportedAt: now().UTC().Format(time.RFC3339Nano)}
 	if o.Signer != nil {
 		end.Key = KeyID(o.Signer.Public().(ed25519.PublicKey))
-		end.Signature = ed25519.Sign(o.Signer, SignedMessage(start.seq, Hex(start.hash), end.Seq, end.Hash, end.ExportedAt))
+		end.Signature = ed25519.Sign(o.Signer, SignedMessage(Signed{
+			StartSeq: start.seq, StartHash: Hex(start.hash), EndSeq: end.Seq, EndHash: end.Hash,
+			Filter: filter, Records: sum.Records, Links: links, Selection: end.Selection, ExportedAt: end.ExportedAt}))
 	}
 	if err := write(end); err != nil {
 		return sum, err

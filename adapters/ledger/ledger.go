@@ -63,6 +63,9 @@ type Break struct {
 }
 
 func (b *Break) Error() string {
+	if b.Seq == 0 && b.ID == "" { // not at a record: a cooldown
+		return b.Reason
+	}
 	if b.ID != "" {
 		return fmt.Sprintf("record seq %d (decision %s): %s", b.Seq, b.ID, b.Reason)
 	}

@@ -29,3 +29,26 @@ func TestHashIsTheDocumentedRecipe(t *testing.T) {
 		t.Fatal("Digest of invalid JSON: no error")
 	}
 }
+
+// TestSignedMessageIsTheDocumentedText pins what an export's signature
+// covers, as the README gives it to auditors: eight lines, the filters as
+// the start line writes them, the counts and the selection digest (the
+// SHA-256 of the whole records' seqs, one a line).
+func TestSignedMessageIsTheDocumentedText(t *testing.T) {
+	sel := newSelection()
+	sel.add(18)
+	sel.add(20)
+	sum := sha256.Sum256([]byte("18\n20\n"))
+	if sel.hex() != Hex(sum[:]) {
+		t.Fatalf("selection of 18, 20 = %s; want SHA-256 of \"18\\n20\\n\" = %x", sel.hex(), sum)
+	}
+	got := string(SignedMessage(Signed{StartSeq: 17, StartHash: "aa", EndSeq: 20, EndHash: "bb",
+		Filter: Filter{Project: "service-api", Since: "2026-11-01T00:00:00Z"}, Records: 2, Links: 1,
+		Selection: sel.hex(), ExportedAt: "2026-12-01T00:00:00Z"}))
+	want := "tollgate.ledger.v2\nstart 17 aa\nend 20 bb\n" +
+		`filter {"project":"service-api","since":"2026-11-01T00:00:00Z"}` + "\n" +
+		"records 2\nlinks 1\nselection " + Hex(sum[:]) + "\nexported_at 2026-12-01T00:00:00Z\n"
+	if got != want {
+		t.Fatalf("SignedMessage =\n%s\nwant\n%s", got, want)
+	}
+}

@@ -14,8 +14,10 @@ import (
 
 // ExportSummary is what VerifyExport found in a sound export.
 type ExportSummary struct {
+	Format           string // Format, or FormatV1 for an export made before it
 	StartSeq, EndSeq int64
 	EndHash          []byte
+	Filter           Filter // the filters it states (none in a v1 export)
 	Records, Links   int64
 	ExportedAt       string
 	Key              string // KeyID of the key that signed it; empty if unsigned
@@ -23,10 +25,20 @@ type ExportSummary struct {
 
 // VerifyExport reads an export from r and checks it: the format, that each
 // line follows the one before it in the chain, that every record hashes to
-// its line's hash, that the end line closes the chain, and, with pub, that
-// the end line is signed by pub. Without pub the signature is not checked
-// (an unsigned export proves only its own consistency). It returns the first
-// break; the error is for a reader that failed.
+// its line's hash and is one the stated filters select, that the end line
+// closes the chain with the counts and selection digest of the lines
+// before it, and, with pub, that the end line is signed by pub: the
+// signature covers the filters, the counts and which seqs are whole
+// records (SignedMessage), so that a record turned into a link, with the
+// counts adjusted, fails. Without pub the signature is not checked (an
+// unsigned export proves only its own consistency).
+//
+// A tollgate.ledger.v1 export (FormatV1, made before the signature covered
+// the selection) is still checked, chain and signature, for the archives
+// made then: its summary says so, and its signature proves the chain's
+// ends only, not which records were left out as links.
+//
+// It returns the first break; the error is for a reader that failed.
 func VerifyExport(r io.Reader, pub ed25519.PublicKey) (ExportSummary, *Break, error) {
 	dec := json.NewDecoder(r)
 	var sum ExportSummary
@@ -52,10 +64,24 @@ func VerifyExport(r io.Reader, pub ed25519.PublicKey) (ExportSummary, *Break, er
 		return sum, brk, err
 	}
 	startHash, ok := decodeHash(first.Hash)
-	if first.Type != "start" || first.Format != Format || !ok {
+	if first.Type != "start" || (first.Format != Format && first.Format != FormatV1) || !ok {
 		return sum, &Break{Reason: fmt.Sprintf("not a tollgate ledger export: the first line must be {\"type\":\"start\",\"format\":%q,…}", Format)}, nil
 	}
+	sum.Format = first.Format
+	var filter tollgate.DecisionFilter
+	if first.Format == Format {
+		dec := json.NewDecoder(bytes.NewReader(first.Filter))
+		dec.DisallowUnknownFields()
+		err := dec.Decode(&sum.Filter)
+		if err == nil {
+			filter, err = sum.Filter.decisionFilter()
+		}
+		if err != nil {
+			return sum, &Break{Reason: fmt.Sprintf("the start line's filter is not one tollgate writes: %v", err)}, nil
+		}
+	}
 	c := chain{seq: first.Seq, hash: startHash}
+	sel := newSelection()
 	sum.StartSeq, sum.EndSeq, sum.EndHash = first.Seq, first.Seq, startHash
 	for {
 		l, brk, err := next()
@@ -72,7 +98,11 @@ func VerifyExport(r io.Reader, pub ed25519.PublicKey) (ExportSummary, *Break, er
 			if _, brk := c.next(tollgate.LedgerEntry{Seq: l.Seq, PrevHash: prev, Hash: hash, Record: l.Record, ID: recordID(l.Record)}); brk != nil {
 				return sum, brk, nil
 			}
+			if brk := selected(filter, l); brk != nil {
+				return sum, brk, nil
+			}
 			sum.Records++
+			sel.add(l.Seq)
 		case "link":
 			digest, okDigest := decodeHash(l.Digest)
 			hash, okHash := decodeHash(l.Hash)
@@ -87,7 +117,7 @@ func VerifyExport(r io.Reader, pub ed25519.PublicKey) (ExportSummary, *Break, er
 			c.seq, c.hash = l.Seq, hash
 			sum.Links++
 		case "end":
-			return sum, checkEnd(&sum, l, c, first, pub), nil
+			return sum, checkEnd(&sum, l, c, first, sel.hex(), pub), nil
 		case "error":
 			return sum, &Break{Seq: c.seq + 1, Reason: "the export stopped: " + l.Message}, nil
 		default:
@@ -97,14 +127,35 @@ func VerifyExport(r io.Reader, pub ed25519.PublicKey) (ExportSummary, *Break, er
 	}
 }
 
-// checkEnd checks the end line l, after the chain position c.
-func checkEnd(sum *ExportSummary, l line, c chain, start line, pub ed25519.PublicKey) *Break {
+// selected checks that the record of line l is one filter selects, as
+// the export's start line states it: an export cannot pass off a record
+// its filters would not have written whole.
+func selected(filter tollgate.DecisionFilter, l line) *Break {
+	rec, err := decodeServed(l.Record)
+	if err != nil {
+		return &Break{Seq: l.Seq, Reason: "the record is not a decision record: " + err.Error()}
+	}
+	e := tollgate.LedgerEntry{Project: rec.Decision.Project, Pipeline: rec.Decision.Pipeline, Branch: rec.Decision.Branch,
+		Status: rec.Decision.Status, EvaluatedAt: rec.Decision.EvaluatedAt}
+	if !selects(filter, e) {
+		return &Break{Seq: l.Seq, ID: rec.Decision.ID, Reason: "the export's filters do not select this record, yet it is written whole"}
+	}
+	return nil
+}
+
+// checkEnd checks the end line l, after the chain position c, with the
+// selection digest of the records before it.
+func checkEnd(sum *ExportSummary, l line, c chain, start line, selection string, pub ed25519.PublicKey) *Break {
 	hash, ok := decodeHash(l.Hash)
 	switch {
 	case !ok || l.Seq != c.seq || !bytes.Equal(hash, c.hash):
 		return &Break{Seq: c.seq, Reason: fmt.Sprintf("the end line (seq %d, hash %s) is not where the chain ends (seq %d, hash %s)", l.Seq, l.Hash, c.seq, Hex(c.hash))}
 	case l.Records == nil || *l.Records != sum.Records:
 		return &Break{Seq: c.seq, Reason: fmt.Sprintf("the end line counts %v records; the export holds %d", l.Records, sum.Records)}
+	case sum.Format == Format && (l.Links == nil || *l.Links != sum.Links):
+		return &Break{Seq: c.seq, Reason: fmt.Sprintf("the end line counts %v links; the export holds %d", l.Links, sum.Links)}
+	case sum.Format == Format && l.Selection != selection:
+		return &Break{Seq: c.seq, Reason: fmt.Sprintf("the end line's selection %q is not the digest of the seqs written whole (%s)", l.Selection, selection)}
 	}
 	sum.ExportedAt = l.ExportedAt
 	if pub == nil {
@@ -115,11 +166,20 @@ func checkEnd(sum *ExportSummary, l line, c chain, start line, pub ed25519.Publi
 		return &Break{Seq: c.seq, Reason: "the export is not signed: export from a server started with --ledger-signing-key (or pass it to tollgate ledger export)"}
 	case l.Key != KeyID(pub):
 		return &Break{Seq: c.seq, Reason: fmt.Sprintf("the export was signed by key %s, not by the key given (%s)", l.Key, KeyID(pub))}
-	case !ed25519.Verify(pub, SignedMessage(start.Seq, start.Hash, l.Seq, l.Hash, l.ExportedAt), l.Signature):
+	case !ed25519.Verify(pub, signedBy(sum, start, l), l.Signature):
 		return &Break{Seq: c.seq, Reason: "the signature of the end line is not valid: the export was altered"}
 	}
 	sum.Key = l.Key
 	return nil
+}
+
+// signedBy is the message the end line l of an export signs.
+func signedBy(sum *ExportSummary, start, l line) []byte {
+	if sum.Format == FormatV1 {
+		return signedMessageV1(start.Seq, start.Hash, l.Seq, l.Hash, l.ExportedAt)
+	}
+	return SignedMessage(Signed{StartSeq: start.Seq, StartHash: start.Hash, EndSeq: l.Seq, EndHash: l.Hash,
+		Filter: sum.Filter, Records: sum.Records, Links: sum.Links, Selection: l.Selection, ExportedAt: l.ExportedAt})
 }
 
 func decodeHash(s string) ([]byte, bool) {

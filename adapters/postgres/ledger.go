@@ -68,6 +68,69 @@ func (s *Store) LedgerEntries(ctx context.Context, from, through int64, fn func(
 	}, fn)
 }
 
+// LedgerCooldowns implements tollgate.LedgerStore. The cooldowns are one
+// row per key that was ever accepted: few enough for one query.
+func (s *Store) LedgerCooldowns(ctx context.Context, fn func(tollgate.StoredCooldown) error) (int64, error) {
+	if s.isClosed() {
+		return 0, s.errClosed()
+	}
+	opCtx, cancel := context.WithTimeout(ctx, s.timeout+grace)
+	defer cancel()
+	rows, err := s.pool.Query(opCtx, storekit.CooldownsQuery)
+	if err != nil {
+		return 0, s.dbError(ctx, "read the cooldowns", err)
+	}
+	defer rows.Close()
+	var head int64
+	for rows.Next() {
+		var row storekit.CooldownRow
+		if err := rows.Scan(row.Dest()...); err != nil {
+			return 0, s.dbError(ctx, "read the cooldowns", err)
+		}
+		head = row.Head
+		if c, ok := row.Cooldown(); ok {
+			if err := fn(c); err != nil {
+				return 0, err
+			}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return 0, s.dbError(ctx, "read the cooldowns", err)
+	}
+	return head, nil
+}
+
+// LedgerBaselines implements tollgate.LedgerStore.
+func (s *Store) LedgerBaselines(ctx context.Context, fn func(tollgate.StoredBaseline) error) (int64, error) {
+	if s.isClosed() {
+		return 0, s.errClosed()
+	}
+	opCtx, cancel := context.WithTimeout(ctx, s.timeout+grace)
+	defer cancel()
+	rows, err := s.pool.Query(opCtx, storekit.BaselinesQuery)
+	if err != nil {
+		return 0, s.dbError(ctx, "read the drift baselines", err)
+	}
+	defer rows.Close()
+	var head int64
+	for rows.Next() {
+		var row storekit.BaselineRow
+		if err := rows.Scan(row.Dest()...); err != nil {
+			return 0, s.dbError(ctx, "read the drift baselines", err)
+		}
+		head = row.Head
+		if c, ok := row.Stored(); ok {
+			if err := fn(c); err != nil {
+				return 0, err
+			}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return 0, s.dbError(ctx, "read the drift baselines", err)
+	}
+	return head, nil
+}
+
 // LedgerSeqSince implements tollgate.LedgerStore.
 func (s *Store) LedgerSeqSince(ctx context.Context, t time.Time) (int64, bool, error) {
 	if s.isClosed() {
@@ -152,12 +215,13 @@ func pruneChunk(ctx context.Context, tx pgx.Tx, through int64, hash []byte, firs
 }
 
 // chainLegacy gives the records made before the ledger existed (migration
-// 00006) their place in the chain, oldest first, once: only while the chain
-// is empty, under the chain head's lock, so that of several servers
-// starting together one does it and the others find it done. A record
-// written around the store later stays unchained, and verification
-// reports it.
-func (s *Store) chainLegacy(ctx context.Context) error {
+// 00006) their place in the chain, oldest first, and returns how many it
+// chained. It runs only in the process that applied that migration
+// (migrations.LedgerMigration: Open or Migrate), and does nothing unless
+// the chain is empty, under the chain head's lock. A record written around
+// the store later stays unchained, and verification reports it.
+func (s *Store) chainLegacy(ctx context.Context) (int64, error) {
+	var chained int64
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var (
 			seq       int64
@@ -208,6 +272,7 @@ func (s *Store) chainLegacy(ctx context.Context) error {
 				prev = head
 				seq, head = seq+1, ledger.Link(prev, digest)
 				b.Queue(`UPDATE decisions SET seq = $1, prev_hash = $2, hash = $3 WHERE id = $4`, seq, prev, head, l.id)
+				chained++
 			}
 			if err := execBatch(ctx, tx, b); err != nil {
 				return err
@@ -217,7 +282,12 @@ func (s *Store) chainLegacy(ctx context.Context) error {
 		return err
 	})
 	if err != nil {
-		return s.dbError(ctx, "chain the decisions recorded before the ledger", err)
+		return 0, s.dbError(ctx, "chain the decisions recorded before the ledger", err)
 	}
-	return nil
+	return chained, nil
 }
+
+// LegacyChained is how many decisions recorded before the ledger existed
+// Open gave a place in the chain, for serve to log: 0 but in the run that
+// applied the ledger's migration to a database that held decisions.
+func (s *Store) LegacyChained() int64 { return s.legacyChained }

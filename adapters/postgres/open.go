@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/tollgate/tollgate"
@@ -19,7 +21,9 @@ import (
 
 // Migrate brings the schema of the database at url up to date and returns
 // the file names of the migrations it applied (none when it was current):
-// `tollgate migrate`. Open does the same before it opens the store.
+// `tollgate migrate`. Open does the same before it opens the store. When it
+// applies the ledger's migration, it chains the decisions recorded before
+// it, as Open would (see chainLegacy).
 //
 // Several processes may migrate one database at once (replicas starting
 // together): a PostgreSQL advisory lock, held by migrations.Apply for the
@@ -29,7 +33,21 @@ func Migrate(ctx context.Context, url string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	return migrate(ctx, cfg.ConnConfig, describe(cfg.ConnConfig))
+	where := describe(cfg.ConnConfig)
+	applied, err := migrate(ctx, cfg.ConnConfig, where)
+	if err != nil || !slices.Contains(applied, migrations.LedgerMigration) {
+		return applied, err
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %s: %w", where, err)
+	}
+	defer pool.Close()
+	s := &Store{pool: pool, where: where, timeout: defaults().statementTimeout}
+	if _, err := s.chainLegacy(ctx); err != nil {
+		return nil, err
+	}
+	return applied, nil
 }
 
 // migrate applies the migrations through database/sql (goose's interface),

@@ -38,6 +38,7 @@ import (
 	"hash/fnv"
 	"net"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -51,6 +52,7 @@ import (
 
 	"github.com/tollgate/tollgate"
 	"github.com/tollgate/tollgate/adapters/internal/storekit"
+	"github.com/tollgate/tollgate/migrations"
 )
 
 const (
@@ -94,6 +96,7 @@ type Store struct {
 	closeOnce sync.Once
 
 	commits, written atomic.Int64 // see Stats
+	legacyChained    int64        // see LegacyChained
 
 	// skipKeyLock leaves the cross-replica protection out of keyed
 	// Decides (the compare-and-set of the cooldown and the key's advisory
@@ -176,7 +179,8 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 		return nil, err
 	}
 	where := describe(cfg.ConnConfig)
-	if _, err := migrate(ctx, cfg.ConnConfig, where); err != nil {
+	applied, err := migrate(ctx, cfg.ConnConfig, where)
+	if err != nil {
 		return nil, err
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
@@ -194,9 +198,11 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 		pool.Close()
 		return nil, err
 	}
-	if err := s.chainLegacy(ctx); err != nil {
-		pool.Close()
-		return nil, err
+	if slices.Contains(applied, migrations.LedgerMigration) {
+		if s.legacyChained, err = s.chainLegacy(ctx); err != nil {
+			pool.Close()
+			return nil, err
+		}
 	}
 	if o.groupCommit {
 		s.writes = make(chan *write, o.maxBatch)
@@ -341,7 +347,7 @@ func (s *Store) Decide(ctx context.Context, key *tollgate.CooldownKey, decide fu
 	if err := s.record(ctx, w, nil); err != nil {
 		return tollgate.Record{}, err
 	}
-	return rec, nil
+	return w.Rec, nil
 }
 
 // record writes w, through the group-commit writer unless it is off, and
@@ -378,7 +384,8 @@ const (
 		(SELECT seq FROM link), (SELECT prev_hash FROM link), (SELECT hash FROM link))`
 
 	// An acceptance, recorded only if its key's cooldown is still the one
-	// its decision read ($14, the decision that set it; NULL for none): the
+	// its decision read ($14, the decision that set it; NULL for none, or
+	// for one archived and pruned since, whose decision_id is NULL): the
 	// compare-and-set of the cooldown row (cas), then the chain's link, as
 	// above, then the record. When cas writes nothing, neither do the
 	// others, and the row count is 0. A cooldown never moves back in time,
@@ -390,7 +397,7 @@ const (
 		SET last_accepted_at = GREATEST(excluded.last_accepted_at, cooldowns.last_accepted_at),
 			decision_id = CASE WHEN excluded.last_accepted_at >= cooldowns.last_accepted_at
 				THEN excluded.decision_id ELSE cooldowns.decision_id END
-		WHERE cooldowns.decision_id = $14
+		WHERE cooldowns.decision_id IS NOT DISTINCT FROM $14
 		RETURNING 1),
 	link AS (
 		UPDATE ledger SET seq = seq + 1, prev_hash = hash, hash = sha256(hash || $10::bytea)
@@ -468,7 +475,7 @@ func (s *Store) decideKeyed(ctx context.Context, key tollgate.CooldownKey, decid
 		if err != nil {
 			return tollgate.Record{}, err
 		}
-		return rec, nil
+		return w.Rec, nil
 	}
 	return tollgate.Record{}, tollgate.Errorf(tollgate.EUnavailable,
 		"decision store %s: the cooldown of %s/%s on %s changed %d times while deciding: other replicas keep accepting for it",
@@ -476,13 +483,15 @@ func (s *Store) decideKeyed(ctx context.Context, key tollgate.CooldownKey, decid
 }
 
 // readCooldown reads key's cooldown and the ID of the decision that set it
-// ("" and a zero Cooldown when the key has none: holder is then nil).
+// (a zero Cooldown when the key has none). holder is nil when the key has
+// no cooldown, or one whose decision was archived and pruned (its
+// decision_id is then NULL): the compare-and-set matches either.
 func (s *Store) readCooldown(ctx context.Context, key tollgate.CooldownKey) (tollgate.Cooldown, *string, error) {
 	opCtx, cancel := context.WithTimeout(ctx, s.timeout+grace)
 	defer cancel()
 	var (
 		at     int64
-		holder string
+		holder *string
 	)
 	err := s.pool.QueryRow(opCtx, readCooldown, key.Project, key.Pipeline, key.Branch).Scan(&at, &holder)
 	switch {
@@ -491,7 +500,7 @@ func (s *Store) readCooldown(ctx context.Context, key tollgate.CooldownKey) (tol
 	case err != nil:
 		return tollgate.Cooldown{}, nil, s.dbError(ctx, "read cooldown", err)
 	}
-	return tollgate.Cooldown{LastAcceptedAt: time.Unix(0, at).UTC()}, &holder, nil
+	return tollgate.Cooldown{LastAcceptedAt: time.Unix(0, at).UTC()}, holder, nil
 }
 
 // execBatch runs b and returns the first error of any of its statements.
@@ -567,7 +576,7 @@ func (s *Store) Decision(ctx context.Context, id string) (tollgate.Record, error
 	case err != nil:
 		return tollgate.Record{}, s.dbError(ctx, "read decision "+id, err)
 	}
-	return storekit.DecodeRecord(id, data)
+	return storekit.ServedRecord(id, data, tollgate.DecisionFilter{})
 }
 
 // Decisions implements tollgate.DecisionStore. Pages are cut by decision ID
@@ -603,7 +612,7 @@ func (s *Store) Decisions(ctx context.Context, f tollgate.DecisionFilter) (tollg
 			page.NextCursor = storekit.EncodeCursor(lastID)
 			break
 		}
-		rec, err := storekit.DecodeRecord(id, data)
+		rec, err := storekit.ServedRecord(id, data, f)
 		if err != nil {
 			return tollgate.DecisionPage{}, err
 		}

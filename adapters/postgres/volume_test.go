@@ -64,7 +64,8 @@ func generate(t *testing.T, conn *pgx.Conn, n int) {
 INSERT INTO decisions (id, evaluated_at, project, pipeline, branch, environment, status, bundle_revision, seq, prev_hash, hash, record)
 SELECT id, at, project, pipeline, branch, 'production', status, 'rev-1', i, decode(repeat('00', 32), 'hex'), decode(repeat('00', 32), 'hex'),
        ('{"decision":{"decision_id":"' || id || '","status":"' || status || '","reasons":[],"warnings":[],"project":"' || project ||
-        '","pipeline":"' || pipeline || '","branch":"' || branch || '","environment":"production","bundle_revision":"rev-1","evaluated_at":"2026-01-01T00:00:00Z"},' ||
+        '","pipeline":"' || pipeline || '","branch":"' || branch || '","environment":"production","bundle_revision":"rev-1","evaluated_at":"' ||
+        to_char(to_timestamp(at / 1000000000) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') || '"},' ||
         '"request":{"repository":"org/' || project || '","branch":"' || branch || '","pipeline":"' || pipeline || '","metadata":{"environment":"production"}},' ||
         '"context":{"now":"2026-01-01T00:00:00Z","licence":{"status":"valid"},"cooldown":{}}}')::jsonb
 FROM (

@@ -63,6 +63,64 @@ func (s *Store) LedgerEntries(ctx context.Context, from, through int64, fn func(
 	}, fn)
 }
 
+// LedgerCooldowns implements tollgate.LedgerStore.
+func (s *Store) LedgerCooldowns(ctx context.Context, fn func(tollgate.StoredCooldown) error) (int64, error) {
+	if s.isClosed() {
+		return 0, s.errClosed()
+	}
+	rows, err := s.db.QueryContext(ctx, storekit.CooldownsQuery)
+	if err != nil {
+		return 0, s.readError(ctx, "read the cooldowns", err)
+	}
+	defer rows.Close()
+	var head int64
+	for rows.Next() {
+		var row storekit.CooldownRow
+		if err := rows.Scan(row.Dest()...); err != nil {
+			return 0, s.readError(ctx, "read the cooldowns", err)
+		}
+		head = row.Head
+		if c, ok := row.Cooldown(); ok {
+			if err := fn(c); err != nil {
+				return 0, err
+			}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return 0, s.readError(ctx, "read the cooldowns", err)
+	}
+	return head, nil
+}
+
+// LedgerBaselines implements tollgate.LedgerStore.
+func (s *Store) LedgerBaselines(ctx context.Context, fn func(tollgate.StoredBaseline) error) (int64, error) {
+	if s.isClosed() {
+		return 0, s.errClosed()
+	}
+	rows, err := s.db.QueryContext(ctx, storekit.BaselinesQuery)
+	if err != nil {
+		return 0, s.readError(ctx, "read the drift baselines", err)
+	}
+	defer rows.Close()
+	var head int64
+	for rows.Next() {
+		var row storekit.BaselineRow
+		if err := rows.Scan(row.Dest()...); err != nil {
+			return 0, s.readError(ctx, "read the drift baselines", err)
+		}
+		head = row.Head
+		if c, ok := row.Stored(); ok {
+			if err := fn(c); err != nil {
+				return 0, err
+			}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return 0, s.readError(ctx, "read the drift baselines", err)
+	}
+	return head, nil
+}
+
 // LedgerSeqSince implements tollgate.LedgerStore.
 func (s *Store) LedgerSeqSince(ctx context.Context, t time.Time) (int64, bool, error) {
 	if s.isClosed() {
@@ -142,10 +200,13 @@ func pruneChunk(ctx context.Context, tx *sql.Tx, through int64, hash []byte, fir
 }
 
 // chainLegacy gives the records made before the ledger existed (migration
-// 00006) their place in the chain, oldest first, once: only while the chain
-// is empty. A record written around the store later stays unchained, and
+// 00006) their place in the chain, oldest first, and returns how many it
+// chained. Open calls it only in the run that applied that migration
+// (migrations.LedgerMigration), and it does nothing unless the chain is
+// empty: a record written around the store later stays unchained, and
 // verification reports it.
-func (s *Store) chainLegacy(ctx context.Context) error {
+func (s *Store) chainLegacy(ctx context.Context) (int64, error) {
+	var chained int64
 	err := s.onWriter(ctx, func(tx *sql.Tx) error {
 		var seq, unchained int64
 		var head []byte
@@ -197,13 +258,19 @@ func (s *Store) chainLegacy(ctx context.Context) error {
 				if _, err := update.ExecContext(ctx, seq, prev, head, l.id); err != nil {
 					return err
 				}
+				chained++
 			}
 		}
 		_, err = tx.ExecContext(ctx, updateHead, seq, head)
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("sqlite: %s: chain the decisions recorded before the ledger: %w", s.path, err)
+		return 0, fmt.Errorf("sqlite: %s: chain the decisions recorded before the ledger: %w", s.path, err)
 	}
-	return nil
+	return chained, nil
 }
+
+// LegacyChained is how many decisions recorded before the ledger existed
+// Open gave a place in the chain, for serve to log: 0 but in the run that
+// applied the ledger's migration to a store that held decisions.
+func (s *Store) LegacyChained() int64 { return s.legacyChained }

@@ -24,6 +24,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -73,6 +74,7 @@ type Store struct {
 	closeErr  error
 
 	commits, written atomic.Int64 // see Stats
+	legacyChained    int64        // see LegacyChained
 }
 
 // Stats counts the work of the writer since Open.
@@ -137,7 +139,8 @@ func Open(ctx context.Context, dataDir string, opts ...Option) (*Store, error) {
 }
 
 func open(ctx context.Context, db *sql.DB, path string, o options) (*Store, error) {
-	if _, err := migrations.Apply(ctx, db, migrations.SQLite); err != nil {
+	applied, err := migrations.Apply(ctx, db, migrations.SQLite)
+	if err != nil {
 		return nil, fmt.Errorf("sqlite: %s: %w", path, err)
 	}
 	var mode string
@@ -174,9 +177,11 @@ func open(ctx context.Context, db *sql.DB, path string, o options) (*Store, erro
 		writerDone: make(chan struct{}),
 	}
 	go s.writeLoop()
-	if err := s.chainLegacy(ctx); err != nil {
-		s.Close()
-		return nil, err
+	if slices.Contains(applied, migrations.LedgerMigration) {
+		if s.legacyChained, err = s.chainLegacy(ctx); err != nil {
+			s.Close()
+			return nil, err
+		}
 	}
 	return s, nil
 }
@@ -255,7 +260,7 @@ func (s *Store) Decide(ctx context.Context, key *tollgate.CooldownKey, decide fu
 	if err := storekit.Await(ctx, w.done, &unlock); err != nil {
 		return tollgate.Record{}, err
 	}
-	return rec, nil
+	return w.Rec, nil
 }
 
 // submit hands w to the writer.
@@ -309,7 +314,7 @@ func (s *Store) Decision(ctx context.Context, id string) (tollgate.Record, error
 	case err != nil:
 		return tollgate.Record{}, s.readError(ctx, "read decision "+id, err)
 	}
-	return storekit.DecodeRecord(id, data)
+	return storekit.ServedRecord(id, data, tollgate.DecisionFilter{})
 }
 
 // Decisions implements tollgate.DecisionStore. Pages are cut by decision ID
@@ -343,7 +348,7 @@ func (s *Store) Decisions(ctx context.Context, f tollgate.DecisionFilter) (tollg
 			page.NextCursor = storekit.EncodeCursor(lastID)
 			break
 		}
-		rec, err := storekit.DecodeRecord(id, data)
+		rec, err := storekit.ServedRecord(id, data, f)
 		if err != nil {
 			return tollgate.DecisionPage{}, err
 		}

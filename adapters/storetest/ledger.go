@@ -222,9 +222,17 @@ func testLedgerExport(t *testing.T, h *harness) {
 	}
 
 	// Altered, signed by another key: each is caught.
-	tampered := bytes.Replace(out.Bytes(), []byte(`"project":"payments"`), []byte(`"project":"paymentz"`), 1)
+	// (The first record, not the start line's filter, which names the
+	// project too.)
+	start := bytes.IndexByte(out.Bytes(), '\n') + 1
+	tampered := append(bytes.Clone(out.Bytes()[:start]),
+		bytes.Replace(out.Bytes()[start:], []byte(`"project":"payments"`), []byte(`"project":"paymentz"`), 1)...)
 	if _, brk, _ := ledger.VerifyExport(bytes.NewReader(tampered), pub); brk == nil || !strings.Contains(brk.Reason, "altered") {
 		t.Fatalf("VerifyExport of an altered record: %v; want a break saying altered", brk)
+	}
+	refiltered := bytes.Replace(out.Bytes(), []byte(`"filter":{"project":"payments"}`), []byte(`"filter":{"project":"paymentz"}`), 1)
+	if _, brk, _ := ledger.VerifyExport(bytes.NewReader(refiltered), pub); brk == nil || !strings.Contains(brk.Reason, "filters do not select") {
+		t.Fatalf("VerifyExport with another filter stated: %v; want a break saying the filters do not select a record", brk)
 	}
 	other, _, _ := ed25519.GenerateKey(nil)
 	if _, brk, _ := ledger.VerifyExport(bytes.NewReader(out.Bytes()), other); brk == nil || !strings.Contains(brk.Reason, "not by the key given") {

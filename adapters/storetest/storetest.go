@@ -12,6 +12,10 @@
 // listing, every filter, keyset pagination, cooldowns that concurrent
 // requests cannot both pass, group-committed writes that are all there
 // after a restart, and the error codes the API maps to HTTP statuses.
+//
+// RunTamper is its twin for the ledger's promises: every value a store
+// serves beside the hashed record, edited in SQL, is caught by `ledger
+// verify` and never served as the record's.
 package storetest
 
 import (
@@ -604,6 +608,12 @@ func decideWith(t *testing.T, s tollgate.DecisionStore, key *tollgate.CooldownKe
 	})
 	if err != nil {
 		t.Fatalf("Decide: %v", err)
+	}
+	// The store writes the key the decision was made under into the
+	// record, where the ledger covers it.
+	if key != nil {
+		k := *key
+		made.CooldownKey = &k
 	}
 	assertSame(t, "Decide's record", got, made)
 	return seen, got

@@ -29,8 +29,9 @@ around tollgate breaks the chain. The store flags are serve's:
 [--data-dir DIR | --database-url URL].
 
 Commands:
-  verify          check the chain; exit 0 sound, 1 broken (names the first
-                  broken record), 2 could not check
+  verify          check the chain, the columns served beside it and the
+                  cooldowns, read-only; exit 0 sound, 1 broken (names the
+                  first broken record), 2 could not check
   export          stream the chain as NDJSON, filtered as GET /v1/decisions,
                   its end signed with --ledger-signing-key
   verify-export   check an export offline: --key PUBLIC.pem FILE
@@ -73,18 +74,46 @@ func progress(c *cli, verb string) ledger.Progress {
 }
 
 func runLedgerVerify(ctx context.Context, c *cli, args []string) int {
-	f := newFlags(c, "ledger verify", "ledger verify [--data-dir DIR | --database-url URL] [--quiet]",
+	f := newFlags(c, "ledger verify", "ledger verify [--data-dir DIR | --database-url URL] [--against EXPORT --key PUBLIC.pem] [--quiet]",
 		`Checks the store's hash chain from its anchor (the last archived record, or
-the start) to its head: every record in order, none missing, each one's
-hash recomputed from the record as stored. Prints the first broken record
-and exits 1 if the chain does not hold, 0 if it does, 2 if the store could
-not be read. Progress goes to stderr every 10,000 records.`)
+the start) to its head: every record in order, none missing, none without
+its place in the chain, each one's hash recomputed from the record as
+stored; every column the API, the history page and exports select records
+by (id, status, project, pipeline, branch, environment, bundle_revision,
+evaluated_at) equal to the record's; and every cooldown equal to what the
+accepted records imply. With --against, the chain must also still be what
+a signed export (or archive) made earlier says it was at the export's end:
+a chain rewritten and re-hashed as a whole holds on its own, not against
+an export signed before. The store is opened read-only: nothing is
+written, created or migrated. Prints the first break and exits 1 if the
+ledger does not hold, 0 if it does, 2 if the store could not be read
+(or does not exist). Progress goes to stderr every 10,000 records.`)
 	store := addStoreFlags(f)
+	against := f.String("against", "", "also check the chain against this signed export or archive `FILE`")
+	keyPath := f.String("key", "", "the Ed25519 public key `FILE` (PEM) that signed --against")
 	quiet := f.Bool("quiet", false, "print no progress")
 	if code, ok := f.parseNoArgs(args); !ok {
 		return code
 	}
-	s, err := store.open(ctx)
+	if (*against == "") != (*keyPath == "") {
+		return f.usageError("--against and --key go together: an export proves what the chain was only under its signature")
+	}
+	var exported ledger.ExportSummary
+	if *against != "" {
+		pub, err := ledger.LoadPublicKey(*keyPath)
+		if err != nil {
+			return f.fail("%v", err)
+		}
+		sum, brk, err := verifyExportFile(c, *against, pub)
+		switch {
+		case err != nil:
+			return f.fail("%v", err)
+		case brk != nil:
+			return f.fail("%s does not verify, so the store cannot be checked against it: %v", *against, brk)
+		}
+		exported = sum
+	}
+	s, err := openLedgerReader(ctx, *store.dataDir, *store.databaseURL)
 	if err != nil {
 		return f.fail("%v", err)
 	}
@@ -94,6 +123,9 @@ not be read. Progress goes to stderr every 10,000 records.`)
 		p = progress(c, "verified")
 	}
 	sum, brk, err := ledger.Verify(ctx, s, p)
+	if err == nil && brk == nil && *against != "" {
+		brk, err = ledger.Against(ctx, s, exported)
+	}
 	switch {
 	case err != nil:
 		return f.fail("%v", err)
@@ -103,10 +135,27 @@ not be read. Progress goes to stderr every 10,000 records.`)
 	}
 	if sum.Records == 0 {
 		fmt.Fprintf(c.stdout, "ledger ok: no records after seq %d, head %s\n", sum.From-1, ledger.Hex(sum.Hash))
-		return exitOK
+	} else {
+		fmt.Fprintf(c.stdout, "ledger ok: %d records, seq %d to %d, head %s\n", sum.Records, sum.From, sum.Through, ledger.Hex(sum.Hash))
 	}
-	fmt.Fprintf(c.stdout, "ledger ok: %d records, seq %d to %d, head %s\n", sum.Records, sum.From, sum.Through, ledger.Hex(sum.Hash))
+	if *against != "" {
+		fmt.Fprintf(c.stdout, "matches %s at seq %d (exported at %s, signed by key %s)\n", *against, exported.EndSeq, exported.ExportedAt, exported.Key)
+	}
 	return exitOK
+}
+
+// verifyExportFile checks the export at path ("-": stdin) with pub.
+func verifyExportFile(c *cli, path string, pub ed25519.PublicKey) (ledger.ExportSummary, *ledger.Break, error) {
+	var r io.Reader = c.stdin
+	if path != "-" {
+		file, err := os.Open(path)
+		if err != nil {
+			return ledger.ExportSummary{}, nil, err
+		}
+		defer file.Close()
+		r = file
+	}
+	return ledger.VerifyExport(r, pub)
 }
 
 // filterFlags are the filters of GET /v1/decisions, as flags.
@@ -181,7 +230,8 @@ any other failure.`)
 	if err != nil {
 		return f.fail("%v", err)
 	}
-	s, err := store.open(ctx)
+	// An export only reads: the store is opened as verify opens it.
+	s, err := openLedgerReader(ctx, *store.dataDir, *store.databaseURL)
 	if err != nil {
 		return f.fail("%v", err)
 	}
@@ -239,9 +289,12 @@ func output(c *cli, path string) (io.Writer, func(err error) error, error) {
 func runLedgerVerifyExport(c *cli, args []string) int {
 	f := newFlags(c, "ledger verify-export", "ledger verify-export [--key PUBLIC.pem] FILE",
 		`Checks an export offline (FILE, or - for stdin): every line follows the one
-before it in the chain, every record hashes to its line's hash, and the
-end line closes the chain and is signed by --key (the PEM public key from
-`+"`tollgate ledger keygen`"+`). Without --key the signature is not checked.
+before it in the chain, every record hashes to its line's hash and is one
+the filters of the start line select, and the end line closes the chain,
+counts the records and links, and is signed by --key (the PEM public key
+from `+"`tollgate ledger keygen`"+`): the signature covers the filters, the
+counts and which seqs are whole records. Without --key the signature is
+not checked.
 Exit 0 sound, 1 broken or not signed by --key (names the first broken
 line), 2 could not read.`)
 	keyPath := f.String("key", "", "the Ed25519 public key `FILE` (PEM) the export must be signed with")
@@ -258,16 +311,7 @@ line), 2 could not read.`)
 			return f.fail("%v", err)
 		}
 	}
-	var r io.Reader = c.stdin
-	if rest[0] != "-" {
-		file, err := os.Open(rest[0])
-		if err != nil {
-			return f.fail("%v", err)
-		}
-		defer file.Close()
-		r = file
-	}
-	sum, brk, err := ledger.VerifyExport(r, pub)
+	sum, brk, err := verifyExportFile(c, rest[0], pub)
 	switch {
 	case err != nil:
 		return f.fail("%v", err)
@@ -281,6 +325,9 @@ line), 2 could not read.`)
 	}
 	fmt.Fprintf(c.stdout, "export ok: %d records and %d links, seq %d to %d, end hash %s, exported at %s, %s\n",
 		sum.Records, sum.Links, sum.StartSeq+1, sum.EndSeq, ledger.Hex(sum.EndHash), sum.ExportedAt, signed)
+	if sum.Format == ledger.FormatV1 {
+		fmt.Fprintf(c.stdout, "note: a %s export: its signature covers the chain's ends, not its filters nor which records are whole\n", ledger.FormatV1)
+	}
 	return exitOK
 }
 

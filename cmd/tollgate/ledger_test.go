@@ -3,8 +3,11 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/tollgate/tollgate"
+	"github.com/tollgate/tollgate/adapters/ledger"
 	"github.com/tollgate/tollgate/adapters/pgtest"
 	"github.com/tollgate/tollgate/adapters/postgres"
 	"github.com/tollgate/tollgate/adapters/sqlite"
@@ -27,6 +31,11 @@ type ledgerBackend struct {
 	open  func(t *testing.T) tollgate.DecisionStore
 	// exec runs query and returns the rows it changed, or its error.
 	exec func(t *testing.T, query string) (int64, error)
+	// blob is the SQL literal of b.
+	blob func(b []byte) string
+	// missing are the store flags of a store that does not exist, and
+	// created reports whether something was created there since.
+	missing func(t *testing.T) (flags []string, created func() bool)
 }
 
 // change runs query, which must change one row.
@@ -60,6 +69,14 @@ func sqliteBackend(t *testing.T) ledgerBackend {
 			}
 			return res.RowsAffected()
 		},
+		blob: func(b []byte) string { return fmt.Sprintf("X'%x'", b) },
+		missing: func(t *testing.T) ([]string, func() bool) {
+			dir := filepath.Join(t.TempDir(), "no-store")
+			return []string{"--data-dir", dir}, func() bool {
+				_, err := os.Stat(dir)
+				return err == nil
+			}
+		},
 	}
 }
 
@@ -82,6 +99,22 @@ func postgresBackend(t *testing.T, pg *pgtest.Server) ledgerBackend {
 			defer conn.Close(context.Background())
 			tag, err := conn.Exec(t.Context(), query)
 			return tag.RowsAffected(), err
+		},
+		blob: func(b []byte) string { return fmt.Sprintf("decode('%x', 'hex')", b) },
+		missing: func(t *testing.T) ([]string, func() bool) {
+			url := pg.NewDatabase(t)
+			return []string{"--database-url", url}, func() bool {
+				conn, err := pgx.Connect(t.Context(), url)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer conn.Close(context.Background())
+				var n int
+				if err := conn.QueryRow(t.Context(), `SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema()`).Scan(&n); err != nil {
+					t.Fatal(err)
+				}
+				return n > 0
+			}
 		},
 	}
 }
@@ -195,6 +228,31 @@ func TestLedgerCommands(t *testing.T) {
 			t.Run("ExportArchiveAndVerify", func(t *testing.T) {
 				testExportArchive(t, backend(t))
 			})
+			t.Run("VerifyCreatesNoStore", func(t *testing.T) {
+				flags, created := backend(t).missing(t)
+				r := runTollgate(t, append([]string{"ledger", "verify"}, flags...)...)
+				r.wantCode(t, exitError)
+				if !strings.Contains(r.stderr, "no tollgate s") || strings.Contains(r.stdout, "ledger ok") {
+					t.Fatalf("verify of no store: stdout %q, stderr %q; want an error saying there is no store", r.stdout, r.stderr)
+				}
+				if created() {
+					t.Fatal("ledger verify created a store")
+				}
+			})
+			t.Run("RechainedStoreFailsAgainstSignedExport", func(t *testing.T) {
+				testRechained(t, backend(t), name)
+			})
+			t.Run("ServedColumnIsNamed", func(t *testing.T) {
+				b := backend(t)
+				ids := b.seed(t, 6)
+				b.change(t, `UPDATE decisions SET status = 'refused' WHERE seq = 4`)
+				r := runTollgate(t, append([]string{"ledger", "verify"}, b.flags...)...)
+				r.wantCode(t, exitNo)
+				want := "ledger broken: record seq 4 (decision " + ids[3] + `): the stored columns do not match the hashed record, they were edited around tollgate: status is "refused" but the record says "accepted"`
+				if !strings.HasPrefix(r.stdout, want) {
+					t.Fatalf("verify after editing a column:\n got %q\nwant %q", r.stdout, want)
+				}
+			})
 		})
 	}
 }
@@ -221,6 +279,7 @@ func testExportArchive(t *testing.T, b ledgerBackend) {
 	if !strings.HasPrefix(r.stdout, "export ok: 4 records and 8 links, seq 1 to 12, end hash ") || !strings.Contains(r.stdout, "signed by key ") {
 		t.Fatalf("verify-export: %q", r.stdout)
 	}
+	testExportSelectionIsSigned(t, export, public)
 	r = runTollgate(t, append([]string{"ledger", "export", "--out", export}, b.flags...)...)
 	r.wantCode(t, exitError)
 	if !strings.Contains(r.stderr, "already exists") {
@@ -266,6 +325,181 @@ func testExportArchive(t *testing.T, b ledgerBackend) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "again.ndjson")); !os.IsNotExist(err) {
 		t.Fatalf("archive with nothing to archive wrote a file: %v", err)
+	}
+}
+
+// testRechained: an intruder deletes a record and re-hashes the chain after
+// it, as anyone can (the hash has no key). The chain then holds on its own
+// and `ledger verify` cannot tell; against an export signed before the
+// rewrite, it fails.
+func testRechained(t *testing.T, b ledgerBackend, name string) {
+	b.seed(t, 6)
+	dir := t.TempDir()
+	runTollgate(t, "ledger", "keygen", "--out", dir).wantCode(t, exitOK)
+	private, public := filepath.Join(dir, "ledger-private.pem"), filepath.Join(dir, "ledger-public.pem")
+	export := filepath.Join(dir, "export.ndjson")
+	runTollgate(t, append([]string{"ledger", "export", "--quiet", "--ledger-signing-key", private, "--out", export}, b.flags...)...).wantCode(t, exitOK)
+	b.seed(t, 2)
+	againstFlags := append([]string{"ledger", "verify", "--against", export, "--key", public}, b.flags...)
+	r := runTollgate(t, againstFlags...)
+	r.wantCode(t, exitOK)
+	if !strings.Contains(r.stdout, "matches "+export+" at seq 6") {
+		t.Fatalf("verify --against before the rewrite: %q", r.stdout)
+	}
+
+	// Delete seq 3, move the later records down one and re-hash them.
+	b.change(t, `DELETE FROM decisions WHERE seq = 3`)
+	for seq := 4; seq <= 8; seq++ {
+		b.change(t, fmt.Sprintf(`UPDATE decisions SET seq = %d WHERE seq = %d`, seq-1, seq))
+	}
+	s := b.open(t)
+	var es []tollgate.LedgerEntry
+	if err := s.(tollgate.LedgerStore).LedgerEntries(t.Context(), 2, 7, func(e tollgate.LedgerEntry) error {
+		es = append(es, e)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	prev := es[0].Hash
+	for _, e := range es[1:] {
+		digest, err := ledger.Digest(e.Record)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hash := ledger.Link(prev, digest)
+		b.change(t, fmt.Sprintf(`UPDATE decisions SET prev_hash = %s, hash = %s WHERE seq = %d`, b.blob(prev), b.blob(hash), e.Seq))
+		prev = hash
+	}
+	head := fmt.Sprintf(`UPDATE ledger SET seq = 7, hash = %s`, b.blob(prev))
+	if name == "postgres" {
+		head += ", prev_hash = prev_hash"
+	}
+	b.change(t, head)
+
+	r = runTollgate(t, append([]string{"ledger", "verify"}, b.flags...)...)
+	r.wantCode(t, exitOK) // what the chain alone cannot show
+	r = runTollgate(t, againstFlags...)
+	r.wantCode(t, exitNo)
+	if !strings.Contains(r.stdout, "ledger broken: record seq 6") || !strings.Contains(r.stdout, "the chain was rewritten since the export") {
+		t.Fatalf("verify --against after the rewrite: %q", r.stdout)
+	}
+	// An export that does not verify is no reference.
+	runTollgate(t, "ledger", "keygen", "--out", filepath.Join(dir, "other")).wantCode(t, exitOK)
+	r = runTollgate(t, append([]string{"ledger", "verify", "--against", export, "--key", filepath.Join(dir, "other", "ledger-public.pem")}, b.flags...)...)
+	r.wantCode(t, exitError)
+	if !strings.Contains(r.stderr, "does not verify") {
+		t.Fatalf("verify --against with another key: %q", r.stderr)
+	}
+}
+
+// testExportSelectionIsSigned edits a signed, filtered export as someone
+// hiding a decision from an auditor would: a record turned into a link,
+// with the counts and the selection digest made to agree, or the filters
+// changed. Each edit fails verify-export.
+func testExportSelectionIsSigned(t *testing.T, export, public string) {
+	t.Helper()
+	data, err := os.ReadFile(export)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatal(err)
+		}
+		lines = append(lines, m)
+	}
+	write := func(name string, lines []map[string]any) string {
+		var b strings.Builder
+		for _, m := range lines {
+			j, err := json.Marshal(m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b.Write(j)
+			b.WriteByte('\n')
+		}
+		path := filepath.Join(t.TempDir(), name)
+		if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	edit := func() []map[string]any {
+		out := make([]map[string]any, len(lines))
+		for i, m := range lines {
+			out[i] = maps.Clone(m)
+		}
+		return out
+	}
+	// The unedited copy, re-encoded, verifies: the edits below are what fail.
+	r := runTollgate(t, "ledger", "verify-export", "--key", public, write("same.ndjson", edit()))
+	r.wantCode(t, exitOK)
+
+	hidden := edit()
+	var selection strings.Builder
+	turned := false
+	for i, m := range hidden {
+		switch m["type"] {
+		case "record":
+			if !turned {
+				raw, _ := json.Marshal(m["record"])
+				digest, err := ledger.Digest(raw)
+				if err != nil {
+					t.Fatal(err)
+				}
+				hidden[i] = map[string]any{"type": "link", "seq": m["seq"], "digest": ledger.Hex(digest), "hash": m["hash"]}
+				turned = true
+				continue
+			}
+			fmt.Fprintf(&selection, "%v\n", m["seq"])
+		case "end":
+			m["records"] = m["records"].(float64) - 1
+			m["links"] = m["links"].(float64) + 1
+			sum := sha256.Sum256([]byte(selection.String()))
+			m["selection"] = ledger.Hex(sum[:])
+		}
+	}
+	r = runTollgate(t, "ledger", "verify-export", "--key", public, write("hidden.ndjson", hidden))
+	r.wantCode(t, exitNo)
+	if !strings.Contains(r.stdout, "the signature of the end line is not valid") {
+		t.Fatalf("verify-export of an export with a record turned into a link: %q", r.stdout)
+	}
+	// Without a key, the counts and the selection still have to agree.
+	unadjusted := edit()
+	for i, m := range unadjusted {
+		if m["type"] == "record" {
+			raw, _ := json.Marshal(m["record"])
+			digest, _ := ledger.Digest(raw)
+			unadjusted[i] = map[string]any{"type": "link", "seq": m["seq"], "digest": ledger.Hex(digest), "hash": m["hash"]}
+			unadjusted[len(unadjusted)-1]["records"] = unadjusted[len(unadjusted)-1]["records"].(float64) - 1
+			break
+		}
+	}
+	r = runTollgate(t, "ledger", "verify-export", write("unadjusted.ndjson", unadjusted))
+	r.wantCode(t, exitNo)
+	if !strings.Contains(r.stdout, "links; the export holds") {
+		t.Fatalf("verify-export of an export whose links were not recounted: %q", r.stdout)
+	}
+
+	// Filters: another project's name does not select its records; no
+	// filter selects them all, but is not what was signed.
+	for _, tc := range []struct {
+		filter map[string]any
+		want   string
+	}{
+		{map[string]any{"project": "service-api"}, "the export's filters do not select this record"},
+		{map[string]any{}, "the signature of the end line is not valid"},
+	} {
+		changed := edit()
+		changed[0]["filter"] = tc.filter
+		r = runTollgate(t, "ledger", "verify-export", "--key", public, write("filter.ndjson", changed))
+		r.wantCode(t, exitNo)
+		if !strings.Contains(r.stdout, tc.want) {
+			t.Fatalf("verify-export with filter %v: %q; want %q", tc.filter, r.stdout, tc.want)
+		}
 	}
 }
 

@@ -1,8 +1,13 @@
 package main
 
 import (
+	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/tollgate/tollgate/adapters/sqlite"
 )
 
 // The replays and impact analyses themselves run end to end in
@@ -16,7 +21,7 @@ func TestReplayAndImpactUsageErrors(t *testing.T) {
 		want string
 	}{
 		{[]string{"replay", "--data-dir", dataDir}, "--decision is required"},
-		{[]string{"replay", "--decision", "nope", "--data-dir", dataDir}, `decision "nope" not found`},
+		{[]string{"replay", "--decision", "nope", "--data-dir", dataDir}, "no tollgate store in"},
 		{[]string{"replay", "--decision", "x", "--server", "http://127.0.0.1:1"}, "connection refused"},
 		{[]string{"impact", "--data-dir", dataDir}, "--bundle is required"},
 		{[]string{"impact", "--bundle", fixtures.bundle, "--since", "last week", "--data-dir", dataDir}, "a duration before now such as 720h"},
@@ -29,6 +34,31 @@ func TestReplayAndImpactUsageErrors(t *testing.T) {
 		if !strings.Contains(r.stderr, tc.want) || r.stdout != "" {
 			t.Errorf("tollgate %s: stderr %q, want it to contain %q; stdout %q", strings.Join(tc.args, " "), r.stderr, tc.want, r.stdout)
 		}
+	}
+}
+
+// TestReplayOnlyReads: replay opens the store read-only: it creates no
+// store where there is none, and finds no decision in one that has none.
+func TestReplayOnlyReads(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "no-store")
+	r := runTollgate(t, "replay", "--decision", "nope", "--data-dir", missing)
+	r.wantCode(t, exitError)
+	if !strings.Contains(r.stderr, "no tollgate store in") {
+		t.Fatalf("replay of a missing store: %q", r.stderr)
+	}
+	if _, err := os.Stat(missing); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("replay created %s: %v", missing, err)
+	}
+	dataDir := t.TempDir()
+	s, err := sqlite.Open(t.Context(), dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	r = runTollgate(t, "replay", "--decision", "nope", "--data-dir", dataDir)
+	r.wantCode(t, exitError)
+	if !strings.Contains(r.stderr, `decision "nope" not found`) {
+		t.Fatalf("replay of an unknown decision: %q", r.stderr)
 	}
 }
 

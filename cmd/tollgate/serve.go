@@ -229,7 +229,11 @@ func requireToken(ctx context.Context, tokens tollgate.TokenStore, cfg serveConf
 func openStore(ctx context.Context, logger *slog.Logger, cfg serveConfig) (store tollgate.DecisionStore, name string, connect func(context.Context) error, err error) {
 	if cfg.databaseURL == "" {
 		s, err := sqlite.Open(ctx, cfg.dataDir)
-		return s, "sqlite:" + filepath.Join(cfg.dataDir, sqlite.FileName), func(context.Context) error { return nil }, err
+		if err != nil {
+			return nil, "", nil, err
+		}
+		logLegacyChained(logger, s)
+		return s, "sqlite:" + filepath.Join(cfg.dataDir, sqlite.FileName), func(context.Context) error { return nil }, nil
 	}
 	late := &lateStore{}
 	connect = func(ctx context.Context) error {
@@ -241,6 +245,7 @@ func openStore(ctx context.Context, logger *slog.Logger, cfg serveConfig) (store
 			return fmt.Errorf("the decision store cannot be opened: %w", err)
 		}
 		logger.Info("decision store ready", "store", "postgres")
+		logLegacyChained(logger, s)
 		if !cfg.dev {
 			if err := requireToken(ctx, s, cfg); err != nil {
 				return errors.Join(err, s.Close())
@@ -249,6 +254,17 @@ func openStore(ctx context.Context, logger *slog.Logger, cfg serveConfig) (store
 		return late.set(s)
 	}
 	return late, "postgres", connect, nil
+}
+
+// logLegacyChained says when opening the store chained the decisions it
+// held from before the ledger existed: the one time records get a place in
+// the chain other than when they are recorded (see the README's "For
+// auditors"), so that it is never silent.
+func logLegacyChained(logger *slog.Logger, s interface{ LegacyChained() int64 }) {
+	if n := s.LegacyChained(); n > 0 {
+		logger.Warn("ledger started: chained the decisions recorded before the ledger existed, oldest first; the ledger covers them from now on, not the edits made to them before",
+			"decisions", n)
+	}
 }
 
 func newLogger(c *cli, format, level string) (*slog.Logger, error) {

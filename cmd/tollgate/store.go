@@ -274,6 +274,32 @@ func openCommandStore(ctx context.Context, dataDir, databaseURL string) (command
 	return sqlite.Open(ctx, dataDir)
 }
 
+// ledgerReader is a store opened read-only, for the commands that only
+// read: `ledger verify`, `ledger export`, `replay`.
+type ledgerReader interface {
+	tollgate.LedgerStore
+	tollgate.BundleStore
+	Decision(ctx context.Context, id string) (tollgate.Record, error)
+	Close() error
+}
+
+// openLedgerReader opens the store serve would use with the same flags,
+// read-only: nothing is created, migrated or written.
+func openLedgerReader(ctx context.Context, dataDir, databaseURL string) (ledgerReader, error) {
+	if databaseURL != "" {
+		l, err := postgres.OpenReadOnly(ctx, databaseURL)
+		if err != nil {
+			return nil, err
+		}
+		return l, nil
+	}
+	l, err := sqlite.OpenReadOnly(ctx, dataDir)
+	if err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
 var _ tollgate.LedgerStore = (*lateStore)(nil)
 
 func (l *lateStore) LedgerHead(ctx context.Context) (tollgate.LedgerHead, error) {
@@ -298,6 +324,22 @@ func (l *lateStore) LedgerSeqSince(ctx context.Context, t time.Time) (int64, boo
 		return 0, false, err
 	}
 	return s.LedgerSeqSince(ctx, t)
+}
+
+func (l *lateStore) LedgerCooldowns(ctx context.Context, fn func(tollgate.StoredCooldown) error) (int64, error) {
+	s, err := keeps[tollgate.LedgerStore](l, "ledger")
+	if err != nil {
+		return 0, err
+	}
+	return s.LedgerCooldowns(ctx, fn)
+}
+
+func (l *lateStore) LedgerBaselines(ctx context.Context, fn func(tollgate.StoredBaseline) error) (int64, error) {
+	s, err := keeps[tollgate.LedgerStore](l, "ledger")
+	if err != nil {
+		return 0, err
+	}
+	return s.LedgerBaselines(ctx, fn)
 }
 
 func (l *lateStore) PruneLedger(ctx context.Context, through int64, hash []byte) (int64, error) {

@@ -16,7 +16,7 @@ const PruneChunk = 5000
 
 // LedgerColumns are the columns of a ledger walk, in the order of
 // LedgerRow.Dest.
-const LedgerColumns = "seq, prev_hash, hash, id, evaluated_at, project, pipeline, branch, status, record"
+const LedgerColumns = "seq, prev_hash, hash, id, evaluated_at, project, pipeline, branch, environment, status, bundle_revision, record"
 
 // LedgerPageQuery is the query of one page of a walk, whose arguments are
 // after, through and the limit; ph writes the store's placeholders.
@@ -26,31 +26,34 @@ func LedgerPageQuery(ph func(n int) string) string {
 
 // LedgerRow is one row of a ledger walk as both stores scan it.
 type LedgerRow struct {
-	Seq                                 int64
-	PrevHash, Hash, Record              []byte
-	ID, Project, Pipeline, Branch, Stat string
-	At                                  int64
+	Seq                                              int64
+	PrevHash, Hash, Record                           []byte
+	ID, Project, Pipeline, Branch, Environment, Stat string
+	BundleRevision                                   string
+	At                                               int64
 }
 
 // Dest is the scan destination of LedgerColumns.
 func (r *LedgerRow) Dest() []any {
-	return []any{&r.Seq, &r.PrevHash, &r.Hash, &r.ID, &r.At, &r.Project, &r.Pipeline, &r.Branch, &r.Stat, &r.Record}
+	return []any{&r.Seq, &r.PrevHash, &r.Hash, &r.ID, &r.At, &r.Project, &r.Pipeline, &r.Branch, &r.Environment, &r.Stat, &r.BundleRevision, &r.Record}
 }
 
 // Entry is the row as a ledger entry. The byte slices are copied: drivers
 // may reuse theirs for the next row.
 func (r *LedgerRow) Entry() tollgate.LedgerEntry {
 	return tollgate.LedgerEntry{
-		Seq:         r.Seq,
-		PrevHash:    append([]byte(nil), r.PrevHash...),
-		Hash:        append([]byte(nil), r.Hash...),
-		Record:      append([]byte(nil), r.Record...),
-		ID:          r.ID,
-		Project:     r.Project,
-		Pipeline:    r.Pipeline,
-		Branch:      r.Branch,
-		Status:      tollgate.Status(r.Stat),
-		EvaluatedAt: time.Unix(0, r.At).UTC(),
+		Seq:            r.Seq,
+		PrevHash:       append([]byte(nil), r.PrevHash...),
+		Hash:           append([]byte(nil), r.Hash...),
+		Record:         append([]byte(nil), r.Record...),
+		ID:             r.ID,
+		Project:        r.Project,
+		Pipeline:       r.Pipeline,
+		Branch:         r.Branch,
+		Environment:    r.Environment,
+		BundleRevision: r.BundleRevision,
+		Status:         tollgate.Status(r.Stat),
+		EvaluatedAt:    time.Unix(0, r.At).UTC(),
 	}
 }
 
@@ -76,4 +79,80 @@ func WalkLedger(from, through int64, page func(after, through int64, limit int) 
 		}
 	}
 	return nil
+}
+
+// CooldownsQuery lists every stored cooldown with the seq of the decision
+// it names, and the chain head's seq, in one statement: one snapshot. The
+// ledger row is always there, so the head comes back even without a
+// cooldown (one row of NULLs).
+const CooldownsQuery = `SELECT l.seq, c.project, c.pipeline, c.branch, c.last_accepted_at, c.decision_id, d.seq
+	FROM ledger l
+	LEFT JOIN cooldowns c ON 1 = 1
+	LEFT JOIN decisions d ON d.id = c.decision_id
+	WHERE l.id = 1`
+
+// CooldownRow is one row of CooldownsQuery as both stores scan it.
+type CooldownRow struct {
+	Head                      int64
+	Project, Pipeline, Branch *string // NULL: no cooldown at all
+	At                        *int64
+	DecisionID                *string // NULL once the decision was pruned
+	DecisionSeq               *int64
+}
+
+// Dest is the scan destination of CooldownsQuery.
+func (r *CooldownRow) Dest() []any {
+	return []any{&r.Head, &r.Project, &r.Pipeline, &r.Branch, &r.At, &r.DecisionID, &r.DecisionSeq}
+}
+
+// Cooldown is the row as a stored cooldown; false for the row of NULLs.
+func (r *CooldownRow) Cooldown() (tollgate.StoredCooldown, bool) {
+	if r.Project == nil || r.Pipeline == nil || r.Branch == nil || r.At == nil {
+		return tollgate.StoredCooldown{}, false
+	}
+	c := tollgate.StoredCooldown{
+		Key:            tollgate.CooldownKey{Project: *r.Project, Pipeline: *r.Pipeline, Branch: *r.Branch},
+		LastAcceptedAt: time.Unix(0, *r.At).UTC(),
+	}
+	if r.DecisionID != nil {
+		c.DecisionID = *r.DecisionID
+	}
+	if r.DecisionSeq != nil {
+		c.DecisionSeq = *r.DecisionSeq
+	}
+	return c, true
+}
+
+// BaselinesQuery is CooldownsQuery for the drift baselines.
+const BaselinesQuery = `SELECT l.seq, b.project, b.environment, b.evaluated_at, b.decision_id, b.baseline, d.seq
+	FROM ledger l
+	LEFT JOIN baselines b ON 1 = 1
+	LEFT JOIN decisions d ON d.id = b.decision_id
+	WHERE l.id = 1`
+
+// BaselineRow is one row of BaselinesQuery as both stores scan it.
+type BaselineRow struct {
+	Head                             int64
+	Project, Environment, DecisionID *string // NULL: no baseline at all
+	At                               *int64
+	Baseline                         []byte
+	DecisionSeq                      *int64
+}
+
+// Dest is the scan destination of BaselinesQuery.
+func (r *BaselineRow) Dest() []any {
+	return []any{&r.Head, &r.Project, &r.Environment, &r.At, &r.DecisionID, &r.Baseline, &r.DecisionSeq}
+}
+
+// Stored is the row as a stored baseline; false for the row of NULLs.
+func (r *BaselineRow) Stored() (tollgate.StoredBaseline, bool) {
+	if r.Project == nil || r.Environment == nil || r.At == nil || r.DecisionID == nil {
+		return tollgate.StoredBaseline{}, false
+	}
+	b := tollgate.StoredBaseline{Project: *r.Project, Environment: *r.Environment, EvaluatedAt: time.Unix(0, *r.At).UTC(),
+		DecisionID: *r.DecisionID, Baseline: append([]byte(nil), r.Baseline...)}
+	if r.DecisionSeq != nil {
+		b.DecisionSeq = *r.DecisionSeq
+	}
+	return b, true
 }

@@ -20,7 +20,14 @@ type Prepared struct {
 }
 
 // Prepare checks and encodes rec, decided under key (nil: no cooldown).
+// The key is written into the record (Record.CooldownKey), so that the
+// ledger covers which cooldown each accepted record started.
 func Prepare(rec tollgate.Record, key *tollgate.CooldownKey) (Prepared, error) {
+	rec.CooldownKey = nil
+	if key != nil {
+		k := *key
+		rec.CooldownKey = &k
+	}
 	data, err := EncodeRecord(rec)
 	if err != nil {
 		return Prepared{}, err

@@ -206,6 +206,45 @@ func DecodeRecord(id string, data []byte) (tollgate.Record, error) {
 	return rec, nil
 }
 
+// ServedRecord decodes the record stored in the row whose id column is id,
+// found by the filter f, and checks that the record itself (what the
+// ledger hashes) is decision id and is selected by f. The columns a query
+// matched are copies of the record's fields; one edited around tollgate
+// would otherwise make the API list a refused decision under
+// status=accepted, or return another decision than the one asked for.
+// A mismatch is EInternal: nothing is served from a store that disagrees
+// with its ledger, and `tollgate ledger verify` names the row. (A row a
+// tampered column hides from a filter cannot be seen here: verify finds
+// that.)
+func ServedRecord(id string, data []byte, f tollgate.DecisionFilter) (tollgate.Record, error) {
+	rec, err := DecodeRecord(id, data)
+	if err != nil {
+		return rec, err
+	}
+	d := rec.Decision
+	var column string
+	switch {
+	case d.ID != id:
+		column = "id"
+	case f.Project != "" && d.Project != f.Project:
+		column = "project"
+	case f.Pipeline != "" && d.Pipeline != f.Pipeline:
+		column = "pipeline"
+	case f.Branch != "" && d.Branch != f.Branch:
+		column = "branch"
+	case f.Status != "" && d.Status != f.Status:
+		column = "status"
+	case !f.Since.IsZero() && d.EvaluatedAt.Before(f.Since),
+		!f.Until.IsZero() && !d.EvaluatedAt.Before(f.Until):
+		column = "evaluated_at"
+	default:
+		return rec, nil
+	}
+	return tollgate.Record{}, tollgate.Errorf(tollgate.EInternal,
+		"decision %s: the stored %s column does not match the recorded decision (%s): the store was edited around tollgate; run `tollgate ledger verify`",
+		id, column, d.ID)
+}
+
 // TokenColumns are the columns of the tokens table, in the order of
 // TokenRow.Dest and TokenArgs.
 const TokenColumns = "id, name, scopes, secret_hash, created_at, expires_at, revoked_at"

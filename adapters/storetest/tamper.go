@@ -1,0 +1,312 @@
+package storetest
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tollgate/tollgate"
+	"github.com/tollgate/tollgate/adapters/ledger"
+)
+
+// Tamper is a store under the tamper suite, with what someone who can
+// edit its database has: SQL run on it directly, around the store.
+type Tamper struct {
+	// Open opens the store, as Factory's open does.
+	Open func() tollgate.DecisionStore
+	// Exec runs one SQL statement on the store's database, outside the
+	// store. The statements are portable between SQLite and PostgreSQL,
+	// but where Postgres says otherwise.
+	Exec func(query string) error
+	// Postgres is set for a PostgreSQL store.
+	Postgres bool
+	// OpenReadOnly opens the store as `tollgate ledger verify` does: read
+	// only, nothing created, nothing migrated or chained.
+	OpenReadOnly func() tollgate.LedgerStore
+}
+
+// TamperFactory prepares a fresh, empty store for one tamper test.
+type TamperFactory func(t *testing.T) Tamper
+
+// RunTamper runs the tamper suite: every value the API, the CLI, the
+// history page or an export reads from outside the hashed record, edited
+// in the database, must make `ledger verify` fail naming the record and
+// the column, and must never be served as if it were the record's.
+func RunTamper(t *testing.T, factory TamperFactory) {
+	type test struct {
+		name string
+		run  func(t *testing.T, tp Tamper)
+	}
+	tests := []test{
+		{"SwappedIDs", testTamperSwappedIDs},
+		{"StatusFilterServesNoImpostor", testTamperStatusFilter},
+		{"VerifyIsReadOnly", testVerifyReadOnly},
+		{"PrunedDerivedStateStillVerifies", testPrunedDerivedState},
+	}
+	for _, c := range tamperedColumns {
+		tests = append(tests, test{"Column/" + c.column, testTamperColumn(c.column, c.set, c.want)})
+	}
+	for _, c := range tamperedCooldowns {
+		tests = append(tests, test{"Derived/" + c.name, testTamperCooldown(c.query, postgresQueries[c.name], c.seq, c.want)})
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tc.run(t, factory(t))
+		})
+	}
+}
+
+// tamperFixture records, under cooldown keys, a refused and an accepted
+// decision for each of two branches (the accepted ones with a scan, so
+// that they set the drift baseline of service-api in production, the
+// later one last), and returns them in seq order.
+func tamperFixture(t *testing.T, s tollgate.DecisionStore) []tollgate.Record {
+	t.Helper()
+	var recs []tollgate.Record
+	for i, sp := range []spec{
+		{branch: "main", status: tollgate.Refused},
+		{branch: "main", status: tollgate.Accepted},
+		{branch: "release/1", status: tollgate.Refused},
+		{branch: "release/1", status: tollgate.Accepted},
+	} {
+		sp.project, sp.pipeline, sp.at = "service-api", "deploy-prod", base.Add(time.Duration(i)*time.Minute)
+		rec := sp.record()
+		if sp.status == tollgate.Accepted {
+			rec.Context.Scan = &tollgate.Release{ScannedAt: sp.at, Format: "trivy", Findings: []tollgate.ScoredFinding{
+				{Finding: tollgate.Finding{ID: fmt.Sprintf("CVE-2024-%d", 1000+i), Package: "openssl", Severity: tollgate.Severity("HIGH")}},
+			}}
+		}
+		got, err := s.Decide(t.Context(), keyOf(sp), fixed(rec))
+		if err != nil {
+			t.Fatalf("Decide: %v", err)
+		}
+		recs = append(recs, got)
+	}
+	return recs
+}
+
+func mustExec(t *testing.T, tp Tamper, query string) {
+	t.Helper()
+	if err := tp.Exec(query); err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+}
+
+// brokenAt verifies s and fails t unless it breaks at seq (0: at no
+// record) with a reason holding every one of want.
+func brokenAt(t *testing.T, s tollgate.LedgerStore, seq int64, want ...string) {
+	t.Helper()
+	_, brk, err := ledger.Verify(t.Context(), s, nil)
+	if err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+	if brk == nil {
+		t.Fatalf("Verify: the chain holds; want a break at seq %d saying %q", seq, want)
+	}
+	for _, w := range want {
+		if brk.Seq != seq || !strings.Contains(brk.Error(), w) {
+			t.Fatalf("Verify: break %v; want one at seq %d saying %q", brk, seq, want)
+		}
+	}
+}
+
+// tamperedColumns are the columns each store copies out of the record,
+// the SQL that edits one of them in the refused decision on main (seq 1),
+// and what verify must say.
+var tamperedColumns = []struct{ column, set, want string }{
+	{"status", "status = 'accepted'", `status is "accepted" but the record says "refused"`},
+	{"project", "project = 'other-project'", `project is "other-project" but the record says "service-api"`},
+	{"pipeline", "pipeline = 'hotfix-prod'", `pipeline is "hotfix-prod" but the record says "deploy-prod"`},
+	{"branch", "branch = 'hotfix/1'", `branch is "hotfix/1" but the record says "main"`},
+	{"environment", "environment = 'staging'", `environment is "staging" but the record says "production"`},
+	{"bundle_revision", "bundle_revision = 'sha256:forged'", `bundle_revision is "sha256:forged" but the record says "sha256:5f1c0de"`},
+	{"evaluated_at", "evaluated_at = evaluated_at + 3600000000000", "evaluated_at is 2026-03-02T09:30:00.123456789Z but the record says 2026-03-02T08:30:00.123456789Z"},
+	{"id", "id = '01900000-0000-7000-8000-000000000000'", `id is "01900000-0000-7000-8000-000000000000" but the record says`},
+}
+
+// testTamperColumn edits one served column of one record: verify names the
+// record and the column, the store opened read-only says the same, and
+// the store never serves the record under the edited value.
+func testTamperColumn(column, set, want string) func(t *testing.T, tp Tamper) {
+	return func(t *testing.T, tp Tamper) {
+		s := tp.Open()
+		defer s.Close()
+		recs := tamperFixture(t, s)
+		VerifyLedger(t, s.(tollgate.LedgerStore))
+		victim := recs[0].Decision
+		mustExec(t, tp, fmt.Sprintf("UPDATE decisions SET %s WHERE id = '%s'", set, victim.ID))
+		brokenAt(t, s.(tollgate.LedgerStore), 1, "decision "+victim.ID, want)
+		ro := tp.OpenReadOnly()
+		brokenAt(t, ro, 1, "decision "+victim.ID, want)
+
+		// What the edited column would make the API serve.
+		var f tollgate.DecisionFilter
+		switch column {
+		case "status":
+			f.Status = tollgate.Accepted
+		case "project":
+			f.Project = "other-project"
+		case "pipeline":
+			f.Pipeline = "hotfix-prod"
+		case "branch":
+			f.Branch = "hotfix/1"
+		case "evaluated_at":
+			f.Since = victim.EvaluatedAt.Add(59 * time.Minute)
+			f.Until = victim.EvaluatedAt.Add(61 * time.Minute)
+		case "id":
+			if _, err := s.Decision(t.Context(), "01900000-0000-7000-8000-000000000000"); tollgate.ErrorCode(err) != tollgate.EInternal {
+				t.Fatalf("Decision(the edited id) = %v; want EInternal: it holds another decision", err)
+			}
+			return
+		default: // not filtered on: served only inside the record
+			return
+		}
+		page, err := s.Decisions(t.Context(), f)
+		if tollgate.ErrorCode(err) != tollgate.EInternal || !strings.Contains(err.Error(), column) {
+			t.Fatalf("Decisions(%+v) = %d records, %v; want EInternal naming the %s column, never the refused record passed off", f, len(page.Records), err, column)
+		}
+	}
+}
+
+func testTamperSwappedIDs(t *testing.T, tp Tamper) {
+	s := tp.Open()
+	defer s.Close()
+	recs := tamperFixture(t, s)
+	// The two refusals: no cooldown refers to them.
+	a, b := recs[0].Decision.ID, recs[2].Decision.ID
+	for _, q := range []string{
+		fmt.Sprintf("UPDATE decisions SET id = 'swap' WHERE id = '%s'", a),
+		fmt.Sprintf("UPDATE decisions SET id = '%s' WHERE id = '%s'", a, b),
+		fmt.Sprintf("UPDATE decisions SET id = '%s' WHERE id = 'swap'", b),
+	} {
+		mustExec(t, tp, q)
+	}
+	brokenAt(t, s.(tollgate.LedgerStore), 1, "decision "+a, fmt.Sprintf("id is %q but the record says %q", b, a))
+	for _, id := range []string{a, b} {
+		if rec, err := s.Decision(t.Context(), id); tollgate.ErrorCode(err) != tollgate.EInternal {
+			t.Fatalf("Decision(%s) = decision %s, %v; want EInternal: the row holds the other decision", id, rec.Decision.ID, err)
+		}
+	}
+}
+
+// testTamperStatusFilter is the issue's example: a refusal relabelled
+// accepted in SQL must not be listed under status=accepted.
+func testTamperStatusFilter(t *testing.T, tp Tamper) {
+	s := tp.Open()
+	defer s.Close()
+	recs := tamperFixture(t, s)
+	before := list(t, s, tollgate.DecisionFilter{Status: tollgate.Accepted})
+	if len(before.Records) != 2 {
+		t.Fatalf("%d accepted before the edit, want 2", len(before.Records))
+	}
+	mustExec(t, tp, fmt.Sprintf("UPDATE decisions SET status = 'accepted' WHERE id = '%s'", recs[2].Decision.ID))
+	page, err := s.Decisions(t.Context(), tollgate.DecisionFilter{Status: tollgate.Accepted})
+	if err == nil {
+		t.Fatalf("status=accepted lists %d records after a refusal was relabelled in SQL; want an error, not the refusal listed", len(page.Records))
+	}
+	// Other filters that do not reach the row still answer.
+	if page := list(t, s, tollgate.DecisionFilter{Branch: "main"}); len(page.Records) != 2 {
+		t.Fatalf("branch=main lists %d records, want 2", len(page.Records))
+	}
+}
+
+// tamperedCooldowns edit the cooldown of service-api/deploy-prod on main,
+// which the accepted decision at seq 2 started, or the drift baseline.
+var tamperedCooldowns = []struct {
+	name, query string
+	seq         int64
+	want        string
+}{
+	{"Deleted", "DELETE FROM cooldowns WHERE branch = 'main'", 2,
+		`started the cooldown of service-api/deploy-prod on branch "main", which the store no longer has`},
+	{"Backdated", "UPDATE cooldowns SET last_accepted_at = last_accepted_at - 3600000000000 WHERE branch = 'main'", 2,
+		`the cooldown of service-api/deploy-prod on branch "main" says it was set at 2026-03-02T07:31:00.123456789Z`},
+	{"NamesARefusal", "UPDATE cooldowns SET decision_id = (SELECT id FROM decisions WHERE branch = 'main' AND status = 'refused') WHERE branch = 'main'", 1,
+		"which is refused: only an accepted decision starts a cooldown"},
+	{"NamesNoDecisionAndIsOlder", "UPDATE cooldowns SET decision_id = NULL, last_accepted_at = last_accepted_at - 1 WHERE branch = 'main'", 2,
+		"but the store's cooldown says 2026-03-02T08:31:00.123456788Z and names no decision in the ledger"},
+	{"MovedToAnotherKey", "UPDATE cooldowns SET branch = 'hotfix/1' WHERE branch = 'main'", 2,
+		`names this decision, which started the cooldown of service-api/deploy-prod on branch "main"`},
+	// The drift baseline of service-api in production, set by seq 4.
+	{"BaselineDeleted", "DELETE FROM baselines", 4,
+		"this accepted decision set the drift baseline of service-api in production, which the store no longer has"},
+	{"BaselineEdited", "UPDATE baselines SET baseline = replace(baseline, 'CVE-2024-1003', 'CVE-2024-9999')", 4,
+		"the drift baseline of service-api in production names this decision, but does not hold what it set"},
+	{"BaselineRolledBack", "UPDATE baselines SET decision_id = (SELECT id FROM decisions WHERE seq = 2), evaluated_at = (SELECT evaluated_at FROM decisions WHERE seq = 2)", 2,
+		"the drift baseline of service-api in production names this decision, but does not hold what it set"},
+	{"BaselineNamesNoDecision", "UPDATE baselines SET decision_id = '01900000-0000-7000-8000-000000000000'", 0,
+		"the drift baseline of service-api in production names decision 01900000-0000-7000-8000-000000000000, which the ledger does not hold"},
+}
+
+// postgresQueries are the queries of tamperedCooldowns that PostgreSQL
+// needs written otherwise.
+var postgresQueries = map[string]string{
+	"BaselineEdited": "UPDATE baselines SET baseline = replace(baseline::text, 'CVE-2024-1003', 'CVE-2024-9999')::jsonb",
+}
+
+// testTamperCooldown edits a cooldown, derived state that lets a release
+// through or holds it back: verify must find it does not follow from the
+// ledger's accepted decisions.
+func testTamperCooldown(query, postgres string, seq int64, want string) func(t *testing.T, tp Tamper) {
+	return func(t *testing.T, tp Tamper) {
+		if tp.Postgres && postgres != "" {
+			query = postgres
+		}
+		s := tp.Open()
+		defer s.Close()
+		tamperFixture(t, s)
+		VerifyLedger(t, s.(tollgate.LedgerStore))
+		mustExec(t, tp, query)
+		brokenAt(t, s.(tollgate.LedgerStore), seq, want)
+	}
+}
+
+// testVerifyReadOnly: the store as verify opens it reads the chain and
+// the cooldowns, and writes nothing: pruning through it is refused and
+// leaves the chain as it was.
+func testVerifyReadOnly(t *testing.T, tp Tamper) {
+	s := tp.Open()
+	tamperFixture(t, s)
+	before := ledgerHead(t, s.(tollgate.LedgerStore))
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ro := tp.OpenReadOnly()
+	if sum := VerifyLedger(t, ro); sum.Records != 4 {
+		t.Fatalf("Verify read-only: %d records, want 4", sum.Records)
+	}
+	if n, err := ro.PruneLedger(t.Context(), before.Seq, before.Hash); err == nil || n != 0 {
+		t.Fatalf("PruneLedger through the read-only store: %d deleted, %v; want refused", n, err)
+	}
+	s = tp.Open()
+	defer s.Close()
+	if after := ledgerHead(t, s.(tollgate.LedgerStore)); after.AnchorSeq != 0 || after.Seq != before.Seq {
+		t.Fatalf("head after the read-only store = %+v; want %+v", after, before)
+	}
+	VerifyLedger(t, s.(tollgate.LedgerStore))
+}
+
+// testPrunedDerivedState: archiving and pruning the records that set a
+// cooldown and a drift baseline leaves them behind (the cooldown naming no
+// decision, the baseline the pruned one's ID), and verify still holds, for
+// the records pruned up to each of them. No false alarm.
+func testPrunedDerivedState(t *testing.T, tp Tamper) {
+	s := tp.Open()
+	defer s.Close()
+	recs := tamperFixture(t, s)
+	ls := s.(tollgate.LedgerStore)
+	es := entries(t, ls)
+	for _, through := range []int64{2, 4} {
+		if _, err := ls.PruneLedger(t.Context(), through, es[through-1].Hash); err != nil {
+			t.Fatalf("PruneLedger through %d: %v", through, err)
+		}
+		VerifyLedger(t, ls)
+		VerifyLedger(t, tp.OpenReadOnly())
+	}
+	// And the next accepted decision under the key moves on from there.
+	sp := spec{project: "service-api", pipeline: "deploy-prod", branch: "main", status: tollgate.Accepted, at: recs[3].Decision.EvaluatedAt.Add(time.Minute)}
+	decideWith(t, s, keyOf(sp), sp)
+	VerifyLedger(t, ls)
+}
