@@ -24,6 +24,12 @@ type Record struct {
 }
 
 // DecisionStore is the decision history and the cooldown state.
+// HistoryReader lists recorded decisions, newest first, one page at a
+// time: what impact analyses and a reload's replay read.
+type HistoryReader interface {
+	Decisions(ctx context.Context, f DecisionFilter) (DecisionPage, error)
+}
+
 type DecisionStore interface {
 	// Decide runs decide with the cooldown state of key and records the
 	// Record it returns, as one atomic step: no other Decide for the same

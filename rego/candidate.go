@@ -135,7 +135,7 @@ const maxListedIDs = 10
 // recorded request and context, and rejects the candidate if it turns any
 // of them into policy_error that was not one. A history that cannot be
 // read rejects the candidate too: the check did not run.
-func checkRecorded(ctx context.Context, history tollgate.DecisionStore, candidate *Policy, now time.Time, limit int, window time.Duration, pace bool) error {
+func checkRecorded(ctx context.Context, history tollgate.HistoryReader, candidate *Policy, now time.Time, limit int, window time.Duration, pace bool) error {
 	dir := candidate.bundle.Dir
 	rctx, cancel := context.WithTimeout(ctx, replayTimeout)
 	defer cancel()

@@ -76,7 +76,7 @@ type ImpactGroup struct {
 // its own recorded request and context (its time, licence, cooldown, scan
 // and controls), and groups those whose status or reason codes change.
 // Messages and warnings do not count as changes: codes are the API.
-func AnalyseImpact(ctx context.Context, history tollgate.DecisionStore, candidate *Policy, opts ImpactOptions) (Impact, error) {
+func AnalyseImpact(ctx context.Context, history tollgate.HistoryReader, candidate *Policy, opts ImpactOptions) (Impact, error) {
 	if opts.Examples <= 0 {
 		opts.Examples = DefaultImpactExamples
 	}

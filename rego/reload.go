@@ -68,7 +68,7 @@ type EngineOptions struct {
 	// own recorded request and context, and a candidate that turns any of
 	// them into policy_error is rejected, naming them. The first load is
 	// not replayed: there is no other bundle to keep serving.
-	History tollgate.DecisionStore
+	History tollgate.HistoryReader
 	// ReplayLimit is how many recorded decisions a reload replays at most;
 	// zero means DefaultReplayLimit, negative disables the replay.
 	ReplayLimit int

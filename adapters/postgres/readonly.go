@@ -56,6 +56,16 @@ func (l *ReadOnly) Decision(ctx context.Context, id string) (tollgate.Record, er
 	return l.s.Decision(ctx, id)
 }
 
+// Decisions is the store's Decisions: the history, newest first.
+func (l *ReadOnly) Decisions(ctx context.Context, f tollgate.DecisionFilter) (tollgate.DecisionPage, error) {
+	return l.s.Decisions(ctx, f)
+}
+
+// Tokens is the store's Tokens: the API tokens, never their secrets.
+func (l *ReadOnly) Tokens(ctx context.Context, withRevoked bool) ([]tollgate.Token, error) {
+	return l.s.Tokens(ctx, withRevoked)
+}
+
 // Bundle implements tollgate.BundleStore.
 func (l *ReadOnly) Bundle(ctx context.Context, revision string) (tollgate.StoredBundle, error) {
 	return l.s.Bundle(ctx, revision)

@@ -77,7 +77,7 @@ same question for a candidate configuration with POST /v1/impact.`)
 		fmt.Fprintf(c.stderr, "impact: %d decisions re-evaluated, %d would change (%s)\n",
 			evaluated, changed, c.now().Sub(start).Round(time.Millisecond))
 	}
-	store, err := sf.open(ctx)
+	store, err := openReader(ctx, *sf.dataDir, *sf.databaseURL)
 	if err != nil {
 		return f.fail("%v", err)
 	}

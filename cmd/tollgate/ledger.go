@@ -113,7 +113,7 @@ ledger does not hold, 0 if it does, 2 if the store could not be read
 		}
 		exported = sum
 	}
-	s, err := openLedgerReader(ctx, *store.dataDir, *store.databaseURL)
+	s, err := openReader(ctx, *store.dataDir, *store.databaseURL)
 	if err != nil {
 		return f.fail("%v", err)
 	}
@@ -231,7 +231,7 @@ any other failure.`)
 		return f.fail("%v", err)
 	}
 	// An export only reads: the store is opened as verify opens it.
-	s, err := openLedgerReader(ctx, *store.dataDir, *store.databaseURL)
+	s, err := openReader(ctx, *store.dataDir, *store.databaseURL)
 	if err != nil {
 		return f.fail("%v", err)
 	}

@@ -64,7 +64,7 @@ It reads the store directly, with serve's store flags, or asks a server
 
 func replayFromStore(ctx context.Context, sf storeFlags, id string) (rego.Replay, error) {
 	// A replay only reads: the store is opened read-only, never created.
-	store, err := openLedgerReader(ctx, *sf.dataDir, *sf.databaseURL)
+	store, err := openReader(ctx, *sf.dataDir, *sf.databaseURL)
 	if err != nil {
 		return rego.Replay{}, err
 	}

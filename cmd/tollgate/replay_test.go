@@ -37,17 +37,26 @@ func TestReplayAndImpactUsageErrors(t *testing.T) {
 	}
 }
 
-// TestReplayOnlyReads: replay opens the store read-only: it creates no
-// store where there is none, and finds no decision in one that has none.
-func TestReplayOnlyReads(t *testing.T) {
-	missing := filepath.Join(t.TempDir(), "no-store")
-	r := runTollgate(t, "replay", "--decision", "nope", "--data-dir", missing)
-	r.wantCode(t, exitError)
-	if !strings.Contains(r.stderr, "no tollgate store in") {
-		t.Fatalf("replay of a missing store: %q", r.stderr)
-	}
-	if _, err := os.Stat(missing); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("replay created %s: %v", missing, err)
+// TestReadCommandsOnlyRead: the commands that only read (replay, impact,
+// token list) open the store read-only: they create no store where there is
+// none, and find nothing in one that has nothing.
+func TestReadCommandsOnlyRead(t *testing.T) {
+	for _, args := range [][]string{
+		{"replay", "--decision", "nope"},
+		{"impact", "--bundle", fixtures.bundle, "--since", "720h"},
+		{"token", "list"},
+	} {
+		t.Run(args[0]+" "+args[1], func(t *testing.T) {
+			missing := filepath.Join(t.TempDir(), "no-store")
+			r := runTollgate(t, append(args, "--data-dir", missing)...)
+			r.wantCode(t, exitError)
+			if !strings.Contains(r.stderr, "no tollgate store in") {
+				t.Fatalf("%s on a missing store: %q", args[0], r.stderr)
+			}
+			if _, err := os.Stat(missing); !errors.Is(err, os.ErrNotExist) {
+				t.Fatalf("%s created %s: %v", args[0], missing, err)
+			}
+		})
 	}
 	dataDir := t.TempDir()
 	s, err := sqlite.Open(t.Context(), dataDir)
@@ -55,7 +64,7 @@ func TestReplayOnlyReads(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
-	r = runTollgate(t, "replay", "--decision", "nope", "--data-dir", dataDir)
+	r := runTollgate(t, "replay", "--decision", "nope", "--data-dir", dataDir)
 	r.wantCode(t, exitError)
 	if !strings.Contains(r.stderr, `decision "nope" not found`) {
 		t.Fatalf("replay of an unknown decision: %q", r.stderr)
@@ -63,7 +72,13 @@ func TestReplayOnlyReads(t *testing.T) {
 }
 
 func TestImpactOfAnEmptyHistory(t *testing.T) {
-	r := runTollgate(t, "impact", "--bundle", fixtures.bundle, "--fail-on-change", "--since", "720h", "--data-dir", t.TempDir())
+	dataDir := t.TempDir()
+	s, err := sqlite.Open(t.Context(), dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	r := runTollgate(t, "impact", "--bundle", fixtures.bundle, "--fail-on-change", "--since", "720h", "--data-dir", dataDir)
 	r.wantCode(t, exitOK)
 	if !strings.Contains(r.stdout, "0 of 0 recorded decisions would change") {
 		t.Fatalf("impact on an empty store: %q", r.stdout)

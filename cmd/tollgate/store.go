@@ -274,18 +274,20 @@ func openCommandStore(ctx context.Context, dataDir, databaseURL string) (command
 	return sqlite.Open(ctx, dataDir)
 }
 
-// ledgerReader is a store opened read-only, for the commands that only
-// read: `ledger verify`, `ledger export`, `replay`.
-type ledgerReader interface {
+// storeReader is a store opened read-only, for the commands that only
+// read: `ledger verify`, `ledger export`, `replay`, `impact`, `token list`.
+type storeReader interface {
 	tollgate.LedgerStore
 	tollgate.BundleStore
+	tollgate.HistoryReader
 	Decision(ctx context.Context, id string) (tollgate.Record, error)
+	Tokens(ctx context.Context, withRevoked bool) ([]tollgate.Token, error)
 	Close() error
 }
 
-// openLedgerReader opens the store serve would use with the same flags,
+// openReader opens the store serve would use with the same flags,
 // read-only: nothing is created, migrated or written.
-func openLedgerReader(ctx context.Context, dataDir, databaseURL string) (ledgerReader, error) {
+func openReader(ctx context.Context, dataDir, databaseURL string) (storeReader, error) {
 	if databaseURL != "" {
 		l, err := postgres.OpenReadOnly(ctx, databaseURL)
 		if err != nil {

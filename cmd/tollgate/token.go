@@ -133,7 +133,7 @@ func runTokenList(ctx context.Context, c *cli, args []string) int {
 	if code, ok := f.parseNoArgs(args); !ok {
 		return code
 	}
-	s, err := store.open(ctx)
+	s, err := openReader(ctx, *store.dataDir, *store.databaseURL)
 	if err != nil {
 		return f.fail("%v", err)
 	}
