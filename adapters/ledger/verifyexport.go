@@ -117,7 +117,11 @@ func VerifyExport(r io.Reader, pub ed25519.PublicKey) (ExportSummary, *Break, er
 			c.seq, c.hash = l.Seq, hash
 			sum.Links++
 		case "end":
-			return sum, checkEnd(&sum, l, c, first, sel.hex(), pub), nil
+			if brk := checkEnd(&sum, l, c, first, sel.hex(), pub); brk != nil {
+				return sum, brk, nil
+			}
+			brk, err := nothingAfter(dec, c.seq)
+			return sum, brk, err
 		case "error":
 			return sum, &Break{Seq: c.seq + 1, Reason: "the export stopped: " + l.Message}, nil
 		default:
@@ -180,6 +184,22 @@ func signedBy(sum *ExportSummary, start, l line) []byte {
 	}
 	return SignedMessage(Signed{StartSeq: start.Seq, StartHash: start.Hash, EndSeq: l.Seq, EndHash: l.Hash,
 		Filter: sum.Filter, Records: sum.Records, Links: sum.Links, Selection: l.Selection, ExportedAt: l.ExportedAt})
+}
+
+// nothingAfter checks that the export ends with its end line: lines after
+// it are outside the signature and the counts, and a reader that takes
+// the file as a whole would take them for part of the export. Blank space
+// may follow. The error is for a reader that failed.
+func nothingAfter(dec *json.Decoder, end int64) (*Break, error) {
+	var extra json.RawMessage
+	switch err := dec.Decode(&extra); {
+	case errors.Is(err, io.EOF):
+		return nil, nil
+	case err == nil, errors.As(err, new(*json.SyntaxError)), errors.Is(err, io.ErrUnexpectedEOF):
+		return &Break{Seq: end, Reason: "the export goes on after the end line: what follows it is not covered by its counts or signature"}, nil
+	default:
+		return nil, err
+	}
 }
 
 func decodeHash(s string) ([]byte, bool) {

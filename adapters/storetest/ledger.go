@@ -242,6 +242,22 @@ func testLedgerExport(t *testing.T, h *harness) {
 	if _, brk, _ := ledger.VerifyExport(bytes.NewReader(cut), pub); brk == nil || !strings.Contains(brk.Reason, "cut short") {
 		t.Fatalf("VerifyExport of an export without its end: %v", brk)
 	}
+	// Lines after the signed end line are outside the signature: a record
+	// line, or a whole second export, appended must not pass as part of it.
+	lastRecord := out.Bytes()[bytes.LastIndex(cut[:len(cut)-1], []byte("\n"))+1 : len(cut)]
+	for name, extra := range map[string][]byte{
+		"a record line":   lastRecord,
+		"a second export": out.Bytes(),
+		"a stray value":   []byte("{}\n"),
+	} {
+		appended := append(bytes.Clone(out.Bytes()), extra...)
+		if _, brk, _ := ledger.VerifyExport(bytes.NewReader(appended), pub); brk == nil || !strings.Contains(brk.Reason, "after the end line") {
+			t.Fatalf("VerifyExport with %s after the end line: %v; want a break saying so", name, brk)
+		}
+	}
+	if _, brk, _ := ledger.VerifyExport(bytes.NewReader(append(bytes.Clone(out.Bytes()), " \n\n"...)), pub); brk != nil {
+		t.Fatalf("VerifyExport with blank lines after the end line: %v; want sound", brk)
+	}
 }
 
 func testLedgerExportSince(t *testing.T, h *harness) {
