@@ -43,8 +43,18 @@ func VerifyExport(r io.Reader, pub ed25519.PublicKey) (ExportSummary, *Break, er
 	dec := json.NewDecoder(r)
 	var sum ExportSummary
 	next := func() (line, *Break, error) {
+		// Each line is read exactly (tollgate.CheckJSON): a key twice, or
+		// in another case, would let encoding/json read one value where
+		// another JSON reader, an auditor's jq, reads another.
+		var raw json.RawMessage
 		var l line
-		err := dec.Decode(&l)
+		err := dec.Decode(&raw)
+		if err == nil {
+			if err = tollgate.CheckJSON(raw, &l); err != nil {
+				return l, &Break{Seq: sum.EndSeq + 1, Reason: "a line that JSON readers could read differently: " + err.Error()}, nil
+			}
+			err = json.Unmarshal(raw, &l)
+		}
 		switch {
 		case errors.Is(err, io.EOF):
 			return l, &Break{Seq: sum.EndSeq + 1, Reason: "the export ends without an end line: it was cut short"}, nil

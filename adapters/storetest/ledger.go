@@ -255,6 +255,20 @@ func testLedgerExport(t *testing.T, h *harness) {
 			t.Fatalf("VerifyExport with %s after the end line: %v; want a break saying so", name, brk)
 		}
 	}
+	// A line must read the same to every JSON reader: a forged record
+	// under "record" first and the real one under a key encoding/json
+	// also takes for it (another case, or the same key again) last shows
+	// jq and the like the forgery under a sound chain.
+	rl := bytes.Index(out.Bytes(), []byte(`{"type":"record"`))
+	recordLine := out.Bytes()[rl : rl+bytes.IndexByte(out.Bytes()[rl:], '\n')+1]
+	forged := bytes.Replace(recordLine, []byte(`"record":{`), []byte(`"record":{"forged":true},"record":{`), 1)
+	recased := bytes.Replace(recordLine, []byte(`"record":{`), []byte(`"record":{"forged":true},"Record":{`), 1)
+	for name, line := range map[string][]byte{"a key twice": forged, "a key in another case": recased} {
+		swapped := bytes.Replace(bytes.Clone(out.Bytes()), recordLine, line, 1)
+		if _, brk, _ := ledger.VerifyExport(bytes.NewReader(swapped), pub); brk == nil || !strings.Contains(brk.Reason, "record") {
+			t.Fatalf("VerifyExport of a line with %s: %v; want a break naming the key", name, brk)
+		}
+	}
 	if _, brk, _ := ledger.VerifyExport(bytes.NewReader(append(bytes.Clone(out.Bytes()), " \n\n"...)), pub); brk != nil {
 		t.Fatalf("VerifyExport with blank lines after the end line: %v; want sound", brk)
 	}
