@@ -1,6 +1,8 @@
 package storetest
 
 import (
+	"bytes"
+	"crypto/ed25519"
 	"fmt"
 	"strings"
 	"testing"
@@ -43,6 +45,8 @@ func RunTamper(t *testing.T, factory TamperFactory) {
 		{"StatusFilterServesNoImpostor", testTamperStatusFilter},
 		{"VerifyIsReadOnly", testVerifyReadOnly},
 		{"PrunedDerivedStateStillVerifies", testPrunedDerivedState},
+		{"TruncatedWithItsHead", testTamperTruncated},
+		{"PrunedWithoutArchive", testTamperFakePrune},
 	}
 	for _, c := range tamperedColumns {
 		tests = append(tests, test{"Column/" + c.column, testTamperColumn(c.column, c.set, c.want)})
@@ -309,4 +313,74 @@ func testPrunedDerivedState(t *testing.T, tp Tamper) {
 	sp := spec{project: "service-api", pipeline: "deploy-prod", branch: "main", status: tollgate.Accepted, at: recs[3].Decision.EvaluatedAt.Add(time.Minute)}
 	decideWith(t, s, keyOf(sp), sp)
 	VerifyLedger(t, ls)
+}
+
+// signedExport exports the whole chain of s, signed, and verifies it.
+func signedExport(t *testing.T, s tollgate.LedgerStore) ledger.ExportSummary {
+	t.Helper()
+	pub, priv, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if _, err := ledger.Export(t.Context(), &out, s, ledger.ExportOptions{Signer: priv}); err != nil {
+		t.Fatalf("Export: %v", err)
+	}
+	sum, brk, err := ledger.VerifyExport(&out, pub)
+	if err != nil || brk != nil {
+		t.Fatalf("VerifyExport: %v, %v", brk, err)
+	}
+	return sum
+}
+
+// testTamperTruncated: the newest record deleted and the chain head set
+// back to the record before it leaves a chain that holds on its own (the
+// documented limit: it is a rewrite from that point); against an export
+// signed before, it is a break naming the missing records.
+func testTamperTruncated(t *testing.T, tp Tamper) {
+	s := tp.Open()
+	defer s.Close()
+	tamperFixture(t, s)
+	put(t, s, spec{status: tollgate.Refused, branch: "feature/x", at: base.Add(time.Hour)}.record())
+	ls := s.(tollgate.LedgerStore)
+	exported := signedExport(t, ls)
+	mustExec(t, tp, "DELETE FROM decisions WHERE seq = 5")
+	mustExec(t, tp, "UPDATE ledger SET seq = 4, hash = (SELECT hash FROM decisions WHERE seq = 4)")
+	if sum := VerifyLedger(t, ls); sum.Through != 4 {
+		t.Fatalf("Verify after the truncation: through seq %d, want 4", sum.Through)
+	}
+	brk, err := ledger.Against(t.Context(), tp.OpenReadOnly(), exported)
+	if err != nil || brk == nil || brk.Seq != 5 || !strings.Contains(brk.Reason, "the export ends at seq 5, the store's chain at seq 4") {
+		t.Fatalf("Against an export signed before the truncation: %v, %v; want a break at seq 5 saying the records were removed", brk, err)
+	}
+}
+
+// testTamperFakePrune: the oldest records deleted and the anchor set to
+// the last one's seq and hash, as a prune does, but without an archive.
+// The chain holds on its own from the anchor (the documented limit: only
+// an archive or export that ends at or after the anchor proves what was
+// before it); an export that ends at the anchor matches it, and against
+// one that ends before it verify cannot compare: an error, never "ok".
+func testTamperFakePrune(t *testing.T, tp Tamper) {
+	s := tp.Open()
+	defer s.Close()
+	tamperFixture(t, s)
+	ls := s.(tollgate.LedgerStore)
+	early := signedExport(t, ls)
+	put(t, s, spec{status: tollgate.Refused, branch: "feature/x", at: base.Add(time.Hour)}.record())
+	atAnchor := signedExport(t, ls)
+	put(t, s, spec{status: tollgate.Refused, branch: "feature/y", at: base.Add(2 * time.Hour)}.record())
+	mustExec(t, tp, "UPDATE ledger_anchor SET seq = 5, hash = (SELECT hash FROM decisions WHERE seq = 5)")
+	mustExec(t, tp, "UPDATE cooldowns SET decision_id = NULL")
+	mustExec(t, tp, "DELETE FROM decisions WHERE seq <= 5")
+	if sum := VerifyLedger(t, ls); sum.From != 6 {
+		t.Fatalf("Verify after the prune: from seq %d, want 6", sum.From)
+	}
+	ro := tp.OpenReadOnly()
+	if brk, err := ledger.Against(t.Context(), ro, atAnchor); err != nil || brk != nil {
+		t.Fatalf("Against the export that ends at the anchor: %v, %v; want it to match", brk, err)
+	}
+	if _, err := ledger.Against(t.Context(), ro, early); err == nil || !strings.Contains(err.Error(), "pruned past the export's end") {
+		t.Fatalf("Against an export that ends before the anchor: %v; want an error, the store cannot be compared", err)
+	}
 }
