@@ -20,6 +20,7 @@ const (
 	RejectNoTests        = "no_tests"           // no test passed: none, or all skipped
 	RejectCoverage       = "coverage"           // below EngineOptions.MinCoverage
 	RejectPolicyErrors   = "policy_errors"      // new policy_error on recorded decisions
+	RejectProjectProbes  = "project_probes"     // new policy_error on a registered project's probe
 	RejectHistory        = "history_unreadable" // the recorded decisions could not be read
 	RejectReplayTimeout  = "replay_timeout"     // the replay did not finish within replayTimeout
 	RejectTestsFailed    = "tests_failed"
@@ -86,6 +87,35 @@ func checkDecision(ctx context.Context, p *Policy, now time.Time) error {
 		return &CandidateError{Dir: p.bundle.Dir, Reason: RejectDecisionShape, Detail: fmt.Sprintf(
 			"asked about an unmanaged repository (%s, branch %s, pipeline %s, environment %s), it answers no well-formed decision: %s",
 			probeRequest.Repository, probeRequest.Branch, probeRequest.Pipeline, probeRequest.Metadata.Environment, d.Reasons[i].Message)}
+	}
+	return nil
+}
+
+// MaxProjectProbes bounds the requests checkProjects asks: one per
+// registered project and pipeline, in name order, up to this many.
+const MaxProjectProbes = 200
+
+// checkProjects asks the candidate about each registered project and
+// pipeline (Config.probes, as at now with a valid licence) and rejects it
+// if it answers policy_error where the active bundle does not. The probe
+// of checkDecision is unmanaged, and the recorded traffic may be empty (a
+// new server, a quiet weekend longer than the replay window): a candidate
+// that breaks only managed requests would go through both.
+func checkProjects(ctx context.Context, candidate, active *Policy, now time.Time, pace func(func())) error {
+	c := tollgate.Context{Now: now, Licence: tollgate.Licence{Status: tollgate.LicenceValid, Subject: "tollgate-probe", Edition: "pro"}}
+	for _, r := range candidate.bundle.Config.probes(MaxProjectProbes) {
+		var d tollgate.Decision
+		pace(func() { d = candidate.Evaluate(ctx, r, c) })
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		i := policyErrorAt(d.Reasons)
+		if i < 0 || policyErrorAt(active.Evaluate(ctx, r, c).Reasons) >= 0 {
+			continue
+		}
+		return &CandidateError{Dir: candidate.bundle.Dir, Reason: RejectProjectProbes, Detail: fmt.Sprintf(
+			"asked about registered repository %s (branch %s, pipeline %s, environment %s, run ID %s), it answers policy_error where the active bundle decides: %s",
+			r.Repository, r.Branch, r.Pipeline, r.Metadata.Environment, r.Metadata.RunID, d.Reasons[i].Message)}
 	}
 	return nil
 }

@@ -56,6 +56,16 @@ var undecidable = map[string]struct {
 		},
 		reason: RejectNoDecisionRule, say: "no rule defines data.tollgate.decision",
 	},
+	"decision in a data document": {
+		// A well-formed accepted decision, as data: it would accept
+		// everything, and OPA answers it for data.tollgate.decision.
+		edit: func(t *testing.T, dir string) {
+			editFile(t, filepath.Join(dir, "decision.rego"), "\ndecision := object.union(", "\ndecision_v2 := object.union(")
+			writeFile(t, filepath.Join(dir, "tollgate", "decision", "data.json"),
+				`{"status": "accepted", "reasons": [], "warnings": [], "project": "", "pipeline": "", "branch": "", "environment": ""}`)
+		},
+		reason: RejectNoDecisionRule, say: "no rule defines data.tollgate.decision",
+	},
 	"status key renamed": {
 		edit: func(t *testing.T, dir string) {
 			editFile(t, filepath.Join(dir, "decision.rego"), `"status": status,`, `"verdict": status,`)
@@ -162,6 +172,51 @@ func numericRunIDs(t *testing.T, dir string) {
 		") if {\n\tresolve.managed\n\tto_number(input.request.metadata.run_id) > 0\n} else := [] if {")
 }
 
+// developRunIDs is numericRunIDs on branch develop only, where the
+// recorded decisions of historyFixture are: the project probes (branch
+// main) still decide, so only the replay can find it.
+func developRunIDs(t *testing.T, dir string) {
+	editFile(t, filepath.Join(dir, "local.rego"), ") if {\n\tresolve.managed\n} else := [] if {",
+		") if {\n\tresolve.managed\n\tto_number(object.get({\"develop\": input.request.metadata.run_id}, input.request.branch, \"1\")) > 0\n} else := [] if {")
+}
+
+// With no recorded traffic to replay (a new server, or none within the
+// window), a candidate that breaks only managed requests still answers
+// the unmanaged probe; the probes of the registered projects find it.
+func TestReloadProbesRegisteredProjects(t *testing.T) {
+	t.Parallel()
+	for name, opts := range map[string]EngineOptions{
+		"empty history":              {},
+		"history outside the window": {ReplayWindow: time.Second},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			f := newReplayFixture(t)
+			opts.Poll, opts.Logger, opts.History = -1, slog.New(slog.DiscardHandler), f.store
+			opts.Now = func() time.Time { return f.now }
+			var err error
+			if f.engine, err = NewEngine(t.Context(), f.dir, opts); err != nil {
+				t.Fatal(err)
+			}
+			if name != "empty history" {
+				f.gate.Policies = f.engine
+				if _, err := f.gate.Evaluate(t.Context(), exampleRequest(), ScanSource{}); err != nil {
+					t.Fatal(err)
+				}
+				f.now = f.now.Add(time.Minute)
+			}
+			active := f.engine.Policy()
+			numericRunIDs(t, f.dir)
+			err = f.engine.Reload(t.Context())
+			requireRejected(t, err, RejectProjectProbes, "asked about registered repository", "run ID reload-probe", "to_number")
+			if f.engine.Policy() != active {
+				t.Fatal("the candidate was activated")
+			}
+			t.Log(err)
+		})
+	}
+}
+
 // historyFixture records one decision per ciRunIDs with the gate, under
 // the active bundle of an engine that replays that history on reload.
 func historyFixture(t *testing.T, opts EngineOptions) (f *replayFixture, recorded []tollgate.Record) {
@@ -237,7 +292,7 @@ func TestReloadReplayIsBounded(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			f, recorded := historyFixture(t, c.opts)
-			numericRunIDs(t, f.dir)
+			developRunIDs(t, f.dir)
 			err := f.engine.Reload(t.Context())
 			if len(c.rejected) == 0 {
 				if err != nil {

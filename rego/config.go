@@ -527,6 +527,36 @@ func (c *Config) projectIndex() map[string]any {
 	return index
 }
 
+// probes returns at most limit requests, one per registered project and
+// pipeline, in order of project and pipeline name: the project's first
+// repository (in name order), branch main, environment production. A
+// reload asks them of a candidate (checkProjects).
+func (c *Config) probes(limit int) []tollgate.Request {
+	repository := make(map[string]string, len(c.pipelines))
+	for repo, name := range c.byRepository {
+		if r, ok := repository[name]; !ok || repo < r {
+			repository[name] = repo
+		}
+	}
+	var out []tollgate.Request
+	for _, name := range slices.Sorted(maps.Keys(c.pipelines)) {
+		pipelines := make([]string, 0, len(c.pipelines[name]))
+		for _, p := range c.pipelines[name] {
+			pipelines = append(pipelines, p.name)
+		}
+		slices.Sort(pipelines)
+		for _, pipeline := range pipelines {
+			if len(out) == limit {
+				return out
+			}
+			r := probeRequest
+			r.Repository, r.Pipeline = repository[name], pipeline
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
 // project resolves a repository to its project name.
 func (c *Config) project(repository string) (string, bool) {
 	name, ok := c.byRepository[repository]

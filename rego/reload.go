@@ -292,7 +292,8 @@ func (e *Engine) reload(ctx context.Context) error {
 
 // build makes a candidate: load and validate, compile, check that it
 // decides (checkDecision), then the bundle's own tests in strict mode, and
-// on a reload the replay of the recorded decisions (checkRecorded). A
+// on a reload the replay of the recorded decisions (checkRecorded) and the
+// probes of the registered projects (checkProjects). A
 // bundle none of whose tests pass is rejected (`tollgate test` refuses it
 // too; stock `opa test` does not), as is any failing or erroring test. b is
 // returned whenever it loaded, for its revision. When the directory holds
@@ -356,6 +357,11 @@ func (e *Engine) build(ctx context.Context, active string) (b *Bundle, p *Policy
 	if active != "" && e.opts.History != nil && e.opts.ReplayLimit > 0 {
 		// Paced inside, evaluation by evaluation.
 		if err := checkRecorded(ctx, e.opts.History, p, e.opts.Now(), e.opts.ReplayLimit, e.opts.ReplayWindow, true); err != nil {
+			return b, nil, report, err
+		}
+	}
+	if active != "" {
+		if err := checkProjects(ctx, p, e.active.Load().policy, e.opts.Now(), pace); err != nil {
 			return b, nil, report, err
 		}
 	}

@@ -48,7 +48,7 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 		}, []string{"result"}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tollgate_bundle_reload_rejected_total",
-			Help: "Candidate bundles rejected by reason (invalid, config, tests_failed, no_tests, coverage, no_decision_rule, decision_shape, policy_errors, replay_timeout, history_unreadable).",
+			Help: "Candidate bundles rejected by reason (invalid, config, tests_failed, no_tests, coverage, no_decision_rule, decision_shape, policy_errors, replay_timeout, history_unreadable, project_probes).",
 		}, []string{"reason"}),
 		reloadOK: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "tollgate_bundle_last_reload_successful", Help: "1 if the last bundle reload succeeded, 0 if the active bundle is older than the directory.",
