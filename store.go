@@ -181,8 +181,9 @@ type LedgerHead struct {
 	AnchorHash []byte
 	Seq        int64
 	Hash       []byte
-	// Unchained counts records that have no place in the chain: written
-	// around the store (by hand, in SQL), which verification reports.
+	// Unchained counts records that have no place in the chain, no seq or
+	// one outside AnchorSeq+1..Seq: written around the store (by hand, in
+	// SQL), which verification reports.
 	Unchained int64
 }
 

@@ -80,7 +80,7 @@ func Verify(ctx context.Context, s tollgate.LedgerStore, progress Progress) (Sum
 			"the chain head's hash %s is not the last record's %s: the head was altered", Hex(head.Hash), Hex(c.hash))}, nil
 	case head.Unchained > 0:
 		return sum, &Break{Seq: head.Seq, Reason: fmt.Sprintf(
-			"%d records have no place in the chain: they were written around tollgate", head.Unchained)}, nil
+			"%d records have no place in the chain (no seq, or one outside seq %d to %d): they were written around tollgate", head.Unchained, head.AnchorSeq+1, head.Seq)}, nil
 	}
 	if brk := cds.finish(); brk != nil {
 		return sum, brk, nil

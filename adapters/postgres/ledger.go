@@ -17,9 +17,15 @@ import (
 var _ tollgate.LedgerStore = (*Store)(nil)
 
 // readLedgerHead is the anchor, the head and the unchained records in one
-// statement: one snapshot. It does not lock the head.
+// statement: one snapshot. It does not lock the head. Unchained are the
+// rows without a seq and those whose seq lies outside the chain (at or
+// before the anchor, after the head), which the walk from the anchor to
+// the head never reads but the API serves. Three counts, each on the seq
+// index.
 const readLedgerHead = `SELECT l.seq, l.hash, a.seq, a.hash,
-	(SELECT count(*) FROM decisions WHERE seq IS NULL)
+	(SELECT count(*) FROM decisions WHERE seq IS NULL) +
+	(SELECT count(*) FROM decisions WHERE seq <= a.seq) +
+	(SELECT count(*) FROM decisions WHERE seq > l.seq)
 	FROM ledger l, ledger_anchor a WHERE l.id = 1 AND a.id = 1`
 
 // LedgerHead implements tollgate.LedgerStore.

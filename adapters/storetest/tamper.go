@@ -46,6 +46,9 @@ func RunTamper(t *testing.T, factory TamperFactory) {
 		{"VerifyIsReadOnly", testVerifyReadOnly},
 		{"PrunedDerivedStateStillVerifies", testPrunedDerivedState},
 		{"TruncatedWithItsHead", testTamperTruncated},
+		{"CopyAfterTheHead", testTamperOutsideTheChain(99)},
+		{"CopyAtTheAnchor", testTamperOutsideTheChain(0)},
+		{"CopyBeforeTheAnchor", testTamperOutsideTheChain(-1)},
 		{"PrunedWithoutArchive", testTamperFakePrune},
 	}
 	for _, c := range tamperedColumns {
@@ -382,5 +385,31 @@ func testTamperFakePrune(t *testing.T, tp Tamper) {
 	}
 	if _, err := ledger.Against(t.Context(), ro, early); err == nil || !strings.Contains(err.Error(), "pruned past the export's end") {
 		t.Fatalf("Against an export that ends before the anchor: %v; want an error, the store cannot be compared", err)
+	}
+}
+
+// testTamperOutsideTheChain inserts a copy of the first record, under an
+// ID of its own, at a seq outside the chain (after its head, or at or
+// before its anchor), where the walk from the anchor to the head does not
+// go: the API would list it as a decision, so verify must report it.
+func testTamperOutsideTheChain(seq int64) func(t *testing.T, tp Tamper) {
+	return func(t *testing.T, tp Tamper) {
+		s := tp.Open()
+		defer s.Close()
+		recs := tamperFixture(t, s)
+		VerifyLedger(t, s.(tollgate.LedgerStore))
+		victim, forged := recs[0].Decision.ID, "01900000-0000-7000-8000-0000000000aa"
+		record := fmt.Sprintf("replace(record, '%s', '%s')", victim, forged)
+		if tp.Postgres {
+			record = fmt.Sprintf("replace(record::text, '%s', '%s')::jsonb", victim, forged)
+		}
+		mustExec(t, tp, fmt.Sprintf(`INSERT INTO decisions (id, evaluated_at, project, pipeline, branch, environment, status, bundle_revision, record, seq, prev_hash, hash)
+			SELECT '%s', evaluated_at, project, pipeline, branch, environment, status, bundle_revision, %s, %d, prev_hash, hash FROM decisions WHERE id = '%s'`,
+			forged, record, seq, victim))
+		if _, err := s.Decision(t.Context(), forged); err != nil {
+			t.Fatalf("the copy is not served: %v; the test no longer shows what verify must catch", err)
+		}
+		brokenAt(t, s.(tollgate.LedgerStore), 4, "1 records have no place in the chain")
+		brokenAt(t, tp.OpenReadOnly(), 4, "1 records have no place in the chain")
 	}
 }
