@@ -101,16 +101,28 @@ const MaxProjectProbes = 200
 // of checkDecision is unmanaged, and the recorded traffic may be empty (a
 // new server, a quiet weekend longer than the replay window): a candidate
 // that breaks only managed requests would go through both.
+// Like the replay, the probes together take at most replayTimeout: two
+// bundles that both run out of their budget on every probe would
+// otherwise hold the reload for 200 budgets.
 func checkProjects(ctx context.Context, candidate, active *Policy, now time.Time, pace func(func())) error {
 	c := tollgate.Context{Now: now, Licence: tollgate.Licence{Status: tollgate.LicenceValid, Subject: "tollgate-probe", Edition: "pro"}}
+	pctx, cancel := context.WithTimeout(ctx, replayTimeout)
+	defer cancel()
 	for _, r := range candidate.bundle.Config.probes(MaxProjectProbes) {
 		var d tollgate.Decision
-		pace(func() { d = candidate.Evaluate(ctx, r, c) })
+		pace(func() { d = candidate.Evaluate(pctx, r, c) })
 		if err := ctx.Err(); err != nil {
-			return err
+			return err // an evaluation cut short is no verdict on the candidate
 		}
 		i := policyErrorAt(d.Reasons)
-		if i < 0 || policyErrorAt(active.Evaluate(ctx, r, c).Reasons) >= 0 {
+		if i >= 0 && pctx.Err() == nil && policyErrorAt(active.Evaluate(pctx, r, c).Reasons) >= 0 {
+			continue
+		}
+		if pctx.Err() != nil {
+			return &CandidateError{Dir: candidate.bundle.Dir, Reason: RejectReplayTimeout, Detail: fmt.Sprintf(
+				"asking it about the registered projects did not finish within %v: its rules are too slow (see serve --eval-timeout)", replayTimeout)}
+		}
+		if i < 0 {
 			continue
 		}
 		return &CandidateError{Dir: candidate.bundle.Dir, Reason: RejectProjectProbes, Detail: fmt.Sprintf(
