@@ -403,3 +403,23 @@ func TestReplaySkipsRecordedPolicyErrors(t *testing.T) {
 		t.Fatalf("a candidate that fails only where the active bundle failed: %v", err)
 	}
 }
+
+// BenchmarkProjectProbes measures checkProjects on the shipped bundle (3
+// projects, 5 pipelines: 5 probes), unpaced.
+func BenchmarkProjectProbes(b *testing.B) {
+	dir := bundleCopy(b)
+	removeTests(b, dir)
+	e, err := NewEngine(b.Context(), dir, EngineOptions{Poll: -1, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	p := e.Policy()
+	if n := len(p.bundle.Config.probes(MaxProjectProbes)); n != 5 {
+		b.Fatalf("%d probes, want 5", n)
+	}
+	for b.Loop() {
+		if err := checkProjects(b.Context(), p, p, time.Now(), func(step func()) { step() }); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
