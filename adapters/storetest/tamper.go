@@ -46,6 +46,8 @@ func RunTamper(t *testing.T, factory TamperFactory) {
 		{"VerifyIsReadOnly", testVerifyReadOnly},
 		{"PrunedDerivedStateStillVerifies", testPrunedDerivedState},
 		{"TruncatedWithItsHead", testTamperTruncated},
+		{"CooldownRolledBackToAnEarlierAcceptance", testTamperCooldownRolledBack},
+		{"RecordReencodedStillVerifies", testRecordReencoded},
 		{"CopyAfterTheHead", testTamperOutsideTheChain(99)},
 		{"CopyAtTheAnchor", testTamperOutsideTheChain(0)},
 		{"CopyBeforeTheAnchor", testTamperOutsideTheChain(-1)},
@@ -412,4 +414,49 @@ func testTamperOutsideTheChain(seq int64) func(t *testing.T, tp Tamper) {
 		brokenAt(t, s.(tollgate.LedgerStore), 4, "1 records have no place in the chain")
 		brokenAt(t, tp.OpenReadOnly(), 4, "1 records have no place in the chain")
 	}
+}
+
+// testTamperCooldownRolledBack points a cooldown at an earlier accepted
+// decision of the same key, with that decision's time: each value names
+// a real acceptance under the key, but not the latest one, so a release
+// would go through sooner than the policy allows.
+func testTamperCooldownRolledBack(t *testing.T, tp Tamper) {
+	s := tp.Open()
+	defer s.Close()
+	recs := tamperFixture(t, s)
+	sp := spec{project: "service-api", pipeline: "deploy-prod", branch: "main", status: tollgate.Accepted, at: recs[3].Decision.EvaluatedAt.Add(time.Hour)}
+	decideWith(t, s, keyOf(sp), sp)
+	VerifyLedger(t, s.(tollgate.LedgerStore))
+	earlier := recs[1].Decision
+	mustExec(t, tp, fmt.Sprintf("UPDATE cooldowns SET decision_id = '%s', last_accepted_at = %d WHERE branch = 'main'",
+		earlier.ID, earlier.EvaluatedAt.UnixNano()))
+	_, brk, err := ledger.Verify(t.Context(), s.(tollgate.LedgerStore), nil)
+	if err != nil || brk == nil || !strings.Contains(brk.Error(), `branch "main"`) {
+		t.Fatalf("Verify after the cooldown was rolled back to an earlier acceptance: %v, %v; want a break naming it", brk, err)
+	}
+}
+
+// testRecordReencoded rewrites every stored record as its own JSON
+// re-encoded (spacing, and on PostgreSQL its JSONB form): the canonical
+// form, and so the chain, does not change, and verify holds. A change of
+// content in the same statement does not hold.
+func testRecordReencoded(t *testing.T, tp Tamper) {
+	s := tp.Open()
+	defer s.Close()
+	recs := tamperFixture(t, s)
+	query := `UPDATE decisions SET record = replace(replace(record, '{"', '{ "'), '":', '" :	')`
+	if tp.Postgres {
+		query = "UPDATE decisions SET record = jsonb_pretty(record)::jsonb"
+	}
+	mustExec(t, tp, query)
+	if !tp.Postgres { // the records were re-spaced: else an error
+		mustExec(t, tp, `SELECT CASE WHEN (SELECT count(*) FROM decisions WHERE instr(record, '{ "') > 0) = 4 THEN 1 ELSE json('not re-encoded') END`)
+	}
+	VerifyLedger(t, s.(tollgate.LedgerStore))
+	query = fmt.Sprintf("UPDATE decisions SET record = json_set(record, '$.request.metadata.initiator', 'mallory') WHERE id = '%s'", recs[0].Decision.ID)
+	if tp.Postgres {
+		query = fmt.Sprintf(`UPDATE decisions SET record = jsonb_set(record, '{request,metadata,initiator}', '"mallory"') WHERE id = '%s'`, recs[0].Decision.ID)
+	}
+	mustExec(t, tp, query)
+	brokenAt(t, s.(tollgate.LedgerStore), 1, "it was altered after it was recorded")
 }
