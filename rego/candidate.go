@@ -101,7 +101,9 @@ const MaxProjectProbes = 200
 // of checkDecision is unmanaged, and the recorded traffic may be empty (a
 // new server, a quiet weekend longer than the replay window): a candidate
 // that breaks only managed requests would go through both.
-// Like the replay, the probes together take at most replayTimeout: two
+// With active nil (`tollgate impact`, which has no active bundle), any
+// policy_error rejects. Like the replay, the probes together take at most
+// replayTimeout: two
 // bundles that both run out of their budget on every probe would
 // otherwise hold the reload for 200 budgets.
 func checkProjects(ctx context.Context, candidate, active *Policy, now time.Time, pace func(func())) error {
@@ -115,7 +117,7 @@ func checkProjects(ctx context.Context, candidate, active *Policy, now time.Time
 			return err // an evaluation cut short is no verdict on the candidate
 		}
 		i := policyErrorAt(d.Reasons)
-		if i >= 0 && pctx.Err() == nil && policyErrorAt(active.Evaluate(pctx, r, c).Reasons) >= 0 {
+		if i >= 0 && pctx.Err() == nil && active != nil && policyErrorAt(active.Evaluate(pctx, r, c).Reasons) >= 0 {
 			continue
 		}
 		if pctx.Err() != nil {
@@ -125,11 +127,22 @@ func checkProjects(ctx context.Context, candidate, active *Policy, now time.Time
 		if i < 0 {
 			continue
 		}
+		where := " where the active bundle decides"
+		if active == nil {
+			where = ""
+		}
 		return &CandidateError{Dir: candidate.bundle.Dir, Reason: RejectProjectProbes, Detail: fmt.Sprintf(
-			"asked about registered repository %s (branch %s, pipeline %s, environment %s, run ID %s), it answers policy_error where the active bundle decides: %s",
-			r.Repository, r.Branch, r.Pipeline, r.Metadata.Environment, r.Metadata.RunID, d.Reasons[i].Message)}
+			"asked about registered repository %s (branch %s, pipeline %s, environment %s, run ID %s), it answers policy_error%s: %s",
+			r.Repository, r.Branch, r.Pipeline, r.Metadata.Environment, r.Metadata.RunID, where, d.Reasons[i].Message)}
 	}
 	return nil
+}
+
+// ProbeProjects is the reload's check of the registered projects
+// (checkProjects), unpaced, for `tollgate impact`: it returns a
+// *CandidateError if candidate answers policy_error to one of them.
+func ProbeProjects(ctx context.Context, candidate *Policy, now time.Time) error {
+	return checkProjects(ctx, candidate, nil, now, func(step func()) { step() })
 }
 
 func policyErrorAt(reasons []tollgate.Reason) int {

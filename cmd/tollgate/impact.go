@@ -26,9 +26,11 @@ fails the change (exit 1) when any decision would change.
 A decision the candidate turns into policy_error, which it was not, means
 the candidate cannot decide it: the report names those decisions, and the
 exit is 1 whatever the flags, since serve would refuse to activate such a
-candidate (it replays its newest recorded decisions before a reload). Exit 0
-otherwise, 2 on error (a bad bundle, a store error). Progress goes to
-stderr.
+candidate (it replays its newest recorded decisions before a reload). It
+also asks the candidate about each registered project and pipeline (at
+most 200), as a reload does, and a policy_error there is reported and
+exits 1 too. Exit 0 otherwise, 2 on error (a bad bundle, a store error).
+Progress goes to stderr.
 
 It reads the store directly, with serve's store flags. A server answers the
 same question for a candidate configuration with POST /v1/impact.`)
@@ -91,7 +93,21 @@ same question for a candidate configuration with POST /v1/impact.`)
 	} else {
 		printImpact(c.stdout, *bundleDir, impact)
 	}
-	if impact.NewPolicyErrors > 0 || *failOnChange && impact.Changed > 0 {
+	// As a reload does, ask the candidate about each registered project:
+	// the recorded decisions may not cover them.
+	probed := rego.ProbeProjects(ctx, candidate, c.now())
+	var ce *rego.CandidateError
+	switch {
+	case errors.As(probed, &ce):
+		out := c.stdout
+		if *asJSON {
+			out = c.stderr
+		}
+		fmt.Fprintf(out, "new policy_error: %s; serve would not activate it unless the active bundle fails there too\n", ce.Detail)
+	case probed != nil:
+		return f.fail("%v", probed)
+	}
+	if impact.NewPolicyErrors > 0 || probed != nil || *failOnChange && impact.Changed > 0 {
 		return exitNo
 	}
 	return exitOK

@@ -84,3 +84,38 @@ func TestImpactOfAnEmptyHistory(t *testing.T) {
 		t.Fatalf("impact on an empty store: %q", r.stdout)
 	}
 }
+
+// With no recorded decision to replay, impact still asks the candidate
+// about each registered project, as a reload does: a candidate that cannot
+// decide a managed request (to_number of a run ID) is reported, exit 1.
+func TestImpactProbesRegisteredProjects(t *testing.T) {
+	dataDir := t.TempDir()
+	s, err := sqlite.Open(t.Context(), dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	dir := bundleCopy(t)
+	path := filepath.Join(dir, "local.rego")
+	src, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := ") if {\n\tresolve.managed\n} else := [] if {"
+	if !strings.Contains(string(src), old) {
+		t.Fatalf("%s has changed: the test's edit no longer applies", path)
+	}
+	edited := strings.Replace(string(src), old, ") if {\n\tresolve.managed\n\tto_number(input.request.metadata.run_id) > 0\n} else := [] if {", 1)
+	if err := os.WriteFile(path, []byte(edited), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := runTollgate(t, "impact", "--bundle", dir, "--data-dir", dataDir)
+	r.wantCode(t, exitNo)
+	for _, want := range []string{"0 of 0 recorded decisions would change", "new policy_error: asked about registered repository", "run ID reload-probe", "to_number"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Fatalf("impact of a candidate that cannot decide a managed request does not say %q:\n%s", want, r.stdout)
+		}
+	}
+	// The shipped bundle decides them all.
+	runTollgate(t, "impact", "--bundle", fixtures.bundle, "--data-dir", dataDir).wantCode(t, exitOK)
+}
