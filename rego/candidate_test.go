@@ -66,6 +66,20 @@ var undecidable = map[string]struct {
 		},
 		reason: RejectNoDecisionRule, say: "no rule defines data.tollgate.decision",
 	},
+	"decision an array": {
+		edit: func(t *testing.T, dir string) {
+			editFile(t, filepath.Join(dir, "decision.rego"), "\ndecision := object.union(", "\ndecision_v2 := object.union(")
+			writeFile(t, filepath.Join(dir, "shape.rego"), "package tollgate\n\ndecision := [decision_v2]\n")
+		},
+		reason: RejectDecisionShape, say: "answers no well-formed decision",
+	},
+	"decision a set": {
+		edit: func(t *testing.T, dir string) {
+			editFile(t, filepath.Join(dir, "decision.rego"), "\ndecision := object.union(", "\ndecision_v2 := object.union(")
+			writeFile(t, filepath.Join(dir, "shape.rego"), "package tollgate\n\ndecision contains decision_v2\n")
+		},
+		reason: RejectDecisionShape, say: "answers no well-formed decision",
+	},
 	"status key renamed": {
 		edit: func(t *testing.T, dir string) {
 			editFile(t, filepath.Join(dir, "decision.rego"), `"status": status,`, `"verdict": status,`)
