@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -435,5 +436,65 @@ func BenchmarkProjectProbes(b *testing.B) {
 		if err := checkProjects(b.Context(), p, p, time.Now(), func(step func()) { step() }); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// A storm of bad candidates, one after the other, each of another kind:
+// the active bundle serves throughout, every rejection is counted, and
+// last_error is the latest one's; the first good candidate clears it.
+func TestReloadStormOfBadCandidates(t *testing.T) {
+	t.Parallel()
+	dir := bundleCopy(t)
+	removeTests(t, dir)
+	te := newTestEngine(t, dir, -1)
+	active := te.Policy()
+	files := map[string]string{}
+	for _, name := range []string{"decision.rego", "local.rego"} {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[name] = string(b)
+	}
+	restore := func() {
+		for name, content := range files {
+			writeFile(t, filepath.Join(dir, name), content)
+		}
+		os.Remove(filepath.Join(dir, "shape.rego"))
+	}
+	storm := []struct {
+		reason string
+		edit   func(t *testing.T, dir string)
+	}{
+		{RejectNoDecisionRule, undecidable["decision rule renamed"].edit},
+		{RejectDecisionShape, undecidable["decision an array"].edit},
+		{RejectProjectProbes, numericRunIDs},
+		{RejectInvalid, func(t *testing.T, dir string) {
+			writeFile(t, filepath.Join(dir, "shape.rego"), "package tollgate\n\nallow if {\n")
+		}},
+		{RejectNoDecisionRule, undecidable["decision in a data document"].edit},
+	}
+	for i, c := range storm {
+		restore()
+		os.RemoveAll(filepath.Join(dir, "tollgate"))
+		c.edit(t, dir)
+		err := te.Reload(t.Context())
+		if RejectReason(err) != c.reason {
+			t.Fatalf("candidate %d: %v (%s), want %s", i, err, RejectReason(err), c.reason)
+		}
+		s := te.Status()
+		if te.Policy() != active || s.Failures != uint64(i+1) || s.Reloads != 0 || s.LastError != err.Error() {
+			t.Fatalf("after candidate %d: %+v", i, s)
+		}
+		te.decides(t, tollgate.Refused)
+	}
+	restore()
+	os.RemoveAll(filepath.Join(dir, "tollgate"))
+	editFile(t, filepath.Join(dir, projectsJSON), branchesBefore, branchesAfter)
+	if err := te.Reload(t.Context()); err != nil {
+		t.Fatalf("a good candidate after the storm: %v", err)
+	}
+	if s := te.Status(); te.Policy() == active || s.LastError != "" || s.Reloads != 1 || s.Failures != uint64(len(storm)) {
+		t.Fatalf("after a good candidate: %+v", s)
 	}
 }
