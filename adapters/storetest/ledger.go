@@ -269,6 +269,15 @@ func testLedgerExport(t *testing.T, h *harness) {
 			t.Fatalf("VerifyExport of a line with %s: %v; want a break naming the key", name, brk)
 		}
 	}
+	// Relabelled as the older format, whose signature covers less: the
+	// signature over the v2 text does not verify as a v1 one.
+	downgraded := bytes.Replace(out.Bytes(), []byte(`"format":"`+ledger.Format+`"`), []byte(`"format":"`+ledger.FormatV1+`"`), 1)
+	if bytes.Equal(downgraded, out.Bytes()) {
+		t.Fatal("the start line does not state the format as expected")
+	}
+	if _, brk, _ := ledger.VerifyExport(bytes.NewReader(downgraded), pub); brk == nil || !strings.Contains(brk.Reason, "signature of the end line is not valid") {
+		t.Fatalf("VerifyExport of a v2 export relabelled v1: %v; want the signature to fail", brk)
+	}
 	if _, brk, _ := ledger.VerifyExport(bytes.NewReader(append(bytes.Clone(out.Bytes()), " \n\n"...)), pub); brk != nil {
 		t.Fatalf("VerifyExport with blank lines after the end line: %v; want sound", brk)
 	}
