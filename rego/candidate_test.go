@@ -498,3 +498,19 @@ func TestReloadStormOfBadCandidates(t *testing.T) {
 		t.Fatalf("after a good candidate: %+v", s)
 	}
 }
+
+// A candidate that runs away on managed requests only: the unmanaged probe
+// decides at once, and the recorded decisions and the project probes each
+// run out of the evaluation budget, which is a policy_error: rejected.
+func TestReloadRejectsACandidateOverTheBudgetOnRecordedTraffic(t *testing.T) {
+	t.Parallel()
+	f, _ := historyFixture(t, EngineOptions{EvalTimeout: 50 * time.Millisecond})
+	active := f.engine.Policy()
+	editFile(t, filepath.Join(f.dir, "local.rego"), ") if {\n\tresolve.managed\n} else := [] if {",
+		") if {\n\tresolve.managed\n\tr := numbers.range(1, 20000)\n\tcount({a | some a in r; some b in r; a == b + 100000}) == 0\n} else := [] if {")
+	err := f.engine.Reload(t.Context())
+	requireRejected(t, err, RejectPolicyErrors, "turns 4 of the 4 decisions", "time budget of 50ms")
+	if f.engine.Policy() != active {
+		t.Fatal("the candidate was activated")
+	}
+}
