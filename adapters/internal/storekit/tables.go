@@ -10,8 +10,9 @@ import (
 
 // Tables implements, once for both stores, the stores' calls on the
 // tokens, scans, baselines and bundles tables: tollgate.TokenStore,
-// tollgate.ScanStore and tollgate.BundleStore. A store embeds it, made by
-// NewTables with its Dialect.
+// tollgate.ScanStore and tollgate.BundleStore, and the reads of
+// tollgate.ControlStore (its writes lock in each dialect's way). A store
+// embeds it, made by NewTables with its Dialect.
 type Tables struct {
 	d Dialect
 }
@@ -190,6 +191,70 @@ func (tb Tables) Bundle(ctx context.Context, revision string) (tollgate.StoredBu
 	}
 	return row.Bundle()
 }
+
+// Control implements tollgate.ControlStore, in one statement: the history
+// read is the one of the state read.
+func (tb Tables) Control(ctx context.Context, id string) (tollgate.Control, error) {
+	var (
+		c     tollgate.Control
+		found bool
+	)
+	err := tb.d.Read(ctx, "read control "+id, func(ctx context.Context, q Querier) error {
+		var err error
+		c, found, err = QueryControl(ctx, q, id)
+		return err
+	})
+	switch {
+	case err != nil:
+		return tollgate.Control{}, err
+	case !found:
+		return tollgate.Control{}, ControlNotFound(id)
+	}
+	return c, nil
+}
+
+// QueryControl reads the control id with its history; found is false when
+// there is no such control.
+func QueryControl(ctx context.Context, q Querier, id string) (c tollgate.Control, found bool, err error) {
+	rows, err := q.Query(ctx, ControlQuery(Question), id)
+	if err != nil {
+		return tollgate.Control{}, false, err
+	}
+	defer rows.Close()
+	return ReadControl(id, rows)
+}
+
+// Controls implements tollgate.ControlStore.
+func (tb Tables) Controls(ctx context.Context, f tollgate.ControlFilter) ([]tollgate.Control, error) {
+	query, args := ControlsQuery(f, Question)
+	return tb.listControls(ctx, "list controls", query, args)
+}
+
+// InForce implements tollgate.ControlStore.
+func (tb Tables) InForce(ctx context.Context, at time.Time) ([]tollgate.Control, error) {
+	query, args := InForceQuery(at, Question)
+	return tb.listControls(ctx, "read the controls in force", query, args)
+}
+
+func (tb Tables) listControls(ctx context.Context, what, query string, args []any) (cs []tollgate.Control, err error) {
+	err = tb.d.Read(ctx, what, func(ctx context.Context, q Querier) error {
+		rows, err := q.Query(ctx, query, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		cs, err = ReadControls(rows)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return cs, nil
+}
+
+// Question is the placeholder of Querier's SQL, for the query builders
+// that take one (ph): `?`, whatever n.
+func Question(int) string { return "?" }
 
 // scanAll runs query and scans every row into a T through dest.
 func scanAll[T any](ctx context.Context, q Querier, query string, args []any, dest func(*T) []any) ([]T, error) {
