@@ -11,6 +11,7 @@ import (
 
 	"github.com/tollgate/tollgate"
 	"github.com/tollgate/tollgate/adapters/pgtest"
+	"github.com/tollgate/tollgate/adapters/storetest"
 )
 
 // BenchmarkDecideParallel records decisions from many goroutines at once, as
@@ -128,4 +129,13 @@ func benchDecide(b *testing.B, keys string, skipLock bool, opts ...Option) {
 	if st := s.Stats(); st.Commits > 0 {
 		b.ReportMetric(float64(st.Written)/float64(st.Commits), "decisions/commit")
 	}
+}
+
+// BenchmarkTables measures the token, scan, bundle and EPSS calls
+// (storetest.BenchmarkTables) against the test PostgreSQL:
+//
+//	go test -run '^$' -bench Tables ./adapters/postgres/
+func BenchmarkTables(b *testing.B) {
+	s := openClosing(b, pgtest.Shared(b).NewDatabase(b))
+	storetest.BenchmarkTables(b, s)
 }

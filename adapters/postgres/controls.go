@@ -85,65 +85,6 @@ var incidentOnQuery = storekit.IncidentOnQuery(func(n int) string { return fmt.S
 // key hashing to the same value would only make one wait for the other.
 const incidentLockKey int64 = 0x746f6c6c67617465 // "tollgate"
 
-// Control implements tollgate.ControlStore, in one statement: the history
-// read is the one of the state read.
-func (s *Store) Control(ctx context.Context, id string) (tollgate.Control, error) {
-	if s.isClosed() {
-		return tollgate.Control{}, s.errClosed()
-	}
-	opCtx, cancel := context.WithTimeout(ctx, s.timeout+grace)
-	defer cancel()
-	c, found, err := readControl(opCtx, s.pool, id)
-	switch {
-	case err != nil:
-		return tollgate.Control{}, s.controlError(ctx, "read control "+id, err)
-	case !found:
-		return tollgate.Control{}, storekit.ControlNotFound(id)
-	}
-	return c, nil
-}
-
-func readControl(ctx context.Context, q interface {
-	Query(context.Context, string, ...any) (pgx.Rows, error)
-}, id string) (tollgate.Control, bool, error) {
-	rows, err := q.Query(ctx, storekit.ControlQuery(placeholder), id)
-	if err != nil {
-		return tollgate.Control{}, false, err
-	}
-	defer rows.Close()
-	return storekit.ReadControl(id, rows)
-}
-
-// Controls implements tollgate.ControlStore.
-func (s *Store) Controls(ctx context.Context, f tollgate.ControlFilter) ([]tollgate.Control, error) {
-	query, args := storekit.ControlsQuery(f, placeholder)
-	return s.listControls(ctx, "list controls", query, args)
-}
-
-// InForce implements tollgate.ControlStore.
-func (s *Store) InForce(ctx context.Context, at time.Time) ([]tollgate.Control, error) {
-	query, args := storekit.InForceQuery(at, placeholder)
-	return s.listControls(ctx, "read the controls in force", query, args)
-}
-
-func (s *Store) listControls(ctx context.Context, what, query string, args []any) ([]tollgate.Control, error) {
-	if s.isClosed() {
-		return nil, s.errClosed()
-	}
-	opCtx, cancel := context.WithTimeout(ctx, s.timeout+grace)
-	defer cancel()
-	rows, err := s.pool.Query(opCtx, query, args...)
-	if err != nil {
-		return nil, s.controlError(ctx, what, err)
-	}
-	defer rows.Close()
-	cs, err := storekit.ReadControls(rows)
-	if err != nil {
-		return nil, s.controlError(ctx, what, err)
-	}
-	return cs, nil
-}
-
 // UpdateControl implements tollgate.ControlStore. One transaction takes the
 // control's row lock (SELECT … FOR UPDATE), then reads it with its history,
 // runs change, writes the result and the event, and commits: an update of
@@ -165,7 +106,7 @@ func (s *Store) UpdateControl(ctx context.Context, id string, change func(*tollg
 			changeErr = storekit.ControlNotFound(id)
 			return changeErr
 		}
-		c, _, err := readControl(ctx, tx, id)
+		c, _, err := storekit.QueryControl(ctx, querier{tx}, id)
 		if err != nil {
 			return err
 		}

@@ -70,11 +70,8 @@ func (s *Store) importEPSS(ctx context.Context, set tollgate.EPSSSet, scores []t
 		})); err != nil {
 		return err
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO epss_import (id, model_version, score_date, count, imported_at)
-	VALUES (1, $1, $2, $3, $4)
-	ON CONFLICT (id) DO UPDATE SET model_version = excluded.model_version, score_date = excluded.score_date,
-		count = excluded.count, imported_at = excluded.imported_at`,
-		set.ModelVersion, storekit.UnixNano(set.ScoreDate), len(scores), time.Now().UnixNano()); err != nil {
+	query, args := storekit.EPSSImportInfo(set, len(scores))
+	if _, err := tx.Exec(ctx, storekit.Rebind(query), args...); err != nil {
 		return err
 	}
 	return tx.Commit(ctx)

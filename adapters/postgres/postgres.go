@@ -76,6 +76,8 @@ var (
 // safe for concurrent use, and any number of Stores, in any number of
 // processes, may share one database.
 type Store struct {
+	storekit.Tables // tokens, scans, baselines, bundles: see dialect
+
 	pool     *pgxpool.Pool
 	keys     *storekit.KeyLocks // this process's queue per key: one Decide per key in flight here
 	where    string             // host:port/database, for messages (never the password)
@@ -194,6 +196,7 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 		timeout:  o.statementTimeout,
 		maxBatch: o.maxBatch,
 	}
+	s.Tables = storekit.NewTables(s.dialect())
 	if err := s.Ping(ctx); err != nil {
 		pool.Close()
 		return nil, err

@@ -9,6 +9,7 @@ import (
 
 	"github.com/tollgate/tollgate"
 	"github.com/tollgate/tollgate/adapters/ledger"
+	"github.com/tollgate/tollgate/adapters/storetest"
 )
 
 // BenchmarkDecideParallel records decisions from many goroutines at once, as
@@ -116,4 +117,14 @@ func BenchmarkLedgerVerify(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkTables measures the token, scan, bundle and EPSS calls
+// (storetest.BenchmarkTables):
+//
+//	go test -run '^$' -bench Tables ./adapters/sqlite/
+func BenchmarkTables(b *testing.B) {
+	s := mustOpen(b, b.TempDir())
+	defer s.Close()
+	storetest.BenchmarkTables(b, s)
 }

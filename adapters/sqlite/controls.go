@@ -28,7 +28,7 @@ const (
 	VALUES (?, (SELECT coalesce(max(seq), 0) + 1 FROM control_events WHERE control_id = ?), ?, ?, ?, ?, ?, ?)`
 )
 
-func placeholder(int) string { return "?" }
+var placeholder = storekit.Question
 
 // CreateControl implements tollgate.ControlStore: the control and its
 // history in one transaction on the writer connection.
@@ -78,61 +78,6 @@ func noIncidentOn(ctx context.Context, tx *sql.Tx, row storekit.ControlRow) erro
 
 var incidentOnQuery = storekit.IncidentOnQuery(func(int) string { return "?" })
 
-// Control implements tollgate.ControlStore, in one statement: the history
-// read is the one of the state read.
-func (s *Store) Control(ctx context.Context, id string) (tollgate.Control, error) {
-	if s.isClosed() {
-		return tollgate.Control{}, s.errClosed()
-	}
-	c, found, err := readControl(ctx, s.db, id)
-	switch {
-	case err != nil:
-		return tollgate.Control{}, s.controlError(ctx, "read control "+id, err)
-	case !found:
-		return tollgate.Control{}, storekit.ControlNotFound(id)
-	}
-	return c, nil
-}
-
-func readControl(ctx context.Context, q interface {
-	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
-}, id string) (tollgate.Control, bool, error) {
-	rows, err := q.QueryContext(ctx, storekit.ControlQuery(placeholder), id)
-	if err != nil {
-		return tollgate.Control{}, false, err
-	}
-	defer rows.Close()
-	return storekit.ReadControl(id, rows)
-}
-
-// Controls implements tollgate.ControlStore.
-func (s *Store) Controls(ctx context.Context, f tollgate.ControlFilter) ([]tollgate.Control, error) {
-	query, args := storekit.ControlsQuery(f, placeholder)
-	return s.listControls(ctx, "list controls", query, args)
-}
-
-// InForce implements tollgate.ControlStore.
-func (s *Store) InForce(ctx context.Context, at time.Time) ([]tollgate.Control, error) {
-	query, args := storekit.InForceQuery(at, placeholder)
-	return s.listControls(ctx, "read the controls in force", query, args)
-}
-
-func (s *Store) listControls(ctx context.Context, what, query string, args []any) ([]tollgate.Control, error) {
-	if s.isClosed() {
-		return nil, s.errClosed()
-	}
-	rows, err := s.db.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, s.controlError(ctx, what, err)
-	}
-	defer rows.Close()
-	cs, err := storekit.ReadControls(rows)
-	if err != nil {
-		return nil, s.controlError(ctx, what, err)
-	}
-	return cs, nil
-}
-
 // UpdateControl implements tollgate.ControlStore. It runs in a write
 // transaction on the writer connection, from the read to the commit:
 // updates are one at a time in this process, and SQLite's write lock
@@ -144,7 +89,7 @@ func (s *Store) UpdateControl(ctx context.Context, id string, change func(*tollg
 		changeErr error // change's, or a checked field's: returned as it is
 	)
 	err := s.onWriter(ctx, func(tx *sql.Tx) error {
-		c, found, err := readControl(ctx, tx, id)
+		c, found, err := storekit.QueryControl(ctx, querier{tx}, id)
 		switch {
 		case err != nil:
 			return err

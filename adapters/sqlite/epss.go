@@ -46,11 +46,8 @@ func importEPSS(ctx context.Context, tx *sql.Tx, set tollgate.EPSSSet, scores []
 			return err
 		}
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO epss_import (id, model_version, score_date, count, imported_at)
-	VALUES (1, ?, ?, ?, ?)
-	ON CONFLICT (id) DO UPDATE SET model_version = excluded.model_version, score_date = excluded.score_date,
-		count = excluded.count, imported_at = excluded.imported_at`,
-		set.ModelVersion, storekit.UnixNano(set.ScoreDate), len(scores), time.Now().UnixNano())
+	query, args := storekit.EPSSImportInfo(set, len(scores))
+	_, err = tx.ExecContext(ctx, query, args...)
 	return err
 }
 

@@ -46,5 +46,6 @@ func OpenReadOnly(ctx context.Context, dataDir string) (*storekit.ReadOnly, erro
 		return nil, tollgate.Errorf(tollgate.EInvalid, "sqlite: %s: %v", path, err)
 	}
 	s := &Store{path: path, db: db} // only its readers: no writer connection, no statements
+	s.Tables = storekit.NewTables(s.dialect())
 	return storekit.NewReadOnly(s, "sqlite: "+path, s.db.Close), nil
 }

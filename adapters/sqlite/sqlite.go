@@ -54,6 +54,8 @@ var (
 // Store is a tollgate.DecisionStore in a SQLite file. Its methods are safe
 // for concurrent use.
 type Store struct {
+	storekit.Tables // tokens, scans, baselines, bundles: see dialect
+
 	path     string
 	db       *sql.DB   // the readers' pool; WAL lets them read while the writer writes
 	writer   *sql.Conn // the one connection that writes, under writeMu
@@ -176,6 +178,7 @@ func open(ctx context.Context, db *sql.DB, path string, o options) (*Store, erro
 		writes:     make(chan *write, o.maxBatch),
 		writerDone: make(chan struct{}),
 	}
+	s.Tables = storekit.NewTables(s.dialect())
 	go s.writeLoop()
 	if slices.Contains(applied, migrations.LedgerMigration) {
 		if s.legacyChained, err = s.chainLegacy(ctx); err != nil {

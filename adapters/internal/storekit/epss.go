@@ -3,6 +3,7 @@ package storekit
 import (
 	"math"
 	"strings"
+	"time"
 
 	"github.com/tollgate/tollgate"
 )
@@ -48,4 +49,14 @@ func EPSSQuery(cves []string) []string {
 		out = append(out, c)
 	}
 	return out
+}
+
+// EPSSImportInfo is the statement, with `?` placeholders, that records the
+// import of set with n scores in epss_import, and its arguments.
+func EPSSImportInfo(set tollgate.EPSSSet, n int) (string, []any) {
+	return `INSERT INTO epss_import (id, model_version, score_date, count, imported_at)
+	VALUES (1, ?, ?, ?, ?)
+	ON CONFLICT (id) DO UPDATE SET model_version = excluded.model_version, score_date = excluded.score_date,
+		count = excluded.count, imported_at = excluded.imported_at`,
+		[]any{set.ModelVersion, UnixNano(set.ScoreDate), n, time.Now().UnixNano()}
 }

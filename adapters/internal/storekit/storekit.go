@@ -3,7 +3,10 @@
 // cooldown, the history cursor and page size, and time encoding. A cursor
 // means the same to both stores. For controls, it also checks, encodes and
 // changes them (one Control.Transition for both stores), and builds the
-// queries whose text differs only in placeholders.
+// queries whose text differs only in placeholders. Tables implements,
+// once, the calls whose SQL is the same in both dialects, on a Querier
+// through each store's Dialect (querier.go says how the two are bridged
+// and how a new table is added).
 package storekit
 
 import (
