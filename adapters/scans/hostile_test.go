@@ -48,3 +48,81 @@ func TestReportsWithKeysThatWouldHideFindingsAreRefused(t *testing.T) {
 		})
 	}
 }
+
+// SARIF results of kind open or review (the tool could not decide; a
+// person must look) used to be skipped like passes: Trivy's real report
+// with its results marked "review" gave no finding. They are findings now,
+// and a kind SARIF does not define is refused rather than skipped.
+func TestSARIFResultsTheToolCouldNotDecideAreFindings(t *testing.T) {
+	report := string(fixture(t, "real/trivy-alpine-310.sarif"))
+	want := len(realScan(t, tollgate.FormatSARIF, "trivy-alpine-310.sarif").Findings)
+	if want == 0 || !strings.Contains(report, `"level": "warning",`) {
+		t.Fatalf("the fixture changed: %d findings", want)
+	}
+	for _, kind := range []string{"open", "review"} {
+		marked := strings.ReplaceAll(report, `"level": "warning",`, `"kind": "`+kind+`", "level": "warning",`)
+		scan, err := scans.Parse(tollgate.FormatSARIF, []byte(marked))
+		if err != nil || len(scan.Findings) != want {
+			t.Errorf("kind %s: %d findings, %v; want %d", kind, len(scan.Findings), err, want)
+		}
+	}
+	for _, kind := range []string{"Fail", "bogus"} {
+		marked := strings.ReplaceAll(report, `"level": "warning",`, `"kind": "`+kind+`", "level": "warning",`)
+		_, err := scans.Parse(tollgate.FormatSARIF, []byte(marked))
+		if tollgate.ErrorCode(err) != tollgate.EInvalid || !strings.Contains(err.Error(), `kind "`+kind+`" is not a SARIF result kind`) {
+			t.Errorf("kind %s: %v, want refused naming the kind", kind, err)
+		}
+	}
+	passed := strings.ReplaceAll(report, `"level": "warning",`, `"kind": "pass", "level": "warning",`)
+	if scan, err := scans.Parse(tollgate.FormatSARIF, []byte(passed)); err != nil || len(scan.Findings) != 0 {
+		t.Errorf("kind pass: %d findings, %v; want none", len(scan.Findings), err)
+	}
+}
+
+// A rule id that carries a CVE id inside a path or in lower case
+// ("npm/cve-2024-1234") named no vulnerability to the parser, and a tool
+// that is not a known vulnerability scanner and writes no security tag lost
+// the result. It is a finding named by the CVE.
+func TestSARIFVulnerabilityIDInsideTheRuleIDIsAFinding(t *testing.T) {
+	report := `{"version": "2.1.0", "runs": [{"tool": {"driver": {"name": "dep-audit", "rules": [{"id": "npm/cve-2024-1234"}]}},
+	  "results": [{"ruleId": "npm/cve-2024-1234", "message": {"text": "lodash is vulnerable"}}]}]}`
+	scan, err := scans.Parse(tollgate.FormatSARIF, []byte(report))
+	if err != nil || len(scan.Findings) != 1 || scan.Findings[0].ID != "CVE-2024-1234" || scan.Findings[0].Severity != tollgate.SeverityUnknown {
+		t.Fatalf("got %+v, %v; want one unknown finding CVE-2024-1234", scan.Findings, err)
+	}
+}
+
+// Two results of one rule in one file are one finding; it used to keep
+// the first, so a 1.0 before a 9.8 made the finding low. The same for a
+// Trivy report listing one vulnerability twice, HIGH then CRITICAL.
+func TestCopiesOfAFindingAreJudgedByTheWorst(t *testing.T) {
+	sarif := `{"version": "2.1.0", "runs": [{"tool": {"driver": {"name": "scanner", "rules": [{"id": "R", "properties": {"tags": ["security"]}}]}},
+	  "results": [
+	    {"ruleId": "R", "message": {"text": "m"}, "properties": {"security-severity": "1.0"}, "locations": [{"physicalLocation": {"artifactLocation": {"uri": "a.js"}}}]},
+	    {"ruleId": "R", "message": {"text": "m"}, "properties": {"security-severity": "9.8"}, "locations": [{"physicalLocation": {"artifactLocation": {"uri": "a.js"}}}]}]}]}`
+	scan, err := scans.Parse(tollgate.FormatSARIF, []byte(sarif))
+	if err != nil || len(scan.Findings) != 1 || scan.Findings[0].Severity != tollgate.SeverityCritical ||
+		scan.Findings[0].Reported == nil || scan.Findings[0].Reported.Score != 9.8 {
+		t.Fatalf("sarif: got %+v, %v; want one critical finding scored 9.8", scan.Findings, err)
+	}
+	trivy := `{"SchemaVersion": 2, "ArtifactName": "app", "Results": [{"Target": "app", "Vulnerabilities": [
+	  {"VulnerabilityID": "CVE-2025-24813", "PkgName": "tomcat", "InstalledVersion": "9.0.1", "Severity": "HIGH"},
+	  {"VulnerabilityID": "CVE-2025-24813", "PkgName": "tomcat", "InstalledVersion": "9.0.1", "Severity": "CRITICAL"}]}]}`
+	scan, err = scans.Parse(tollgate.FormatTrivy, []byte(trivy))
+	if err != nil || len(scan.Findings) != 1 || scan.Findings[0].Severity != tollgate.SeverityCritical {
+		t.Fatalf("trivy: got %+v, %v; want one critical finding", scan.Findings, err)
+	}
+}
+
+// strconv.ParseFloat reads "0x1p3" as 8 and "1_0" as 10: a
+// security-severity no scanner writes must be refused, not guessed.
+func TestSARIFSecuritySeverityIsADecimal(t *testing.T) {
+	for _, v := range []string{`"0x1p3"`, `"1_0"`, `"+5"`, `"Inf"`, `1e1`} {
+		report := `{"version": "2.1.0", "runs": [{"tool": {"driver": {"name": "scanner"}},
+		  "results": [{"ruleId": "R", "message": {"text": "m"}, "properties": {"security-severity": ` + v + `}}]}]}`
+		_, err := scans.Parse(tollgate.FormatSARIF, []byte(report))
+		if tollgate.ErrorCode(err) != tollgate.EInvalid || !strings.Contains(err.Error(), "is not a score from 0 to 10") {
+			t.Errorf("security-severity %s: %v, want refused", v, err)
+		}
+	}
+}

@@ -90,16 +90,19 @@ type sarifResult struct {
 //     security gates judge vulnerabilities, and the tool itself does not
 //     call these security issues, so they are not findings. Results tagged
 //     "license" (Trivy tags its licence checks "security" too), results of
-//     kind pass/informational/… and results whose baselineState is "absent"
-//     (gone since the baseline) are skipped. Suppressions are not honoured:
+//     kind pass, notApplicable or informational and results whose
+//     baselineState is "absent" (gone since the baseline) are skipped;
+//     kinds open and review (the tool could not decide) are findings, and
+//     a kind SARIF does not define is refused. Suppressions are not honoured:
 //     some scanners mark every result suppressed, and a gate must not fail
 //     open on that.
 //   - id: the vulnerability id of the "Vulnerability CVE-…" line Trivy and
 //     Grype write in the message or the rule's help; else the one the rule
 //     id starts with (Grype: "CVE-2021-44228-log4j-core"); else the first
-//     CVE or GHSA id of the rule name, tags, message or help; else the rule
-//     id ("js/sql-injection"). The same rule in the same file is one
-//     finding, however many lines it flags.
+//     CVE or GHSA id, in any case, of the rule id ("npm/cve-2024-1234"),
+//     the rule name, tags, message or help; else the rule id
+//     ("js/sql-injection"). The same rule in the same file is one finding,
+//     however many lines it flags, rated as the worst of them.
 //   - package, version, fixed version: the "Package:", "Installed Version:"
 //     or "Version:", and "Fixed Version:" or "Fix Version:" lines Trivy and
 //     Grype write in the message or the rule's help; else the package is the
@@ -178,7 +181,16 @@ var (
 func sarifFinding(run *sarifRun, r sarifResult, where string, b *builder) (tollgate.Finding, bool, error) {
 	const format = tollgate.FormatSARIF
 	var f tollgate.Finding
-	if (r.Kind != "" && r.Kind != "fail") || r.BaselineState == "absent" {
+	switch r.Kind {
+	case "", "fail", "open", "review":
+		// fail is a problem; open and review mean the tool could not decide
+		// and a person must look: for a gate, that is a finding.
+	case "pass", "notApplicable", "informational":
+		return f, false, nil
+	default:
+		return f, false, invalid(format, where, "kind %q is not a SARIF result kind: want fail, open, review, pass, notApplicable or informational", r.Kind)
+	}
+	if r.BaselineState == "absent" {
 		return f, false, nil
 	}
 	ruleID := strings.TrimSpace(r.RuleID)
@@ -222,7 +234,7 @@ func sarifFinding(run *sarifRun, r sarifResult, where string, b *builder) (tollg
 		named = vulnIDPrefix.FindString(ruleID)
 	}
 	if named == "" {
-		named = vulnIDIn(append([]string{ruleName, r.Message.Text, help}, tags...)...)
+		named = vulnIDIn(append([]string{ruleID, ruleName, r.Message.Text, help}, tags...)...)
 	}
 	vulnerability := named != "" || hasTag(tags, "vulnerability") || vulnScanner(run.Tool.Driver.Name)
 	if !vulnerability && !hasScore && !hasTag(tags, "security") {
@@ -330,6 +342,10 @@ func (run *sarifRun) rule(r sarifResult, id string) *sarifRule {
 	return nil
 }
 
+// decimal is a score as people write it: strconv.ParseFloat also reads
+// "0x1p3" (8) and "1_0" (10), which no scanner means.
+var decimal = regexp.MustCompile(`^[0-9]+(\.[0-9]+)?$`)
+
 // securitySeverity reads a security-severity property: a number from 0 to
 // 10, written as a string (GitHub's convention) or as a number.
 func securitySeverity(raw json.RawMessage) (score float64, ok bool, err error) {
@@ -340,8 +356,9 @@ func securitySeverity(raw json.RawMessage) (score float64, ok bool, err error) {
 	if json.Unmarshal(raw, &text) != nil {
 		text = string(raw)
 	}
-	score, parseErr := strconv.ParseFloat(strings.TrimSpace(text), 64)
-	if parseErr != nil || !validScore(score) {
+	text = strings.TrimSpace(text)
+	score, parseErr := strconv.ParseFloat(text, 64)
+	if !decimal.MatchString(text) || parseErr != nil || !validScore(score) {
 		return 0, false, fmt.Errorf("%s is not a score from 0 to 10", raw)
 	}
 	return score, true, nil

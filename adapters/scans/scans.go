@@ -31,6 +31,7 @@
 //     (a library found at two paths) is one finding. If one copy is
 //     discounted by VEX (not_affected, fixed) and the other is not, the one
 //     that is not wins: a statement about one copy does not clear the other.
+//     Otherwise the copy rated worse (severity, then reported score) wins.
 //   - Unidentified counts the distinct packages a scanner saw but could not
 //     identify well enough to match: per format, see the parser's comment.
 //   - Findings keep the report's order.
@@ -345,9 +346,26 @@ func (b *builder) add(f tollgate.Finding) {
 		b.scan.Findings = append(b.scan.Findings, f)
 		return
 	}
-	if discounted(b.scan.Findings[i].VEXStatus) && !discounted(f.VEXStatus) {
+	old := b.scan.Findings[i]
+	if discounted(old.VEXStatus) != discounted(f.VEXStatus) {
+		if discounted(old.VEXStatus) {
+			b.scan.Findings[i] = f
+		}
+		return
+	}
+	if worse(f, old) {
 		b.scan.Findings[i] = f
 	}
+}
+
+// worse reports whether copy a of a finding is rated worse than copy b:
+// two results of one SARIF rule in one file, or a report that lists a
+// vulnerability twice, must not be judged by the milder copy.
+func worse(a, b tollgate.Finding) bool {
+	if ra, rb := severityRank[a.Severity], severityRank[b.Severity]; ra != rb {
+		return ra > rb
+	}
+	return len(a.CVSS) == 0 && len(b.CVSS) == 0 && a.Reported != nil && (b.Reported == nil || a.Reported.Score > b.Reported.Score)
 }
 
 func discounted(s tollgate.VEXStatus) bool {
