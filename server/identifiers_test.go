@@ -183,3 +183,39 @@ func TestOversizedHeadersKeepTheErrorShape(t *testing.T) {
 		t.Fatalf("headers under the limit: %d", resp.StatusCode)
 	}
 }
+
+// TestURLIdentifiersAreChecked: the query and the path parameters are held
+// to the body's identifier rules. Before, /ui/?project=<U+202E>… answered
+// 200 and drew the bidi override into the filter box and the chart's
+// heading, and an ID or filter of invalid UTF-8 reached the store (a 5xx on
+// PostgreSQL); a filter given twice filtered on the first, silently.
+func TestURLIdentifiersAreChecked(t *testing.T) {
+	f := newFixture(t)
+	for _, tt := range []struct{ path, want string }{
+		{"/v1/decisions?project=service-api%E2%80%AE", `query parameter "project" must not contain invisible formatting characters`},
+		{"/v1/decisions?branch=main%C2%85", `query parameter "branch" must not contain control characters`},
+		{"/v1/decisions?pipeline=%FF", `query parameter "pipeline" is not valid UTF-8`},
+		{"/v1/decisions?status=accepted&status=refused", `"status" is given 2 times`},
+		{"/v1/decisions?project=" + strings.Repeat("p", 5000), `query parameter "project" is 5000 bytes long`},
+		{"/v1/exceptions?project=%00", `must not contain control characters`},
+		{"/v1/decisions/%E2%80%AE0194", `path parameter id must not contain invisible formatting characters`},
+		{"/v1/decisions/%FF/replay", `path parameter id is not valid UTF-8`},
+		{"/v1/scans/" + strings.Repeat("a", 3000), `path parameter id is 3000 bytes long: at most 256`},
+	} {
+		code, body := f.do(http.MethodGet, tt.path, "", "")
+		if code != http.StatusBadRequest || !strings.Contains(errorMessage(body), tt.want) {
+			t.Errorf("GET %.80s: %d %.300v, want 400 with %q", tt.path, code, body, tt.want)
+		}
+	}
+	code, _ := f.do(http.MethodDelete, "/v1/tokens/ci%E2%80%AE", "", "")
+	if code != http.StatusBadRequest {
+		t.Errorf("DELETE /v1/tokens/<bidi>: %d, want 400", code)
+	}
+	p := f.page(http.MethodGet, "/ui/?project=ipa-ecivres%E2%80%AE", "", nil)
+	if p.code != http.StatusBadRequest || strings.Contains(p.body, "\u202e") {
+		t.Errorf("GET /ui/?project=<U+202E>: %d, the page carries the override: %v", p.code, strings.Contains(p.body, "\u202e"))
+	}
+	if code, body := f.do(http.MethodGet, "/v1/decisions?project=service-api&status=refused", "", ""); code != http.StatusOK {
+		t.Errorf("a well-formed filter: %d %v", code, body)
+	}
+}

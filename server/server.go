@@ -112,7 +112,7 @@ func New(cfg Config) *Server {
 	e.HideBanner, e.HidePort = true, true
 	s := &Server{cfg: cfg, echo: e, auth: newAuthenticator(cfg.Tokens, cfg.Now, cfg.TokenCacheTTL), limits: newLimits(cfg)}
 	e.HTTPErrorHandler = s.handleError
-	e.Use(s.observe, limitHeaders, s.authorize)
+	e.Use(s.observe, limitHeaders, s.authorize, checkURL)
 
 	e.POST("/v1/evaluate", s.evaluate)
 	e.POST("/v1/simulate", s.simulate)
@@ -280,6 +280,37 @@ func limitHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 		if n > HeaderLimit {
 			return newError(http.StatusRequestHeaderFieldsTooLarge, tollgate.EInvalid,
 				"the request line and headers are larger than the limit of "+humanBytes(HeaderLimit))
+		}
+		return next(c)
+	}
+}
+
+// checkURL holds the path parameters and the query to the identifier rules
+// of the body (tollgate.CheckIdentifier): they are filters and IDs, shown
+// back in the history page's filter box and heading and in error messages.
+// Invalid UTF-8 or a NUL used to reach the store: PostgreSQL refused it
+// with an error that named the database server and database to the client.
+// A query parameter given twice is refused too: which one filters would be
+// a guess, like a JSON key given twice.
+func checkURL(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		for i, name := range c.ParamNames() {
+			if i < len(c.ParamValues()) {
+				if err := tollgate.CheckIdentifier("the path parameter "+name, c.ParamValues()[i]); err != nil {
+					return err
+				}
+			}
+		}
+		for name, values := range c.QueryParams() {
+			if err := tollgate.CheckIdentifier("a query parameter name", name); err != nil {
+				return err
+			}
+			if len(values) > 1 {
+				return tollgate.Errorf(tollgate.EInvalid, "the query parameter %q is given %d times: give it once", name, len(values))
+			}
+			if err := tollgate.CheckIdentifier("the query parameter "+strconv.Quote(name), values[0]); err != nil {
+				return err
+			}
 		}
 		return next(c)
 	}
