@@ -36,6 +36,8 @@ func TestMalformedIdentifiersAreRefusedAndNotRecorded(t *testing.T) {
 		{"C1 control", replaceIn(r, `"github-actions"`, `"github-actions\u0085"`), `metadata.initiator must not contain control characters (found U+0085`},
 		{"bidi override", replaceIn(r, `"org/service-api"`, `"org/service-api\u202e"`), `repository must not contain invisible formatting characters such as bidi overrides (found U+202E`},
 		{"zero-width space", replaceIn(r, `"deploy-prod"`, `"deploy\u200b-prod"`), `pipeline must not contain invisible formatting characters`},
+		{"no-break space", replaceIn(r, `"org/service-api"`, `"org/service\u00a0api"`), `repository must not contain blank, invisible or private characters other than the ASCII space (found U+00A0`},
+		{"hangul filler", replaceIn(r, `"deploy-prod"`, `"deploy-prod\u3164"`), `pipeline must not contain blank, invisible or private characters`},
 		{"branch of a megabyte", replaceIn(r, `"main"`, `"`+strings.Repeat("m", 1_000_000)+`"`), `branch is 1000000 bytes long: at most 255`},
 		{"long run id", replaceIn(r, `"123456789"`, `"`+strings.Repeat("9", 300)+`"`), `metadata.run_id is 300 bytes long: at most 256`},
 		{"branch git refuses", replaceIn(r, `"main"`, `"release/..x"`), `branch "release/..x" is not a branch name git accepts: it contains ".."`},
@@ -217,5 +219,23 @@ func TestURLIdentifiersAreChecked(t *testing.T) {
 	}
 	if code, body := f.do(http.MethodGet, "/v1/decisions?project=service-api&status=refused", "", ""); code != http.StatusOK {
 		t.Errorf("a well-formed filter: %d %v", code, body)
+	}
+}
+
+// TestJSONBodiesInAnotherCharsetAreRefused: JSON is UTF-8; a body said to
+// be UTF-16 or Latin-1 was read as UTF-8 all the same and recorded.
+func TestJSONBodiesInAnotherCharsetAreRefused(t *testing.T) {
+	f := newFixture(t)
+	for _, ct := range []string{"application/json; charset=utf-16", "application/json; charset=iso-8859-1"} {
+		code, body := f.do(http.MethodPost, "/v1/evaluate", ct, exampleRequest)
+		if code != http.StatusUnsupportedMediaType || !strings.Contains(errorMessage(body), "JSON bodies are UTF-8") {
+			t.Errorf("%s: %d %v, want 415", ct, code, body)
+		}
+	}
+	if n := f.countDecisions(); n != 0 {
+		t.Fatalf("%d decisions recorded", n)
+	}
+	if code, body := f.do(http.MethodPost, "/v1/evaluate", "application/json; charset=UTF-8", exampleRequest); code != http.StatusOK {
+		t.Fatalf("charset=UTF-8: %d %v", code, body)
 	}
 }

@@ -8,11 +8,13 @@ import (
 	"context"
 	"crypto/ed25519"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"mime"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -320,10 +322,17 @@ func checkURL(next echo.HandlerFunc) echo.HandlerFunc {
 // itself is the caller's, which knows the shape.
 func (s *Server) readJSON(c echo.Context) ([]byte, error) {
 	req := c.Request()
-	mediaType, _, err := mime.ParseMediaType(req.Header.Get(echo.HeaderContentType))
+	mediaType, params, err := mime.ParseMediaType(req.Header.Get(echo.HeaderContentType))
 	if err != nil || mediaType != echo.MIMEApplicationJSON {
 		return nil, newError(http.StatusUnsupportedMediaType, tollgate.EInvalid,
 			"Content-Type must be application/json")
+	}
+	// JSON is UTF-8 (RFC 8259). A body said to be in another charset would
+	// be read as UTF-8 all the same, and mean something else than its
+	// sender meant: refused, not reinterpreted.
+	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
+		return nil, newError(http.StatusUnsupportedMediaType, tollgate.EInvalid,
+			fmt.Sprintf("Content-Type charset %q: JSON bodies are UTF-8; send charset=utf-8 or none", cs))
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), req.Body, s.cfg.BodyLimit))
 	var tooLarge *http.MaxBytesError
