@@ -318,7 +318,7 @@ func cdxFinding(v cdxVulnerability, where string) (tollgate.Finding, error) {
 			f.CVSS = append(f.CVSS, tollgate.CVSSVector{Vector: vec, Source: source(src)})
 		}
 	}
-	if len(f.CVSS) == 0 {
+	if !scorable(f.CVSS) {
 		f.Reported = reported
 	}
 	f.Severity = best

@@ -126,3 +126,28 @@ func TestSARIFSecuritySeverityIsADecimal(t *testing.T) {
 		}
 	}
 }
+
+// A vector that does not parse used to drop the report's own score beside
+// it (the score was kept only when there was no vector at all), and the
+// finding became an unknown: a 9.8 that max_unknowns may let through. The
+// report's score stands when no vector can be scored.
+func TestReportedScoreStandsWhenNoVectorParses(t *testing.T) {
+	for _, tt := range []struct{ format, report string }{
+		{tollgate.FormatTrivy, `{"SchemaVersion": 2, "ArtifactName": "app", "Results": [{"Target": "app", "Vulnerabilities": [
+		  {"VulnerabilityID": "CVE-2025-24813", "PkgName": "tomcat", "InstalledVersion": "9.0.1", "Severity": "CRITICAL",
+		   "CVSS": {"nvd": {"V3Vector": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H/", "V3Score": 9.8}}}]}]}`},
+		{tollgate.FormatCycloneDX, `{"bomFormat": "CycloneDX", "specVersion": "1.6", "components": [{"bom-ref": "p", "name": "tomcat", "version": "9.0.1"}],
+		  "vulnerabilities": [{"id": "CVE-2025-24813", "ratings": [{"method": "CVSSv31", "score": 9.8, "vector": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:X"}], "affects": [{"ref": "p"}]}]}`},
+		{tollgate.FormatGrype, `{"matches": [{"vulnerability": {"id": "CVE-2025-24813", "severity": "Critical",
+		  "cvss": [{"version": "3.1", "vector": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H", "metrics": {"baseScore": 9.8}}]},
+		  "artifact": {"name": "tomcat", "version": "9.0.1"}}], "source": {}, "descriptor": {"name": "grype"}}`},
+	} {
+		scan, err := scans.Parse(tt.format, []byte(tt.report))
+		if err != nil || len(scan.Findings) != 1 {
+			t.Fatalf("%s: %+v, %v", tt.format, scan.Findings, err)
+		}
+		if r := scan.Findings[0].Reported; r == nil || r.Score != 9.8 {
+			t.Errorf("%s: reported score %+v, want 9.8 (the vector does not parse)", tt.format, r)
+		}
+	}
+}

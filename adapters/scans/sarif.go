@@ -268,7 +268,7 @@ func sarifFinding(run *sarifRun, r sarifResult, where string, b *builder) (tollg
 			}
 		}
 	}
-	if len(f.CVSS) == 0 && hasScore && !(f.Severity == tollgate.SeverityUnknown && score == 0) {
+	if !scorable(f.CVSS) && hasScore && !(f.Severity == tollgate.SeverityUnknown && score == 0) {
 		f.Reported = &tollgate.ReportedScore{Score: score, Source: "sarif security-severity"}
 	}
 	return f, true, nil

@@ -23,7 +23,7 @@
 //     receipt anyone can check; the report's own v3/v4 score (SARIF's
 //     security-severity, Grype's baseScore, a CycloneDX rating's score,
 //     Trivy's V3Score) is kept as Finding.Reported only when no vector can
-//     be read, so that the same scan scores the same in every format and a
+//     be scored (none, or none that parses), so that the same scan scores the same in every format and a
 //     vulnerability never vanishes: without either it is an unknown.
 //   - VEX: a CycloneDX analysis is kept as the finding's statement
 //     (Finding.VEX); ParseVEX reads a VEX document sent beside a scan.
@@ -47,6 +47,7 @@ import (
 	"strings"
 
 	"github.com/tollgate/tollgate"
+	"github.com/tollgate/tollgate/adapters/cvss"
 )
 
 // Parse reads a scanner report of the given format (tollgate.FormatTrivy,
@@ -299,6 +300,16 @@ func cvssVector(vector, version string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// scorable reports whether one of vectors can be scored. A report's own
+// score is kept only when none can: a vector that does not parse ("…/A:X",
+// a trailing "/") used to drop the score beside it, and a finding the
+// report scores 9.8 became an unknown, which a lenient max_unknowns lets
+// through where max_critical would not.
+func scorable(vectors []tollgate.CVSSVector) bool {
+	_, ok := cvss.Best(vectors)
+	return ok
 }
 
 // source normalises where a CVSS vector comes from, so that adapters/cvss
