@@ -151,3 +151,30 @@ func TestReportedScoreStandsWhenNoVectorParses(t *testing.T) {
 		}
 	}
 }
+
+// A SARIF log that records no analysis was read as a clean scan: no runs,
+// a run without results (SARIF 2.1.0 leaves results out when the tool
+// failed to start or to begin its analysis) or a run whose invocation
+// says executionSuccessful false. Each is refused; an empty results list
+// (Trivy's report of a clean image) is still a clean run.
+func TestSARIFLogOfNoAnalysisIsNotACleanScan(t *testing.T) {
+	empty := string(fixture(t, "sarif-empty.json"))
+	codeql := string(fixture(t, "sarif-codeql.json"))
+	if s, err := scans.Parse(tollgate.FormatSARIF, []byte(empty)); err != nil || len(s.Findings) != 0 {
+		t.Fatalf("Trivy's clean run: %v", err)
+	}
+	for _, tt := range []struct{ name, report, want string }{
+		{"no runs", `{"version": "2.1.0", "runs": []}`, "runs is empty"},
+		{"results left out", strings.Replace(empty, `"results": [],`, ``, 1), `runs[0]: results is missing: "Trivy" did not complete an analysis`},
+		{"results null", strings.Replace(empty, `"results": [],`, `"results": null,`, 1), `results is missing`},
+		{"execution failed", strings.Replace(codeql, `"executionSuccessful": true`, `"executionSuccessful": false`, 1), `runs[0].invocations[0]: executionSuccessful is false`},
+	} {
+		if tt.report == empty || tt.report == codeql {
+			t.Fatalf("%s: the fixture changed", tt.name)
+		}
+		scan, err := scans.Parse(tollgate.FormatSARIF, []byte(tt.report))
+		if tollgate.ErrorCode(err) != tollgate.EInvalid || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: %d findings, %v; want refused with %q", tt.name, len(scan.Findings), err, tt.want)
+		}
+	}
+}

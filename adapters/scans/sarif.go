@@ -23,7 +23,12 @@ type sarifRun struct {
 		Driver     *sarifComponent  `json:"driver"`
 		Extensions []sarifComponent `json:"extensions"`
 	} `json:"tool"`
-	Results []sarifResult `json:"results"`
+	// Results is a pointer: SARIF leaves it out (or null) when the tool
+	// failed to start or to begin its analysis, which is no scan at all.
+	Results     *[]sarifResult `json:"results"`
+	Invocations []struct {
+		ExecutionSuccessful *bool `json:"executionSuccessful"`
+	} `json:"invocations"`
 }
 
 type sarifComponent struct {
@@ -93,7 +98,8 @@ type sarifResult struct {
 //     kind pass, notApplicable or informational and results whose
 //     baselineState is "absent" (gone since the baseline) are skipped;
 //     kinds open and review (the tool could not decide) are findings, and
-//     a kind SARIF does not define is refused. Suppressions are not honoured:
+//     a kind SARIF does not define is refused. A log of no analysis (no
+//     runs, a run without results, executionSuccessful false) is refused. Suppressions are not honoured:
 //     some scanners mark every result suppressed, and a gate must not fail
 //     open on that.
 //   - id: the vulnerability id of the "Vulnerability CVE-…" line Trivy and
@@ -140,6 +146,9 @@ func parseSARIF(report []byte) (tollgate.Scan, error) {
 		return tollgate.Scan{}, invalid(format, "", "version is %q: tollgate reads SARIF 2.1.0", *doc.Version)
 	}
 
+	if len(*doc.Runs) == 0 {
+		return tollgate.Scan{}, invalid(format, "", "runs is empty: the log records no analysis, which is not a clean scan")
+	}
 	var scanners []string
 	b := newBuilder(format, "")
 	for i, run := range *doc.Runs {
@@ -155,7 +164,18 @@ func parseSARIF(report []byte) (tollgate.Scan, error) {
 		if s := scannerName(d.Name, version); !slices.Contains(scanners, s) {
 			scanners = append(scanners, s)
 		}
-		for j, r := range run.Results {
+		// SARIF 2.1.0 §3.14.23: results is absent only when the tool failed
+		// to start or to begin its analysis; executionSuccessful false says
+		// it failed. Either way the log is no evidence of a clean artefact.
+		if run.Results == nil {
+			return tollgate.Scan{}, invalid(format, where, "results is missing: %q did not complete an analysis (an empty list is a clean run)", d.Name)
+		}
+		for k, inv := range run.Invocations {
+			if inv.ExecutionSuccessful != nil && !*inv.ExecutionSuccessful {
+				return tollgate.Scan{}, invalid(format, fmt.Sprintf("%s.invocations[%d]", where, k), "executionSuccessful is false: %q failed, and its results may be incomplete", d.Name)
+			}
+		}
+		for j, r := range *run.Results {
 			where := fmt.Sprintf("runs[%d].results[%d]", i, j)
 			f, ok, err := sarifFinding(&run, r, where, b)
 			if err != nil {
