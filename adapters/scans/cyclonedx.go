@@ -62,6 +62,9 @@ type cdxVulnerability struct {
 	} `json:"analysis"`
 	Affects []struct {
 		Ref string `json:"ref"`
+		// Versions is read only to refuse it where it matters (ParseVEX):
+		// tollgate does not match version ranges.
+		Versions json.RawMessage `json:"versions"`
 	} `json:"affects"`
 }
 

@@ -178,3 +178,23 @@ func TestSARIFLogOfNoAnalysisIsNotACleanScan(t *testing.T) {
 		}
 	}
 }
+
+// CycloneDX's VEX use case 5 scopes two statements on one product by
+// version range: exploitable for >1.5.0 <7.0.0, not_affected for <=1.5.0
+// and 7.0.0. tollgate ignored affects[].versions, so the not_affected
+// statement alone would have cleared the vulnerability in every version.
+// A clearing statement limited to versions tollgate cannot match is
+// refused; the exploitable one alone is accepted (widening it keeps the
+// finding in the gates).
+func TestVEXStatementLimitedToVersionRangesIsRefused(t *testing.T) {
+	doc := fixture(t, "real/cyclonedx-vex-case-5-versions.json")
+	_, err := scans.ParseVEX(tollgate.FormatCycloneDX, doc)
+	if tollgate.ErrorCode(err) != tollgate.EInvalid || !strings.Contains(err.Error(), "vulnerabilities[1].affects[0]: versions limits the not_affected statement on CVE-2020-25649 to some versions") {
+		t.Fatalf("use case 5: %v, want the not_affected statement refused", err)
+	}
+	exploitableOnly := strings.Replace(string(doc), `"state": "not_affected"`, `"state": "in_triage"`, 1)
+	statements, err := scans.ParseVEX(tollgate.FormatCycloneDX, []byte(exploitableOnly))
+	if err != nil || len(statements) != 2 {
+		t.Fatalf("statements that keep the finding: %d, %v", len(statements), err)
+	}
+}
