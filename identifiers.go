@@ -38,6 +38,11 @@ func CheckIdentifier(field, value string) error {
 	return checkChars(field, value, false)
 }
 
+// CheckChars is CheckIdentifier without its length bound, for the names a
+// scanner report carries: a package found at a path deep in node_modules
+// is longer than a name a person chose, and the report's size is bounded.
+func CheckChars(field, value string) error { return checkChars(field, value, false) }
+
 // CheckText is CheckIdentifier for free text, which may span lines and
 // tabs: every other control or format character is refused.
 func CheckText(field, value string) error {

@@ -170,7 +170,7 @@ func parseCycloneDX(report []byte) (tollgate.Scan, error) {
 			b.add(g)
 		}
 	}
-	return b.result(), nil
+	return b.result()
 }
 
 func checkSpecVersion(spec string) error {

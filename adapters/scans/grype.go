@@ -120,7 +120,7 @@ func parseGrype(report []byte) (tollgate.Scan, error) {
 		f.VEXStatus = status
 		b.add(f)
 	}
-	return b.result(), nil
+	return b.result()
 }
 
 func grypeFinding(m grypeMatch, where string, b *builder) (tollgate.Finding, error) {

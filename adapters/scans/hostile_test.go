@@ -198,3 +198,29 @@ func TestVEXStatementLimitedToVersionRangesIsRefused(t *testing.T) {
 		t.Fatalf("statements that keep the finding: %d, %v", len(statements), err)
 	}
 }
+
+// A finding's id, package and versions are recorded and drawn in the
+// decision's reasons and on the history page; a report could carry a bidi
+// override or a control character in them, and they were recorded as
+// written. The report is refused, naming the finding.
+func TestFindingNamesAreWellFormed(t *testing.T) {
+	trivy := func(id, pkg string) string {
+		return `{"SchemaVersion": 2, "ArtifactName": "app", "Results": [{"Target": "app", "Vulnerabilities": [
+		  {"VulnerabilityID": "` + id + `", "PkgName": "` + pkg + `", "InstalledVersion": "9.0.1", "Severity": "CRITICAL"}]}]}`
+	}
+	for _, tt := range []struct{ name, format, report, want string }{
+		{"bidi in a Trivy id", tollgate.FormatTrivy, trivy(`CVE-2025-24813\u202e`, "tomcat"), `the finding "CVE-2025-24813\u202e": id must not contain invisible formatting characters`},
+		{"control in a Trivy package", tollgate.FormatTrivy, trivy("CVE-2025-24813", `tom\u0085cat`), `package must not contain control characters`},
+		{"no-break space in a Grype version", tollgate.FormatGrype, `{"matches": [{"vulnerability": {"id": "CVE-2025-24813", "severity": "Critical"},
+		  "artifact": {"name": "tomcat", "version": "9.0\u00a01"}}], "source": {}, "descriptor": {"name": "grype"}}`, `version must not contain blank, invisible or private characters`},
+		{"bidi in a SARIF rule id", tollgate.FormatSARIF, `{"version": "2.1.0", "runs": [{"tool": {"driver": {"name": "scanner"}},
+		  "results": [{"ruleId": "js/xss\u202e", "message": {"text": "m"}, "properties": {"security-severity": "7.5"}}]}]}`, `id must not contain invisible formatting characters`},
+		{"bidi in a CycloneDX alias", tollgate.FormatCycloneDX, `{"bomFormat": "CycloneDX", "specVersion": "1.6",
+		  "vulnerabilities": [{"id": "CVE-2025-24813", "references": [{"id": "GHSA-83qj-6fr2-vhqg\u2066"}]}]}`, `alias must not contain invisible formatting characters`},
+	} {
+		scan, err := scans.Parse(tt.format, []byte(tt.report))
+		if tollgate.ErrorCode(err) != tollgate.EInvalid || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: %+v, %v; want refused with %q", tt.name, scan.Findings, err, tt.want)
+		}
+	}
+}

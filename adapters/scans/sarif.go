@@ -187,7 +187,7 @@ func parseSARIF(report []byte) (tollgate.Scan, error) {
 		}
 	}
 	b.scan.Scanner = strings.Join(scanners, ", ")
-	return b.result(), nil
+	return b.result()
 }
 
 var (

@@ -333,6 +333,7 @@ func scannerName(name, version string) string {
 // builder collects a scan's findings, merging duplicates, and the keys of
 // the packages that could not be identified.
 type builder struct {
+	err          error // the first finding that is not well-formed
 	scan         tollgate.Scan
 	index        map[findingKey]int
 	unidentified map[string]bool
@@ -350,6 +351,9 @@ func newBuilder(format, scanner string) *builder {
 
 func (b *builder) add(f tollgate.Finding) {
 	f.Aliases = aliases(f.ID, f.Aliases)
+	if b.err == nil {
+		b.err = wellFormed(b.scan.Format, f)
+	}
 	key := findingKey{f.ID, f.Package, f.Version}
 	i, seen := b.index[key]
 	if !seen {
@@ -387,9 +391,33 @@ func discounted(s tollgate.VEXStatus) bool {
 // tells packages apart, so that one seen twice counts once.
 func (b *builder) addUnidentified(key string) { b.unidentified[key] = true }
 
-func (b *builder) result() tollgate.Scan {
+func (b *builder) result() (tollgate.Scan, error) {
+	if b.err != nil {
+		return tollgate.Scan{}, b.err
+	}
 	b.scan.Unidentified = len(b.unidentified)
-	return b.scan
+	return b.scan, nil
+}
+
+// wellFormed refuses a finding whose names hold what no identifier may
+// (tollgate.CheckChars): its id, package and versions are recorded with
+// the decision and drawn in its reasons and on the history page, where a
+// bidi override or a control character in a report would make one
+// vulnerability or package read as another.
+func wellFormed(format string, f tollgate.Finding) error {
+	for _, field := range []struct{ name, value string }{
+		{"id", f.ID}, {"package", f.Package}, {"version", f.Version}, {"fixed version", f.FixedVersion},
+	} {
+		if err := tollgate.CheckChars(field.name, field.value); err != nil {
+			return invalid(format, "", "the finding %q: %v", f.ID, err)
+		}
+	}
+	for _, a := range f.Aliases {
+		if err := tollgate.CheckChars("alias", a); err != nil {
+			return invalid(format, "", "the finding %q: %v", f.ID, err)
+		}
+	}
+	return nil
 }
 
 // aliases drops empty and repeated aliases and the finding's own id.

@@ -135,7 +135,7 @@ func parseTrivy(report []byte) (tollgate.Scan, error) {
 			b.add(f)
 		}
 	}
-	return b.result(), nil
+	return b.result()
 }
 
 func trivyFinding(v trivyVulnerability, where string) (tollgate.Finding, error) {
