@@ -224,3 +224,28 @@ func TestFindingNamesAreWellFormed(t *testing.T) {
 		}
 	}
 }
+
+// A VEX statement is listed in the decision's "suppressed" and on the
+// history page: its detail, justification and refs are held to the
+// identifier characters (detail may span lines), in a VEX document sent
+// beside a scan and in a CycloneDX scan's own analysis.
+func TestVEXStatementTextIsWellFormed(t *testing.T) {
+	doc := string(fixture(t, "real/cisa-case-1-vex-not_affected.json"))
+	if _, err := scans.ParseVEX(tollgate.FormatCycloneDX, []byte(doc)); err != nil {
+		t.Fatalf("the fixture: %v", err)
+	}
+	hostile := strings.Replace(doc, `"justification": "`, `"justification": "\u202e`, 1)
+	if hostile == doc {
+		t.Fatal("the fixture changed: no justification")
+	}
+	if _, err := scans.ParseVEX(tollgate.FormatCycloneDX, []byte(hostile)); tollgate.ErrorCode(err) != tollgate.EInvalid ||
+		!strings.Contains(err.Error(), "analysis.justification must not contain invisible formatting characters") {
+		t.Errorf("VEX document: %v, want refused", err)
+	}
+	scan := `{"bomFormat": "CycloneDX", "specVersion": "1.6", "components": [{"bom-ref": "p", "name": "tomcat", "version": "9.0.1"}],
+	  "vulnerabilities": [{"id": "CVE-2025-24813", "analysis": {"state": "not_affected", "detail": "line one\nline\u0085two"}, "affects": [{"ref": "p"}]}]}`
+	if _, err := scans.Parse(tollgate.FormatCycloneDX, []byte(scan)); tollgate.ErrorCode(err) != tollgate.EInvalid ||
+		!strings.Contains(err.Error(), "analysis.detail must not contain control characters (found U+0085") {
+		t.Errorf("CycloneDX scan: %v, want refused", err)
+	}
+}

@@ -417,6 +417,26 @@ func wellFormed(format string, f tollgate.Finding) error {
 			return invalid(format, "", "the finding %q: %v", f.ID, err)
 		}
 	}
+	if f.VEX != nil {
+		return wellFormedStatement(format, *f.VEX)
+	}
+	return nil
+}
+
+// lineBreaks lets free text (a VEX detail) span lines and tabs.
+var lineBreaks = strings.NewReplacer("\n", " ", "\r", " ", "\t", " ")
+
+// wellFormedStatement is wellFormed for a VEX statement, which the decision
+// lists in "suppressed" and the history page shows.
+func wellFormedStatement(format string, st tollgate.VEXStatement) error {
+	for _, field := range []struct{ name, value string }{
+		{"affects ref", st.Affects}, {"analysis.justification", st.Justification},
+		{"analysis.detail", lineBreaks.Replace(st.Detail)}, {"document", st.Document}, {"ref", st.Ref},
+	} {
+		if err := tollgate.CheckChars(field.name, field.value); err != nil {
+			return invalid(format, "", "the VEX statement on %q: %v", st.ID, err)
+		}
+	}
 	return nil
 }
 

@@ -89,6 +89,9 @@ func ParseVEX(format string, doc []byte) ([]tollgate.VEXStatement, error) {
 				return nil, invalid(what, at, "versions limits the %s statement on %s to some versions, and tollgate does not match version ranges: name each version in the ref (a package URL with its version, or a component with a version)", v.Analysis.State, f.ID)
 			}
 			st.Artifact = digest
+			if err := wellFormedStatement(what, *st); err != nil {
+				return nil, err
+			}
 			out = append(out, *st)
 		}
 	}
