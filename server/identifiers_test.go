@@ -209,6 +209,10 @@ func TestURLIdentifiersAreChecked(t *testing.T) {
 			t.Errorf("GET %.80s: %d %.300v, want 400 with %q", tt.path, code, body, tt.want)
 		}
 	}
+	if code, body := f.post("/v1/impact", `{"project": "service-api\u202e"}`); code != http.StatusBadRequest ||
+		!strings.Contains(errorMessage(body), "project must not contain invisible formatting characters") {
+		t.Errorf("impact with a bidi filter: %d %v", code, body)
+	}
 	code, _ := f.do(http.MethodDelete, "/v1/tokens/ci%E2%80%AE", "", "")
 	if code != http.StatusBadRequest {
 		t.Errorf("DELETE /v1/tokens/<bidi>: %d, want 400", code)
