@@ -249,3 +249,13 @@ func TestVEXStatementTextIsWellFormed(t *testing.T) {
 		t.Errorf("CycloneDX scan: %v, want refused", err)
 	}
 }
+
+// The scanner's name (SARIF's tool.driver.name, CycloneDX's tools) is
+// recorded with the scan and returned by POST /v1/scans: same rules.
+func TestScannerNameIsWellFormed(t *testing.T) {
+	report := strings.Replace(string(fixture(t, "real/trivy-alpine-310.sarif")), `"name": "Trivy"`, `"name": "Trivy\u202e"`, 1)
+	if _, err := scans.Parse(tollgate.FormatSARIF, []byte(report)); tollgate.ErrorCode(err) != tollgate.EInvalid ||
+		!strings.Contains(err.Error(), "the scanner's name must not contain invisible formatting characters") {
+		t.Errorf("%v, want refused", err)
+	}
+}

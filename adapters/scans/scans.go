@@ -395,6 +395,9 @@ func (b *builder) result() (tollgate.Scan, error) {
 	if b.err != nil {
 		return tollgate.Scan{}, b.err
 	}
+	if err := tollgate.CheckChars("the scanner's name", b.scan.Scanner); err != nil {
+		return tollgate.Scan{}, invalid(b.scan.Format, "", "%v", err)
+	}
 	b.scan.Unidentified = len(b.unidentified)
 	return b.scan, nil
 }
