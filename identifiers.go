@@ -25,7 +25,9 @@ const (
 // CheckIdentifier refuses a name that is too long or holds a character no
 // name should: invalid UTF-8, a control character (C0, DEL, C1 such as
 // U+0085), a format character (Unicode Cf: bidi overrides such as U+202E,
-// zero-width spaces, the BOM) or a line or paragraph separator. These
+// zero-width spaces, the BOM), a line or paragraph separator, a space other
+// than U+0020, a default-ignorable character (U+3164, variation
+// selectors), a private-use character or a noncharacter. These
 // characters make one name display as another, in a terminal or in the
 // history page (and a NUL cannot even be stored by PostgreSQL). The empty
 // string passes: whether a name is required is the caller's rule.
@@ -35,6 +37,11 @@ func CheckIdentifier(field, value string) error {
 	}
 	return checkChars(field, value, false)
 }
+
+// CheckChars is CheckIdentifier without its length bound, for the names a
+// scanner report carries: a package found at a path deep in node_modules
+// is longer than a name a person chose, and the report's size is bounded.
+func CheckChars(field, value string) error { return checkChars(field, value, false) }
 
 // CheckText is CheckIdentifier for free text, which may span lines and
 // tabs: every other control or format character is refused.
@@ -55,9 +62,22 @@ func checkChars(field, value string, text bool) error {
 			return Errorf(EInvalid, "%s must not contain control characters (found %U at byte %d)", field, r, i)
 		case unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp):
 			return Errorf(EInvalid, "%s must not contain invisible formatting characters such as bidi overrides (found %U at byte %d)", field, r, i)
+		case !text && lookalike(r):
+			return Errorf(EInvalid, "%s must not contain blank, invisible or private characters other than the ASCII space (found %U at byte %d)", field, r, i)
 		}
 	}
 	return nil
+}
+
+// lookalike reports a character that lets one name pass for another
+// although it is not a format character: a space other than U+0020 (a
+// no-break space makes "deploy prod" of two different names), a character
+// Unicode says to draw as nothing (the Hangul filler U+3164, variation
+// selectors), a private-use character or a noncharacter.
+func lookalike(r rune) bool {
+	return (unicode.Is(unicode.Zs, r) && r != ' ') ||
+		unicode.In(r, unicode.Other_Default_Ignorable_Code_Point, unicode.Variation_Selector,
+			unicode.Noncharacter_Code_Point, unicode.Co)
 }
 
 // CheckBranch refuses a branch name that git could not create: the rules

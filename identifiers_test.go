@@ -1,6 +1,7 @@
 package tollgate_test
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"os/exec"
 	"strings"
@@ -98,6 +99,21 @@ func TestCheckIdentifier(t *testing.T) {
 		if err := tollgate.CheckIdentifier("pipeline", "deploy"+string(r)); err == nil {
 			t.Errorf("%U accepted", r)
 		}
+	}
+	// Characters that make one name look like another without being format
+	// characters: these were recorded before ("org/service\u00a0api" beside
+	// "org/service api"; U+3164 draws as nothing).
+	for _, r := range []rune{0x00a0, 0x2007, 0x3000, 0x3164, 0xffa0, 0x115f, 0x034f, 0xfe0f, 0xe0100, 0xe000, 0xf8ff, 0xfdd0, 0xffff, 0x10ffff} {
+		err := tollgate.CheckIdentifier("repository", "org/service"+string(r)+"api")
+		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("found %U", r)) {
+			t.Errorf("%U: %v", r, err)
+		}
+		if err := tollgate.CheckBranch("branch", "feature/x"+string(r)); err == nil {
+			t.Errorf("branch with %U accepted", r)
+		}
+	}
+	if err := tollgate.CheckText("justification", "voir le ticket : INC-1"); err != nil {
+		t.Errorf("a no-break space in text: %v", err)
 	}
 	if err := tollgate.CheckIdentifier("metadata.initiator", strings.Repeat("x", 257)); err == nil || !strings.Contains(err.Error(), "metadata.initiator is 257 bytes long: at most 256") {
 		t.Errorf("long initiator: %v", err)

@@ -53,7 +53,7 @@ func TestEPSSImportRefusesCutAndOlderFiles(t *testing.T) {
 		"the EPSS file's scores are of 2024-06-01T00:00:00Z, older than those in use (2025-03-30T12:55:00Z)")
 	// Bad force values are refused before the file is read.
 	post("?force=yes", day2024, http.StatusBadRequest, tollgate.EInvalid, `force must be true or false, once; got "yes"`)
-	post("?force=true&force=false", day2024, http.StatusBadRequest, tollgate.EInvalid, `force must be true or false, once`)
+	post("?force=true&force=false", day2024, http.StatusBadRequest, tollgate.EInvalid, `the query parameter "force" is given 2 times`)
 	post("?forced=true", day2024, http.StatusBadRequest, tollgate.EInvalid, `unknown query parameter "forced"`)
 	post("?force=false", day2024, http.StatusConflict, tollgate.EConflict, "older than those in use")
 	inUse("2025-03-30T12:55:00Z", 12)

@@ -36,6 +36,8 @@ func TestMalformedIdentifiersAreRefusedAndNotRecorded(t *testing.T) {
 		{"C1 control", replaceIn(r, `"github-actions"`, `"github-actions\u0085"`), `metadata.initiator must not contain control characters (found U+0085`},
 		{"bidi override", replaceIn(r, `"org/service-api"`, `"org/service-api\u202e"`), `repository must not contain invisible formatting characters such as bidi overrides (found U+202E`},
 		{"zero-width space", replaceIn(r, `"deploy-prod"`, `"deploy\u200b-prod"`), `pipeline must not contain invisible formatting characters`},
+		{"no-break space", replaceIn(r, `"org/service-api"`, `"org/service\u00a0api"`), `repository must not contain blank, invisible or private characters other than the ASCII space (found U+00A0`},
+		{"hangul filler", replaceIn(r, `"deploy-prod"`, `"deploy-prod\u3164"`), `pipeline must not contain blank, invisible or private characters`},
 		{"branch of a megabyte", replaceIn(r, `"main"`, `"`+strings.Repeat("m", 1_000_000)+`"`), `branch is 1000000 bytes long: at most 255`},
 		{"long run id", replaceIn(r, `"123456789"`, `"`+strings.Repeat("9", 300)+`"`), `metadata.run_id is 300 bytes long: at most 256`},
 		{"branch git refuses", replaceIn(r, `"main"`, `"release/..x"`), `branch "release/..x" is not a branch name git accepts: it contains ".."`},
@@ -181,5 +183,63 @@ func TestOversizedHeadersKeepTheErrorShape(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("headers under the limit: %d", resp.StatusCode)
+	}
+}
+
+// TestURLIdentifiersAreChecked: the query and the path parameters are held
+// to the body's identifier rules. Before, /ui/?project=<U+202E>… answered
+// 200 and drew the bidi override into the filter box and the chart's
+// heading, and an ID or filter of invalid UTF-8 reached the store (a 5xx on
+// PostgreSQL); a filter given twice filtered on the first, silently.
+func TestURLIdentifiersAreChecked(t *testing.T) {
+	f := newFixture(t)
+	for _, tt := range []struct{ path, want string }{
+		{"/v1/decisions?project=service-api%E2%80%AE", `query parameter "project" must not contain invisible formatting characters`},
+		{"/v1/decisions?branch=main%C2%85", `query parameter "branch" must not contain control characters`},
+		{"/v1/decisions?pipeline=%FF", `query parameter "pipeline" is not valid UTF-8`},
+		{"/v1/decisions?status=accepted&status=refused", `"status" is given 2 times`},
+		{"/v1/decisions?project=" + strings.Repeat("p", 5000), `query parameter "project" is 5000 bytes long`},
+		{"/v1/exceptions?project=%00", `must not contain control characters`},
+		{"/v1/decisions/%E2%80%AE0194", `path parameter id must not contain invisible formatting characters`},
+		{"/v1/decisions/%FF/replay", `path parameter id is not valid UTF-8`},
+		{"/v1/scans/" + strings.Repeat("a", 3000), `path parameter id is 3000 bytes long: at most 256`},
+	} {
+		code, body := f.do(http.MethodGet, tt.path, "", "")
+		if code != http.StatusBadRequest || !strings.Contains(errorMessage(body), tt.want) {
+			t.Errorf("GET %.80s: %d %.300v, want 400 with %q", tt.path, code, body, tt.want)
+		}
+	}
+	if code, body := f.post("/v1/impact", `{"project": "service-api\u202e"}`); code != http.StatusBadRequest ||
+		!strings.Contains(errorMessage(body), "project must not contain invisible formatting characters") {
+		t.Errorf("impact with a bidi filter: %d %v", code, body)
+	}
+	code, _ := f.do(http.MethodDelete, "/v1/tokens/ci%E2%80%AE", "", "")
+	if code != http.StatusBadRequest {
+		t.Errorf("DELETE /v1/tokens/<bidi>: %d, want 400", code)
+	}
+	p := f.page(http.MethodGet, "/ui/?project=ipa-ecivres%E2%80%AE", "", nil)
+	if p.code != http.StatusBadRequest || strings.Contains(p.body, "\u202e") {
+		t.Errorf("GET /ui/?project=<U+202E>: %d, the page carries the override: %v", p.code, strings.Contains(p.body, "\u202e"))
+	}
+	if code, body := f.do(http.MethodGet, "/v1/decisions?project=service-api&status=refused", "", ""); code != http.StatusOK {
+		t.Errorf("a well-formed filter: %d %v", code, body)
+	}
+}
+
+// TestJSONBodiesInAnotherCharsetAreRefused: JSON is UTF-8; a body said to
+// be UTF-16 or Latin-1 was read as UTF-8 all the same and recorded.
+func TestJSONBodiesInAnotherCharsetAreRefused(t *testing.T) {
+	f := newFixture(t)
+	for _, ct := range []string{"application/json; charset=utf-16", "application/json; charset=iso-8859-1"} {
+		code, body := f.do(http.MethodPost, "/v1/evaluate", ct, exampleRequest)
+		if code != http.StatusUnsupportedMediaType || !strings.Contains(errorMessage(body), "JSON bodies are UTF-8") {
+			t.Errorf("%s: %d %v, want 415", ct, code, body)
+		}
+	}
+	if n := f.countDecisions(); n != 0 {
+		t.Fatalf("%d decisions recorded", n)
+	}
+	if code, body := f.do(http.MethodPost, "/v1/evaluate", "application/json; charset=UTF-8", exampleRequest); code != http.StatusOK {
+		t.Fatalf("charset=UTF-8: %d %v", code, body)
 	}
 }

@@ -66,6 +66,13 @@ func (s *Server) impact(c echo.Context) error {
 	if err := tollgate.DecodeStrict(body, &ib); err != nil {
 		return err
 	}
+	// The filters follow the rules of the query's (checkURL): shown back
+	// in errors, and asked of the store.
+	for _, f := range []struct{ name, value string }{{"project", ib.Project}, {"pipeline", ib.Pipeline}, {"branch", ib.Branch}} {
+		if err := tollgate.CheckIdentifier(f.name, f.value); err != nil {
+			return err
+		}
+	}
 	opts := rego.ImpactOptions{Limit: DefaultImpactLimit, Filter: tollgate.DecisionFilter{
 		Project: ib.Project, Pipeline: ib.Pipeline, Branch: ib.Branch, Status: tollgate.Status(ib.Status)}}
 	if opts.Filter.Status != "" && opts.Filter.Status != tollgate.Accepted && opts.Filter.Status != tollgate.Refused {

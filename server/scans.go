@@ -117,7 +117,7 @@ func (s *Server) importEPSS(c echo.Context) error {
 	if err != nil {
 		return unavailableUnlessInvalid(err, "the EPSS scores in use could not be read")
 	}
-	if err := epss.CheckReplace(current, parsed, force); err != nil {
+	if err := epss.CheckReplace(current, parsed, force, s.cfg.Now()); err != nil {
 		return err
 	}
 	set := parsed.EPSSSet()

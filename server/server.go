@@ -8,11 +8,13 @@ import (
 	"context"
 	"crypto/ed25519"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"mime"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -112,7 +114,7 @@ func New(cfg Config) *Server {
 	e.HideBanner, e.HidePort = true, true
 	s := &Server{cfg: cfg, echo: e, auth: newAuthenticator(cfg.Tokens, cfg.Now, cfg.TokenCacheTTL), limits: newLimits(cfg)}
 	e.HTTPErrorHandler = s.handleError
-	e.Use(s.observe, limitHeaders, s.authorize)
+	e.Use(s.observe, limitHeaders, s.authorize, checkURL)
 
 	e.POST("/v1/evaluate", s.evaluate)
 	e.POST("/v1/simulate", s.simulate)
@@ -285,14 +287,52 @@ func limitHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
+// checkURL holds the path parameters and the query to the identifier rules
+// of the body (tollgate.CheckIdentifier): they are filters and IDs, shown
+// back in the history page's filter box and heading and in error messages.
+// Invalid UTF-8 or a NUL used to reach the store: PostgreSQL refused it
+// with an error that named the database server and database to the client.
+// A query parameter given twice is refused too: which one filters would be
+// a guess, like a JSON key given twice.
+func checkURL(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		for i, name := range c.ParamNames() {
+			if i < len(c.ParamValues()) {
+				if err := tollgate.CheckIdentifier("the path parameter "+name, c.ParamValues()[i]); err != nil {
+					return err
+				}
+			}
+		}
+		for name, values := range c.QueryParams() {
+			if err := tollgate.CheckIdentifier("a query parameter name", name); err != nil {
+				return err
+			}
+			if len(values) > 1 {
+				return tollgate.Errorf(tollgate.EInvalid, "the query parameter %q is given %d times: give it once", name, len(values))
+			}
+			if err := tollgate.CheckIdentifier("the query parameter "+strconv.Quote(name), values[0]); err != nil {
+				return err
+			}
+		}
+		return next(c)
+	}
+}
+
 // readJSON reads a JSON request body within the size limit. The decoding
 // itself is the caller's, which knows the shape.
 func (s *Server) readJSON(c echo.Context) ([]byte, error) {
 	req := c.Request()
-	mediaType, _, err := mime.ParseMediaType(req.Header.Get(echo.HeaderContentType))
+	mediaType, params, err := mime.ParseMediaType(req.Header.Get(echo.HeaderContentType))
 	if err != nil || mediaType != echo.MIMEApplicationJSON {
 		return nil, newError(http.StatusUnsupportedMediaType, tollgate.EInvalid,
 			"Content-Type must be application/json")
+	}
+	// JSON is UTF-8 (RFC 8259). A body said to be in another charset would
+	// be read as UTF-8 all the same, and mean something else than its
+	// sender meant: refused, not reinterpreted.
+	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
+		return nil, newError(http.StatusUnsupportedMediaType, tollgate.EInvalid,
+			fmt.Sprintf("Content-Type charset %q: JSON bodies are UTF-8; send charset=utf-8 or none", cs))
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), req.Body, s.cfg.BodyLimit))
 	var tooLarge *http.MaxBytesError

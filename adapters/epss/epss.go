@@ -424,7 +424,13 @@ func digits(s string) bool {
 	return true
 }
 
+// probability reads a number in [0,1] as FIRST writes it: digits, a point,
+// perhaps an exponent (4.3e-05). strconv.ParseFloat alone would also read
+// "0x1p-1" (0.5), "0_5" and "-0", which no EPSS file holds.
 func probability(s string) (float64, bool) {
+	if s == "" || s[0] < '0' || s[0] > '9' || strings.ContainsAny(s, "xX_pP") {
+		return 0, false
+	}
 	v, err := strconv.ParseFloat(s, 64)
 	return v, err == nil && v >= 0 && v <= 1 // false for NaN too
 }

@@ -83,8 +83,15 @@ func TestCheckReplace(t *testing.T) {
 		{"fewer CVEs: cut at a line end", inUse, set(day(31), 94), false,
 			"the EPSS file has 94 scores, fewer than 95% of the 100 in use: it may have been cut short; download it again, or force to import it anyway"},
 		{"fewer CVEs, forced", inUse, set(day(31), 10), true, ""},
+		// A score_date in the future passed as the freshest set, and made
+		// every real file after it "older".
+		{"a day ahead of the clock (time zones)", inUse, set(day(31).Add(24*time.Hour), 100), false, ""},
+		{"a year ahead", inUse, set(day(31).AddDate(1, 0, 0), 100), false,
+			"the EPSS file's score_date 2026-03-31T12:55:00Z is in the future (now is 2025-03-31T12:55:00Z)"},
+		{"a year ahead, first import", tollgate.EPSSInfo{}, set(day(31).AddDate(1, 0, 0), 1), false, "is in the future"},
+		{"a year ahead, forced", inUse, set(day(31).AddDate(1, 0, 0), 100), true, ""},
 	} {
-		err := epss.CheckReplace(tt.current, tt.next, tt.force)
+		err := epss.CheckReplace(tt.current, tt.next, tt.force, day(31))
 		switch {
 		case tt.want == "" && err != nil:
 			t.Errorf("%s: %v, want accepted", tt.name, err)

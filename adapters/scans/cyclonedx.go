@@ -62,6 +62,9 @@ type cdxVulnerability struct {
 	} `json:"analysis"`
 	Affects []struct {
 		Ref string `json:"ref"`
+		// Versions is read only to refuse it where it matters (ParseVEX):
+		// tollgate does not match version ranges.
+		Versions json.RawMessage `json:"versions"`
 	} `json:"affects"`
 }
 
@@ -167,7 +170,7 @@ func parseCycloneDX(report []byte) (tollgate.Scan, error) {
 			b.add(g)
 		}
 	}
-	return b.result(), nil
+	return b.result()
 }
 
 func checkSpecVersion(spec string) error {
@@ -318,7 +321,7 @@ func cdxFinding(v cdxVulnerability, where string) (tollgate.Finding, error) {
 			f.CVSS = append(f.CVSS, tollgate.CVSSVector{Vector: vec, Source: source(src)})
 		}
 	}
-	if len(f.CVSS) == 0 {
+	if !scorable(f.CVSS) {
 		f.Reported = reported
 	}
 	f.Severity = best

@@ -120,7 +120,7 @@ func parseGrype(report []byte) (tollgate.Scan, error) {
 		f.VEXStatus = status
 		b.add(f)
 	}
-	return b.result(), nil
+	return b.result()
 }
 
 func grypeFinding(m grypeMatch, where string, b *builder) (tollgate.Finding, error) {
@@ -154,7 +154,7 @@ func grypeFinding(m grypeMatch, where string, b *builder) (tollgate.Finding, err
 		f.Aliases = append(f.Aliases, id)
 		f.CVSS = grypeVectors(r, f.CVSS)
 	}
-	if len(f.CVSS) == 0 {
+	if !scorable(f.CVSS) {
 		f.Reported = grypeReported(append([]grypeVulnerability{v.grypeVulnerability}, m.RelatedVulnerabilities...))
 	}
 	var fixed []string

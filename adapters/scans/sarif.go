@@ -23,7 +23,12 @@ type sarifRun struct {
 		Driver     *sarifComponent  `json:"driver"`
 		Extensions []sarifComponent `json:"extensions"`
 	} `json:"tool"`
-	Results []sarifResult `json:"results"`
+	// Results is a pointer: SARIF leaves it out (or null) when the tool
+	// failed to start or to begin its analysis, which is no scan at all.
+	Results     *[]sarifResult `json:"results"`
+	Invocations []struct {
+		ExecutionSuccessful *bool `json:"executionSuccessful"`
+	} `json:"invocations"`
 }
 
 type sarifComponent struct {
@@ -90,16 +95,20 @@ type sarifResult struct {
 //     security gates judge vulnerabilities, and the tool itself does not
 //     call these security issues, so they are not findings. Results tagged
 //     "license" (Trivy tags its licence checks "security" too), results of
-//     kind pass/informational/… and results whose baselineState is "absent"
-//     (gone since the baseline) are skipped. Suppressions are not honoured:
+//     kind pass, notApplicable or informational and results whose
+//     baselineState is "absent" (gone since the baseline) are skipped;
+//     kinds open and review (the tool could not decide) are findings, and
+//     a kind SARIF does not define is refused. A log of no analysis (no
+//     runs, a run without results, executionSuccessful false) is refused. Suppressions are not honoured:
 //     some scanners mark every result suppressed, and a gate must not fail
 //     open on that.
 //   - id: the vulnerability id of the "Vulnerability CVE-…" line Trivy and
 //     Grype write in the message or the rule's help; else the one the rule
 //     id starts with (Grype: "CVE-2021-44228-log4j-core"); else the first
-//     CVE or GHSA id of the rule name, tags, message or help; else the rule
-//     id ("js/sql-injection"). The same rule in the same file is one
-//     finding, however many lines it flags.
+//     CVE or GHSA id, in any case, of the rule id ("npm/cve-2024-1234"),
+//     the rule name, tags, message or help; else the rule id
+//     ("js/sql-injection"). The same rule in the same file is one finding,
+//     however many lines it flags, rated as the worst of them.
 //   - package, version, fixed version: the "Package:", "Installed Version:"
 //     or "Version:", and "Fixed Version:" or "Fix Version:" lines Trivy and
 //     Grype write in the message or the rule's help; else the package is the
@@ -137,6 +146,9 @@ func parseSARIF(report []byte) (tollgate.Scan, error) {
 		return tollgate.Scan{}, invalid(format, "", "version is %q: tollgate reads SARIF 2.1.0", *doc.Version)
 	}
 
+	if len(*doc.Runs) == 0 {
+		return tollgate.Scan{}, invalid(format, "", "runs is empty: the log records no analysis, which is not a clean scan")
+	}
 	var scanners []string
 	b := newBuilder(format, "")
 	for i, run := range *doc.Runs {
@@ -152,7 +164,18 @@ func parseSARIF(report []byte) (tollgate.Scan, error) {
 		if s := scannerName(d.Name, version); !slices.Contains(scanners, s) {
 			scanners = append(scanners, s)
 		}
-		for j, r := range run.Results {
+		// SARIF 2.1.0 §3.14.23: results is absent only when the tool failed
+		// to start or to begin its analysis; executionSuccessful false says
+		// it failed. Either way the log is no evidence of a clean artefact.
+		if run.Results == nil {
+			return tollgate.Scan{}, invalid(format, where, "results is missing: %q did not complete an analysis (an empty list is a clean run)", d.Name)
+		}
+		for k, inv := range run.Invocations {
+			if inv.ExecutionSuccessful != nil && !*inv.ExecutionSuccessful {
+				return tollgate.Scan{}, invalid(format, fmt.Sprintf("%s.invocations[%d]", where, k), "executionSuccessful is false: %q failed, and its results may be incomplete", d.Name)
+			}
+		}
+		for j, r := range *run.Results {
 			where := fmt.Sprintf("runs[%d].results[%d]", i, j)
 			f, ok, err := sarifFinding(&run, r, where, b)
 			if err != nil {
@@ -164,7 +187,7 @@ func parseSARIF(report []byte) (tollgate.Scan, error) {
 		}
 	}
 	b.scan.Scanner = strings.Join(scanners, ", ")
-	return b.result(), nil
+	return b.result()
 }
 
 var (
@@ -178,7 +201,16 @@ var (
 func sarifFinding(run *sarifRun, r sarifResult, where string, b *builder) (tollgate.Finding, bool, error) {
 	const format = tollgate.FormatSARIF
 	var f tollgate.Finding
-	if (r.Kind != "" && r.Kind != "fail") || r.BaselineState == "absent" {
+	switch r.Kind {
+	case "", "fail", "open", "review":
+		// fail is a problem; open and review mean the tool could not decide
+		// and a person must look: for a gate, that is a finding.
+	case "pass", "notApplicable", "informational":
+		return f, false, nil
+	default:
+		return f, false, invalid(format, where, "kind %q is not a SARIF result kind: want fail, open, review, pass, notApplicable or informational", r.Kind)
+	}
+	if r.BaselineState == "absent" {
 		return f, false, nil
 	}
 	ruleID := strings.TrimSpace(r.RuleID)
@@ -222,7 +254,7 @@ func sarifFinding(run *sarifRun, r sarifResult, where string, b *builder) (tollg
 		named = vulnIDPrefix.FindString(ruleID)
 	}
 	if named == "" {
-		named = vulnIDIn(append([]string{ruleName, r.Message.Text, help}, tags...)...)
+		named = vulnIDIn(append([]string{ruleID, ruleName, r.Message.Text, help}, tags...)...)
 	}
 	vulnerability := named != "" || hasTag(tags, "vulnerability") || vulnScanner(run.Tool.Driver.Name)
 	if !vulnerability && !hasScore && !hasTag(tags, "security") {
@@ -256,7 +288,7 @@ func sarifFinding(run *sarifRun, r sarifResult, where string, b *builder) (tollg
 			}
 		}
 	}
-	if len(f.CVSS) == 0 && hasScore && !(f.Severity == tollgate.SeverityUnknown && score == 0) {
+	if !scorable(f.CVSS) && hasScore && !(f.Severity == tollgate.SeverityUnknown && score == 0) {
 		f.Reported = &tollgate.ReportedScore{Score: score, Source: "sarif security-severity"}
 	}
 	return f, true, nil
@@ -330,6 +362,10 @@ func (run *sarifRun) rule(r sarifResult, id string) *sarifRule {
 	return nil
 }
 
+// decimal is a score as people write it: strconv.ParseFloat also reads
+// "0x1p3" (8) and "1_0" (10), which no scanner means.
+var decimal = regexp.MustCompile(`^[0-9]+(\.[0-9]+)?$`)
+
 // securitySeverity reads a security-severity property: a number from 0 to
 // 10, written as a string (GitHub's convention) or as a number.
 func securitySeverity(raw json.RawMessage) (score float64, ok bool, err error) {
@@ -340,8 +376,9 @@ func securitySeverity(raw json.RawMessage) (score float64, ok bool, err error) {
 	if json.Unmarshal(raw, &text) != nil {
 		text = string(raw)
 	}
-	score, parseErr := strconv.ParseFloat(strings.TrimSpace(text), 64)
-	if parseErr != nil || !validScore(score) {
+	text = strings.TrimSpace(text)
+	score, parseErr := strconv.ParseFloat(text, 64)
+	if !decimal.MatchString(text) || parseErr != nil || !validScore(score) {
 		return 0, false, fmt.Errorf("%s is not a score from 0 to 10", raw)
 	}
 	return score, true, nil

@@ -23,7 +23,7 @@
 //     receipt anyone can check; the report's own v3/v4 score (SARIF's
 //     security-severity, Grype's baseScore, a CycloneDX rating's score,
 //     Trivy's V3Score) is kept as Finding.Reported only when no vector can
-//     be read, so that the same scan scores the same in every format and a
+//     be scored (none, or none that parses), so that the same scan scores the same in every format and a
 //     vulnerability never vanishes: without either it is an unknown.
 //   - VEX: a CycloneDX analysis is kept as the finding's statement
 //     (Finding.VEX); ParseVEX reads a VEX document sent beside a scan.
@@ -31,6 +31,7 @@
 //     (a library found at two paths) is one finding. If one copy is
 //     discounted by VEX (not_affected, fixed) and the other is not, the one
 //     that is not wins: a statement about one copy does not clear the other.
+//     Otherwise the copy rated worse (severity, then reported score) wins.
 //   - Unidentified counts the distinct packages a scanner saw but could not
 //     identify well enough to match: per format, see the parser's comment.
 //   - Findings keep the report's order.
@@ -46,6 +47,7 @@ import (
 	"strings"
 
 	"github.com/tollgate/tollgate"
+	"github.com/tollgate/tollgate/adapters/cvss"
 )
 
 // Parse reads a scanner report of the given format (tollgate.FormatTrivy,
@@ -300,6 +302,16 @@ func cvssVector(vector, version string) (string, bool) {
 	return "", false
 }
 
+// scorable reports whether one of vectors can be scored. A report's own
+// score is kept only when none can: a vector that does not parse ("…/A:X",
+// a trailing "/") used to drop the score beside it, and a finding the
+// report scores 9.8 became an unknown, which a lenient max_unknowns lets
+// through where max_critical would not.
+func scorable(vectors []tollgate.CVSSVector) bool {
+	_, ok := cvss.Best(vectors)
+	return ok
+}
+
 // source normalises where a CVSS vector comes from, so that adapters/cvss
 // can prefer NVD's whatever the report calls it.
 func source(s string) string {
@@ -321,6 +333,7 @@ func scannerName(name, version string) string {
 // builder collects a scan's findings, merging duplicates, and the keys of
 // the packages that could not be identified.
 type builder struct {
+	err          error // the first finding that is not well-formed
 	scan         tollgate.Scan
 	index        map[findingKey]int
 	unidentified map[string]bool
@@ -338,6 +351,9 @@ func newBuilder(format, scanner string) *builder {
 
 func (b *builder) add(f tollgate.Finding) {
 	f.Aliases = aliases(f.ID, f.Aliases)
+	if b.err == nil {
+		b.err = wellFormed(b.scan.Format, f)
+	}
 	key := findingKey{f.ID, f.Package, f.Version}
 	i, seen := b.index[key]
 	if !seen {
@@ -345,9 +361,26 @@ func (b *builder) add(f tollgate.Finding) {
 		b.scan.Findings = append(b.scan.Findings, f)
 		return
 	}
-	if discounted(b.scan.Findings[i].VEXStatus) && !discounted(f.VEXStatus) {
+	old := b.scan.Findings[i]
+	if discounted(old.VEXStatus) != discounted(f.VEXStatus) {
+		if discounted(old.VEXStatus) {
+			b.scan.Findings[i] = f
+		}
+		return
+	}
+	if worse(f, old) {
 		b.scan.Findings[i] = f
 	}
+}
+
+// worse reports whether copy a of a finding is rated worse than copy b:
+// two results of one SARIF rule in one file, or a report that lists a
+// vulnerability twice, must not be judged by the milder copy.
+func worse(a, b tollgate.Finding) bool {
+	if ra, rb := severityRank[a.Severity], severityRank[b.Severity]; ra != rb {
+		return ra > rb
+	}
+	return len(a.CVSS) == 0 && len(b.CVSS) == 0 && a.Reported != nil && (b.Reported == nil || a.Reported.Score > b.Reported.Score)
 }
 
 func discounted(s tollgate.VEXStatus) bool {
@@ -358,9 +391,56 @@ func discounted(s tollgate.VEXStatus) bool {
 // tells packages apart, so that one seen twice counts once.
 func (b *builder) addUnidentified(key string) { b.unidentified[key] = true }
 
-func (b *builder) result() tollgate.Scan {
+func (b *builder) result() (tollgate.Scan, error) {
+	if b.err != nil {
+		return tollgate.Scan{}, b.err
+	}
+	if err := tollgate.CheckChars("the scanner's name", b.scan.Scanner); err != nil {
+		return tollgate.Scan{}, invalid(b.scan.Format, "", "%v", err)
+	}
 	b.scan.Unidentified = len(b.unidentified)
-	return b.scan
+	return b.scan, nil
+}
+
+// wellFormed refuses a finding whose names hold what no identifier may
+// (tollgate.CheckChars): its id, package and versions are recorded with
+// the decision and drawn in its reasons and on the history page, where a
+// bidi override or a control character in a report would make one
+// vulnerability or package read as another.
+func wellFormed(format string, f tollgate.Finding) error {
+	for _, field := range []struct{ name, value string }{
+		{"id", f.ID}, {"package", f.Package}, {"version", f.Version}, {"fixed version", f.FixedVersion},
+	} {
+		if err := tollgate.CheckChars(field.name, field.value); err != nil {
+			return invalid(format, "", "the finding %q: %v", f.ID, err)
+		}
+	}
+	for _, a := range f.Aliases {
+		if err := tollgate.CheckChars("alias", a); err != nil {
+			return invalid(format, "", "the finding %q: %v", f.ID, err)
+		}
+	}
+	if f.VEX != nil {
+		return wellFormedStatement(format, *f.VEX)
+	}
+	return nil
+}
+
+// lineBreaks lets free text (a VEX detail) span lines and tabs.
+var lineBreaks = strings.NewReplacer("\n", " ", "\r", " ", "\t", " ")
+
+// wellFormedStatement is wellFormed for a VEX statement, which the decision
+// lists in "suppressed" and the history page shows.
+func wellFormedStatement(format string, st tollgate.VEXStatement) error {
+	for _, field := range []struct{ name, value string }{
+		{"affects ref", st.Affects}, {"analysis.justification", st.Justification},
+		{"analysis.detail", lineBreaks.Replace(st.Detail)}, {"document", st.Document}, {"ref", st.Ref},
+	} {
+		if err := tollgate.CheckChars(field.name, field.value); err != nil {
+			return invalid(format, "", "the VEX statement on %q: %v", st.ID, err)
+		}
+	}
+	return nil
 }
 
 // aliases drops empty and repeated aliases and the finding's own id.

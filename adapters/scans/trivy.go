@@ -135,7 +135,7 @@ func parseTrivy(report []byte) (tollgate.Scan, error) {
 			b.add(f)
 		}
 	}
-	return b.result(), nil
+	return b.result()
 }
 
 func trivyFinding(v trivyVulnerability, where string) (tollgate.Finding, error) {
@@ -175,7 +175,7 @@ func trivyFinding(v trivyVulnerability, where string) (tollgate.Finding, error) 
 			}
 		}
 	}
-	if len(f.CVSS) > 0 {
+	if scorable(f.CVSS) {
 		return f, nil
 	}
 	// No vector to score: the highest v3/v4 score Trivy states, if any.

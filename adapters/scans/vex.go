@@ -1,6 +1,7 @@
 package scans
 
 import (
+	"encoding/json"
 	"fmt"
 	"regexp"
 	"strings"
@@ -19,7 +20,9 @@ import (
 // refused: a vulnerability without an id, without analysis.state, or
 // affecting nothing; an affects ref that names no package — neither a
 // component of the document with a name, nor a package URL, nor a BOM-Link
-// whose fragment is one. A ref to the document's own subject
+// whose fragment is one; a not_affected, false_positive or resolved
+// statement whose affects entry limits it to some versions (versions) of
+// a package or product named without a version. A ref to the document's own subject
 // (metadata.component) is a statement about the whole product: it applies
 // to the vulnerability in every package of the scan. When that subject
 // gives its digest (an OCI package URL, pkg:oci/name@sha256:…, or a
@@ -77,11 +80,28 @@ func ParseVEX(format string, doc []byte) ([]tollgate.VEXStatement, error) {
 			default:
 				st = statement(bom, v, f, ref, pkg, version)
 			}
+			// A statement scoped to some versions (affects[].versions, as
+			// "vers:semver/<=1.5.0") of a package or product named without
+			// one would, read without its range, clear every version:
+			// tollgate does not match ranges, so it refuses such a statement
+			// when it would take findings out of the gates.
+			if hasVersions(a.Versions) && st.Version == "" && (st.Status == tollgate.VEXNotAffected || st.Status == tollgate.VEXFixed) {
+				return nil, invalid(what, at, "versions limits the %s statement on %s to some versions, and tollgate does not match version ranges: name each version in the ref (a package URL with its version, or a component with a version)", v.Analysis.State, f.ID)
+			}
 			st.Artifact = digest
+			if err := wellFormedStatement(what, *st); err != nil {
+				return nil, err
+			}
 			out = append(out, *st)
 		}
 	}
 	return out, nil
+}
+
+// hasVersions reports whether an affects entry's versions says anything.
+func hasVersions(raw json.RawMessage) bool {
+	s := strings.TrimSpace(string(raw))
+	return s != "" && s != "null" && s != "[]" && s != "{}"
 }
 
 var sha256Hex = regexp.MustCompile(`^[0-9a-f]{64}$`)

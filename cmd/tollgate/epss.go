@@ -74,7 +74,7 @@ func importEPSS(ctx context.Context, store tollgate.EPSSStore, parsed *epss.Set,
 	if err != nil {
 		return fmt.Errorf("read the EPSS scores in use: %w", err)
 	}
-	if err := epss.CheckReplace(current, parsed, force); err != nil {
+	if err := epss.CheckReplace(current, parsed, force, time.Now()); err != nil {
 		return err
 	}
 	return store.ImportEPSS(ctx, parsed.EPSSSet())
