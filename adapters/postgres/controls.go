@@ -178,9 +178,9 @@ func (s *Store) ExpireDue(ctx context.Context, at time.Time) ([]tollgate.Control
 	return expired, nil
 }
 
-// inTx runs fn in a transaction and commits it, within the statement
-// timeout (and the grace after it), counted as in flight for Close.
-func (s *Store) inTx(ctx context.Context, fn func(context.Context, pgx.Tx) error) error {
+// inFlight runs fn within the statement timeout (and the grace after it),
+// counted as in flight for Close.
+func (s *Store) inFlight(ctx context.Context, fn func(context.Context) error) error {
 	leave, err := s.enter()
 	if err != nil {
 		return err
@@ -188,7 +188,14 @@ func (s *Store) inTx(ctx context.Context, fn func(context.Context, pgx.Tx) error
 	defer leave()
 	opCtx, cancel := context.WithTimeout(ctx, s.timeout+grace)
 	defer cancel()
-	return pgx.BeginFunc(opCtx, s.pool, func(tx pgx.Tx) error { return fn(opCtx, tx) })
+	return fn(opCtx)
+}
+
+// inTx runs fn in a transaction and commits it, in flight as inFlight says.
+func (s *Store) inTx(ctx context.Context, fn func(context.Context, pgx.Tx) error) error {
+	return s.inFlight(ctx, func(opCtx context.Context) error {
+		return pgx.BeginFunc(opCtx, s.pool, func(tx pgx.Tx) error { return fn(opCtx, tx) })
+	})
 }
 
 func queueUpdate(b *pgx.Batch, row storekit.ControlRow, ev storekit.EventRow) {

@@ -38,26 +38,14 @@ func (s *Store) dialect() storekit.Dialect {
 			return run(ctx, what, func() error { return fn(opCtx, querier{s.pool}) })
 		},
 		Write: func(ctx context.Context, what string, fn func(context.Context, storekit.Querier) error) error {
-			leave, err := s.enter()
-			if err != nil {
-				return err
-			}
-			defer leave()
-			opCtx, cancel := context.WithTimeout(ctx, s.timeout+grace)
-			defer cancel()
 			return run(ctx, what, func() error {
-				return pgx.BeginFunc(opCtx, s.pool, func(tx pgx.Tx) error { return fn(opCtx, querier{tx}) })
+				return s.inTx(ctx, func(opCtx context.Context, tx pgx.Tx) error { return fn(opCtx, querier{tx}) })
 			})
 		},
 		WriteOne: func(ctx context.Context, what string, fn func(context.Context, storekit.Querier) error) error {
-			leave, err := s.enter()
-			if err != nil {
-				return err
-			}
-			defer leave()
-			opCtx, cancel := context.WithTimeout(ctx, s.timeout+grace)
-			defer cancel()
-			return run(ctx, what, func() error { return fn(opCtx, querier{s.pool}) })
+			return run(ctx, what, func() error {
+				return s.inFlight(ctx, func(opCtx context.Context) error { return fn(opCtx, querier{s.pool}) })
+			})
 		},
 		Unique: func(err error, index, _ string) bool {
 			var pgErr *pgconn.PgError
