@@ -175,10 +175,11 @@ func TestQueriesUseIndexes(t *testing.T) {
 		{"project+pipeline+branch, deep cursor", tollgate.DecisionFilter{Project: "project-7", Pipeline: "deploy-prod", Branch: "main", Cursor: deep}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			query, args, err := listQuery(tc.f, tollgate.DefaultPageSize)
+			query, args, err := storekit.ListQuery(tc.f, tollgate.DefaultPageSize)
 			if err != nil {
 				t.Fatal(err)
 			}
+			query = storekit.Rebind(query)
 			var raw []byte
 			if err := conn.QueryRow(t.Context(), "EXPLAIN (FORMAT JSON) "+query, args...).Scan(&raw); err != nil {
 				t.Fatal(err)

@@ -382,7 +382,7 @@ func TestQueriesUseIndexes(t *testing.T) {
 		{Cursor: storekit.EncodeCursor("x")},
 		{Project: "p", Pipeline: "d", Branch: "b", Status: tollgate.Accepted, Since: time.Now(), Until: time.Now(), Cursor: storekit.EncodeCursor("x")},
 	} {
-		query, args, err := listQuery(f, 50)
+		query, args, err := storekit.ListQuery(f, 50)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -10,8 +10,9 @@ import (
 
 // Tables implements, once for both stores, the stores' calls on the
 // tokens, scans, baselines and bundles tables: tollgate.TokenStore,
-// tollgate.ScanStore and tollgate.BundleStore, and the reads of
-// tollgate.ControlStore (its writes lock in each dialect's way). A store
+// tollgate.ScanStore and tollgate.BundleStore, the reads of
+// tollgate.ControlStore (its writes lock in each dialect's way) and the
+// history reads of tollgate.DecisionStore (Decision, Decisions; history.go). A store
 // embeds it, made by NewTables with its Dialect.
 type Tables struct {
 	d Dialect
