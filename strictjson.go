@@ -194,6 +194,36 @@ func (c *jsonChecker) value(s *schema, depth int) error {
 	return nil
 }
 
+// closes consumes closing if it is the next byte after white space: an
+// empty array or object.
+func (c *jsonChecker) closes(closing byte) bool {
+	c.skipSpace()
+	if c.i < len(c.data) && c.data[c.i] == closing {
+		c.i++
+		return true
+	}
+	return false
+}
+
+// next reads what follows an element or a member: true after a comma,
+// false after closing, errStop on anything else (encoding/json describes
+// the syntax error).
+func (c *jsonChecker) next(closing byte) (more bool, err error) {
+	c.skipSpace()
+	if c.i >= len(c.data) {
+		return false, errStop
+	}
+	switch c.data[c.i] {
+	case ',':
+		c.i++
+		return true, nil
+	case closing:
+		c.i++
+		return false, nil
+	}
+	return false, errStop
+}
+
 func (c *jsonChecker) array(s *schema, depth int) error {
 	c.i++ // [
 	var elem *schema
@@ -202,9 +232,7 @@ func (c *jsonChecker) array(s *schema, depth int) error {
 	}
 	c.path = append(c.path, pathElem{index: 0})
 	top := len(c.path) - 1
-	c.skipSpace()
-	if c.i < len(c.data) && c.data[c.i] == ']' {
-		c.i++
+	if c.closes(']') {
 		c.path = c.path[:top]
 		return nil
 	}
@@ -213,19 +241,10 @@ func (c *jsonChecker) array(s *schema, depth int) error {
 		if err := c.value(elem, depth+1); err != nil {
 			return err
 		}
-		c.skipSpace()
-		if c.i >= len(c.data) {
-			return errStop
-		}
-		switch c.data[c.i] {
-		case ',':
-			c.i++
-		case ']':
-			c.i++
+		more, err := c.next(']')
+		if err != nil || !more {
 			c.path = c.path[:top]
-			return nil
-		default:
-			return errStop
+			return err
 		}
 	}
 }
@@ -237,9 +256,7 @@ func (c *jsonChecker) object(s *schema, depth int) error {
 	var seen map[string]bool // once an object has many keys
 	c.path = append(c.path, pathElem{index: -1})
 	top := len(c.path) - 1
-	c.skipSpace()
-	if c.i < len(c.data) && c.data[c.i] == '}' {
-		c.i++
+	if c.closes('}') {
 		c.path = c.path[:top]
 		return nil
 	}
@@ -307,19 +324,10 @@ func (c *jsonChecker) object(s *schema, depth int) error {
 		if err := c.value(field, depth+1); err != nil {
 			return err
 		}
-		c.skipSpace()
-		if c.i >= len(c.data) {
-			return errStop
-		}
-		switch c.data[c.i] {
-		case ',':
-			c.i++
-		case '}':
-			c.i++
+		more, err := c.next('}')
+		if err != nil || !more {
 			c.path = c.path[:top]
-			return nil
-		default:
-			return errStop
+			return err
 		}
 	}
 }
