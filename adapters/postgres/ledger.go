@@ -74,69 +74,6 @@ func (s *Store) LedgerEntries(ctx context.Context, from, through int64, fn func(
 	}, fn)
 }
 
-// LedgerCooldowns implements tollgate.LedgerStore. The cooldowns are one
-// row per key that was ever accepted: few enough for one query.
-func (s *Store) LedgerCooldowns(ctx context.Context, fn func(tollgate.StoredCooldown) error) (int64, error) {
-	if s.isClosed() {
-		return 0, s.errClosed()
-	}
-	opCtx, cancel := context.WithTimeout(ctx, s.timeout+grace)
-	defer cancel()
-	rows, err := s.pool.Query(opCtx, storekit.CooldownsQuery)
-	if err != nil {
-		return 0, s.dbError(ctx, "read the cooldowns", err)
-	}
-	defer rows.Close()
-	var head int64
-	for rows.Next() {
-		var row storekit.CooldownRow
-		if err := rows.Scan(row.Dest()...); err != nil {
-			return 0, s.dbError(ctx, "read the cooldowns", err)
-		}
-		head = row.Head
-		if c, ok := row.Cooldown(); ok {
-			if err := fn(c); err != nil {
-				return 0, err
-			}
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return 0, s.dbError(ctx, "read the cooldowns", err)
-	}
-	return head, nil
-}
-
-// LedgerBaselines implements tollgate.LedgerStore.
-func (s *Store) LedgerBaselines(ctx context.Context, fn func(tollgate.StoredBaseline) error) (int64, error) {
-	if s.isClosed() {
-		return 0, s.errClosed()
-	}
-	opCtx, cancel := context.WithTimeout(ctx, s.timeout+grace)
-	defer cancel()
-	rows, err := s.pool.Query(opCtx, storekit.BaselinesQuery)
-	if err != nil {
-		return 0, s.dbError(ctx, "read the drift baselines", err)
-	}
-	defer rows.Close()
-	var head int64
-	for rows.Next() {
-		var row storekit.BaselineRow
-		if err := rows.Scan(row.Dest()...); err != nil {
-			return 0, s.dbError(ctx, "read the drift baselines", err)
-		}
-		head = row.Head
-		if c, ok := row.Stored(); ok {
-			if err := fn(c); err != nil {
-				return 0, err
-			}
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return 0, s.dbError(ctx, "read the drift baselines", err)
-	}
-	return head, nil
-}
-
 // LedgerSeqSince implements tollgate.LedgerStore.
 func (s *Store) LedgerSeqSince(ctx context.Context, t time.Time) (int64, bool, error) {
 	if s.isClosed() {

@@ -68,64 +68,6 @@ func (s *Store) LedgerEntries(ctx context.Context, from, through int64, fn func(
 	}, fn)
 }
 
-// LedgerCooldowns implements tollgate.LedgerStore.
-func (s *Store) LedgerCooldowns(ctx context.Context, fn func(tollgate.StoredCooldown) error) (int64, error) {
-	if s.isClosed() {
-		return 0, s.errClosed()
-	}
-	rows, err := s.db.QueryContext(ctx, storekit.CooldownsQuery)
-	if err != nil {
-		return 0, s.readError(ctx, "read the cooldowns", err)
-	}
-	defer rows.Close()
-	var head int64
-	for rows.Next() {
-		var row storekit.CooldownRow
-		if err := rows.Scan(row.Dest()...); err != nil {
-			return 0, s.readError(ctx, "read the cooldowns", err)
-		}
-		head = row.Head
-		if c, ok := row.Cooldown(); ok {
-			if err := fn(c); err != nil {
-				return 0, err
-			}
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return 0, s.readError(ctx, "read the cooldowns", err)
-	}
-	return head, nil
-}
-
-// LedgerBaselines implements tollgate.LedgerStore.
-func (s *Store) LedgerBaselines(ctx context.Context, fn func(tollgate.StoredBaseline) error) (int64, error) {
-	if s.isClosed() {
-		return 0, s.errClosed()
-	}
-	rows, err := s.db.QueryContext(ctx, storekit.BaselinesQuery)
-	if err != nil {
-		return 0, s.readError(ctx, "read the drift baselines", err)
-	}
-	defer rows.Close()
-	var head int64
-	for rows.Next() {
-		var row storekit.BaselineRow
-		if err := rows.Scan(row.Dest()...); err != nil {
-			return 0, s.readError(ctx, "read the drift baselines", err)
-		}
-		head = row.Head
-		if c, ok := row.Stored(); ok {
-			if err := fn(c); err != nil {
-				return 0, err
-			}
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return 0, s.readError(ctx, "read the drift baselines", err)
-	}
-	return head, nil
-}
-
 // LedgerSeqSince implements tollgate.LedgerStore.
 func (s *Store) LedgerSeqSince(ctx context.Context, t time.Time) (int64, bool, error) {
 	if s.isClosed() {

@@ -1,6 +1,7 @@
 package storekit
 
 import (
+	"context"
 	"time"
 
 	"github.com/tollgate/tollgate"
@@ -155,4 +156,71 @@ func (r *BaselineRow) Stored() (tollgate.StoredBaseline, bool) {
 		b.DecisionSeq = *r.DecisionSeq
 	}
 	return b, true
+}
+
+// LedgerCooldowns implements tollgate.LedgerStore's LedgerCooldowns: the
+// cooldowns are one row per key that was ever accepted, few enough for
+// one query, which also reads the head seq (one snapshot).
+func (tb Tables) LedgerCooldowns(ctx context.Context, fn func(tollgate.StoredCooldown) error) (int64, error) {
+	var head int64
+	err := walkRows(ctx, tb.d, "read the cooldowns", CooldownsQuery, func(r *CooldownRow) error {
+		head = r.Head
+		if c, ok := r.Cooldown(); ok {
+			return fn(c)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return head, nil
+}
+
+// LedgerBaselines implements tollgate.LedgerStore's LedgerBaselines, as
+// LedgerCooldowns for the drift baselines.
+func (tb Tables) LedgerBaselines(ctx context.Context, fn func(tollgate.StoredBaseline) error) (int64, error) {
+	var head int64
+	err := walkRows(ctx, tb.d, "read the drift baselines", BaselinesQuery, func(r *BaselineRow) error {
+		head = r.Head
+		if b, ok := r.Stored(); ok {
+			return fn(b)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return head, nil
+}
+
+// walkRows runs query (no arguments) as a read of d and calls each with
+// every row scanned into an R. An error of each is returned as it is; a
+// failure of the store as d says.
+func walkRows[R any, PR interface {
+	*R
+	Dest() []any
+}](ctx context.Context, d Dialect, what, query string, each func(*R) error) error {
+	var eachErr error
+	err := d.Read(ctx, what, func(ctx context.Context, q Querier) error {
+		rows, err := q.Query(ctx, query)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var r R
+			if err := rows.Scan(PR(&r).Dest()...); err != nil {
+				return err
+			}
+			if eachErr = each(&r); eachErr != nil {
+				return eachErr
+			}
+		}
+		rows.Close()
+		return rows.Err()
+	})
+	if eachErr != nil {
+		return eachErr
+	}
+	return err
 }

@@ -12,8 +12,10 @@ import (
 // tokens, scans, baselines and bundles tables: tollgate.TokenStore,
 // tollgate.ScanStore and tollgate.BundleStore, the reads of
 // tollgate.ControlStore (its writes lock in each dialect's way) and the
-// history reads of tollgate.DecisionStore (Decision, Decisions; history.go). A store
-// embeds it, made by NewTables with its Dialect.
+// history reads of tollgate.DecisionStore (Decision, Decisions; history.go)
+// and the derived-state reads of tollgate.LedgerStore (LedgerCooldowns,
+// LedgerBaselines; ledger.go). A store embeds it, made by NewTables with
+// its Dialect.
 type Tables struct {
 	d Dialect
 }
