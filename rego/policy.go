@@ -502,6 +502,9 @@ func decodeDecision(v ast.Value) (tollgate.Decision, error) {
 // its finding and the VEX status that took it out of the gates, so that a
 // policy cannot hide a finding without saying which and why.
 func decodeSuppressed(v ast.Value) ([]tollgate.Suppression, error) {
+	if arr, ok := v.(*ast.Array); ok && arr.Len() == 0 {
+		return nil, nil // every decision without a VEX: no JSON round trip
+	}
 	raw, err := ast.JSON(v)
 	if err != nil {
 		return nil, fmt.Errorf("suppressed: %w", err)
