@@ -111,14 +111,14 @@ func TestControlQueriesUseIndexes(t *testing.T) {
 	url := pgtest.Shared(t).NewDatabase(t)
 	s := openClosing(t, url)
 	now := seedControls(t, s, 10_000, 100)
-	inForce, inForceArgs := storekit.InForceQuery(now, placeholder)
-	due, dueArgs := storekit.DueQuery(now, placeholder)
+	inForce, inForceArgs := storekit.InForceQuery(now, storekit.Question)
+	due, dueArgs := storekit.DueQuery(now, storekit.Question)
 	for name, q := range map[string]struct {
 		query string
 		args  []any
 	}{"InForce": {inForce, inForceArgs}, "ExpireDue": {due + " FOR UPDATE", dueArgs}} {
 		var raw []byte
-		if err := s.pool.QueryRow(t.Context(), "EXPLAIN (FORMAT JSON) "+q.query, q.args...).Scan(&raw); err != nil {
+		if err := s.pool.QueryRow(t.Context(), "EXPLAIN (FORMAT JSON) "+storekit.Rebind(q.query), q.args...).Scan(&raw); err != nil {
 			t.Fatal(err)
 		}
 		var plan any

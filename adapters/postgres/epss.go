@@ -29,18 +29,11 @@ func (s *Store) ImportEPSS(ctx context.Context, set tollgate.EPSSSet) error {
 	if err != nil {
 		return err
 	}
-	leave, err := s.enter()
-	if err != nil {
-		return err
-	}
-	defer leave()
-
-	opCtx, cancel := context.WithTimeout(ctx, epssImportTimeout+grace)
-	defer cancel()
-	if err := s.importEPSS(opCtx, set, scores); err != nil {
-		return s.dbError(ctx, "import EPSS", err)
-	}
-	return nil
+	return s.Run(ctx, "import EPSS", func() error {
+		opCtx, cancel := context.WithTimeout(ctx, epssImportTimeout+grace)
+		defer cancel()
+		return s.importEPSS(opCtx, set, scores)
+	})
 }
 
 func (s *Store) importEPSS(ctx context.Context, set tollgate.EPSSSet, scores []tollgate.EPSSScore) error {
@@ -84,38 +77,35 @@ FROM epss_import i LEFT JOIN epss e ON e.cve = ANY($1::text[])
 WHERE i.id = 1`
 
 // EPSS implements tollgate.EPSSStore.
-func (s *Store) EPSS(ctx context.Context, cves []string) (map[string]tollgate.EPSSScore, tollgate.EPSSInfo, error) {
-	if s.isClosed() {
-		return nil, tollgate.EPSSInfo{}, s.errClosed()
-	}
-	opCtx, cancel := context.WithTimeout(ctx, s.timeout+grace)
-	defer cancel()
-	rows, err := s.pool.Query(opCtx, readEPSS, storekit.EPSSQuery(cves))
-	if err != nil {
-		return nil, tollgate.EPSSInfo{}, s.dbError(ctx, "read EPSS", err)
-	}
-	defer rows.Close()
-	var (
-		info   tollgate.EPSSInfo
+func (s *Store) EPSS(ctx context.Context, cves []string) (scores map[string]tollgate.EPSSScore, info tollgate.EPSSInfo, err error) {
+	err = s.Run(ctx, "read EPSS", func() error {
+		opCtx, cancel := context.WithTimeout(ctx, s.timeout+grace)
+		defer cancel()
+		rows, err := s.pool.Query(opCtx, readEPSS, storekit.EPSSQuery(cves))
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
 		scores = map[string]tollgate.EPSSScore{}
-	)
-	for rows.Next() {
-		var (
-			scoreDate       int64
-			cve             *string
-			epss, percentil *float64
-		)
-		if err := rows.Scan(&info.ModelVersion, &scoreDate, &info.Count, &cve, &epss, &percentil); err != nil {
-			return nil, tollgate.EPSSInfo{}, s.dbError(ctx, "read EPSS", err)
+		for rows.Next() {
+			var (
+				scoreDate       int64
+				cve             *string
+				epss, percentil *float64
+			)
+			if err := rows.Scan(&info.ModelVersion, &scoreDate, &info.Count, &cve, &epss, &percentil); err != nil {
+				return err
+			}
+			info.ScoreDate = time.Unix(0, scoreDate).UTC()
+			if cve != nil && epss != nil && percentil != nil {
+				scores[*cve] = tollgate.EPSSScore{CVE: *cve, EPSS: *epss, Percentile: *percentil}
+			}
 		}
-		info.ScoreDate = time.Unix(0, scoreDate).UTC()
-		if cve != nil && epss != nil && percentil != nil {
-			scores[*cve] = tollgate.EPSSScore{CVE: *cve, EPSS: *epss, Percentile: *percentil}
-		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, tollgate.EPSSInfo{}, s.dbError(ctx, "read EPSS", err)
+		rows.Close()
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, tollgate.EPSSInfo{}, err
 	}
 	return scores, info, nil
 }

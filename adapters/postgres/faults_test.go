@@ -265,7 +265,7 @@ func TestStatementTimeout(t *testing.T) {
 	t.Run("slow query", func(t *testing.T) {
 		start := time.Now()
 		_, err := s.pool.Exec(t.Context(), "SELECT pg_sleep(5)")
-		assertTimeout(t, "pg_sleep(5)", s.dbError(t.Context(), "sleep", err))
+		assertTimeout(t, "pg_sleep(5)", s.Error(t.Context(), "sleep", err))
 		within(t, start)
 	})
 

@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/tollgate/tollgate"
+	"github.com/tollgate/tollgate/adapters/internal/storekit"
 	"github.com/tollgate/tollgate/migrations"
 )
 
@@ -44,7 +45,8 @@ func Migrate(ctx context.Context, url string) ([]string, error) {
 	}
 	defer pool.Close()
 	s := &Store{pool: pool, where: where, timeout: defaults().statementTimeout}
-	if _, err := s.chainLegacy(ctx); err != nil {
+	s.Core = storekit.NewCore(s.dialect(), 0)
+	if err := s.chainLegacy(ctx); err != nil {
 		return nil, err
 	}
 	return applied, nil

@@ -278,47 +278,28 @@ func TestCloseWaitsForKeyedDecides(t *testing.T) {
 	}
 }
 
-// A record the database refuses fails alone, not the batch it was in.
-func TestBadWriteDoesNotFailItsBatch(t *testing.T) {
+// A record the database refuses is told from a database that fails: a
+// duplicate ID is EInternal, a value JSONB cannot hold EInvalid, neither
+// recorded. (That a refused record fails alone, not its batch, is
+// storekit's TestRefusedWriteFailsAlone.)
+func TestRefusedRecords(t *testing.T) {
 	t.Parallel()
 	s := openClosing(t, pgtest.Shared(t).NewDatabase(t))
 	existing := record(tollgate.Accepted, time.Now())
 	if _, err := s.Decide(t.Context(), nil, fixed(existing)); err != nil {
 		t.Fatal(err)
 	}
-	var batch []*write
-	for i := range 6 {
-		rec := record(tollgate.Accepted, time.Now())
-		switch i {
-		case 2:
-			rec.Decision.ID = existing.Decision.ID
-		case 4:
-			rec.Request.Metadata.RunID = "nul\x00byte" // JSONB cannot hold it
-		}
-		w, err := newWrite(t.Context(), rec, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		batch = append(batch, w)
+	again := record(tollgate.Accepted, time.Now())
+	again.Decision.ID = existing.Decision.ID
+	if _, err := s.Decide(t.Context(), nil, fixed(again)); tollgate.ErrorCode(err) != tollgate.EInternal {
+		t.Errorf("duplicate ID: %v, want an %s error", err, tollgate.EInternal)
 	}
-	s.commit(batch)
-	for i, w := range batch {
-		err := <-w.done
-		switch {
-		case i == 2 && tollgate.ErrorCode(err) != tollgate.EInternal:
-			t.Errorf("duplicate ID: %v, want an %s error", err, tollgate.EInternal)
-		case i == 4 && tollgate.ErrorCode(err) != tollgate.EInvalid:
-			t.Errorf("NUL character: %v, want an %s error", err, tollgate.EInvalid)
-		case i != 2 && i != 4 && err != nil:
-			t.Errorf("write %d failed with the bad ones: %v", i, err)
-		}
-		if i != 2 && i != 4 {
-			if _, err := s.Decision(t.Context(), w.Rec.Decision.ID); err != nil {
-				t.Errorf("write %d: %v", i, err)
-			}
-		}
+	nul := record(tollgate.Accepted, time.Now())
+	nul.Request.Metadata.RunID = "nul\x00byte" // JSONB cannot hold it
+	if _, err := s.Decide(t.Context(), nil, fixed(nul)); tollgate.ErrorCode(err) != tollgate.EInvalid {
+		t.Errorf("NUL character: %v, want an %s error", err, tollgate.EInvalid)
 	}
-	if _, err := s.Decision(t.Context(), batch[4].Rec.Decision.ID); tollgate.ErrorCode(err) != tollgate.ENotFound {
+	if _, err := s.Decision(t.Context(), nul.Decision.ID); tollgate.ErrorCode(err) != tollgate.ENotFound {
 		t.Errorf("the NUL record: %v, want not found", err)
 	}
 }

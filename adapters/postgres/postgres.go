@@ -41,8 +41,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -72,50 +70,22 @@ var (
 	_ tollgate.EPSSStore     = (*Store)(nil)
 )
 
-// Store is a tollgate.DecisionStore in a PostgreSQL database. Its methods are
-// safe for concurrent use, and any number of Stores, in any number of
-// processes, may share one database.
+// Store is a tollgate.DecisionStore in a PostgreSQL database:
+// storekit.Core on this package's dialect (tables.go, writer.go). Its
+// methods are safe for concurrent use, and any number of Stores, in any
+// number of processes, may share one database.
 type Store struct {
-	storekit.Tables // tokens, scans, baselines, bundles: see dialect
+	*storekit.Core
 
-	pool     *pgxpool.Pool
-	keys     *storekit.KeyLocks // this process's queue per key: one Decide per key in flight here
-	where    string             // host:port/database, for messages (never the password)
-	timeout  time.Duration      // statement_timeout of every connection
-	maxBatch int
-
-	// mu guards closed, writesClosed and every send on writes, so that
-	// Close can close the channel without a send racing it; inflight counts
-	// the keyed Decides under way, which Close waits for before it stops
-	// the writer (they may still send it their record) and closes the pool.
-	mu           sync.RWMutex
-	closed       bool
-	writesClosed bool
-	inflight     sync.WaitGroup
-	writes       chan *write // nil without group commit
-	writerDone   chan struct{}
-
-	closeOnce sync.Once
-
-	commits, written atomic.Int64 // see Stats
-	legacyChained    int64        // see LegacyChained
+	pool    *pgxpool.Pool
+	where   string        // host:port/database, for messages (never the password)
+	timeout time.Duration // statement_timeout of every connection
 
 	// skipKeyLock leaves the cross-replica protection out of keyed
 	// Decides (the compare-and-set of the cooldown and the key's advisory
 	// lock); set by tests and benchmarks only, to show what it does and
 	// costs.
 	skipKeyLock bool
-}
-
-// Stats counts the work of the store since Open.
-type Stats struct {
-	Commits int64 // transactions committed
-	Written int64 // decisions committed; Written/Commits is the mean batch
-}
-
-// Stats reports how much group commit is batching, for metrics.
-func (s *Store) Stats() Stats {
-	return Stats{Commits: s.commits.Load(), Written: s.written.Load()}
 }
 
 // Option configures Open.
@@ -189,30 +159,33 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %s: %w", where, err)
 	}
-	s := &Store{
-		pool:     pool,
-		keys:     storekit.NewKeyLocks(),
-		where:    where,
-		timeout:  o.statementTimeout,
-		maxBatch: o.maxBatch,
+	s := &Store{pool: pool, where: where, timeout: o.statementTimeout}
+	maxBatch := o.maxBatch
+	if !o.groupCommit {
+		maxBatch = 0
 	}
-	s.Tables = storekit.NewTables(s.dialect())
+	s.Core = storekit.NewCore(s.dialect(), maxBatch)
 	if err := s.Ping(ctx); err != nil {
-		pool.Close()
+		s.Close()
 		return nil, err
 	}
 	if slices.Contains(applied, migrations.LedgerMigration) {
-		if s.legacyChained, err = s.chainLegacy(ctx); err != nil {
-			pool.Close()
+		if err := s.chainLegacy(ctx); err != nil {
+			s.Close()
 			return nil, err
 		}
 	}
-	if o.groupCommit {
-		s.writes = make(chan *write, o.maxBatch)
-		s.writerDone = make(chan struct{})
-		go s.writeLoop()
-	}
 	return s, nil
+}
+
+// chainLegacy chains the decisions recorded before the ledger
+// (storekit.Core.ChainLegacy) in a transaction of the pool, under the
+// chain head's lock. Not the dialect's Write, bounded by the statement
+// timeout: the chain may be long; ctx bounds it.
+func (s *Store) chainLegacy(ctx context.Context) error {
+	return s.ChainLegacy(ctx, func(ctx context.Context, fn func(context.Context, storekit.Querier) error) error {
+		return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return fn(ctx, querier{tx}) })
+	})
 }
 
 // poolConfig parses url and sets what the store relies on: timeouts on every
@@ -280,11 +253,10 @@ func describe(cc *pgx.ConnConfig) string {
 	return "postgres " + host + "/" + cc.Database
 }
 
-// Decide implements tollgate.DecisionStore.
-//
-// With a key, the cooldown is read (with the ID of the decision that set it),
-// decide runs, and a record that accepts goes to the group-commit writer
-// with a compare-and-set of the cooldown: in the writer's transaction,
+// The write path. A keyed Decide (storekit.Core.Decide) reads the
+// cooldown with the ID of the decision that set it (readCooldown), decide
+// runs, and a record that accepts goes to the group-commit writer with a
+// compare-and-set of the cooldown: in the writer's transaction,
 //
 //	SELECT pg_advisory_xact_lock(h) -- each key of the batch, in order
 //	WITH cas AS (INSERT INTO cooldowns … ON CONFLICT … DO UPDATE …
@@ -293,19 +265,17 @@ func describe(cc *pgx.ConnConfig) string {
 //	INSERT INTO decisions … FROM link
 //
 // so the decision is recorded, and starts its cooldown, only if the
-// cooldown is still the one decide saw. If another replica accepted for
-// the key in between, nothing is written and the Decide starts again: it
-// reads the new cooldown and decides again, which now refuses (at most
-// maxAttempts times, then EUnavailable). That is what makes the cooldown
-// atomic across replicas without holding a transaction open while the
-// policy runs, and what lets acceptances share a commit: each used to be a
-// transaction of its own, and all of them followed each other through the
-// ledger's head row, one WAL flush each (~930 decisions/s at most here).
-// h, a 64-bit hash of the key, is the advisory lock the previous protocol
-// took around its read and write: taking it in the batch keeps a replica
-// that still runs that protocol (a rolling upgrade) from accepting between
-// this one's read and write unseen. Why compare-and-set on the cooldown row,
-// and not something else:
+// cooldown is still the one decide saw; if another replica accepted for
+// the key in between, nothing is written and the Decide decides again.
+// That is what makes the cooldown atomic across replicas without holding a
+// transaction open while the policy runs, and what lets acceptances share
+// a commit: each used to be a transaction of its own, and all of them
+// followed each other through the ledger's head row, one WAL flush each
+// (~930 decisions/s at most here). h, a 64-bit hash of the key, is the
+// advisory lock the previous protocol took around its read and write:
+// taking it in the batch keeps a replica that still runs that protocol (a
+// rolling upgrade) from accepting between this one's read and write
+// unseen. Why compare-and-set on the cooldown row, and not something else:
 //
 //   - SELECT … FOR UPDATE locks rows that exist. A key that has never been
 //     accepted has no cooldown row, so two first requests would both lock
@@ -316,55 +286,6 @@ func describe(cc *pgx.ConnConfig) string {
 //     window is policy, in Rego, and slides with each acceptance.
 //   - SERIALIZABLE would catch the conflict too, by failing a transaction
 //     at COMMIT, and with it every other decision of its batch.
-//
-// Decides for one key in this process queue in the process first
-// (keyLocks), so a key has at most one Decide in flight here and a
-// compare-and-set fails only against another replica. A record that does
-// not accept changes nothing the next Decide reads: its key is freed once
-// it is decided, and it shares a commit with the others.
-//
-// Without a key there is nothing to lock: the record goes to the group
-// commit writer (see writer.go).
-//
-// If ctx ends while the record is being committed, Decide returns ctx.Err();
-// the transaction then commits whole or not at all, and the key stays locked
-// until it has, so the next Decide for the key sees the outcome.
-func (s *Store) Decide(ctx context.Context, key *tollgate.CooldownKey, decide func(tollgate.Cooldown) (tollgate.Record, error)) (tollgate.Record, error) {
-	if err := ctx.Err(); err != nil {
-		return tollgate.Record{}, err
-	}
-	if key != nil {
-		return s.decideKeyed(ctx, *key, decide)
-	}
-	if s.isClosed() {
-		return tollgate.Record{}, s.errClosed()
-	}
-	rec, err := decide(tollgate.Cooldown{})
-	if err != nil {
-		return tollgate.Record{}, err
-	}
-	w, err := newWrite(ctx, rec, nil)
-	if err != nil {
-		return tollgate.Record{}, err
-	}
-	if err := s.record(ctx, w, nil); err != nil {
-		return tollgate.Record{}, err
-	}
-	return w.Rec, nil
-}
-
-// record writes w, through the group-commit writer unless it is off, and
-// returns once it is committed; if ctx ends first, the key lock *held (if
-// any) is released only once w is settled (storekit.Await).
-func (s *Store) record(ctx context.Context, w *write, held *func()) error {
-	if s.writes == nil {
-		return s.writeAlone(ctx, w)
-	}
-	if err := s.submit(ctx, w); err != nil {
-		return err
-	}
-	return storekit.Await(ctx, w.done, held)
-}
 
 const (
 	lockKey      = `SELECT pg_advisory_xact_lock($1)`
@@ -425,66 +346,6 @@ const (
 	WHERE excluded.evaluated_at >= baselines.evaluated_at`
 )
 
-// maxAttempts bounds how many times a keyed Decide decides when other
-// replicas keep accepting for its key in between: after the first, each
-// attempt reads a newer acceptance, and its decision refuses.
-const maxAttempts = 5
-
-// errCooldownMoved is the writer's answer to an acceptance whose key's
-// cooldown changed after it was read: nothing was written.
-var errCooldownMoved = errors.New("the cooldown changed since it was read")
-
-func (s *Store) decideKeyed(ctx context.Context, key tollgate.CooldownKey, decide func(tollgate.Cooldown) (tollgate.Record, error)) (tollgate.Record, error) {
-	leave, err := s.enter()
-	if err != nil {
-		return tollgate.Record{}, err
-	}
-	defer leave()
-
-	unlock, err := s.keys.Lock(ctx, key)
-	if err != nil {
-		return tollgate.Record{}, err
-	}
-	defer func() {
-		if unlock != nil {
-			unlock()
-		}
-	}()
-	for range maxAttempts {
-		cooldown, holder, err := s.readCooldown(ctx, key)
-		if err != nil {
-			return tollgate.Record{}, err
-		}
-		rec, err := decide(cooldown)
-		if err != nil {
-			return tollgate.Record{}, err
-		}
-		w, err := newWrite(ctx, rec, &key)
-		if err != nil {
-			return tollgate.Record{}, err
-		}
-		if !w.Accept {
-			// The cooldown stays as it was: free the key for the next
-			// request now.
-			unlock()
-			unlock = nil
-		} else if !s.skipKeyLock {
-			w.cas, w.expect = true, holder
-		}
-		err = s.record(ctx, w, &unlock)
-		if errors.Is(err, errCooldownMoved) {
-			continue
-		}
-		if err != nil {
-			return tollgate.Record{}, err
-		}
-		return w.Rec, nil
-	}
-	return tollgate.Record{}, tollgate.Errorf(tollgate.EUnavailable,
-		"decision store %s: the cooldown of %s/%s on %s changed %d times while deciding: other replicas keep accepting for it",
-		s.where, key.Project, key.Pipeline, key.Branch, maxAttempts)
-}
-
 // readCooldown reads key's cooldown and the ID of the decision that set it
 // (a zero Cooldown when the key has none). holder is nil when the key has
 // no cooldown, or one whose decision was archived and pruned (its
@@ -501,7 +362,7 @@ func (s *Store) readCooldown(ctx context.Context, key tollgate.CooldownKey) (tol
 	case errors.Is(err, pgx.ErrNoRows):
 		return tollgate.Cooldown{}, nil, nil
 	case err != nil:
-		return tollgate.Cooldown{}, nil, s.dbError(ctx, "read cooldown", err)
+		return tollgate.Cooldown{}, nil, err
 	}
 	return tollgate.Cooldown{LastAcceptedAt: time.Unix(0, at).UTC()}, holder, nil
 }
@@ -554,97 +415,36 @@ func lockID(k tollgate.CooldownKey) int64 {
 	return int64(h.Sum64())
 }
 
-// Cooldown implements tollgate.DecisionStore: the committed state of key,
-// without taking its lock.
-func (s *Store) Cooldown(ctx context.Context, key tollgate.CooldownKey) (tollgate.Cooldown, error) {
-	if s.isClosed() {
-		return tollgate.Cooldown{}, s.errClosed()
-	}
-	c, _, err := s.readCooldown(ctx, key)
-	return c, err
-}
-
-// Ping implements tollgate.DecisionStore: it reads the decisions table, which
-// needs the database up, reachable and migrated.
-func (s *Store) Ping(ctx context.Context) error {
-	if s.isClosed() {
-		return s.errClosed()
-	}
-	opCtx, cancel := context.WithTimeout(ctx, s.timeout+grace)
-	defer cancel()
-	if _, err := s.pool.Exec(opCtx, `SELECT FROM decisions LIMIT 0`); err != nil {
-		return s.dbError(ctx, "ping", err)
-	}
-	return nil
-}
-
-// Close implements tollgate.DecisionStore: it refuses new Decides, commits
-// every record already handed over and lets the keyed Decides under way
-// finish, then closes the pool. Calling it again does nothing.
+// Close implements tollgate.DecisionStore: it refuses new calls, commits
+// every record already handed over and lets the calls under way finish,
+// then closes the pool. Calling it again does nothing.
 func (s *Store) Close() error {
-	s.closeOnce.Do(func() {
-		s.mu.Lock()
-		s.closed = true // no new operation
-		s.mu.Unlock()
-		// The keyed Decides under way finish first: they may still hand
-		// their record to the writer.
-		s.inflight.Wait()
-		if s.writes != nil {
-			s.mu.Lock()
-			s.writesClosed = true
-			close(s.writes)
-			s.mu.Unlock()
-			<-s.writerDone
-		}
-		s.pool.Close()
-	})
-	return nil
+	return s.Core.Close(func() error { s.pool.Close(); return nil })
 }
 
-func (s *Store) isClosed() bool {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.closed
-}
-
-func (s *Store) errClosed() error {
-	return tollgate.Errorf(tollgate.EUnavailable, "decision store %s is closed", s.where)
-}
-
-// dbError turns a failed database call into the error callers see: the
-// caller's own context error as it is, then as classify says.
-func (s *Store) dbError(ctx context.Context, what string, err error) error {
-	if ctxErr := ctx.Err(); ctxErr != nil {
-		return ctxErr
-	}
-	if s.isClosed() {
-		return s.errClosed()
-	}
-	return s.classify(what, err)
-}
-
-// classify tells a record the database refuses (a constraint, a value it
+// refused tells a record the database refuses (a constraint, a value it
 // cannot store: retrying will not help) from a database that fails (no
 // connection, a timeout, a server shutting down): "unavailable", which the
 // server answers with 503.
-func (s *Store) classify(what string, err error) error {
+func refused(err error) (code, hint string, ok bool) {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		switch {
 		case strings.HasPrefix(pgErr.Code, "23"): // integrity_constraint_violation
-			return tollgate.Errorf(tollgate.EInternal, "decision store %s: %s: %v (is the ID already recorded?)", s.where, what, err)
+			return tollgate.EInternal, " (is the ID already recorded?)", true
 		case strings.HasPrefix(pgErr.Code, "22"): // data_exception: say, a NUL character
-			return tollgate.Errorf(tollgate.EInvalid, "decision store %s: %s: the database cannot store this request: %v", s.where, what, err)
-		case pgErr.Code == "57014": // query_canceled, here by statement_timeout
-			return tollgate.Errorf(tollgate.EUnavailable, "decision store %s: %s: no answer within the statement timeout (%s): %v", s.where, what, s.timeout, err)
+			return tollgate.EInvalid, " (the database cannot store this request)", true
 		}
 	}
-	return tollgate.Errorf(tollgate.EUnavailable, "decision store %s: %s: %v", s.where, what, err)
+	return "", "", false
 }
 
-// recordsFault reports whether err is the database refusing one record
-// rather than failing as a whole.
-func recordsFault(err error) bool {
+// explain says when a statement failed for running out of the statement
+// timeout.
+func (s *Store) explain(err error) string {
 	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && (strings.HasPrefix(pgErr.Code, "23") || strings.HasPrefix(pgErr.Code, "22"))
+	if errors.As(err, &pgErr) && pgErr.Code == "57014" { // query_canceled, here by statement_timeout
+		return " (no answer within the statement timeout, " + s.timeout.String() + ")"
+	}
+	return ""
 }

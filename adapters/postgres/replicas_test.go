@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/tollgate/tollgate"
+	"github.com/tollgate/tollgate/adapters/internal/storekit"
 	"github.com/tollgate/tollgate/adapters/pgtest"
 	"github.com/tollgate/tollgate/adapters/storetest"
 )
@@ -198,7 +199,7 @@ func TestBurstOnOneKeyLeavesConnections(t *testing.T) {
 	}
 	close(release)
 	wg.Wait()
-	if n := s.keys.Len(); n != 0 {
+	if n := s.LockedKeys(); n != 0 {
 		t.Fatalf("%d key queues left after every Decide returned, want 0", n)
 	}
 	if all := listAll(t, s); len(all) != 23 {
@@ -207,7 +208,7 @@ func TestBurstOnOneKeyLeavesConnections(t *testing.T) {
 }
 
 // A replica whose key's cooldown moves before every one of its writes
-// (another replica accepting each time) gives up after maxAttempts as
+// (another replica accepting each time) gives up after storekit.MaxAttempts as
 // unavailable, having recorded nothing: it fails closed, not open.
 func TestCooldownMovingEveryTimeFailsClosed(t *testing.T) {
 	t.Parallel()
@@ -227,16 +228,16 @@ func TestCooldownMovingEveryTimeFailsClosed(t *testing.T) {
 		return rec, nil
 	})
 	assertCode(t, "Decide whose cooldown always moved", err, tollgate.EUnavailable)
-	if attempts != maxAttempts {
-		t.Errorf("decided %d times, want %d", attempts, maxAttempts)
+	if attempts != storekit.MaxAttempts {
+		t.Errorf("decided %d times, want %d", attempts, storekit.MaxAttempts)
 	}
 	for _, id := range mine {
 		if _, err := a.Decision(t.Context(), id); tollgate.ErrorCode(err) != tollgate.ENotFound {
 			t.Fatalf("an acceptance whose cooldown moved: %v, want not found", err)
 		}
 	}
-	if all := listAll(t, a); len(all) != maxAttempts {
-		t.Fatalf("%d records, want the other replica's %d", len(all), maxAttempts)
+	if all := listAll(t, a); len(all) != storekit.MaxAttempts {
+		t.Fatalf("%d records, want the other replica's %d", len(all), storekit.MaxAttempts)
 	}
 	storetest.VerifyLedger(t, a)
 }
@@ -269,8 +270,8 @@ func TestCancelWhileCommitting(t *testing.T) {
 	if _, err := s.Decide(ctx, key, fixed(first)); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Decide while the ledger is locked: %v, want context.DeadlineExceeded", err)
 	}
-	if s.keys.Len() != 1 {
-		t.Fatalf("%d keys locked after the canceled Decide, want 1: the key must stay locked until its write settles", s.keys.Len())
+	if s.LockedKeys() != 1 {
+		t.Fatalf("%d keys locked after the canceled Decide, want 1: the key must stay locked until its write settles", s.LockedKeys())
 	}
 
 	second := make(chan tollgate.Cooldown, 1)

@@ -7,50 +7,45 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/tollgate/tollgate"
 	"github.com/tollgate/tollgate/adapters/internal/storekit"
 )
 
-// The tokens, scans, baselines and bundles calls are storekit.Tables', run
-// through this dialect: every call under the statement timeout (plus
-// grace), writes counted by enter so that Close waits for them, a write of
-// several statements in one transaction of the pool, a write of one
-// statement on the pool. Unique indexes, not locks, order concurrent
-// writes of any process: a token name taken meanwhile is EConflict.
+// dialect is how storekit.Core runs on PostgreSQL: every call under the
+// statement timeout (plus grace), a write of several statements in one
+// transaction of the pool, a write of one statement on the pool. Unique
+// indexes and row locks (FOR UPDATE), not this process, order the writes
+// of every replica: a token name taken meanwhile is EConflict.
 func (s *Store) dialect() storekit.Dialect {
-	// run maps fn's failure: a *tollgate.Error as it is, any other as
-	// dbError says.
-	run := func(ctx context.Context, what string, fn func() error) error {
-		err := fn()
-		var tErr *tollgate.Error
-		if err == nil || errors.As(err, &tErr) {
-			return err
-		}
-		return s.dbError(ctx, what, err)
+	onPool := func(ctx context.Context, fn func(context.Context, storekit.Querier) error) error {
+		opCtx, cancel := context.WithTimeout(ctx, s.timeout+grace)
+		defer cancel()
+		return fn(opCtx, querier{s.pool})
 	}
 	return storekit.Dialect{
-		Read: func(ctx context.Context, what string, fn func(context.Context, storekit.Querier) error) error {
-			if s.isClosed() {
-				return s.errClosed()
-			}
+		Where: s.where,
+		Read:  onPool,
+		Write: func(ctx context.Context, fn func(context.Context, storekit.Querier) error) error {
 			opCtx, cancel := context.WithTimeout(ctx, s.timeout+grace)
 			defer cancel()
-			return run(ctx, what, func() error { return fn(opCtx, querier{s.pool}) })
+			return pgx.BeginFunc(opCtx, s.pool, func(tx pgx.Tx) error { return fn(opCtx, querier{tx}) })
 		},
-		Write: func(ctx context.Context, what string, fn func(context.Context, storekit.Querier) error) error {
-			return run(ctx, what, func() error {
-				return s.inTx(ctx, func(opCtx context.Context, tx pgx.Tx) error { return fn(opCtx, querier{tx}) })
-			})
-		},
-		WriteOne: func(ctx context.Context, what string, fn func(context.Context, storekit.Querier) error) error {
-			return run(ctx, what, func() error {
-				return s.inFlight(ctx, func(opCtx context.Context) error { return fn(opCtx, querier{s.pool}) })
-			})
-		},
+		WriteOne: onPool,
 		Unique: func(err error, index, _ string) bool {
 			var pgErr *pgconn.PgError
 			return errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == index
 		},
+		Refused:   refused,
+		Explain:   s.explain,
+		ForUpdate: " FOR UPDATE",
+		// The transaction-scoped advisory lock orders the incident
+		// creations of all replicas: the second waits for the first to
+		// commit. A cooldown key hashing to the same value would only make
+		// one wait for the other.
+		LockIncidents: `SELECT pg_advisory_xact_lock(x'746f6c6c67617465'::bigint)`, // "tollgate"
+		SetHead:       `UPDATE ledger SET seq = $1, prev_hash = $2, hash = $3 WHERE id = 1`,
+		ReadCooldown:  s.readCooldown,
+		Commit:        s.commit,
+		CAS:           true,
 	}
 }
 
@@ -64,9 +59,9 @@ type querier struct {
 	}
 }
 
-func (q querier) Exec(ctx context.Context, query string, args ...any) error {
-	_, err := q.q.Exec(ctx, storekit.Rebind(query), args...)
-	return err
+func (q querier) Exec(ctx context.Context, query string, args ...any) (int64, error) {
+	tag, err := q.q.Exec(ctx, storekit.Rebind(query), args...)
+	return tag.RowsAffected(), err
 }
 
 func (q querier) QueryRow(ctx context.Context, query string, args ...any) storekit.Row {

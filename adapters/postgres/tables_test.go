@@ -15,11 +15,11 @@ func TestUniqueNamesTheIndex(t *testing.T) {
 	ctx := context.Background()
 	q := querier{s.pool}
 	insert := `INSERT INTO tokens (id, name, scopes, secret_hash, created_at) VALUES (?, ?, 'read', decode(repeat('00', 32), 'hex'), 1)`
-	if err := q.Exec(ctx, insert, "id-1", "deployer"); err != nil {
-		t.Fatal(err)
+	if n, err := q.Exec(ctx, insert, "id-1", "deployer"); err != nil || n != 1 {
+		t.Fatalf("insert: %d rows, %v", n, err)
 	}
-	sameName := q.Exec(ctx, insert, "id-2", "deployer")
-	sameID := q.Exec(ctx, insert, "id-1", "other")
+	_, sameName := q.Exec(ctx, insert, "id-2", "deployer")
+	_, sameID := q.Exec(ctx, insert, "id-1", "other")
 	if sameName == nil || sameID == nil {
 		t.Fatalf("the inserts did not fail: %v, %v", sameName, sameID)
 	}

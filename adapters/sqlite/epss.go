@@ -21,10 +21,9 @@ func (s *Store) ImportEPSS(ctx context.Context, set tollgate.EPSSSet) error {
 	if err != nil {
 		return err
 	}
-	if err := s.onWriter(ctx, func(tx *sql.Tx) error { return importEPSS(ctx, tx, set, scores) }); err != nil {
-		return s.readError(ctx, "import EPSS", err)
-	}
-	return nil
+	return s.Run(ctx, "import EPSS", func() error {
+		return s.onWriter(ctx, func(tx *sql.Tx) error { return importEPSS(ctx, tx, set, scores) })
+	})
 }
 
 func importEPSS(ctx context.Context, tx *sql.Tx, set tollgate.EPSSSet, scores []tollgate.EPSSScore) error {
@@ -56,15 +55,12 @@ const epssChunk = 500
 
 // EPSS implements tollgate.EPSSStore. It reads in one read transaction, so
 // that the scores and the info are of the same import.
-func (s *Store) EPSS(ctx context.Context, cves []string) (map[string]tollgate.EPSSScore, tollgate.EPSSInfo, error) {
-	if s.isClosed() {
-		return nil, tollgate.EPSSInfo{}, s.errClosed()
-	}
-	scores, info, err := s.readEPSS(ctx, storekit.EPSSQuery(cves))
-	if err != nil {
-		return nil, tollgate.EPSSInfo{}, s.readError(ctx, "read EPSS", err)
-	}
-	return scores, info, nil
+func (s *Store) EPSS(ctx context.Context, cves []string) (scores map[string]tollgate.EPSSScore, info tollgate.EPSSInfo, err error) {
+	err = s.Run(ctx, "read EPSS", func() (err error) {
+		scores, info, err = s.readEPSS(ctx, storekit.EPSSQuery(cves))
+		return err
+	})
+	return scores, info, err
 }
 
 func (s *Store) readEPSS(ctx context.Context, cves []string) (map[string]tollgate.EPSSScore, tollgate.EPSSInfo, error) {

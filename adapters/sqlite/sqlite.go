@@ -28,7 +28,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"modernc.org/sqlite"
@@ -51,43 +50,18 @@ var (
 	_ tollgate.EPSSStore     = (*Store)(nil)
 )
 
-// Store is a tollgate.DecisionStore in a SQLite file. Its methods are safe
-// for concurrent use.
+// Store is a tollgate.DecisionStore in a SQLite file: storekit.Core on
+// this package's dialect (tables.go, writer.go). Its methods are safe for
+// concurrent use.
 type Store struct {
-	storekit.Tables // tokens, scans, baselines, bundles: see dialect
+	*storekit.Core
 
 	path     string
 	db       *sql.DB   // the readers' pool; WAL lets them read while the writer writes
 	writer   *sql.Conn // the one connection that writes, under writeMu
 	stmts    *writeStmts
 	cooldown *sql.Stmt  // the cooldown read, on the readers' pool, prepared once rather than per decision
-	writeMu  sync.Mutex // held by each transaction on writer: a commit of writeLoop, an EPSS import
-	keys     *storekit.KeyLocks
-	maxBatch int
-
-	// mu guards closed and every send on writes, so that Close can close the
-	// channel without a send racing it.
-	mu         sync.RWMutex
-	closed     bool
-	writes     chan *write
-	writerDone chan struct{}
-
-	closeOnce sync.Once
-	closeErr  error
-
-	commits, written atomic.Int64 // see Stats
-	legacyChained    int64        // see LegacyChained
-}
-
-// Stats counts the work of the writer since Open.
-type Stats struct {
-	Commits int64 // transactions committed: one fsync each
-	Written int64 // decisions committed; Written/Commits is the mean batch
-}
-
-// Stats reports how much group commit is batching, for metrics.
-func (s *Store) Stats() Stats {
-	return Stats{Commits: s.commits.Load(), Written: s.written.Load()}
+	writeMu  sync.Mutex // held by each transaction on writer: a group commit, any other write
 }
 
 // Option configures Open.
@@ -167,23 +141,12 @@ func open(ctx context.Context, db *sql.DB, path string, o options) (*Store, erro
 		writer.Close()
 		return nil, fmt.Errorf("sqlite: %s: %w", path, err)
 	}
-	s := &Store{
-		path:       path,
-		db:         db,
-		writer:     writer,
-		stmts:      stmts,
-		cooldown:   cooldown,
-		keys:       storekit.NewKeyLocks(),
-		maxBatch:   o.maxBatch,
-		writes:     make(chan *write, o.maxBatch),
-		writerDone: make(chan struct{}),
-	}
-	s.Tables = storekit.NewTables(s.dialect())
-	go s.writeLoop()
+	s := &Store{path: path, db: db, writer: writer, stmts: stmts, cooldown: cooldown}
+	s.Core = storekit.NewCore(s.dialect(), o.maxBatch)
 	if slices.Contains(applied, migrations.LedgerMigration) {
-		if s.legacyChained, err = s.chainLegacy(ctx); err != nil {
+		if err := s.ChainLegacy(ctx, s.dialect().Write); err != nil {
 			s.Close()
-			return nil, err
+			return nil, fmt.Errorf("sqlite: %s: %w", path, err)
 		}
 	}
 	return s, nil
@@ -205,153 +168,42 @@ func dsn(path string) string {
 	return u.String()
 }
 
-// Decide implements tollgate.DecisionStore. With a key, it holds the key's
-// lock from reading the cooldown until a record that starts the cooldown is
-// committed (or known not to be), so that concurrent Decides for one key run
-// one after the other; a record that does not start it changes nothing the
-// next Decide reads, so the lock is released once it is decided.
-//
-// If ctx ends while the write is with the writer, Decide returns ctx.Err() at
-// once; the write is then committed whole or not at all, and the key stays
-// locked until it is settled, so the next Decide for it sees the outcome.
-func (s *Store) Decide(ctx context.Context, key *tollgate.CooldownKey, decide func(tollgate.Cooldown) (tollgate.Record, error)) (tollgate.Record, error) {
-	if err := ctx.Err(); err != nil {
-		return tollgate.Record{}, err
-	}
-	if s.isClosed() {
-		return tollgate.Record{}, s.errClosed()
-	}
-	var (
-		cooldown tollgate.Cooldown
-		unlock   func() // set while this call holds the key's lock
-	)
-	defer func() {
-		if unlock != nil {
-			unlock()
-		}
-	}()
-	if key != nil {
-		k := *key // the caller may reuse *key once we return
-		key = &k
-		var err error
-		if unlock, err = s.keys.Lock(ctx, k); err != nil {
-			return tollgate.Record{}, err
-		}
-		if cooldown, err = s.readCooldown(ctx, k); err != nil {
-			return tollgate.Record{}, err
-		}
-	}
-	rec, err := decide(cooldown)
-	if err != nil {
-		return tollgate.Record{}, err
-	}
-	w, err := newWrite(ctx, rec, key)
-	if err != nil {
-		return tollgate.Record{}, err
-	}
-	if unlock != nil && !w.Accept {
-		// A decision that does not accept leaves the cooldown as it was, so
-		// the next request for the key may read it now: refusals of a busy
-		// key then share commits instead of taking one each. The record is
-		// still durable before this call returns.
-		unlock()
-		unlock = nil
-	}
-	if err := s.submit(ctx, w); err != nil {
-		return tollgate.Record{}, err
-	}
-	if err := storekit.Await(ctx, w.done, &unlock); err != nil {
-		return tollgate.Record{}, err
-	}
-	return w.Rec, nil
-}
-
-// submit hands w to the writer.
-func (s *Store) submit(ctx context.Context, w *write) error {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
-		return s.errClosed()
-	}
-	select {
-	case s.writes <- w:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// Cooldown implements tollgate.DecisionStore: the committed state of key,
-// without taking its lock.
-func (s *Store) Cooldown(ctx context.Context, key tollgate.CooldownKey) (tollgate.Cooldown, error) {
-	if s.isClosed() {
-		return tollgate.Cooldown{}, s.errClosed()
-	}
-	return s.readCooldown(ctx, key)
-}
-
-func (s *Store) readCooldown(ctx context.Context, k tollgate.CooldownKey) (tollgate.Cooldown, error) {
+// readCooldown is the dialect's ReadCooldown: the cooldown of k. The key
+// lock of this process is all that orders the Decides of k: no decision
+// ID is read for a compare-and-set.
+func (s *Store) readCooldown(ctx context.Context, k tollgate.CooldownKey) (tollgate.Cooldown, *string, error) {
 	var at int64
 	err := s.cooldown.QueryRowContext(ctx, k.Project, k.Pipeline, k.Branch).Scan(&at)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		return tollgate.Cooldown{}, nil
+		return tollgate.Cooldown{}, nil, nil
 	case err != nil:
-		return tollgate.Cooldown{}, s.readError(ctx, "read cooldown", err)
+		return tollgate.Cooldown{}, nil, err
 	}
-	return tollgate.Cooldown{LastAcceptedAt: time.Unix(0, at).UTC()}, nil
+	return tollgate.Cooldown{LastAcceptedAt: time.Unix(0, at).UTC()}, nil, nil
 }
 
 const selectCooldown = `SELECT last_accepted_at FROM cooldowns WHERE project = ? AND pipeline = ? AND branch = ?`
 
-// Ping implements tollgate.DecisionStore: it reads the schema, which needs
-// the file to be there and readable.
-func (s *Store) Ping(ctx context.Context) error {
-	if s.isClosed() {
-		return s.errClosed()
-	}
-	var n int
-	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM decisions WHERE 0`).Scan(&n); err != nil {
-		return s.readError(ctx, "ping", err)
-	}
-	return nil
-}
-
-// Close implements tollgate.DecisionStore: it refuses new writes, commits
+// Close implements tollgate.DecisionStore: it refuses new calls, commits
 // every write already handed over, then closes the file. Calling it again
 // returns the first call's result.
 func (s *Store) Close() error {
-	s.closeOnce.Do(func() {
-		s.mu.Lock()
-		s.closed = true
-		close(s.writes)
-		s.mu.Unlock()
-		<-s.writerDone
-
+	return s.Core.Close(func() error {
 		// SQLite's advice for long-lived connections, at close: refresh the
 		// statistics the planner uses to choose among the indexes.
 		_, optimizeErr := s.writer.ExecContext(context.Background(), "PRAGMA optimize")
-		s.closeErr = errors.Join(optimizeErr, s.stmts.close(), s.cooldown.Close(), s.writer.Close(), s.db.Close())
-		if s.closeErr != nil {
-			s.closeErr = fmt.Errorf("sqlite: close %s: %w", s.path, s.closeErr)
+		if err := errors.Join(optimizeErr, s.stmts.close(), s.cooldown.Close(), s.writer.Close(), s.db.Close()); err != nil {
+			return fmt.Errorf("sqlite: close %s: %w", s.path, err)
 		}
+		return nil
 	})
-	return s.closeErr
 }
 
 // onWriter runs fn in a transaction on the writer connection, between the
 // group commits of decisions (which wait for it in this process), and
-// commits it. It holds mu's read lock throughout, so that Close waits for it
-// before it closes the writer connection. Its errors are fn's, or the
-// transaction's, unclassified: the caller passes them to readError once
-// onWriter has returned, never under the read lock (readError takes it
-// again, and a read lock taken twice deadlocks with a Close waiting for it).
+// commits it.
 func (s *Store) onWriter(ctx context.Context, fn func(*sql.Tx) error) error {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
-		return s.errClosed()
-	}
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	tx, err := s.writer.BeginTx(ctx, nil)
@@ -364,26 +216,4 @@ func (s *Store) onWriter(ctx context.Context, fn func(*sql.Tx) error) error {
 		return err
 	}
 	return tx.Commit()
-}
-
-func (s *Store) isClosed() bool {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.closed
-}
-
-func (s *Store) errClosed() error {
-	return tollgate.Errorf(tollgate.EUnavailable, "decision store %s is closed", s.path)
-}
-
-// readError turns a failed read into the error Decide and the readers
-// return: the caller's own context error as it is, otherwise "unavailable".
-func (s *Store) readError(ctx context.Context, what string, err error) error {
-	if ctxErr := ctx.Err(); ctxErr != nil {
-		return ctxErr
-	}
-	if s.isClosed() {
-		return s.errClosed()
-	}
-	return tollgate.Errorf(tollgate.EUnavailable, "decision store %s: %s: %v", s.path, what, err)
 }

@@ -201,41 +201,6 @@ func TestDecideAfterCloseIsUnavailable(t *testing.T) {
 	}
 }
 
-// A write the database refuses fails alone, not the batch it was in.
-func TestBadWriteDoesNotFailItsBatch(t *testing.T) {
-	s := openClosing(t, t.TempDir())
-	existing := record(tollgate.Accepted, time.Now())
-	if _, err := s.Decide(t.Context(), nil, fixed(existing)); err != nil {
-		t.Fatal(err)
-	}
-	var batch []*write
-	for i := range 5 {
-		rec := record(tollgate.Accepted, time.Now())
-		if i == 2 {
-			rec.Decision.ID = existing.Decision.ID
-		}
-		w, err := newWrite(t.Context(), rec, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		batch = append(batch, w)
-	}
-	s.commit(batch)
-	for i, w := range batch {
-		err := <-w.done
-		switch {
-		case i == 2 && tollgate.ErrorCode(err) != tollgate.EInternal:
-			t.Errorf("duplicate ID: %v, want an %s error", err, tollgate.EInternal)
-		case i != 2 && err != nil:
-			t.Errorf("write %d failed with the duplicate: %v", i, err)
-		}
-		if i != 2 {
-			if _, err := s.Decision(t.Context(), w.Rec.Decision.ID); err != nil {
-				t.Errorf("write %d: %v", i, err)
-			}
-		}
-	}
-}
 
 // Writes batch up: concurrent Decides share transactions, and all land.
 func TestGroupCommitBatches(t *testing.T) {
@@ -303,8 +268,8 @@ func TestCancelWhileCommitting(t *testing.T) {
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Decide while the file is locked: %v, want context.DeadlineExceeded", err)
 	}
-	if s.keys.Len() != 1 {
-		t.Fatalf("%d keys locked after the canceled Decide, want 1: the key must stay locked until its write settles", s.keys.Len())
+	if s.LockedKeys() != 1 {
+		t.Fatalf("%d keys locked after the canceled Decide, want 1: the key must stay locked until its write settles", s.LockedKeys())
 	}
 
 	second := make(chan tollgate.Cooldown, 1)
@@ -351,7 +316,7 @@ func TestKeyLocksAreReleased(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if n := s.keys.Len(); n != 0 {
+	if n := s.LockedKeys(); n != 0 {
 		t.Fatalf("%d key locks left after every Decide returned, want 0", n)
 	}
 }

@@ -13,25 +13,21 @@ import (
 	"github.com/tollgate/tollgate/adapters/internal/storekit"
 )
 
-// The tokens, scans, baselines and bundles calls are storekit.Tables', run
-// through this dialect: reads on the readers' pool, writes in a transaction
-// on the writer connection, as decisions' (BEGIN IMMEDIATE: what a write
-// reads, no other writer changes before it commits). Decisions wait for
-// them in this process, as they wait for each other's group commit. Token
-// writes may also come from another process (`tollgate token create`
-// beside a running server): SQLite's own file lock orders them, and no
-// cooldown depends on them.
+// dialect is how storekit.Core runs on SQLite: reads on the readers'
+// pool, writes in a transaction on the writer connection, as the group
+// commit's (BEGIN IMMEDIATE: what a write reads, no other writer changes
+// before it commits; decisions wait for it in this process, as they wait
+// for each other's group commit). Writes may also come from another
+// process (`tollgate token create` beside a running server): SQLite's own
+// file lock orders them, and no cooldown depends on them.
 func (s *Store) dialect() storekit.Dialect {
-	write := func(ctx context.Context, what string, fn func(context.Context, storekit.Querier) error) error {
-		err := s.onWriter(ctx, func(tx *sql.Tx) error { return fn(ctx, querier{tx}) })
-		return s.storeError(ctx, what, err)
+	write := func(ctx context.Context, fn func(context.Context, storekit.Querier) error) error {
+		return s.onWriter(ctx, func(tx *sql.Tx) error { return fn(ctx, querier{tx}) })
 	}
 	return storekit.Dialect{
-		Read: func(ctx context.Context, what string, fn func(context.Context, storekit.Querier) error) error {
-			if s.isClosed() {
-				return s.errClosed()
-			}
-			return s.storeError(ctx, what, fn(ctx, querier{s.db}))
+		Where: s.path,
+		Read: func(ctx context.Context, fn func(context.Context, storekit.Querier) error) error {
+			return fn(ctx, querier{s.db})
 		},
 		Write:    write,
 		WriteOne: write,
@@ -40,17 +36,18 @@ func (s *Store) dialect() storekit.Dialect {
 			return errors.As(err, &sqliteErr) && sqliteErr.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE &&
 				containsColumns(sqliteErr.Error(), columns)
 		},
+		Refused: func(err error) (string, string, bool) {
+			var sqliteErr *sqlite.Error
+			if errors.As(err, &sqliteErr) && sqliteErr.Code()&0xff == sqlite3.SQLITE_CONSTRAINT {
+				return tollgate.EInternal, " (is the ID already recorded?)", true
+			}
+			return "", "", false
+		},
+		Explain:      func(error) string { return "" },
+		SetHead:      `UPDATE ledger SET seq = ?1, hash = ?3 WHERE id = 1`,
+		ReadCooldown: s.readCooldown,
+		Commit:       s.commit,
 	}
-}
-
-// storeError is nil for nil, a *tollgate.Error as it is, and any other
-// failure as readError says.
-func (s *Store) storeError(ctx context.Context, what string, err error) error {
-	var tErr *tollgate.Error
-	if err == nil || errors.As(err, &tErr) {
-		return err
-	}
-	return s.readError(ctx, what, err)
 }
 
 // containsColumns reports whether msg, SQLite's "UNIQUE constraint failed:
@@ -69,9 +66,12 @@ type querier struct {
 	}
 }
 
-func (q querier) Exec(ctx context.Context, query string, args ...any) error {
-	_, err := q.q.ExecContext(ctx, query, args...)
-	return err
+func (q querier) Exec(ctx context.Context, query string, args ...any) (int64, error) {
+	res, err := q.q.ExecContext(ctx, query, args...)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
 }
 
 func (q querier) QueryRow(ctx context.Context, query string, args ...any) storekit.Row {

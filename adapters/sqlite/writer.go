@@ -6,70 +6,9 @@ import (
 	"errors"
 	"fmt"
 
-	"modernc.org/sqlite"
-	sqlite3 "modernc.org/sqlite/lib"
-
-	"github.com/tollgate/tollgate"
 	"github.com/tollgate/tollgate/adapters/internal/storekit"
 	"github.com/tollgate/tollgate/adapters/ledger"
 )
-
-// write is one record on its way to the file, with its answer channel.
-type write struct {
-	storekit.Prepared
-	ctx      context.Context // the caller's: a write whose caller gave up before it started is dropped
-	data     string          // Data as a string: the column is STRICT TEXT
-	baseline string          // Baseline as a string; empty when the record sets none
-	done     chan error      // buffered: the writer never waits for a caller
-}
-
-// newWrite checks rec and encodes it, in the caller's goroutine so that the
-// writer does nothing but SQL.
-func newWrite(ctx context.Context, rec tollgate.Record, key *tollgate.CooldownKey) (*write, error) {
-	p, err := storekit.Prepare(rec, key)
-	if err != nil {
-		return nil, err
-	}
-	return &write{Prepared: p, ctx: ctx, data: string(p.Data), baseline: string(p.Baseline), done: make(chan error, 1)}, nil
-}
-
-// writeLoop is the only writer of the file. It takes the write that wakes it
-// and every other one already waiting, commits them in one transaction and
-// answers each; writes arriving meanwhile make the next batch. That is group
-// commit: under load, one fsync makes many decisions durable.
-func (s *Store) writeLoop() {
-	defer close(s.writerDone)
-	storekit.Batches(s.writes, s.maxBatch, s.commit)
-}
-
-// commit writes batch and answers every write in it.
-func (s *Store) commit(batch []*write) {
-	todo := make([]*write, 0, len(batch))
-	for _, w := range batch {
-		if err := w.ctx.Err(); err != nil {
-			w.done <- err
-			continue
-		}
-		todo = append(todo, w)
-	}
-	if len(todo) == 0 {
-		return
-	}
-	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
-	err := s.commitTx(todo)
-	if err == nil || len(todo) == 1 {
-		for _, w := range todo {
-			w.done <- err
-		}
-		return
-	}
-	// The transaction failed as a whole. If one record was at fault (say a
-	// duplicate ID), the others must not fail with it: write each alone.
-	for _, w := range todo {
-		w.done <- s.commitTx([]*write{w})
-	}
-}
 
 const (
 	insertDecision = `INSERT INTO decisions
@@ -96,15 +35,18 @@ const (
 	WHERE excluded.evaluated_at >= baselines.evaluated_at`
 )
 
-// commitTx writes ws in one transaction: all of them or none, each chained
-// to the one before it (see adapters/ledger).
-func (s *Store) commitTx(ws []*write) error {
+// commit is the dialect's Commit: it writes ws in one transaction on the
+// writer connection, all of them or none, each chained to the one before
+// it (see adapters/ledger).
+func (s *Store) commit(ws []*storekit.Write) error {
 	// Not the callers' contexts: a write that has started is finished, so
 	// that no caller's cancellation can fail the others in its batch.
 	ctx := context.Background()
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
 	st := s.stmts
 	if _, err := st.begin.ExecContext(ctx); err != nil {
-		return s.writeError(ws, "begin transaction", err)
+		return fmt.Errorf("begin transaction: %w", err)
 	}
 	if err := s.writeBatch(ctx, ws); err != nil {
 		// The error that matters is the batch's. ROLLBACK fails only when
@@ -112,46 +54,44 @@ func (s *Store) commitTx(ws []*write) error {
 		st.rollback.ExecContext(ctx)
 		return err
 	}
-	s.commits.Add(1)
-	s.written.Add(int64(len(ws)))
 	return nil
 }
 
-// writeBatch is commitTx's transaction, from its first statement to COMMIT.
-func (s *Store) writeBatch(ctx context.Context, ws []*write) error {
+// writeBatch is commit's transaction, from its first statement to COMMIT.
+func (s *Store) writeBatch(ctx context.Context, ws []*storekit.Write) error {
 	st := s.stmts
 	var (
 		seq  int64
 		head []byte
 	)
 	if err := st.readHead.QueryRowContext(ctx).Scan(&seq, &head); err != nil {
-		return s.writeError(ws, "read the ledger head", err)
+		return fmt.Errorf("read the ledger head: %w", err)
 	}
 	for _, w := range ws {
 		d := w.Rec.Decision
 		prev := head
 		seq, head = seq+1, ledger.Link(prev, w.Digest)
 		if _, err := st.insert.ExecContext(ctx, d.ID, w.At, d.Project, d.Pipeline, d.Branch,
-			d.Environment, string(d.Status), d.BundleRevision, w.data, seq, prev, head); err != nil {
-			return s.writeError([]*write{w}, "insert", err)
+			d.Environment, string(d.Status), d.BundleRevision, w.Data, seq, prev, head); err != nil {
+			return fmt.Errorf("insert %s: %w", d.ID, err)
 		}
-		if w.baseline != "" {
-			if _, err := st.baseline.ExecContext(ctx, d.Project, d.Environment, w.At, d.ID, w.baseline); err != nil {
-				return s.writeError([]*write{w}, "set baseline", err)
+		if w.Baseline != "" {
+			if _, err := st.baseline.ExecContext(ctx, d.Project, d.Environment, w.At, d.ID, w.Baseline); err != nil {
+				return fmt.Errorf("set the baseline of %s: %w", d.ID, err)
 			}
 		}
 		if !w.Accept {
 			continue
 		}
 		if _, err := st.cooldown.ExecContext(ctx, w.Key.Project, w.Key.Pipeline, w.Key.Branch, w.At, d.ID); err != nil {
-			return s.writeError([]*write{w}, "start cooldown", err)
+			return fmt.Errorf("start the cooldown of %s: %w", d.ID, err)
 		}
 	}
 	if _, err := st.updateHead.ExecContext(ctx, seq, head); err != nil {
-		return s.writeError(ws, "move the ledger head", err)
+		return fmt.Errorf("move the ledger head: %w", err)
 	}
 	if _, err := st.commit.ExecContext(ctx); err != nil {
-		return s.writeError(ws, "commit", err)
+		return fmt.Errorf("commit: %w", err)
 	}
 	return nil
 }
@@ -191,19 +131,4 @@ func (w *writeStmts) close() error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// writeError tells a record the database refused (a constraint: it is the
-// record's fault, and retrying will not help) from a store that cannot be
-// written, which the server answers with 503.
-func (s *Store) writeError(ws []*write, what string, err error) error {
-	id := ws[0].Rec.Decision.ID
-	if len(ws) > 1 {
-		id = fmt.Sprintf("%d decisions", len(ws))
-	}
-	var sqliteErr *sqlite.Error
-	if errors.As(err, &sqliteErr) && sqliteErr.Code()&0xff == sqlite3.SQLITE_CONSTRAINT {
-		return tollgate.Errorf(tollgate.EInternal, "record decision %s: %s: %v (is the ID already recorded?)", id, what, err)
-	}
-	return tollgate.Errorf(tollgate.EUnavailable, "decision store %s: record %s: %s: %v", s.path, id, what, err)
 }

@@ -1,11 +1,17 @@
 package storekit
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/tollgate/tollgate"
+	"github.com/tollgate/tollgate/adapters/ledger"
 )
+
+var _ tollgate.LedgerStore = (*Core)(nil)
 
 // LedgerPage is how many records a ledger walk reads per query: pages keep
 // every query short (PostgreSQL's statement timeout, SQLite's WAL, which a
@@ -19,11 +25,9 @@ const PruneChunk = 5000
 // LedgerRow.Dest.
 const LedgerColumns = "seq, prev_hash, hash, id, evaluated_at, project, pipeline, branch, environment, status, bundle_revision, record"
 
-// LedgerPageQuery is the query of one page of a walk, whose arguments are
-// after, through and the limit; ph writes the store's placeholders.
-func LedgerPageQuery(ph func(n int) string) string {
-	return "SELECT " + LedgerColumns + " FROM decisions WHERE seq > " + ph(1) + " AND seq <= " + ph(2) + " ORDER BY seq LIMIT " + ph(3)
-}
+// ledgerPageQuery is the query of one page of a walk, whose arguments are
+// after, through and the limit.
+const ledgerPageQuery = "SELECT " + LedgerColumns + " FROM decisions WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?"
 
 // LedgerRow is one row of a ledger walk as both stores scan it.
 type LedgerRow struct {
@@ -56,30 +60,6 @@ func (r *LedgerRow) Entry() tollgate.LedgerEntry {
 		Status:         tollgate.Status(r.Stat),
 		EvaluatedAt:    time.Unix(0, r.At).UTC(),
 	}
-}
-
-// WalkLedger calls fn with every entry from seq from through seq through,
-// reading one page at a time with page(after, through, limit), which
-// returns the entries with after < seq <= through, in seq order, at most
-// limit of them (LedgerPageQuery).
-func WalkLedger(from, through int64, page func(after, through int64, limit int) ([]tollgate.LedgerEntry, error), fn func(tollgate.LedgerEntry) error) error {
-	after := from - 1
-	for after < through {
-		entries, err := page(after, through, LedgerPage)
-		if err != nil {
-			return err
-		}
-		for _, e := range entries {
-			if err := fn(e); err != nil {
-				return err
-			}
-			after = e.Seq
-		}
-		if len(entries) < LedgerPage {
-			return nil
-		}
-	}
-	return nil
 }
 
 // CooldownsQuery lists every stored cooldown with the seq of the decision
@@ -161,9 +141,9 @@ func (r *BaselineRow) Stored() (tollgate.StoredBaseline, bool) {
 // LedgerCooldowns implements tollgate.LedgerStore's LedgerCooldowns: the
 // cooldowns are one row per key that was ever accepted, few enough for
 // one query, which also reads the head seq (one snapshot).
-func (tb Tables) LedgerCooldowns(ctx context.Context, fn func(tollgate.StoredCooldown) error) (int64, error) {
+func (tb *Core) LedgerCooldowns(ctx context.Context, fn func(tollgate.StoredCooldown) error) (int64, error) {
 	var head int64
-	err := walkRows(ctx, tb.d, "read the cooldowns", CooldownsQuery, func(r *CooldownRow) error {
+	err := walkRows(ctx, tb, "read the cooldowns", CooldownsQuery, func(r *CooldownRow) error {
 		head = r.Head
 		if c, ok := r.Cooldown(); ok {
 			return fn(c)
@@ -178,9 +158,9 @@ func (tb Tables) LedgerCooldowns(ctx context.Context, fn func(tollgate.StoredCoo
 
 // LedgerBaselines implements tollgate.LedgerStore's LedgerBaselines, as
 // LedgerCooldowns for the drift baselines.
-func (tb Tables) LedgerBaselines(ctx context.Context, fn func(tollgate.StoredBaseline) error) (int64, error) {
+func (tb *Core) LedgerBaselines(ctx context.Context, fn func(tollgate.StoredBaseline) error) (int64, error) {
 	var head int64
-	err := walkRows(ctx, tb.d, "read the drift baselines", BaselinesQuery, func(r *BaselineRow) error {
+	err := walkRows(ctx, tb, "read the drift baselines", BaselinesQuery, func(r *BaselineRow) error {
 		head = r.Head
 		if b, ok := r.Stored(); ok {
 			return fn(b)
@@ -193,15 +173,15 @@ func (tb Tables) LedgerBaselines(ctx context.Context, fn func(tollgate.StoredBas
 	return head, nil
 }
 
-// walkRows runs query (no arguments) as a read of d and calls each with
+// walkRows runs query (no arguments) as a read of c and calls each with
 // every row scanned into an R. An error of each is returned as it is; a
-// failure of the store as d says.
+// failure of the store as c.Error says.
 func walkRows[R any, PR interface {
 	*R
 	Dest() []any
-}](ctx context.Context, d Dialect, what, query string, each func(*R) error) error {
+}](ctx context.Context, c *Core, what, query string, each func(*R) error) error {
 	var eachErr error
-	err := d.Read(ctx, what, func(ctx context.Context, q Querier) error {
+	err := c.read(ctx, what, func(ctx context.Context, q Querier) error {
 		rows, err := q.Query(ctx, query)
 		if err != nil {
 			return err
@@ -224,3 +204,179 @@ func walkRows[R any, PR interface {
 	}
 	return err
 }
+
+// readLedgerHead is the anchor, the head and the unchained records in one
+// statement: one snapshot. It does not lock the head. Unchained are the
+// rows without a seq and those whose seq lies outside the chain (at or
+// before the anchor, after the head), which the walk from the anchor to
+// the head never reads but the API serves. Three counts, each on the seq
+// index.
+const readLedgerHead = `SELECT l.seq, l.hash, a.seq, a.hash,
+	(SELECT count(*) FROM decisions WHERE seq IS NULL) +
+	(SELECT count(*) FROM decisions WHERE seq <= a.seq) +
+	(SELECT count(*) FROM decisions WHERE seq > l.seq)
+	FROM ledger l, ledger_anchor a WHERE l.id = 1 AND a.id = 1`
+
+// LedgerHead implements tollgate.LedgerStore.
+func (c *Core) LedgerHead(ctx context.Context) (h tollgate.LedgerHead, err error) {
+	err = c.read(ctx, "read the ledger head", func(ctx context.Context, q Querier) error {
+		return q.QueryRow(ctx, readLedgerHead).Scan(&h.Seq, &h.Hash, &h.AnchorSeq, &h.AnchorHash, &h.Unchained)
+	})
+	return h, err
+}
+
+// LedgerEntries implements tollgate.LedgerStore, one page of LedgerPage
+// records per query: pages keep every query short however long the chain.
+func (c *Core) LedgerEntries(ctx context.Context, from, through int64, fn func(tollgate.LedgerEntry) error) error {
+	for after := from - 1; after < through; {
+		var page []LedgerRow
+		err := c.read(ctx, "read the ledger", func(ctx context.Context, q Querier) (err error) {
+			page, err = scanAll(ctx, q, ledgerPageQuery, []any{after, through, LedgerPage}, (*LedgerRow).Dest)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		for i := range page {
+			if err := fn(page[i].Entry()); err != nil {
+				return err
+			}
+			after = page[i].Seq
+		}
+		if len(page) < LedgerPage {
+			return nil
+		}
+	}
+	return nil
+}
+
+// LedgerSeqSince implements tollgate.LedgerStore.
+func (c *Core) LedgerSeqSince(ctx context.Context, t time.Time) (int64, bool, error) {
+	var seq *int64
+	err := c.read(ctx, "read the ledger", func(ctx context.Context, q Querier) error {
+		return q.QueryRow(ctx, `SELECT min(seq) FROM decisions WHERE evaluated_at >= ?`, UnixNano(t)).Scan(&seq)
+	})
+	if err != nil || seq == nil {
+		return 0, false, err
+	}
+	return *seq, true, nil
+}
+
+// PruneLedger implements tollgate.LedgerStore, one chunk of records per
+// transaction. It locks the anchor, never the chain head: decisions keep
+// being recorded while it runs.
+func (c *Core) PruneLedger(ctx context.Context, through int64, hash []byte) (int64, error) {
+	var deleted int64
+	for done := false; !done; {
+		err := c.write(ctx, "prune the ledger", func(ctx context.Context, q Querier) error {
+			n, finished, err := c.pruneChunk(ctx, q, through, hash, deleted == 0)
+			deleted += n
+			done = finished
+			return err
+		})
+		if err != nil {
+			return deleted, err
+		}
+	}
+	return deleted, nil
+}
+
+// pruneChunk deletes the next chunk of records up to through and moves the
+// anchor after them; first checks, before anything is deleted, that the
+// record at through is the one the caller archived.
+func (c *Core) pruneChunk(ctx context.Context, q Querier, through int64, hash []byte, first bool) (deleted int64, finished bool, err error) {
+	var anchor int64
+	if err := q.QueryRow(ctx, `SELECT seq FROM ledger_anchor WHERE id = 1`+c.d.ForUpdate).Scan(&anchor); err != nil {
+		return 0, false, err
+	}
+	if first {
+		var stored []byte
+		err := q.QueryRow(ctx, `SELECT hash FROM decisions WHERE seq = ?`, through).Scan(&stored)
+		switch {
+		case errors.Is(err, ErrNoRows) || (err == nil && !bytes.Equal(stored, hash)):
+			return 0, false, tollgate.Errorf(tollgate.EConflict, "prune the ledger through seq %d: the store does not hold the record that was archived (hash %s); nothing was pruned", through, ledger.Hex(hash))
+		case err != nil:
+			return 0, false, err
+		}
+	}
+	if anchor >= through {
+		return 0, true, nil
+	}
+	upto := min(anchor+PruneChunk, through)
+	var uptoHash []byte
+	if err := q.QueryRow(ctx, `SELECT hash FROM decisions WHERE seq = ?`, upto).Scan(&uptoHash); err != nil {
+		if errors.Is(err, ErrNoRows) {
+			return 0, false, tollgate.Errorf(tollgate.EConflict, "prune the ledger: record seq %d is missing; run `tollgate ledger verify`", upto)
+		}
+		return 0, false, err
+	}
+	n, err := q.Exec(ctx, `DELETE FROM decisions WHERE seq > ? AND seq <= ?`, anchor, upto)
+	if err != nil {
+		return 0, false, err
+	}
+	if _, err := q.Exec(ctx, `UPDATE ledger_anchor SET seq = ?, hash = ? WHERE id = 1`, upto, uptoHash); err != nil {
+		return 0, false, err
+	}
+	return n, upto == through, nil
+}
+
+// ChainLegacy gives the records made before the ledger existed (migration
+// 00006) their place in the chain, oldest first, and returns how many it
+// chained. A store calls it only in the run that applied that migration
+// (migrations.LedgerMigration), and it does nothing unless the chain is
+// empty, under the chain head's lock. A record written around the store
+// later stays unchained, and verification reports it. It runs in one
+// transaction of tx, which bounds it by ctx alone: it may have many
+// records to chain.
+func (c *Core) ChainLegacy(ctx context.Context, tx func(context.Context, func(context.Context, Querier) error) error) error {
+	return c.Run(ctx, "chain the decisions recorded before the ledger", func() error {
+		return tx(ctx, func(ctx context.Context, q Querier) error {
+			var (
+				seq        int64
+				prev, head []byte
+				unchained  bool
+			)
+			if err := q.QueryRow(ctx, `SELECT seq, hash FROM ledger WHERE id = 1`+c.d.ForUpdate).Scan(&seq, &head); err != nil {
+				return err
+			}
+			if seq != 0 {
+				return nil
+			}
+			if err := q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM decisions WHERE seq IS NULL)`).Scan(&unchained); err != nil || !unchained {
+				return err
+			}
+			type legacy struct {
+				id     string
+				record []byte
+			}
+			for {
+				page, err := scanAll(ctx, q, `SELECT id, record FROM decisions WHERE seq IS NULL ORDER BY id LIMIT ?`, []any{LedgerPage},
+					func(l *legacy) []any { return []any{&l.id, &l.record} })
+				if err != nil || len(page) == 0 {
+					if err == nil {
+						_, err = q.Exec(ctx, c.d.SetHead, seq, prev, head)
+					}
+					return err
+				}
+				for _, l := range page {
+					digest, err := ledger.Digest(l.record)
+					if err != nil {
+						return fmt.Errorf("decision %s: %w", l.id, err)
+					}
+					prev = head
+					seq, head = seq+1, ledger.Link(prev, digest)
+					if _, err := q.Exec(ctx, `UPDATE decisions SET seq = ?, prev_hash = ?, hash = ? WHERE id = ?`, seq, prev, head, l.id); err != nil {
+						return err
+					}
+					c.legacyChained++
+				}
+			}
+		})
+	})
+}
+
+// LegacyChained is how many decisions recorded before the ledger existed
+// opening the store gave a place in the chain, for serve to log: 0 but in
+// the run that applied the ledger's migration to a store that held
+// decisions.
+func (c *Core) LegacyChained() int64 { return c.legacyChained }

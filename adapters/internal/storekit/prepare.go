@@ -1,8 +1,6 @@
 package storekit
 
 import (
-	"encoding/json"
-
 	"github.com/tollgate/tollgate"
 	"github.com/tollgate/tollgate/adapters/ledger"
 )
@@ -11,10 +9,10 @@ import (
 // once, in the caller's goroutine, so that the writer does nothing but SQL.
 type Prepared struct {
 	Rec      tollgate.Record
-	At       int64           // Rec.Decision.EvaluatedAt in unix nanoseconds
-	Data     json.RawMessage // Rec as JSON
-	Baseline json.RawMessage // the drift baseline Rec sets; nil when it sets none
-	Digest   []byte          // Rec's ledger digest
+	At       int64  // Rec.Decision.EvaluatedAt in unix nanoseconds
+	Data     string // Rec as JSON, a string for SQLite's STRICT TEXT column
+	Baseline string // the drift baseline Rec sets, as JSON; "" when it sets none
+	Digest   []byte // Rec's ledger digest
 	Key      *tollgate.CooldownKey
 	Accept   bool // starts Key's cooldown
 }
@@ -41,6 +39,6 @@ func Prepare(rec tollgate.Record, key *tollgate.CooldownKey) (Prepared, error) {
 		return Prepared{}, err
 	}
 	d := rec.Decision
-	return Prepared{Rec: rec, At: d.EvaluatedAt.UnixNano(), Data: data, Baseline: baseline, Digest: digest,
+	return Prepared{Rec: rec, At: d.EvaluatedAt.UnixNano(), Data: string(data), Baseline: string(baseline), Digest: digest,
 		Key: key, Accept: key != nil && d.Status == tollgate.Accepted}, nil
 }

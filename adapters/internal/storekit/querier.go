@@ -11,22 +11,23 @@ import (
 // dialects but for its placeholders is written once, here, with `?`
 // placeholders, and runs on a Querier: the SQLite store implements it on
 // database/sql, the PostgreSQL store on pgx, rebinding `?` to `$n`
-// (Rebind). What differs stays in each store, behind Dialect: how a read
-// and a write run (SQLite: its read pool, and its single writer
-// connection, BEGIN IMMEDIATE; PostgreSQL: the pool under its statement
-// timeout, counted by enter/leave), how a failure becomes the store's
-// error, and how a unique index violation is told. The decision write path
-// (Decide, the group commit, the ledger) and bulk paths (the EPSS COPY)
-// stay in each store, in their own dialect, where batching matters.
+// (Rebind). What differs stays in each store, behind Dialect (core.go):
+// where a read and a write run (SQLite: its read pool, and its single
+// writer connection, BEGIN IMMEDIATE; PostgreSQL: the pool under its
+// statement timeout), the few words of SQL that differ (FOR UPDATE,
+// advisory locks), how a failure is told, and the decision write path's
+// statements (the cooldown read, the group commit's transaction), where
+// batching matters, as does the EPSS bulk load.
 //
 // A new table is added once: its migration in migrations/sqlite and
 // migrations/postgres (one file each, the same tables, columns and
-// indexes), and its queries and row mapping here, on Querier through
-// Dialect; a store adds only what its dialect does differently.
+// indexes: migrations' parity test compares them), and its queries and
+// row mapping here, on Querier, as methods of Core.
 
 // Querier runs SQL written with `?` placeholders.
 type Querier interface {
-	Exec(ctx context.Context, query string, args ...any) error
+	// Exec returns how many rows the statement changed.
+	Exec(ctx context.Context, query string, args ...any) (int64, error)
 	// QueryRow's Scan returns ErrNoRows when there is no row.
 	QueryRow(ctx context.Context, query string, args ...any) Row
 	Query(ctx context.Context, query string, args ...any) (ResultRows, error)
@@ -47,28 +48,6 @@ type ResultRows interface {
 // ErrNoRows is what Row.Scan returns when the query returned no row, in
 // both dialects (sql.ErrNoRows and pgx.ErrNoRows are mapped to it).
 var ErrNoRows = errors.New("storekit: no rows in result set")
-
-// Dialect is what a store gives the shared code: where a read and a write
-// run, and how it tells a unique index violation.
-type Dialect struct {
-	// Read runs fn outside any write: on SQLite's read pool, on
-	// PostgreSQL's pool under the statement timeout. A *tollgate.Error
-	// from fn is returned as it is; any other failure as the store says
-	// (what names the operation), after the store's closed check.
-	Read func(ctx context.Context, what string, fn func(context.Context, Querier) error) error
-	// Write runs fn in one write transaction, committed if fn returns
-	// nil: on SQLite's writer connection (BEGIN IMMEDIATE, so that what fn
-	// reads no other writer changes before it commits), on PostgreSQL in a
-	// transaction of the pool. Errors as for Read.
-	Write func(ctx context.Context, what string, fn func(context.Context, Querier) error) error
-	// WriteOne is Write for an fn that runs one statement, atomic by
-	// itself: PostgreSQL runs it on the pool, sparing the round trips of
-	// BEGIN and COMMIT; SQLite, as Write.
-	WriteOne func(ctx context.Context, what string, fn func(context.Context, Querier) error) error
-	// Unique reports whether err violates one unique index: PostgreSQL
-	// names it (index), SQLite names its columns ("tokens.name").
-	Unique func(err error, index, columns string) bool
-}
 
 // Rebind returns query with its `?` placeholders numbered `$1`, `$2`...
 // for PostgreSQL. A `?` inside a quoted string ('…'), a quoted name

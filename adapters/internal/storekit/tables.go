@@ -8,39 +8,24 @@ import (
 	"github.com/tollgate/tollgate"
 )
 
-// Tables implements, once for both stores, the stores' calls on the
-// tokens, scans, baselines and bundles tables: tollgate.TokenStore,
-// tollgate.ScanStore and tollgate.BundleStore, the reads of
-// tollgate.ControlStore (its writes lock in each dialect's way) and the
-// history reads of tollgate.DecisionStore (Decision, Decisions; history.go)
-// and the derived-state reads of tollgate.LedgerStore (LedgerCooldowns,
-// LedgerBaselines; ledger.go). A store embeds it, made by NewTables with
-// its Dialect.
-type Tables struct {
-	d Dialect
-}
-
-// NewTables returns the shared calls, run through d.
-func NewTables(d Dialect) Tables { return Tables{d: d} }
-
 var (
-	_ tollgate.TokenStore  = Tables{}
-	_ tollgate.ScanStore   = Tables{}
-	_ tollgate.BundleStore = Tables{}
+	_ tollgate.TokenStore  = (*Core)(nil)
+	_ tollgate.ScanStore   = (*Core)(nil)
+	_ tollgate.BundleStore = (*Core)(nil)
 )
 
 // CreateToken implements tollgate.TokenStore: one write transaction
 // retires the expired tokens of the name, checks that the name is free and
 // inserts t. The unique index on the names of unrevoked tokens turns a
 // name taken meanwhile, by any process, into EConflict too.
-func (tb Tables) CreateToken(ctx context.Context, t tollgate.Token, hash []byte) error {
+func (tb *Core) CreateToken(ctx context.Context, t tollgate.Token, hash []byte) error {
 	args, err := TokenArgs(t, hash)
 	if err != nil {
 		return err
 	}
-	return tb.d.Write(ctx, "create token", func(ctx context.Context, q Querier) error {
+	return tb.write(ctx, "create token", func(ctx context.Context, q Querier) error {
 		now := UnixNano(t.CreatedAt)
-		if err := q.Exec(ctx, `UPDATE tokens SET revoked_at = ?
+		if _, err := q.Exec(ctx, `UPDATE tokens SET revoked_at = ?
 			WHERE name = ? AND revoked_at IS NULL AND expires_at IS NOT NULL AND expires_at <= ?`, now, t.Name, now); err != nil {
 			return err
 		}
@@ -52,7 +37,7 @@ func (tb Tables) CreateToken(ctx context.Context, t tollgate.Token, hash []byte)
 		case !errors.Is(err, ErrNoRows):
 			return err
 		}
-		err = q.Exec(ctx, `INSERT INTO tokens (`+TokenColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?)`, args...)
+		_, err = q.Exec(ctx, `INSERT INTO tokens (`+TokenColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?)`, args...)
 		if tb.d.Unique(err, "tokens_unrevoked_name", "tokens.name") {
 			return tollgate.Errorf(tollgate.EConflict, "a token named %q exists already: revoke it first, or choose another name", t.Name)
 		}
@@ -61,9 +46,9 @@ func (tb Tables) CreateToken(ctx context.Context, t tollgate.Token, hash []byte)
 }
 
 // RevokeToken implements tollgate.TokenStore.
-func (tb Tables) RevokeToken(ctx context.Context, name string, at time.Time) (tollgate.Token, error) {
+func (tb *Core) RevokeToken(ctx context.Context, name string, at time.Time) (tollgate.Token, error) {
 	var row TokenRow
-	err := tb.d.WriteOne(ctx, "revoke token", func(ctx context.Context, q Querier) error {
+	err := tb.writeOne(ctx, "revoke token", func(ctx context.Context, q Querier) error {
 		err := q.QueryRow(ctx, `UPDATE tokens SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL
 			RETURNING `+TokenColumns, UnixNano(at), name).Scan(row.Dest()...)
 		if errors.Is(err, ErrNoRows) {
@@ -78,9 +63,9 @@ func (tb Tables) RevokeToken(ctx context.Context, name string, at time.Time) (to
 }
 
 // TokenByID implements tollgate.TokenStore.
-func (tb Tables) TokenByID(ctx context.Context, id string) (tollgate.Token, []byte, error) {
+func (tb *Core) TokenByID(ctx context.Context, id string) (tollgate.Token, []byte, error) {
 	var row TokenRow
-	err := tb.d.Read(ctx, "read token", func(ctx context.Context, q Querier) error {
+	err := tb.read(ctx, "read token", func(ctx context.Context, q Querier) error {
 		err := q.QueryRow(ctx, `SELECT `+TokenColumns+` FROM tokens WHERE id = ?`, id).Scan(row.Dest()...)
 		if errors.Is(err, ErrNoRows) {
 			return tollgate.Errorf(tollgate.ENotFound, "token %q not found", id)
@@ -95,13 +80,13 @@ func (tb Tables) TokenByID(ctx context.Context, id string) (tollgate.Token, []by
 }
 
 // Tokens implements tollgate.TokenStore.
-func (tb Tables) Tokens(ctx context.Context, withRevoked bool) ([]tollgate.Token, error) {
+func (tb *Core) Tokens(ctx context.Context, withRevoked bool) ([]tollgate.Token, error) {
 	query := `SELECT ` + TokenColumns + ` FROM tokens`
 	if !withRevoked {
 		query += ` WHERE revoked_at IS NULL`
 	}
 	var rows []TokenRow
-	err := tb.d.Read(ctx, "list tokens", func(ctx context.Context, q Querier) error {
+	err := tb.read(ctx, "list tokens", func(ctx context.Context, q Querier) error {
 		var err error
 		rows, err = scanAll(ctx, q, query+` ORDER BY name, created_at, id`, nil, (*TokenRow).Dest)
 		return err
@@ -121,21 +106,22 @@ func (tb Tables) Tokens(ctx context.Context, withRevoked bool) ([]tollgate.Token
 }
 
 // PutScan implements tollgate.ScanStore.
-func (tb Tables) PutScan(ctx context.Context, scan tollgate.StoredScan) error {
+func (tb *Core) PutScan(ctx context.Context, scan tollgate.StoredScan) error {
 	data, err := EncodeScan(scan)
 	if err != nil {
 		return err
 	}
-	return tb.d.WriteOne(ctx, "store scan "+scan.ID, func(ctx context.Context, q Querier) error {
-		return q.Exec(ctx, `INSERT INTO scans (id, project, artifact, scanned_at, scan) VALUES (?, ?, ?, ?, ?)`,
+	return tb.writeOne(ctx, "store scan "+scan.ID, func(ctx context.Context, q Querier) error {
+		_, err := q.Exec(ctx, `INSERT INTO scans (id, project, artifact, scanned_at, scan) VALUES (?, ?, ?, ?, ?)`,
 			scan.ID, scan.Project, scan.Artifact, scan.ScannedAt.UnixNano(), string(data))
+		return err
 	})
 }
 
 // Scan implements tollgate.ScanStore.
-func (tb Tables) Scan(ctx context.Context, id string) (tollgate.StoredScan, error) {
+func (tb *Core) Scan(ctx context.Context, id string) (tollgate.StoredScan, error) {
 	var data []byte
-	err := tb.d.Read(ctx, "read scan "+id, func(ctx context.Context, q Querier) error {
+	err := tb.read(ctx, "read scan "+id, func(ctx context.Context, q Querier) error {
 		err := q.QueryRow(ctx, `SELECT scan FROM scans WHERE id = ?`, id).Scan(&data)
 		if errors.Is(err, ErrNoRows) {
 			return ScanNotFound(id)
@@ -149,9 +135,9 @@ func (tb Tables) Scan(ctx context.Context, id string) (tollgate.StoredScan, erro
 }
 
 // Baseline implements tollgate.ScanStore.
-func (tb Tables) Baseline(ctx context.Context, project, environment string) (*tollgate.Baseline, error) {
+func (tb *Core) Baseline(ctx context.Context, project, environment string) (*tollgate.Baseline, error) {
 	var data []byte
-	err := tb.d.Read(ctx, "read the baseline of "+project, func(ctx context.Context, q Querier) error {
+	err := tb.read(ctx, "read the baseline of "+project, func(ctx context.Context, q Querier) error {
 		err := q.QueryRow(ctx, `SELECT baseline FROM baselines WHERE project = ? AND environment = ?`,
 			project, environment).Scan(&data)
 		if errors.Is(err, ErrNoRows) {
@@ -168,21 +154,22 @@ func (tb Tables) Baseline(ctx context.Context, project, environment string) (*to
 
 // PutBundle implements tollgate.BundleStore. A revision is a content hash,
 // so a revision kept already, by any process, is left as it is.
-func (tb Tables) PutBundle(ctx context.Context, b tollgate.StoredBundle) error {
+func (tb *Core) PutBundle(ctx context.Context, b tollgate.StoredBundle) error {
 	args, err := BundleArgs(b)
 	if err != nil {
 		return err
 	}
-	return tb.d.WriteOne(ctx, "keep bundle", func(ctx context.Context, q Querier) error {
-		return q.Exec(ctx, `INSERT INTO bundles (revision, files, stored_at) VALUES (?, ?, ?)
+	return tb.writeOne(ctx, "keep bundle", func(ctx context.Context, q Querier) error {
+		_, err := q.Exec(ctx, `INSERT INTO bundles (revision, files, stored_at) VALUES (?, ?, ?)
 			ON CONFLICT (revision) DO NOTHING`, args...)
+		return err
 	})
 }
 
 // Bundle implements tollgate.BundleStore.
-func (tb Tables) Bundle(ctx context.Context, revision string) (tollgate.StoredBundle, error) {
+func (tb *Core) Bundle(ctx context.Context, revision string) (tollgate.StoredBundle, error) {
 	var row BundleRow
-	err := tb.d.Read(ctx, "read bundle", func(ctx context.Context, q Querier) error {
+	err := tb.read(ctx, "read bundle", func(ctx context.Context, q Querier) error {
 		err := q.QueryRow(ctx, `SELECT revision, files, stored_at FROM bundles WHERE revision = ?`, revision).Scan(row.Dest()...)
 		if errors.Is(err, ErrNoRows) {
 			return tollgate.Errorf(tollgate.ENotFound, "bundle revision %q is not in the store", revision)
@@ -197,12 +184,12 @@ func (tb Tables) Bundle(ctx context.Context, revision string) (tollgate.StoredBu
 
 // Control implements tollgate.ControlStore, in one statement: the history
 // read is the one of the state read.
-func (tb Tables) Control(ctx context.Context, id string) (tollgate.Control, error) {
+func (tb *Core) Control(ctx context.Context, id string) (tollgate.Control, error) {
 	var (
 		c     tollgate.Control
 		found bool
 	)
-	err := tb.d.Read(ctx, "read control "+id, func(ctx context.Context, q Querier) error {
+	err := tb.read(ctx, "read control "+id, func(ctx context.Context, q Querier) error {
 		var err error
 		c, found, err = QueryControl(ctx, q, id)
 		return err
@@ -228,19 +215,19 @@ func QueryControl(ctx context.Context, q Querier, id string) (c tollgate.Control
 }
 
 // Controls implements tollgate.ControlStore.
-func (tb Tables) Controls(ctx context.Context, f tollgate.ControlFilter) ([]tollgate.Control, error) {
+func (tb *Core) Controls(ctx context.Context, f tollgate.ControlFilter) ([]tollgate.Control, error) {
 	query, args := ControlsQuery(f, Question)
 	return tb.listControls(ctx, "list controls", query, args)
 }
 
 // InForce implements tollgate.ControlStore.
-func (tb Tables) InForce(ctx context.Context, at time.Time) ([]tollgate.Control, error) {
+func (tb *Core) InForce(ctx context.Context, at time.Time) ([]tollgate.Control, error) {
 	query, args := InForceQuery(at, Question)
 	return tb.listControls(ctx, "read the controls in force", query, args)
 }
 
-func (tb Tables) listControls(ctx context.Context, what, query string, args []any) (cs []tollgate.Control, err error) {
-	err = tb.d.Read(ctx, what, func(ctx context.Context, q Querier) error {
+func (tb *Core) listControls(ctx context.Context, what, query string, args []any) (cs []tollgate.Control, err error) {
+	err = tb.read(ctx, what, func(ctx context.Context, q Querier) error {
 		rows, err := q.Query(ctx, query, args...)
 		if err != nil {
 			return err
@@ -275,4 +262,175 @@ func scanAll[T any](ctx context.Context, q Querier, query string, args []any, de
 		out = append(out, v)
 	}
 	return out, rows.Err()
+}
+
+var _ tollgate.ControlStore = (*Core)(nil)
+
+const (
+	insertControl = `INSERT INTO controls (id, kind, state, project, code, created_at, expires_at, control)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
+
+	updateControl = `UPDATE controls SET kind = ?, state = ?, project = ?, code = ?, created_at = ?, expires_at = ?, control = ?
+	WHERE id = ?`
+
+	// Events are numbered in the transaction that writes them, which holds
+	// the control's row lock (or created the row; on SQLite, the file's
+	// write lock): no other can take the same number.
+	insertEvent = `INSERT INTO control_events (control_id, seq, at, actor, action, from_state, to_state, comment)
+	VALUES (?, (SELECT coalesce(max(seq), 0) + 1 FROM control_events WHERE control_id = ?), ?, ?, ?, ?, ?, ?)`
+)
+
+// CreateControl implements tollgate.ControlStore: the control and its
+// history in one transaction. An incident is created only if none is on
+// when it starts: the check and the insert are one step, incident
+// creations ordered across processes by the dialect's LockIncidents (on
+// PostgreSQL, READ COMMITTED then reads what the one before committed).
+func (c *Core) CreateControl(ctx context.Context, ctl tollgate.Control) error {
+	row, events, err := NewControl(ctl)
+	if err != nil {
+		return err
+	}
+	return c.write(ctx, "create control "+ctl.ID, func(ctx context.Context, q Querier) error {
+		if row.Kind == string(tollgate.KindIncident) {
+			if err := c.noIncidentOn(ctx, q, row); err != nil {
+				return err
+			}
+		}
+		if _, err := q.Exec(ctx, insertControl, row.ID, row.Kind, row.State, row.Project, row.Code,
+			row.CreatedAt, row.ExpiresAt, string(row.Data)); err != nil {
+			return err
+		}
+		for _, ev := range events {
+			if err := appendEvent(ctx, q, row.ID, ev); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// noIncidentOn fails with EConflict if an incident is on when row starts.
+func (c *Core) noIncidentOn(ctx context.Context, q Querier, row ControlRow) error {
+	if c.d.LockIncidents != "" {
+		if _, err := q.Exec(ctx, c.d.LockIncidents); err != nil {
+			return err
+		}
+	}
+	var id string
+	var expiresAt int64
+	err := q.QueryRow(ctx, IncidentOnQuery(Question), IncidentOnArgs(row)...).Scan(&id, &expiresAt)
+	switch {
+	case errors.Is(err, ErrNoRows):
+		return nil
+	case err != nil:
+		return err
+	}
+	return IncidentOn(id, expiresAt)
+}
+
+// UpdateControl implements tollgate.ControlStore. One transaction locks
+// the control's row (SELECT … FOR UPDATE; on SQLite, the write
+// transaction holds the file's lock), then reads it with its history, runs
+// change, writes the result and the event, and commits: an update of the
+// same control in any process waits, and then reads what this one
+// committed. change runs holding the lock: it must be quick and must not
+// use the store.
+func (c *Core) UpdateControl(ctx context.Context, id string, change func(*tollgate.Control) (tollgate.ControlEvent, error)) (tollgate.Control, error) {
+	var (
+		updated   tollgate.Control
+		changeErr error // change's, or a checked field's: returned as it is
+	)
+	err := c.write(ctx, "update control "+id, func(ctx context.Context, q Querier) error {
+		var found string
+		err := q.QueryRow(ctx, `SELECT id FROM controls WHERE id = ?`+c.d.ForUpdate, id).Scan(&found)
+		if errors.Is(err, ErrNoRows) {
+			return ControlNotFound(id)
+		}
+		if err != nil {
+			return err
+		}
+		ctl, _, err := QueryControl(ctx, q, id)
+		if err != nil {
+			return err
+		}
+		next, row, ev, err := Change(ctl, change)
+		if err != nil {
+			changeErr = err
+			return err
+		}
+		updated = next
+		return putControl(ctx, q, row, ev)
+	})
+	switch {
+	case changeErr != nil:
+		return tollgate.Control{}, changeErr
+	case err != nil:
+		return tollgate.Control{}, err
+	}
+	return updated, nil
+}
+
+// ExpireDue implements tollgate.ControlStore. It looks for due controls
+// in a read first, so that the expiry worker's rounds with nothing to do
+// (nearly all of them) never hold up a writer; then one transaction
+// selects them again FOR UPDATE, expires them and records the events. Two
+// replicas expiring at once cannot expire a control twice: the second
+// one's SELECT waits for the rows the first has locked, and PostgreSQL
+// then checks the WHERE again on the rows as committed (READ COMMITTED)
+// and skips those no longer live. Rows are locked in ID order, the same in
+// every replica, so that they never wait for each other in a circle.
+//
+// Not one UPDATE … RETURNING: the event needs the state the control left,
+// and the transition is the domain's (Control.Transition), not SQL's.
+func (c *Core) ExpireDue(ctx context.Context, at time.Time) ([]tollgate.Control, error) {
+	query, args := DueQuery(at, Question)
+	var due bool
+	err := c.read(ctx, "look for due controls", func(ctx context.Context, q Querier) error {
+		return q.QueryRow(ctx, `SELECT EXISTS (`+query+`)`, args...).Scan(&due)
+	})
+	if err != nil || !due {
+		return []tollgate.Control{}, err
+	}
+	var expired []tollgate.Control
+	err = c.write(ctx, "expire controls", func(ctx context.Context, q Querier) error {
+		rows, err := q.Query(ctx, query+c.d.ForUpdate, args...)
+		if err != nil {
+			return err
+		}
+		due, err := ReadControls(rows)
+		rows.Close()
+		if err != nil {
+			return err
+		}
+		expired = make([]tollgate.Control, 0, len(due))
+		for _, ctl := range due {
+			next, row, ev, err := Expire(ctl, at)
+			if err != nil {
+				return err
+			}
+			if err := putControl(ctx, q, row, ev); err != nil {
+				return err
+			}
+			expired = append(expired, next)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return expired, nil
+}
+
+// putControl writes a changed control and appends its event.
+func putControl(ctx context.Context, q Querier, row ControlRow, ev EventRow) error {
+	if _, err := q.Exec(ctx, updateControl, row.Kind, row.State, row.Project, row.Code,
+		row.CreatedAt, row.ExpiresAt, string(row.Data), row.ID); err != nil {
+		return err
+	}
+	return appendEvent(ctx, q, row.ID, ev)
+}
+
+func appendEvent(ctx context.Context, q Querier, id string, ev EventRow) error {
+	_, err := q.Exec(ctx, insertEvent, id, id, ev.At, ev.By, ev.Action, ev.From, ev.To, ev.Comment)
+	return err
 }
