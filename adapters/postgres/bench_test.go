@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"strconv"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,41 +12,6 @@ import (
 	"github.com/tollgate/tollgate/adapters/pgtest"
 	"github.com/tollgate/tollgate/adapters/storetest"
 )
-
-// BenchmarkDecideParallel records decisions from many goroutines at once, as
-// a busy server does, against the test PostgreSQL (fsync on). Compare
-// decisions/s:
-//
-//		go test -run '^$' -bench DecideParallel ./adapters/postgres/
-//
-//	  - nil-key: decisions without a cooldown key, through the group-commit
-//	    writer (group-commit) or each in a transaction of its own, concurrently
-//	    (tx-per-decision).
-//	  - distinct-keys: every decision with a key of its own, each in its own
-//	    transaction with its advisory lock (the same in both modes).
-//	  - same-key: every decision for one key: they queue on its lock.
-func BenchmarkDecideParallel(b *testing.B) {
-	for _, mode := range []struct {
-		name string
-		opts []Option
-	}{
-		{"group-commit", nil},
-		{"tx-per-decision", []Option{WithGroupCommit(false)}},
-	} {
-		for _, keys := range []string{"nil-key", "distinct-keys", "same-key"} {
-			if mode.name != "group-commit" && keys != "nil-key" {
-				continue // keyed decisions do not go through the writer
-			}
-			name := mode.name + "/" + keys
-			if keys != "nil-key" {
-				name = keys
-			}
-			b.Run(name, func(b *testing.B) {
-				benchDecide(b, keys, false, mode.opts...)
-			})
-		}
-	}
-}
 
 // BenchmarkKeyLock measures what the advisory lock adds to a keyed Decide:
 // the same decisions, distinct keys, with and without the lock, one at a
@@ -95,43 +59,26 @@ func BenchmarkKeyLock(b *testing.B) {
 			}
 		})
 		b.Run(name+"/parallel", func(b *testing.B) {
-			benchDecide(b, "distinct-keys", !lock)
+			s := openClosing(b, pgtest.Shared(b).NewDatabase(b))
+			s.skipKeyLock = !lock
+			storetest.BenchmarkDecide(b, s, "distinct-keys")
 		})
 	}
 }
 
-// benchDecide measures concurrent Decides: keys says which keys they use,
-// skipLock leaves the advisory lock out.
-func benchDecide(b *testing.B, keys string, skipLock bool, opts ...Option) {
-	s := mustOpen(b, pgtest.Shared(b).NewDatabase(b), opts...)
-	defer s.Close()
-	s.skipKeyLock = skipLock
-	var next atomic.Int64
-	b.SetParallelism(16) // 16 × GOMAXPROCS concurrent requests
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			var key *tollgate.CooldownKey
-			switch keys {
-			case "distinct-keys":
-				key = newKey("release/" + strconv.FormatInt(next.Add(1), 10))
-			case "same-key":
-				key = newKey("main")
-			}
-			if _, err := s.Decide(context.Background(), key, fixed(record(tollgate.Accepted, time.Now()))); err != nil {
-				b.Error(err)
-				return
-			}
-		}
-	})
-	b.StopTimer()
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "decisions/s")
-	if st := s.Stats(); st.Commits > 0 {
-		b.ReportMetric(float64(st.Written)/float64(st.Commits), "decisions/commit")
-	}
+// BenchmarkDecideParallel records decisions from many goroutines at once
+// (storetest.BenchmarkDecideParallel), against the test PostgreSQL (fsync
+// on): through the group-commit writer, and each in a transaction of its
+// own (WithGroupCommit(false)). Compare decisions/s:
+//
+//	go test -run '^$' -bench DecideParallel ./adapters/postgres/
+func BenchmarkDecideParallel(b *testing.B) {
+	storetest.BenchmarkDecideParallel(b, func(b *testing.B, groupCommit bool) tollgate.DecisionStore {
+		return openClosing(b, pgtest.Shared(b).NewDatabase(b), WithGroupCommit(groupCommit))
+	}, "nil-key", "distinct-keys", "same-key")
 }
 
-// BenchmarkTables measures the token, scan, bundle and EPSS calls
+// BenchmarkTables measures the cooldown, token, scan, bundle and EPSS calls
 // (storetest.BenchmarkTables) against the test PostgreSQL:
 //
 //	go test -run '^$' -bench Tables ./adapters/postgres/

@@ -11,9 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/tollgate/tollgate"
 	"github.com/tollgate/tollgate/adapters/internal/storekit"
-
 	"github.com/tollgate/tollgate/adapters/pgtest"
 	"github.com/tollgate/tollgate/adapters/storetest"
 )
@@ -51,27 +49,7 @@ func BenchmarkInForce(b *testing.B) {
 // ended long ago. It returns the time "now" of that store.
 func seedControls(tb testing.TB, s *Store, n, inForce int) time.Time {
 	tb.Helper()
-	epoch := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	now := epoch.Add(365 * 24 * time.Hour)
-	ended := []tollgate.ControlState{tollgate.StateExpired, tollgate.StateRevoked, tollgate.StateRejected, tollgate.StateLifted}
-	var controls, events [][]any
-	for i := range n {
-		created := epoch.Add(time.Duration(i) * 365 * 24 * time.Hour / time.Duration(n))
-		c := tollgate.Control{ID: fmt.Sprintf("%012x-7000-8000-000000000000", i), Kind: tollgate.KindException,
-			State: ended[i%len(ended)], Reason: "seeded", CreatedBy: "jane", CreatedAt: created,
-			ExpiresAt: created.Add(time.Hour), Code: "risk_threshold_exceeded", Project: fmt.Sprintf("project-%d", i%50)}
-		if i >= n-inForce {
-			c.State, c.ExpiresAt = tollgate.StateApproved, now.Add(time.Duration(i+1)*time.Minute)
-		}
-		c.History = []tollgate.ControlEvent{{At: created, By: "jane", Action: tollgate.ActionCreate, To: c.State}}
-		row, evs, err := storekit.NewControl(c)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		controls = append(controls, []any{row.ID, row.Kind, row.State, row.Project, row.Code, row.CreatedAt, row.ExpiresAt, row.Data})
-		ev := evs[0]
-		events = append(events, []any{row.ID, 1, ev.At, ev.By, ev.Action, ev.From, ev.To, ev.Comment})
-	}
+	controls, events, now := storetest.SeededControls(tb, n, inForce)
 	// COPY, in a transaction without the statement timeout: the tests
 	// that seed run beside the whole suite on a busy machine.
 	ctx := context.Background()
@@ -88,8 +66,8 @@ func seedControls(tb testing.TB, s *Store, n, inForce int) time.Time {
 		columns []string
 		rows    [][]any
 	}{
-		{"controls", []string{"id", "kind", "state", "project", "code", "created_at", "expires_at", "control"}, controls},
-		{"control_events", []string{"control_id", "seq", "at", "actor", "action", "from_state", "to_state", "comment"}, events},
+		{"controls", storetest.ControlColumns, controls},
+		{"control_events", storetest.EventColumns, events},
 	} {
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{table.name}, table.columns, pgx.CopyFromRows(table.rows)); err != nil {
 			tb.Fatalf("seed %s: %v", table.name, err)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/tollgate/tollgate"
 	"github.com/tollgate/tollgate/adapters/pgtest"
+	"github.com/tollgate/tollgate/adapters/storetest"
 )
 
 // Replicas starting together on a fresh database migrate it once: one takes
@@ -304,28 +305,10 @@ func TestRefusedRecords(t *testing.T) {
 	}
 }
 
-// Concurrent Decides without a key share transactions, and all land.
+// Concurrent Decides share transactions, and all land.
 func TestGroupCommitBatches(t *testing.T) {
 	t.Parallel()
-	s := openClosing(t, pgtest.Shared(t).NewDatabase(t))
-	const n = 200
-	var wg sync.WaitGroup
-	for range n {
-		wg.Go(func() {
-			if _, err := s.Decide(t.Context(), nil, fixed(record(tollgate.Refused, time.Now()))); err != nil {
-				t.Error(err)
-			}
-		})
-	}
-	wg.Wait()
-	if all := listAll(t, s); len(all) != n {
-		t.Fatalf("%d records, want %d", len(all), n)
-	}
-	st := s.Stats()
-	if st.Written != n || st.Commits >= n {
-		t.Fatalf("stats %+v: want %d written in fewer than %d commits", st, n, n)
-	}
-	t.Logf("%d decisions in %d commits", st.Written, st.Commits)
+	storetest.GroupCommit(t, openClosing(t, pgtest.Shared(t).NewDatabase(t)))
 }
 
 // The records are stored as the schema says: the columns the history is

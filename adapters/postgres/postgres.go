@@ -346,25 +346,11 @@ const (
 	WHERE excluded.evaluated_at >= baselines.evaluated_at`
 )
 
-// readCooldown reads key's cooldown and the ID of the decision that set it
-// (a zero Cooldown when the key has none). holder is nil when the key has
-// no cooldown, or one whose decision was archived and pruned (its
-// decision_id is then NULL): the compare-and-set matches either.
-func (s *Store) readCooldown(ctx context.Context, key tollgate.CooldownKey) (tollgate.Cooldown, *string, error) {
+// readCooldown is the dialect's ReadCooldown.
+func (s *Store) readCooldown(ctx context.Context, key tollgate.CooldownKey, dest ...any) error {
 	opCtx, cancel := context.WithTimeout(ctx, s.timeout+grace)
 	defer cancel()
-	var (
-		at     int64
-		holder *string
-	)
-	err := s.pool.QueryRow(opCtx, readCooldown, key.Project, key.Pipeline, key.Branch).Scan(&at, &holder)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		return tollgate.Cooldown{}, nil, nil
-	case err != nil:
-		return tollgate.Cooldown{}, nil, err
-	}
-	return tollgate.Cooldown{LastAcceptedAt: time.Unix(0, at).UTC()}, holder, nil
+	return row{s.pool.QueryRow(opCtx, readCooldown, key.Project, key.Pipeline, key.Branch)}.Scan(dest...)
 }
 
 // execBatch runs b and returns the first error of any of its statements.

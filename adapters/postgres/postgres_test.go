@@ -5,8 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/tollgate/tollgate"
 	"github.com/tollgate/tollgate/adapters/pgtest"
 	"github.com/tollgate/tollgate/adapters/storetest"
@@ -31,48 +29,31 @@ func TestConformance(t *testing.T) {
 	}
 }
 
+// open opens the store at url, the opening bounded by 30 s.
+func open(url string, opts ...Option) func() (*Store, error) {
+	return func() (*Store, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		return Open(ctx, url, opts...)
+	}
+}
+
 func mustOpen(t testing.TB, url string, opts ...Option) *Store {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	s, err := Open(ctx, url, opts...)
-	if err != nil {
-		t.Fatalf("Open: %v", err)
-	}
-	return s
+	return storetest.MustOpen(t, open(url, opts...))
 }
 
 func openClosing(t testing.TB, url string, opts ...Option) *Store {
 	t.Helper()
-	s := mustOpen(t, url, opts...)
-	t.Cleanup(func() {
-		if err := s.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
-	return s
+	return storetest.OpenClosing(t, open(url, opts...))
 }
 
-func record(status tollgate.Status, at time.Time) tollgate.Record {
-	reasons := []tollgate.Reason{}
-	if status == tollgate.Refused {
-		reasons = []tollgate.Reason{{Code: tollgate.CodeCooldown, Message: "too soon"}}
-	}
-	return tollgate.Record{
-		Decision: tollgate.Decision{
-			ID: uuid.Must(uuid.NewV7()).String(), Status: status, Reasons: reasons, Warnings: []tollgate.Reason{},
-			Project: "service-api", Pipeline: "deploy-prod", Branch: "main", Environment: "production",
-			BundleRevision: "rev", EvaluatedAt: at,
-		},
-		Request: tollgate.Request{Repository: "org/service-api", Branch: "main", Pipeline: "deploy-prod",
-			Metadata: tollgate.Metadata{Environment: "production"}},
-		Context: tollgate.Context{Now: at, Licence: tollgate.Licence{Status: tollgate.LicenceValid}},
-	}
-}
-
-func fixed(rec tollgate.Record) func(tollgate.Cooldown) (tollgate.Record, error) {
-	return func(tollgate.Cooldown) (tollgate.Record, error) { return rec, nil }
-}
+// record and fixed are the conformance suite's: a new decision, and the
+// decide function that records it.
+var (
+	record = storetest.Record
+	fixed  = storetest.Fixed
+)
 
 func newKey(branch string) *tollgate.CooldownKey {
 	return &tollgate.CooldownKey{Project: "service-api", Pipeline: "deploy-prod", Branch: branch}

@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -242,66 +241,28 @@ func TestCooldownMovingEveryTimeFailsClosed(t *testing.T) {
 	storetest.VerifyLedger(t, a)
 }
 
-// If the caller gives up while its acceptance waits in the writer, Decide
-// returns at once, and the key stays locked in the process until the write
-// is settled: the next Decide for the key sees the outcome (as on SQLite,
-// TestCancelWhileCommitting there).
+// A Decide given up while its acceptance waits in the writer (the
+// ledger's head row locked elsewhere) keeps its key locked until its write
+// settles.
 func TestCancelWhileCommitting(t *testing.T) {
 	url := pgtest.Shared(t).NewDatabase(t)
-	s := openClosing(t, url)
-	outside, err := pgx.Connect(t.Context(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer outside.Close(context.Background())
-	// The ledger's head row locked elsewhere: the writer's batch waits on it.
-	tx, err := outside.Begin(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tx.Exec(t.Context(), `SELECT FROM ledger WHERE id = 1 FOR UPDATE`); err != nil {
-		t.Fatal(err)
-	}
-
-	key := newKey("main")
-	first := record(tollgate.Accepted, time.Now())
-	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
-	defer cancel()
-	if _, err := s.Decide(ctx, key, fixed(first)); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Decide while the ledger is locked: %v, want context.DeadlineExceeded", err)
-	}
-	if s.LockedKeys() != 1 {
-		t.Fatalf("%d keys locked after the canceled Decide, want 1: the key must stay locked until its write settles", s.LockedKeys())
-	}
-
-	second := make(chan tollgate.Cooldown, 1)
-	secondDone := make(chan error, 1)
-	go func() {
-		_, err := s.Decide(t.Context(), key, func(c tollgate.Cooldown) (tollgate.Record, error) {
-			second <- c
-			return record(tollgate.Refused, time.Now()), nil
-		})
-		secondDone <- err
-	}()
-	select {
-	case <-second:
-		t.Fatal("second Decide for the key ran while the first write was unsettled")
-	case <-time.After(100 * time.Millisecond):
-	}
-
-	if err := tx.Rollback(t.Context()); err != nil { // release the ledger
-		t.Fatal(err)
-	}
-	seen := <-second
-	if err := <-secondDone; err != nil {
-		t.Fatalf("second Decide: %v", err)
-	}
-	// The writer had the write before its caller gave up: it was committed,
-	// whole, and the cooldown started.
-	if _, err := s.Decision(t.Context(), first.Decision.ID); err != nil {
-		t.Fatalf("the handed-over write: %v", err)
-	}
-	if !seen.LastAcceptedAt.Equal(first.Decision.EvaluatedAt) {
-		t.Fatalf("second Decide saw cooldown %v, want %v", seen.LastAcceptedAt, first.Decision.EvaluatedAt)
-	}
+	storetest.CancelWhileCommitting(t, openClosing(t, url), func() func() {
+		outside, err := pgx.Connect(t.Context(), url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { outside.Close(context.Background()) })
+		tx, err := outside.Begin(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec(t.Context(), `SELECT FROM ledger WHERE id = 1 FOR UPDATE`); err != nil {
+			t.Fatal(err)
+		}
+		return func() {
+			if err := tx.Rollback(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
 }

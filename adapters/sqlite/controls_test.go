@@ -10,40 +10,20 @@ import (
 
 	"github.com/tollgate/tollgate"
 	"github.com/tollgate/tollgate/adapters/internal/storekit"
+	"github.com/tollgate/tollgate/adapters/storetest"
 )
 
-var controlsEpoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-
-// seedControls writes n controls in one transaction, a year of them, the
-// last inForce of which are approved and expire in the future; the others
-// ended (expired, revoked, rejected, lifted) long ago, as most of a real
-// store's controls have. It returns the time "now" of that store.
+// seedControls writes storetest.SeededControls in one transaction and
+// returns the time "now" of that store.
 func seedControls(tb testing.TB, s *Store, n, inForce int) time.Time {
 	tb.Helper()
-	now := controlsEpoch.Add(365 * 24 * time.Hour)
-	ended := []tollgate.ControlState{tollgate.StateExpired, tollgate.StateRevoked, tollgate.StateRejected, tollgate.StateLifted}
+	controls, events, now := storetest.SeededControls(tb, n, inForce)
 	err := s.onWriter(context.Background(), func(tx *sql.Tx) error {
-		for i := range n {
-			created := controlsEpoch.Add(time.Duration(i) * 365 * 24 * time.Hour / time.Duration(n))
-			c := tollgate.Control{ID: fmt.Sprintf("%012x-7000-8000-000000000000", i), Kind: tollgate.KindException,
-				State: ended[i%len(ended)], Reason: "seeded", CreatedBy: "jane", CreatedAt: created,
-				ExpiresAt: created.Add(time.Hour), Code: "risk_threshold_exceeded", Project: fmt.Sprintf("project-%d", i%50)}
-			if i >= n-inForce {
-				c.State, c.ExpiresAt = tollgate.StateApproved, now.Add(time.Duration(i+1)*time.Minute)
-			}
-			c.History = []tollgate.ControlEvent{{At: created, By: "jane", Action: tollgate.ActionCreate, To: c.State}}
-			row, events, err := storekit.NewControl(c)
-			if err != nil {
+		for i := range controls {
+			if _, err := tx.Exec(`INSERT INTO controls (`+strings.Join(storetest.ControlColumns, ", ")+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, controls[i]...); err != nil {
 				return err
 			}
-			if _, err := tx.Exec(`INSERT INTO controls (id, kind, state, project, code, created_at, expires_at, control)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, row.ID, row.Kind, row.State, row.Project, row.Code,
-				row.CreatedAt, row.ExpiresAt, string(row.Data)); err != nil {
-				return err
-			}
-			ev := events[0]
-			if _, err := tx.Exec(`INSERT INTO control_events (control_id, seq, at, actor, action, from_state, to_state, comment)
-				VALUES (?, 1, ?, ?, ?, ?, ?, ?)`, row.ID, ev.At, ev.By, ev.Action, ev.From, ev.To, ev.Comment); err != nil {
+			if _, err := tx.Exec(`INSERT INTO control_events (`+strings.Join(storetest.EventColumns, ", ")+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, events[i]...); err != nil {
 				return err
 			}
 		}

@@ -8,18 +8,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/pressly/goose/v3"
 
 	"github.com/tollgate/tollgate"
-	"github.com/tollgate/tollgate/adapters/internal/storekit"
 	"github.com/tollgate/tollgate/adapters/storetest"
 	"github.com/tollgate/tollgate/migrations"
 )
 
-// migratedTo leaves a store in dir at schema version, with records made
-// at that version: written by SQL, as the store of that time wrote them.
+// migratedTo leaves a store in dir at schema version, with recs.
 func migratedTo(t *testing.T, dir string, version int64, recs []tollgate.Record) {
 	t.Helper()
 	db, err := sql.Open("sqlite", dsn(filepath.Join(dir, FileName)))
@@ -27,106 +22,7 @@ func migratedTo(t *testing.T, dir string, version int64, recs []tollgate.Record)
 		t.Fatal(err)
 	}
 	defer db.Close()
-	fsys, err := migrations.Files(migrations.SQLite)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := goose.NewProvider(goose.DialectSQLite3, db, fsys, goose.WithDisableGlobalRegistry(true))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.UpTo(t.Context(), version); err != nil {
-		t.Fatal(err)
-	}
-	for _, rec := range recs {
-		data, err := storekit.EncodeRecord(rec)
-		if err != nil {
-			t.Fatal(err)
-		}
-		d := rec.Decision
-		if _, err := db.Exec(`INSERT INTO decisions (id, evaluated_at, project, pipeline, branch, environment, status, bundle_revision, record)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, d.ID, d.EvaluatedAt.UnixNano(), d.Project, d.Pipeline, d.Branch, d.Environment, string(d.Status), d.BundleRevision, string(data)); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
-// TestLegacyRecordsAreChainedOnce: records made before the ledger existed
-// are chained, oldest first, by the Open that applies the ledger's
-// migration, which says how many; a record written around the store later
-// is not, and verification reports it.
-func TestLegacyRecordsAreChainedOnce(t *testing.T) {
-	dir := t.TempDir()
-	var recs []tollgate.Record
-	var ids []string
-	for i := range 5 {
-		rec := record(tollgate.Accepted, time.Now().Add(time.Duration(i)*time.Second))
-		recs = append(recs, rec)
-		ids = append(ids, rec.Decision.ID)
-	}
-	migratedTo(t, dir, 5, recs)
-
-	s := openClosing(t, dir)
-	if n := s.LegacyChained(); n != 5 {
-		t.Fatalf("LegacyChained = %d, want 5", n)
-	}
-	if sum := storetest.VerifyLedger(t, s); sum.Records != 5 {
-		t.Fatalf("Verify after chaining legacy records: %+v; want 5", sum)
-	}
-	i := 0
-	s.LedgerEntries(t.Context(), 1, 5, func(e tollgate.LedgerEntry) error {
-		if e.ID != ids[i] {
-			t.Errorf("seq %d is decision %s; want %s (oldest first)", e.Seq, e.ID, ids[i])
-		}
-		i++
-		return nil
-	})
-
-	if _, err := s.db.Exec(`INSERT INTO decisions (id, evaluated_at, project, pipeline, branch, environment, status, bundle_revision, record)
-		SELECT 'forged', evaluated_at, project, pipeline, branch, environment, status, bundle_revision, record FROM decisions WHERE seq = 1`); err != nil {
-		t.Fatal(err)
-	}
-	s.Close()
-	s = openClosing(t, dir)
-	if n := s.LegacyChained(); n != 0 {
-		t.Fatalf("LegacyChained on the next open = %d, want 0", n)
-	}
-	storetest.BrokenAt(t, s, 5, "1 records have no place in the chain")
-}
-
-// TestUnchainedRecordsAreNotChainedAgain: records whose chain positions
-// were removed in SQL, with the chain head reset, are not chained again
-// when the store opens (the old code did, and verify then passed): verify
-// reports them, read-only too.
-func TestUnchainedRecordsAreNotChainedAgain(t *testing.T) {
-	dir := t.TempDir()
-	s := mustOpen(t, dir)
-	for i := range 5 {
-		if _, err := s.Decide(t.Context(), nil, fixed(record(tollgate.Refused, time.Now().Add(time.Duration(i)*time.Second)))); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, q := range []string{
-		`UPDATE decisions SET seq = NULL, prev_hash = NULL, hash = NULL`,
-		`UPDATE ledger SET seq = 0, hash = zeroblob(32)`,
-	} {
-		if _, err := s.db.Exec(q); err != nil {
-			t.Fatal(err)
-		}
-	}
-	s.Close()
-
-	s = openClosing(t, dir)
-	if n := s.LegacyChained(); n != 0 {
-		t.Fatalf("LegacyChained = %d, want 0: only the run that applies the ledger's migration chains", n)
-	}
-	storetest.BrokenAt(t, s, 0, "5 records have no place in the chain")
-	l, err := OpenReadOnly(t.Context(), dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	storetest.BrokenAt(t, l, 0, "5 records have no place in the chain")
+	storetest.MigrateTo(t, db, migrations.SQLite, version, recs)
 }
 
 // TestOpenReadOnlyCreatesNothing: verify's read-only open of a directory
@@ -182,14 +78,8 @@ func TestTamper(t *testing.T) {
 				_, err = db.Exec(query)
 				return err
 			},
-			OpenReadOnly: func() tollgate.LedgerStore {
-				l, err := OpenReadOnly(t.Context(), dir)
-				if err != nil {
-					t.Fatalf("OpenReadOnly: %v", err)
-				}
-				t.Cleanup(func() { l.Close() })
-				return l
-			},
+			OpenReadOnly: func() (storetest.ReadOnly, error) { return OpenReadOnly(t.Context(), dir) },
+			MigratedTo:   func(version int64, recs []tollgate.Record) { migratedTo(t, dir, version, recs) },
 		}
 	})
 }

@@ -168,22 +168,13 @@ func dsn(path string) string {
 	return u.String()
 }
 
-// readCooldown is the dialect's ReadCooldown: the cooldown of k. The key
-// lock of this process is all that orders the Decides of k: no decision
-// ID is read for a compare-and-set.
-func (s *Store) readCooldown(ctx context.Context, k tollgate.CooldownKey) (tollgate.Cooldown, *string, error) {
-	var at int64
-	err := s.cooldown.QueryRowContext(ctx, k.Project, k.Pipeline, k.Branch).Scan(&at)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return tollgate.Cooldown{}, nil, nil
-	case err != nil:
-		return tollgate.Cooldown{}, nil, err
-	}
-	return tollgate.Cooldown{LastAcceptedAt: time.Unix(0, at).UTC()}, nil, nil
+// readCooldown is the dialect's ReadCooldown, on a statement of the
+// readers' pool prepared once rather than per decision.
+func (s *Store) readCooldown(ctx context.Context, k tollgate.CooldownKey, dest ...any) error {
+	return row{s.cooldown.QueryRowContext(ctx, k.Project, k.Pipeline, k.Branch)}.Scan(dest...)
 }
 
-const selectCooldown = `SELECT last_accepted_at FROM cooldowns WHERE project = ? AND pipeline = ? AND branch = ?`
+const selectCooldown = `SELECT last_accepted_at, decision_id FROM cooldowns WHERE project = ? AND pipeline = ? AND branch = ?`
 
 // Close implements tollgate.DecisionStore: it refuses new calls, commits
 // every write already handed over, then closes the file. Calling it again

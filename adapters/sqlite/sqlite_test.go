@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
 	"modernc.org/sqlite"
 
 	"github.com/tollgate/tollgate"
@@ -29,44 +27,20 @@ func TestConformance(t *testing.T) {
 
 func mustOpen(t testing.TB, dir string, opts ...Option) *Store {
 	t.Helper()
-	s, err := Open(context.Background(), dir, opts...)
-	if err != nil {
-		t.Fatalf("Open(%s): %v", dir, err)
-	}
-	return s
+	return storetest.MustOpen(t, func() (*Store, error) { return Open(context.Background(), dir, opts...) })
 }
 
 func openClosing(t testing.TB, dir string, opts ...Option) *Store {
 	t.Helper()
-	s := mustOpen(t, dir, opts...)
-	t.Cleanup(func() {
-		if err := s.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
-	return s
+	return storetest.OpenClosing(t, func() (*Store, error) { return Open(context.Background(), dir, opts...) })
 }
 
-func record(status tollgate.Status, at time.Time) tollgate.Record {
-	reasons := []tollgate.Reason{}
-	if status == tollgate.Refused {
-		reasons = []tollgate.Reason{{Code: tollgate.CodeCooldown, Message: "too soon"}}
-	}
-	return tollgate.Record{
-		Decision: tollgate.Decision{
-			ID: uuid.Must(uuid.NewV7()).String(), Status: status, Reasons: reasons, Warnings: []tollgate.Reason{},
-			Project: "service-api", Pipeline: "deploy-prod", Branch: "main", Environment: "production",
-			BundleRevision: "rev", EvaluatedAt: at,
-		},
-		Request: tollgate.Request{Repository: "org/service-api", Branch: "main", Pipeline: "deploy-prod",
-			Metadata: tollgate.Metadata{Environment: "production"}},
-		Context: tollgate.Context{Now: at, Licence: tollgate.Licence{Status: tollgate.LicenceValid}},
-	}
-}
-
-func fixed(rec tollgate.Record) func(tollgate.Cooldown) (tollgate.Record, error) {
-	return func(tollgate.Cooldown) (tollgate.Record, error) { return rec, nil }
-}
+// record and fixed are the conformance suite's: a new decision, and the
+// decide function that records it.
+var (
+	record = storetest.Record
+	fixed  = storetest.Fixed
+)
 
 func TestOpenCreatesTheDirectoryAndFile(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "does", "not exist?#yet")
@@ -201,32 +175,13 @@ func TestDecideAfterCloseIsUnavailable(t *testing.T) {
 	}
 }
 
-
-// Writes batch up: concurrent Decides share transactions, and all land.
+// Writes batch up: concurrent Decides share transactions, and all land;
+// WithMaxBatch(1) turns group commit off.
 func TestGroupCommitBatches(t *testing.T) {
-	s := openClosing(t, t.TempDir())
-	const n = 200
-	var wg sync.WaitGroup
-	for range n {
-		wg.Go(func() {
-			if _, err := s.Decide(t.Context(), nil, fixed(record(tollgate.Refused, time.Now()))); err != nil {
-				t.Error(err)
-			}
-		})
-	}
-	wg.Wait()
-	page, err := s.Decisions(t.Context(), tollgate.DecisionFilter{Limit: tollgate.MaxPageSize})
-	if err != nil || len(page.Records) != n {
-		t.Fatalf("%d records, err %v; want %d", len(page.Records), err, n)
-	}
-	st := s.Stats()
-	if st.Written != n || st.Commits >= n {
-		t.Fatalf("stats %+v: want %d written in fewer than %d commits", st, n, n)
-	}
-	t.Logf("%d decisions in %d commits", st.Written, st.Commits)
+	storetest.GroupCommit(t, openClosing(t, t.TempDir()))
 
-	// WithMaxBatch(1) turns group commit off.
 	one := openClosing(t, t.TempDir(), WithMaxBatch(1))
+	var wg sync.WaitGroup
 	for range 20 {
 		wg.Go(func() {
 			if _, err := one.Decide(t.Context(), nil, fixed(record(tollgate.Refused, time.Now()))); err != nil {
@@ -240,85 +195,27 @@ func TestGroupCommitBatches(t *testing.T) {
 	}
 }
 
-// If the caller gives up while its write waits for the database, Decide
-// returns at once, and the key stays locked until the write is settled: the
-// next Decide for the key sees the outcome, never a half-made state.
+// A Decide given up while another connection holds the file's write lock
+// (the writer waits in BEGIN) keeps its key locked until its write settles.
 func TestCancelWhileCommitting(t *testing.T) {
 	dir := t.TempDir()
-	s := openClosing(t, dir)
-
-	// Another connection holds the write lock: the writer waits in BEGIN.
-	blocker, err := sqlite.NewConnector(dsn(filepath.Join(dir, FileName)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	bdb := sql.OpenDB(blocker)
-	defer bdb.Close()
-	tx, err := bdb.BeginTx(t.Context(), nil) // _txlock=immediate: takes the write lock now
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	// Warm up: the writer must be parked on the lock with the first write.
-	key := &tollgate.CooldownKey{Project: "service-api", Pipeline: "deploy-prod", Branch: "main"}
-	first := record(tollgate.Accepted, time.Now())
-	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
-	defer cancel()
-	_, err = s.Decide(ctx, key, fixed(first))
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Decide while the file is locked: %v, want context.DeadlineExceeded", err)
-	}
-	if s.LockedKeys() != 1 {
-		t.Fatalf("%d keys locked after the canceled Decide, want 1: the key must stay locked until its write settles", s.LockedKeys())
-	}
-
-	second := make(chan tollgate.Cooldown, 1)
-	secondDone := make(chan error, 1)
-	go func() {
-		_, err := s.Decide(t.Context(), key, func(c tollgate.Cooldown) (tollgate.Record, error) {
-			second <- c
-			return record(tollgate.Refused, time.Now()), nil
-		})
-		secondDone <- err
-	}()
-	select {
-	case <-second:
-		t.Fatal("second Decide for the key ran while the first write was unsettled")
-	case <-time.After(100 * time.Millisecond):
-	}
-
-	if err := tx.Rollback(); err != nil { // release the file
-		t.Fatal(err)
-	}
-	seen := <-second
-	if err := <-secondDone; err != nil {
-		t.Fatalf("second Decide: %v", err)
-	}
-	// The writer picked the write up before its caller gave up, so it was
-	// committed, whole: the record is there and the cooldown started.
-	if _, err := s.Decision(t.Context(), first.Decision.ID); err != nil {
-		t.Fatalf("the handed-over write: %v", err)
-	}
-	if !seen.LastAcceptedAt.Equal(first.Decision.EvaluatedAt) {
-		t.Fatalf("second Decide saw cooldown %v, want %v", seen.LastAcceptedAt, first.Decision.EvaluatedAt)
-	}
-}
-
-func TestKeyLocksAreReleased(t *testing.T) {
-	s := openClosing(t, t.TempDir())
-	var wg sync.WaitGroup
-	for i := range 50 {
-		wg.Go(func() {
-			key := &tollgate.CooldownKey{Project: "p", Pipeline: "d", Branch: []string{"a", "b", "c"}[i%3]}
-			if _, err := s.Decide(t.Context(), key, fixed(record(tollgate.Accepted, time.Now()))); err != nil {
-				t.Error(err)
+	storetest.CancelWhileCommitting(t, openClosing(t, dir), func() func() {
+		blocker, err := sqlite.NewConnector(dsn(filepath.Join(dir, FileName)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		bdb := sql.OpenDB(blocker)
+		t.Cleanup(func() { bdb.Close() })
+		tx, err := bdb.BeginTx(t.Context(), nil) // _txlock=immediate: takes the write lock now
+		if err != nil {
+			t.Fatal(err)
+		}
+		return func() {
+			if err := tx.Rollback(); err != nil {
+				t.Fatal(err)
 			}
-		})
-	}
-	wg.Wait()
-	if n := s.LockedKeys(); n != 0 {
-		t.Fatalf("%d key locks left after every Decide returned, want 0", n)
-	}
+		}
+	})
 }
 
 func TestBadCursorMessage(t *testing.T) {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -11,7 +13,7 @@ import (
 )
 
 // BenchmarkTables measures the store calls a request makes besides Decide:
-// the token lookup of every authenticated request, the scan and baseline a
+// the cooldown read of a keyed decision, the token lookup of every authenticated request, the scan and baseline a
 // decision on a stored scan reads, the EPSS lookup of its findings, a bundle
 // read and the writes of tokens, scans and bundles. s must implement
 // TokenStore, ScanStore, BundleStore and EPSSStore; it is not closed.
@@ -48,6 +50,10 @@ func BenchmarkTables(b *testing.B, s tollgate.DecisionStore) {
 	if err := epss.ImportEPSS(ctx, set); err != nil {
 		b.Fatal(err)
 	}
+	key := tollgate.CooldownKey{Project: "service-api", Pipeline: "deploy-prod", Branch: "main"}
+	if _, err := s.Decide(ctx, &key, Fixed(Record(tollgate.Accepted, time.Now()))); err != nil {
+		b.Fatal(err)
+	}
 
 	run := func(name string, op func(i int) error) {
 		b.Run(name, func(b *testing.B) {
@@ -58,6 +64,8 @@ func BenchmarkTables(b *testing.B, s tollgate.DecisionStore) {
 			}
 		})
 	}
+	// Every keyed decision reads its key's cooldown before it is evaluated.
+	run("Cooldown", func(int) error { _, err := s.Cooldown(ctx, key); return err })
 	run("TokenByID", func(int) error { _, _, err := tokens.TokenByID(ctx, tok.ID); return err })
 	run("Tokens", func(int) error { _, err := tokens.Tokens(ctx, true); return err })
 	run("Scan", func(int) error { _, err := scans.Scan(ctx, scan.ID); return err })
@@ -80,4 +88,51 @@ func BenchmarkTables(b *testing.B, s tollgate.DecisionStore) {
 		_, err = tokens.RevokeToken(ctx, t.Name, base.Add(time.Second))
 		return err
 	})
+}
+
+// BenchmarkDecideParallel runs BenchmarkDecide on a store open opens with
+// group commit ("group-commit/KEYS", for each of keys) and without it
+// ("one-tx-each/nil-key": each decision in a transaction of its own).
+func BenchmarkDecideParallel(b *testing.B, open func(b *testing.B, groupCommit bool) tollgate.DecisionStore, keys ...string) {
+	for _, k := range keys {
+		b.Run("group-commit/"+k, func(b *testing.B) { BenchmarkDecide(b, open(b, true), k) })
+	}
+	b.Run("one-tx-each/nil-key", func(b *testing.B) { BenchmarkDecide(b, open(b, false), "nil-key") })
+}
+
+// BenchmarkDecide records decisions from many goroutines at once (16 ×
+// GOMAXPROCS), as a busy server does, and reports decisions/s and the
+// mean group commit: keys says which cooldown keys they use — nil-key
+// (none), distinct-keys (a key of its own each), same-key (one key, all
+// accepted: they queue on its lock) or same-key-refused (one key, all
+// refused, as a busy key in cooldown is).
+func BenchmarkDecide(b *testing.B, s tollgate.DecisionStore, keys string) {
+	var next atomic.Int64
+	b.SetParallelism(16)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			var key *tollgate.CooldownKey
+			status := tollgate.Accepted
+			switch keys {
+			case "distinct-keys":
+				key = &tollgate.CooldownKey{Project: "service-api", Pipeline: "deploy-prod",
+					Branch: "release/" + strconv.FormatInt(next.Add(1), 10)}
+			case "same-key", "same-key-refused":
+				key = &tollgate.CooldownKey{Project: "service-api", Pipeline: "deploy-prod", Branch: "main"}
+				if keys == "same-key-refused" {
+					status = tollgate.Refused
+				}
+			}
+			if _, err := s.Decide(context.Background(), key, Fixed(Record(status, time.Now()))); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "decisions/s")
+	if st := s.(writer).Stats(); st.Commits > 0 {
+		b.ReportMetric(float64(st.Written)/float64(st.Commits), "decisions/commit")
+	}
 }

@@ -214,9 +214,30 @@ func (s spec) record() tollgate.Record {
 	}
 }
 
-// fixed is a decide function that records rec whatever the cooldown.
-func fixed(rec tollgate.Record) func(tollgate.Cooldown) (tollgate.Record, error) {
+// Fixed is a decide function that records rec whatever the cooldown.
+func Fixed(rec tollgate.Record) func(tollgate.Cooldown) (tollgate.Record, error) {
 	return func(tollgate.Cooldown) (tollgate.Record, error) { return rec, nil }
+}
+
+var fixed = Fixed
+
+// Record is a new decision of status at at, for service-api's deploy-prod
+// on main in production: what the stores' own tests record.
+func Record(status tollgate.Status, at time.Time) tollgate.Record {
+	reasons := []tollgate.Reason{}
+	if status == tollgate.Refused {
+		reasons = []tollgate.Reason{{Code: tollgate.CodeCooldown, Message: "too soon"}}
+	}
+	return tollgate.Record{
+		Decision: tollgate.Decision{
+			ID: uuid.Must(uuid.NewV7()).String(), Status: status, Reasons: reasons, Warnings: []tollgate.Reason{},
+			Project: "service-api", Pipeline: "deploy-prod", Branch: "main", Environment: "production",
+			BundleRevision: "rev", EvaluatedAt: at,
+		},
+		Request: tollgate.Request{Repository: "org/service-api", Branch: "main", Pipeline: "deploy-prod",
+			Metadata: tollgate.Metadata{Environment: "production"}},
+		Context: tollgate.Context{Now: at, Licence: tollgate.Licence{Status: tollgate.LicenceValid}},
+	}
 }
 
 // put records rec with no cooldown key.
@@ -1027,4 +1048,27 @@ func testPing(t *testing.T, h *harness) {
 	if err := h.store.Ping(t.Context()); err != nil {
 		t.Fatalf("Ping: %v", err)
 	}
+}
+
+// MustOpen returns the store open opens, failing t if it cannot.
+func MustOpen[S any](t testing.TB, open func() (S, error)) S {
+	t.Helper()
+	s, err := open()
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	return s
+}
+
+// OpenClosing is MustOpen, and closes the store when t ends, failing t if
+// Close fails.
+func OpenClosing[S interface{ Close() error }](t testing.TB, open func() (S, error)) S {
+	t.Helper()
+	s := MustOpen(t, open)
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return s
 }

@@ -25,7 +25,22 @@ type Tamper struct {
 	Postgres bool
 	// OpenReadOnly opens the store as `tollgate ledger verify` does: read
 	// only, nothing created, nothing migrated or chained.
-	OpenReadOnly func() tollgate.LedgerStore
+	OpenReadOnly func() (ReadOnly, error)
+	// MigratedTo leaves the store's database, before Open, at a schema
+	// version, with records made at that version (MigrateTo).
+	MigratedTo func(version int64, recs []tollgate.Record)
+}
+
+// ReadOnly is a store opened read-only.
+type ReadOnly interface {
+	tollgate.LedgerStore
+	Close() error
+}
+
+// readOnly opens the store read-only until t ends.
+func (tp Tamper) readOnly(t *testing.T) tollgate.LedgerStore {
+	t.Helper()
+	return OpenClosing(t, tp.OpenReadOnly)
 }
 
 // TamperFactory prepares a fresh, empty store for one tamper test.
@@ -52,6 +67,8 @@ func RunTamper(t *testing.T, factory TamperFactory) {
 		{"CopyAtTheAnchor", testTamperOutsideTheChain(0)},
 		{"CopyBeforeTheAnchor", testTamperOutsideTheChain(-1)},
 		{"PrunedWithoutArchive", testTamperFakePrune},
+		{"LegacyRecordsChainedOnce", testLegacyChainedOnce},
+		{"UnchainedRecordsNotChainedAgain", testUnchainedNotChainedAgain},
 	}
 	for _, c := range tamperedColumns {
 		tests = append(tests, test{"Column/" + c.column, testTamperColumn(c.column, c.set, c.want)})
@@ -147,7 +164,7 @@ func testTamperColumn(column, set, want string) func(t *testing.T, tp Tamper) {
 		victim := recs[0].Decision
 		mustExec(t, tp, fmt.Sprintf("UPDATE decisions SET %s WHERE id = '%s'", set, victim.ID))
 		brokenAt(t, s.(tollgate.LedgerStore), 1, "decision "+victim.ID, want)
-		ro := tp.OpenReadOnly()
+		ro := tp.readOnly(t)
 		brokenAt(t, ro, 1, "decision "+victim.ID, want)
 
 		// What the edited column would make the API serve.
@@ -282,7 +299,7 @@ func testVerifyReadOnly(t *testing.T, tp Tamper) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	ro := tp.OpenReadOnly()
+	ro := tp.readOnly(t)
 	if sum := VerifyLedger(t, ro); sum.Records != 4 {
 		t.Fatalf("Verify read-only: %d records, want 4", sum.Records)
 	}
@@ -312,7 +329,7 @@ func testPrunedDerivedState(t *testing.T, tp Tamper) {
 			t.Fatalf("PruneLedger through %d: %v", through, err)
 		}
 		VerifyLedger(t, ls)
-		VerifyLedger(t, tp.OpenReadOnly())
+		VerifyLedger(t, tp.readOnly(t))
 	}
 	// And the next accepted decision under the key moves on from there.
 	sp := spec{project: "service-api", pipeline: "deploy-prod", branch: "main", status: tollgate.Accepted, at: recs[3].Decision.EvaluatedAt.Add(time.Minute)}
@@ -354,7 +371,7 @@ func testTamperTruncated(t *testing.T, tp Tamper) {
 	if sum := VerifyLedger(t, ls); sum.Through != 4 {
 		t.Fatalf("Verify after the truncation: through seq %d, want 4", sum.Through)
 	}
-	brk, err := ledger.Against(t.Context(), tp.OpenReadOnly(), exported)
+	brk, err := ledger.Against(t.Context(), tp.readOnly(t), exported)
 	if err != nil || brk == nil || brk.Seq != 5 || !strings.Contains(brk.Reason, "the export ends at seq 5, the store's chain at seq 4") {
 		t.Fatalf("Against an export signed before the truncation: %v, %v; want a break at seq 5 saying the records were removed", brk, err)
 	}
@@ -381,7 +398,7 @@ func testTamperFakePrune(t *testing.T, tp Tamper) {
 	if sum := VerifyLedger(t, ls); sum.From != 6 {
 		t.Fatalf("Verify after the prune: from seq %d, want 6", sum.From)
 	}
-	ro := tp.OpenReadOnly()
+	ro := tp.readOnly(t)
 	if brk, err := ledger.Against(t.Context(), ro, atAnchor); err != nil || brk != nil {
 		t.Fatalf("Against the export that ends at the anchor: %v, %v; want it to match", brk, err)
 	}
@@ -412,7 +429,7 @@ func testTamperOutsideTheChain(seq int64) func(t *testing.T, tp Tamper) {
 			t.Fatalf("the copy is not served: %v; the test no longer shows what verify must catch", err)
 		}
 		brokenAt(t, s.(tollgate.LedgerStore), 4, "1 records have no place in the chain")
-		brokenAt(t, tp.OpenReadOnly(), 4, "1 records have no place in the chain")
+		brokenAt(t, tp.readOnly(t), 4, "1 records have no place in the chain")
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/tollgate/tollgate"
 )
@@ -85,9 +86,11 @@ type Dialect struct {
 	// hash $3 (SQLite, which keeps no previous hash, writes ?1 and ?3).
 	SetHead string
 
-	// ReadCooldown reads key's cooldown and the ID of the decision that
-	// set it (nil: none, or one archived and pruned since).
-	ReadCooldown func(ctx context.Context, key tollgate.CooldownKey) (tollgate.Cooldown, *string, error)
+	// ReadCooldown scans the last acceptance of key (unix nanoseconds) and
+	// the ID of the decision that made it (NULL once it is archived and
+	// pruned) into dest: the decision path's hottest read, which each
+	// store runs its fastest way (a prepared statement, pgx's cache).
+	ReadCooldown func(ctx context.Context, key tollgate.CooldownKey, dest ...any) error
 	// Commit writes ws in one transaction, all of them or none, each
 	// chained to the one before it (adapters/ledger); a write with CAS is
 	// recorded only if its key's cooldown is still the one set by the
@@ -261,8 +264,25 @@ func (c *Core) Ping(ctx context.Context) error {
 // without taking its lock.
 func (c *Core) Cooldown(ctx context.Context, key tollgate.CooldownKey) (cd tollgate.Cooldown, err error) {
 	err = c.Run(ctx, "read cooldown", func() (err error) {
-		cd, _, err = c.d.ReadCooldown(ctx, key)
+		cd, _, err = c.readCooldown(ctx, key)
 		return err
 	})
 	return cd, err
+}
+
+// readCooldown reads key's cooldown and the ID of the decision that set it
+// (nil when the key has none, or one whose decision was archived and
+// pruned: the compare-and-set matches either).
+func (c *Core) readCooldown(ctx context.Context, key tollgate.CooldownKey) (tollgate.Cooldown, *string, error) {
+	var (
+		at     int64
+		holder *string
+	)
+	switch err := c.d.ReadCooldown(ctx, key, &at, &holder); {
+	case errors.Is(err, ErrNoRows):
+		return tollgate.Cooldown{}, nil, nil
+	case err != nil:
+		return tollgate.Cooldown{}, nil, err
+	}
+	return tollgate.Cooldown{LastAcceptedAt: time.Unix(0, at).UTC()}, holder, nil
 }

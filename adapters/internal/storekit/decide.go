@@ -71,7 +71,7 @@ func (c *Core) Decide(ctx context.Context, key *tollgate.CooldownKey, decide fun
 		}
 	}()
 	for range MaxAttempts {
-		cooldown, holder, err := c.d.ReadCooldown(ctx, k)
+		cooldown, holder, err := c.readCooldown(ctx, k)
 		if err != nil {
 			return tollgate.Record{}, c.Error(ctx, "read cooldown", err)
 		}
