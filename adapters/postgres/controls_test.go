@@ -89,8 +89,8 @@ func TestControlQueriesUseIndexes(t *testing.T) {
 	url := pgtest.Shared(t).NewDatabase(t)
 	s := openClosing(t, url)
 	now := seedControls(t, s, 10_000, 100)
-	inForce, inForceArgs := storekit.InForceQuery(now, storekit.Question)
-	due, dueArgs := storekit.DueQuery(now, storekit.Question)
+	inForce, inForceArgs := storekit.InForceQuery(now)
+	due, dueArgs := storekit.DueQuery(now)
 	for name, q := range map[string]struct {
 		query string
 		args  []any

@@ -41,8 +41,8 @@ func seedControls(tb testing.TB, s *Store, n, inForce int) time.Time {
 func TestControlQueriesUseIndexes(t *testing.T) {
 	s := openClosing(t, t.TempDir())
 	now := seedControls(t, s, 2_000, 100) // the plans are the same with 10,000
-	inForce, inForceArgs := storekit.InForceQuery(now, storekit.Question)
-	due, dueArgs := storekit.DueQuery(now, storekit.Question)
+	inForce, inForceArgs := storekit.InForceQuery(now)
+	due, dueArgs := storekit.DueQuery(now)
 	for _, tc := range []struct {
 		name, query string
 		args        []any
@@ -68,7 +68,7 @@ func TestControlQueriesUseIndexes(t *testing.T) {
 				case "project+code":
 					f.Project, f.Code = "project-7", "risk_threshold_exceeded"
 				}
-				query, args = storekit.ControlsQuery(f, storekit.Question)
+				query, args = storekit.ControlsQuery(f)
 			}
 			plan := queryPlan(t, s, query, args)
 			if !strings.Contains(strings.Join(plan, "\n"), tc.want) {

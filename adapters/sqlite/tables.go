@@ -45,6 +45,7 @@ func (s *Store) dialect() storekit.Dialect {
 		},
 		Explain:      func(error) string { return "" },
 		SetHead:      `UPDATE ledger SET seq = ?1, hash = ?3 WHERE id = 1`,
+		EPSSList:     `SELECT value FROM json_each(?)`,
 		ReadCooldown: s.readCooldown,
 		Commit:       s.commit,
 	}

@@ -281,20 +281,15 @@ func ReadControls(rows Rows) ([]tollgate.Control, error) {
 	return out, rows.Err()
 }
 
-// The SQL below is the same for both stores but for the placeholders:
-// ph(n) is the nth, "?" for SQLite and "$n" for PostgreSQL.
-
-// ControlQuery selects a control and its events, oldest first, in one
+// controlQuery selects a control and its events, oldest first, in one
 // statement, hence one snapshot: the history matches the control's state.
 // Its single argument is the ID.
-func ControlQuery(ph func(n int) string) string {
-	return `SELECT c.control, e.at, e.actor, e.action, e.from_state, e.to_state, e.comment
+const controlQuery = `SELECT c.control, e.at, e.actor, e.action, e.from_state, e.to_state, e.comment
 	FROM controls c LEFT JOIN control_events e ON e.control_id = c.id
-	WHERE c.id = ` + ph(1) + ` ORDER BY e.seq`
-}
+	WHERE c.id = ? ORDER BY e.seq`
 
 // ControlsQuery is the SQL of Controls for f, newest first.
-func ControlsQuery(f tollgate.ControlFilter, ph func(n int) string) (string, []any) {
+func ControlsQuery(f tollgate.ControlFilter) (string, []any) {
 	var (
 		where []string
 		args  []any
@@ -307,7 +302,7 @@ func ControlsQuery(f tollgate.ControlFilter, ph func(n int) string) (string, []a
 	} {
 		if c.value != "" {
 			args = append(args, c.value)
-			where = append(where, c.column+" = "+ph(len(args)))
+			where = append(where, c.column+" = ?")
 		}
 	}
 	query := "SELECT id, control FROM controls"
@@ -315,48 +310,40 @@ func ControlsQuery(f tollgate.ControlFilter, ph func(n int) string) (string, []a
 		query += " WHERE " + strings.Join(where, " AND ")
 	}
 	args = append(args, PageSize(f.Limit))
-	return query + " ORDER BY created_at DESC, id DESC LIMIT " + ph(len(args)), args
+	return query + " ORDER BY created_at DESC, id DESC LIMIT ?", args
 }
 
 // InForceQuery is the SQL of InForce at at, newest first.
-func InForceQuery(at time.Time, ph func(n int) string) (string, []any) {
-	in, args := inList(InForceStates, ph)
-	args = append(args, UnixNano(at))
-	return `SELECT id, control FROM controls WHERE state IN ` + in + ` AND expires_at > ` + ph(len(args)) +
-		` ORDER BY created_at DESC, id DESC`, args
+func InForceQuery(at time.Time) (string, []any) {
+	in, args := inList(InForceStates)
+	return `SELECT id, control FROM controls WHERE state IN ` + in + ` AND expires_at > ? ORDER BY created_at DESC, id DESC`,
+		append(args, UnixNano(at))
 }
 
 // DueQuery selects the controls ExpireDue expires at at, by ID: the order
 // in which PostgreSQL locks them, the same in every replica, so that two
 // replicas expiring at once never wait for each other in a circle.
-func DueQuery(at time.Time, ph func(n int) string) (string, []any) {
-	in, args := inList(LiveStates, ph)
-	args = append(args, UnixNano(at))
-	return `SELECT id, control FROM controls WHERE state IN ` + in + ` AND expires_at <= ` + ph(len(args)) +
-		` ORDER BY id`, args
+func DueQuery(at time.Time) (string, []any) {
+	in, args := inList(LiveStates)
+	return `SELECT id, control FROM controls WHERE state IN ` + in + ` AND expires_at <= ? ORDER BY id`,
+		append(args, UnixNano(at))
 }
 
-func inList(values []string, ph func(n int) string) (string, []any) {
+func inList(values []string) (string, []any) {
 	args := make([]any, len(values))
-	marks := make([]string, len(values))
 	for i, v := range values {
 		args[i] = v
-		marks[i] = ph(i + 1)
 	}
-	return "(" + strings.Join(marks, ", ") + ")", args
+	return "(?" + strings.Repeat(", ?", len(values)-1) + ")", args
 }
 
-// IncidentOnQuery finds the incident in force at a time, if any (ph
-// writes the placeholders of the kind, the state and the time). A store
-// runs it in the transaction that creates an incident, under a lock that
-// orders incident creations, so that one incident at a time holds across
-// replicas.
-func IncidentOnQuery(ph func(n int) string) string {
-	return `SELECT id, expires_at FROM controls WHERE kind = ` + ph(1) + ` AND state = ` + ph(2) +
-		` AND expires_at > ` + ph(3) + ` LIMIT 1`
-}
+// incidentOnQuery finds the incident in force at a time, if any, from the
+// kind, the state and the time. It runs in the transaction that creates an
+// incident, under a lock that orders incident creations, so that one
+// incident at a time holds across replicas.
+const incidentOnQuery = `SELECT id, expires_at FROM controls WHERE kind = ? AND state = ? AND expires_at > ? LIMIT 1`
 
-// IncidentOnArgs are the arguments of IncidentOnQuery for a new incident.
+// IncidentOnArgs are the arguments of incidentOnQuery for a new incident.
 func IncidentOnArgs(row ControlRow) []any {
 	return []any{string(tollgate.KindIncident), string(tollgate.StateActive), row.CreatedAt}
 }

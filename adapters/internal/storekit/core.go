@@ -82,6 +82,10 @@ type Dialect struct {
 	// LockIncidents, if not "", runs before an incident is created, in
 	// its transaction, to order incident creations across processes.
 	LockIncidents string
+	// EPSSList is the rows of the JSON array of strings given as its one
+	// `?` argument (SQLite's json_each, PostgreSQL's
+	// jsonb_array_elements_text).
+	EPSSList string
 	// SetHead sets the chain head to seq $1, the previous hash $2 and the
 	// hash $3 (SQLite, which keeps no previous hash, writes ?1 and ?3).
 	SetHead string

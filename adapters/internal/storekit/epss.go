@@ -1,6 +1,9 @@
 package storekit
 
 import (
+	"context"
+	"encoding/json"
+	"fmt"
 	"math"
 	"strings"
 	"time"
@@ -36,8 +39,8 @@ func CheckEPSS(set tollgate.EPSSSet) ([]tollgate.EPSSScore, error) {
 
 func unit(f float64) bool { return !math.IsNaN(f) && f >= 0 && f <= 1 }
 
-// EPSSQuery is the distinct upper-case ids of cves to look up.
-func EPSSQuery(cves []string) []string {
+// epssQuery is the distinct upper-case ids of cves to look up.
+func epssQuery(cves []string) []string {
 	out := make([]string, 0, len(cves))
 	seen := make(map[string]struct{}, len(cves))
 	for _, c := range cves {
@@ -59,4 +62,51 @@ func EPSSImportInfo(set tollgate.EPSSSet, n int) (string, []any) {
 	ON CONFLICT (id) DO UPDATE SET model_version = excluded.model_version, score_date = excluded.score_date,
 		count = excluded.count, imported_at = excluded.imported_at`,
 		[]any{set.ModelVersion, UnixNano(set.ScoreDate), n, time.Now().UnixNano()}
+}
+
+// readEPSS reads the info and the scores in one statement, hence one
+// snapshot: both are of the same import. No import yet: no row. The CVEs
+// go as one JSON array, however many (SQLite caps the placeholders of a
+// statement), which the dialect's EPSSList turns into rows.
+const readEPSS = `SELECT i.model_version, i.score_date, i.count, e.cve, e.epss, e.percentile
+	FROM epss_import i LEFT JOIN epss e ON e.cve IN (%s)
+	WHERE i.id = 1`
+
+// EPSS implements tollgate.EPSSStore.
+func (c *Core) EPSS(ctx context.Context, cves []string) (map[string]tollgate.EPSSScore, tollgate.EPSSInfo, error) {
+	ids, err := json.Marshal(epssQuery(cves))
+	if err != nil {
+		return nil, tollgate.EPSSInfo{}, err
+	}
+	var (
+		info   tollgate.EPSSInfo
+		scores = map[string]tollgate.EPSSScore{}
+	)
+	err = c.read(ctx, "read EPSS", func(ctx context.Context, q Querier) error {
+		rows, err := q.Query(ctx, fmt.Sprintf(readEPSS, c.d.EPSSList), string(ids))
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var (
+				scoreDate        int64
+				cve              *string
+				epss, percentile *float64
+			)
+			if err := rows.Scan(&info.ModelVersion, &scoreDate, &info.Count, &cve, &epss, &percentile); err != nil {
+				return err
+			}
+			info.ScoreDate = time.Unix(0, scoreDate).UTC()
+			if cve != nil && epss != nil && percentile != nil {
+				scores[*cve] = tollgate.EPSSScore{CVE: *cve, EPSS: *epss, Percentile: *percentile}
+			}
+		}
+		rows.Close()
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, tollgate.EPSSInfo{}, err
+	}
+	return scores, info, nil
 }

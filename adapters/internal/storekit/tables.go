@@ -206,7 +206,7 @@ func (tb *Core) Control(ctx context.Context, id string) (tollgate.Control, error
 // QueryControl reads the control id with its history; found is false when
 // there is no such control.
 func QueryControl(ctx context.Context, q Querier, id string) (c tollgate.Control, found bool, err error) {
-	rows, err := q.Query(ctx, ControlQuery(Question), id)
+	rows, err := q.Query(ctx, controlQuery, id)
 	if err != nil {
 		return tollgate.Control{}, false, err
 	}
@@ -216,13 +216,13 @@ func QueryControl(ctx context.Context, q Querier, id string) (c tollgate.Control
 
 // Controls implements tollgate.ControlStore.
 func (tb *Core) Controls(ctx context.Context, f tollgate.ControlFilter) ([]tollgate.Control, error) {
-	query, args := ControlsQuery(f, Question)
+	query, args := ControlsQuery(f)
 	return tb.listControls(ctx, "list controls", query, args)
 }
 
 // InForce implements tollgate.ControlStore.
 func (tb *Core) InForce(ctx context.Context, at time.Time) ([]tollgate.Control, error) {
-	query, args := InForceQuery(at, Question)
+	query, args := InForceQuery(at)
 	return tb.listControls(ctx, "read the controls in force", query, args)
 }
 
@@ -241,10 +241,6 @@ func (tb *Core) listControls(ctx context.Context, what, query string, args []any
 	}
 	return cs, nil
 }
-
-// Question is the placeholder of Querier's SQL, for the query builders
-// that take one (ph): `?`, whatever n.
-func Question(int) string { return "?" }
 
 // scanAll runs query and scans every row into a T through dest.
 func scanAll[T any](ctx context.Context, q Querier, query string, args []any, dest func(*T) []any) ([]T, error) {
@@ -318,7 +314,7 @@ func (c *Core) noIncidentOn(ctx context.Context, q Querier, row ControlRow) erro
 	}
 	var id string
 	var expiresAt int64
-	err := q.QueryRow(ctx, IncidentOnQuery(Question), IncidentOnArgs(row)...).Scan(&id, &expiresAt)
+	err := q.QueryRow(ctx, incidentOnQuery, IncidentOnArgs(row)...).Scan(&id, &expiresAt)
 	switch {
 	case errors.Is(err, ErrNoRows):
 		return nil
@@ -383,7 +379,7 @@ func (c *Core) UpdateControl(ctx context.Context, id string, change func(*tollga
 // Not one UPDATE … RETURNING: the event needs the state the control left,
 // and the transition is the domain's (Control.Transition), not SQL's.
 func (c *Core) ExpireDue(ctx context.Context, at time.Time) ([]tollgate.Control, error) {
-	query, args := DueQuery(at, Question)
+	query, args := DueQuery(at)
 	var due bool
 	err := c.read(ctx, "look for due controls", func(ctx context.Context, q Querier) error {
 		return q.QueryRow(ctx, `SELECT EXISTS (`+query+`)`, args...).Scan(&due)
