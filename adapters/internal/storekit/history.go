@@ -10,9 +10,9 @@ import (
 
 // Decision implements tollgate.DecisionStore's Decision: one record by
 // decision ID, served only if its row is the record's (ServedRecord).
-func (tb *Core) Decision(ctx context.Context, id string) (tollgate.Record, error) {
+func (c *Core) Decision(ctx context.Context, id string) (tollgate.Record, error) {
 	var data []byte
-	err := tb.read(ctx, "read decision "+id, func(ctx context.Context, q Querier) error {
+	err := c.read(ctx, "read decision "+id, func(ctx context.Context, q Querier) error {
 		err := q.QueryRow(ctx, `SELECT record FROM decisions WHERE id = ?`, id).Scan(&data)
 		if errors.Is(err, ErrNoRows) {
 			return tollgate.Errorf(tollgate.ENotFound, "decision %q not found", id)
@@ -29,14 +29,14 @@ func (tb *Core) Decision(ctx context.Context, id string) (tollgate.Record, error
 // decision ID (keyset pagination): a page is the same whether or not
 // decisions were recorded since the previous one, and costs the same
 // however deep it is.
-func (tb *Core) Decisions(ctx context.Context, f tollgate.DecisionFilter) (tollgate.DecisionPage, error) {
+func (c *Core) Decisions(ctx context.Context, f tollgate.DecisionFilter) (tollgate.DecisionPage, error) {
 	limit := PageSize(f.Limit)
 	query, args, err := ListQuery(f, limit)
 	if err != nil {
 		return tollgate.DecisionPage{}, err
 	}
 	page := tollgate.DecisionPage{Records: make([]tollgate.Record, 0, min(limit, 64))}
-	err = tb.read(ctx, "list decisions", func(ctx context.Context, q Querier) error {
+	err = c.read(ctx, "list decisions", func(ctx context.Context, q Querier) error {
 		rows, err := q.Query(ctx, query, args...)
 		if err != nil {
 			return err

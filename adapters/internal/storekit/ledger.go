@@ -141,9 +141,9 @@ func (r *BaselineRow) Stored() (tollgate.StoredBaseline, bool) {
 // LedgerCooldowns implements tollgate.LedgerStore's LedgerCooldowns: the
 // cooldowns are one row per key that was ever accepted, few enough for
 // one query, which also reads the head seq (one snapshot).
-func (tb *Core) LedgerCooldowns(ctx context.Context, fn func(tollgate.StoredCooldown) error) (int64, error) {
+func (c *Core) LedgerCooldowns(ctx context.Context, fn func(tollgate.StoredCooldown) error) (int64, error) {
 	var head int64
-	err := walkRows(ctx, tb, "read the cooldowns", CooldownsQuery, func(r *CooldownRow) error {
+	err := walkRows(ctx, c, "read the cooldowns", CooldownsQuery, func(r *CooldownRow) error {
 		head = r.Head
 		if c, ok := r.Cooldown(); ok {
 			return fn(c)
@@ -158,9 +158,9 @@ func (tb *Core) LedgerCooldowns(ctx context.Context, fn func(tollgate.StoredCool
 
 // LedgerBaselines implements tollgate.LedgerStore's LedgerBaselines, as
 // LedgerCooldowns for the drift baselines.
-func (tb *Core) LedgerBaselines(ctx context.Context, fn func(tollgate.StoredBaseline) error) (int64, error) {
+func (c *Core) LedgerBaselines(ctx context.Context, fn func(tollgate.StoredBaseline) error) (int64, error) {
 	var head int64
-	err := walkRows(ctx, tb, "read the drift baselines", BaselinesQuery, func(r *BaselineRow) error {
+	err := walkRows(ctx, c, "read the drift baselines", BaselinesQuery, func(r *BaselineRow) error {
 		head = r.Head
 		if b, ok := r.Stored(); ok {
 			return fn(b)

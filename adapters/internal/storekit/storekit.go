@@ -1,12 +1,11 @@
-// Package storekit holds what the decision stores (adapters/sqlite and
-// adapters/postgres) share beyond their SQL: the per-key lock of the
-// cooldown, the history cursor and page size, and time encoding. A cursor
-// means the same to both stores. For controls, it also checks, encodes and
-// changes them (one Control.Transition for both stores), and builds the
-// queries whose text differs only in placeholders. Tables implements,
-// once, the calls whose SQL is the same in both dialects, on a Querier
-// through each store's Dialect (querier.go says how the two are bridged
-// and how a new table is added).
+// Package storekit is the decision store, written once for both dialects:
+// Core (core.go) implements every call of the store interfaces on a
+// Querier, through the Dialect each of adapters/sqlite and
+// adapters/postgres gives it (querier.go says how the two are bridged and
+// how a new table is added). Beside it: the per-key lock of the cooldown,
+// the history cursor and page size, time and record encoding, and the
+// checks and transitions of controls (one Control.Transition for both
+// stores).
 package storekit
 
 import (

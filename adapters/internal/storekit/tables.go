@@ -18,12 +18,12 @@ var (
 // retires the expired tokens of the name, checks that the name is free and
 // inserts t. The unique index on the names of unrevoked tokens turns a
 // name taken meanwhile, by any process, into EConflict too.
-func (tb *Core) CreateToken(ctx context.Context, t tollgate.Token, hash []byte) error {
+func (c *Core) CreateToken(ctx context.Context, t tollgate.Token, hash []byte) error {
 	args, err := TokenArgs(t, hash)
 	if err != nil {
 		return err
 	}
-	return tb.write(ctx, "create token", func(ctx context.Context, q Querier) error {
+	return c.write(ctx, "create token", func(ctx context.Context, q Querier) error {
 		now := UnixNano(t.CreatedAt)
 		if _, err := q.Exec(ctx, `UPDATE tokens SET revoked_at = ?
 			WHERE name = ? AND revoked_at IS NULL AND expires_at IS NOT NULL AND expires_at <= ?`, now, t.Name, now); err != nil {
@@ -38,7 +38,7 @@ func (tb *Core) CreateToken(ctx context.Context, t tollgate.Token, hash []byte) 
 			return err
 		}
 		_, err = q.Exec(ctx, `INSERT INTO tokens (`+TokenColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?)`, args...)
-		if tb.d.Unique(err, "tokens_unrevoked_name", "tokens.name") {
+		if c.d.Unique(err, "tokens_unrevoked_name", "tokens.name") {
 			return tollgate.Errorf(tollgate.EConflict, "a token named %q exists already: revoke it first, or choose another name", t.Name)
 		}
 		return err
@@ -46,9 +46,9 @@ func (tb *Core) CreateToken(ctx context.Context, t tollgate.Token, hash []byte) 
 }
 
 // RevokeToken implements tollgate.TokenStore.
-func (tb *Core) RevokeToken(ctx context.Context, name string, at time.Time) (tollgate.Token, error) {
+func (c *Core) RevokeToken(ctx context.Context, name string, at time.Time) (tollgate.Token, error) {
 	var row TokenRow
-	err := tb.writeOne(ctx, "revoke token", func(ctx context.Context, q Querier) error {
+	err := c.writeOne(ctx, "revoke token", func(ctx context.Context, q Querier) error {
 		err := q.QueryRow(ctx, `UPDATE tokens SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL
 			RETURNING `+TokenColumns, UnixNano(at), name).Scan(row.Dest()...)
 		if errors.Is(err, ErrNoRows) {
@@ -63,9 +63,9 @@ func (tb *Core) RevokeToken(ctx context.Context, name string, at time.Time) (tol
 }
 
 // TokenByID implements tollgate.TokenStore.
-func (tb *Core) TokenByID(ctx context.Context, id string) (tollgate.Token, []byte, error) {
+func (c *Core) TokenByID(ctx context.Context, id string) (tollgate.Token, []byte, error) {
 	var row TokenRow
-	err := tb.read(ctx, "read token", func(ctx context.Context, q Querier) error {
+	err := c.read(ctx, "read token", func(ctx context.Context, q Querier) error {
 		err := q.QueryRow(ctx, `SELECT `+TokenColumns+` FROM tokens WHERE id = ?`, id).Scan(row.Dest()...)
 		if errors.Is(err, ErrNoRows) {
 			return tollgate.Errorf(tollgate.ENotFound, "token %q not found", id)
@@ -80,13 +80,13 @@ func (tb *Core) TokenByID(ctx context.Context, id string) (tollgate.Token, []byt
 }
 
 // Tokens implements tollgate.TokenStore.
-func (tb *Core) Tokens(ctx context.Context, withRevoked bool) ([]tollgate.Token, error) {
+func (c *Core) Tokens(ctx context.Context, withRevoked bool) ([]tollgate.Token, error) {
 	query := `SELECT ` + TokenColumns + ` FROM tokens`
 	if !withRevoked {
 		query += ` WHERE revoked_at IS NULL`
 	}
 	var rows []TokenRow
-	err := tb.read(ctx, "list tokens", func(ctx context.Context, q Querier) error {
+	err := c.read(ctx, "list tokens", func(ctx context.Context, q Querier) error {
 		var err error
 		rows, err = scanAll(ctx, q, query+` ORDER BY name, created_at, id`, nil, (*TokenRow).Dest)
 		return err
@@ -106,12 +106,12 @@ func (tb *Core) Tokens(ctx context.Context, withRevoked bool) ([]tollgate.Token,
 }
 
 // PutScan implements tollgate.ScanStore.
-func (tb *Core) PutScan(ctx context.Context, scan tollgate.StoredScan) error {
+func (c *Core) PutScan(ctx context.Context, scan tollgate.StoredScan) error {
 	data, err := EncodeScan(scan)
 	if err != nil {
 		return err
 	}
-	return tb.writeOne(ctx, "store scan "+scan.ID, func(ctx context.Context, q Querier) error {
+	return c.writeOne(ctx, "store scan "+scan.ID, func(ctx context.Context, q Querier) error {
 		_, err := q.Exec(ctx, `INSERT INTO scans (id, project, artifact, scanned_at, scan) VALUES (?, ?, ?, ?, ?)`,
 			scan.ID, scan.Project, scan.Artifact, scan.ScannedAt.UnixNano(), string(data))
 		return err
@@ -119,9 +119,9 @@ func (tb *Core) PutScan(ctx context.Context, scan tollgate.StoredScan) error {
 }
 
 // Scan implements tollgate.ScanStore.
-func (tb *Core) Scan(ctx context.Context, id string) (tollgate.StoredScan, error) {
+func (c *Core) Scan(ctx context.Context, id string) (tollgate.StoredScan, error) {
 	var data []byte
-	err := tb.read(ctx, "read scan "+id, func(ctx context.Context, q Querier) error {
+	err := c.read(ctx, "read scan "+id, func(ctx context.Context, q Querier) error {
 		err := q.QueryRow(ctx, `SELECT scan FROM scans WHERE id = ?`, id).Scan(&data)
 		if errors.Is(err, ErrNoRows) {
 			return ScanNotFound(id)
@@ -135,9 +135,9 @@ func (tb *Core) Scan(ctx context.Context, id string) (tollgate.StoredScan, error
 }
 
 // Baseline implements tollgate.ScanStore.
-func (tb *Core) Baseline(ctx context.Context, project, environment string) (*tollgate.Baseline, error) {
+func (c *Core) Baseline(ctx context.Context, project, environment string) (*tollgate.Baseline, error) {
 	var data []byte
-	err := tb.read(ctx, "read the baseline of "+project, func(ctx context.Context, q Querier) error {
+	err := c.read(ctx, "read the baseline of "+project, func(ctx context.Context, q Querier) error {
 		err := q.QueryRow(ctx, `SELECT baseline FROM baselines WHERE project = ? AND environment = ?`,
 			project, environment).Scan(&data)
 		if errors.Is(err, ErrNoRows) {
@@ -154,12 +154,12 @@ func (tb *Core) Baseline(ctx context.Context, project, environment string) (*tol
 
 // PutBundle implements tollgate.BundleStore. A revision is a content hash,
 // so a revision kept already, by any process, is left as it is.
-func (tb *Core) PutBundle(ctx context.Context, b tollgate.StoredBundle) error {
+func (c *Core) PutBundle(ctx context.Context, b tollgate.StoredBundle) error {
 	args, err := BundleArgs(b)
 	if err != nil {
 		return err
 	}
-	return tb.writeOne(ctx, "keep bundle", func(ctx context.Context, q Querier) error {
+	return c.writeOne(ctx, "keep bundle", func(ctx context.Context, q Querier) error {
 		_, err := q.Exec(ctx, `INSERT INTO bundles (revision, files, stored_at) VALUES (?, ?, ?)
 			ON CONFLICT (revision) DO NOTHING`, args...)
 		return err
@@ -167,9 +167,9 @@ func (tb *Core) PutBundle(ctx context.Context, b tollgate.StoredBundle) error {
 }
 
 // Bundle implements tollgate.BundleStore.
-func (tb *Core) Bundle(ctx context.Context, revision string) (tollgate.StoredBundle, error) {
+func (c *Core) Bundle(ctx context.Context, revision string) (tollgate.StoredBundle, error) {
 	var row BundleRow
-	err := tb.read(ctx, "read bundle", func(ctx context.Context, q Querier) error {
+	err := c.read(ctx, "read bundle", func(ctx context.Context, q Querier) error {
 		err := q.QueryRow(ctx, `SELECT revision, files, stored_at FROM bundles WHERE revision = ?`, revision).Scan(row.Dest()...)
 		if errors.Is(err, ErrNoRows) {
 			return tollgate.Errorf(tollgate.ENotFound, "bundle revision %q is not in the store", revision)
@@ -184,14 +184,13 @@ func (tb *Core) Bundle(ctx context.Context, revision string) (tollgate.StoredBun
 
 // Control implements tollgate.ControlStore, in one statement: the history
 // read is the one of the state read.
-func (tb *Core) Control(ctx context.Context, id string) (tollgate.Control, error) {
+func (c *Core) Control(ctx context.Context, id string) (tollgate.Control, error) {
 	var (
-		c     tollgate.Control
+		ctl   tollgate.Control
 		found bool
 	)
-	err := tb.read(ctx, "read control "+id, func(ctx context.Context, q Querier) error {
-		var err error
-		c, found, err = QueryControl(ctx, q, id)
+	err := c.read(ctx, "read control "+id, func(ctx context.Context, q Querier) (err error) {
+		ctl, found, err = QueryControl(ctx, q, id)
 		return err
 	})
 	switch {
@@ -200,7 +199,7 @@ func (tb *Core) Control(ctx context.Context, id string) (tollgate.Control, error
 	case !found:
 		return tollgate.Control{}, ControlNotFound(id)
 	}
-	return c, nil
+	return ctl, nil
 }
 
 // QueryControl reads the control id with its history; found is false when
@@ -215,19 +214,19 @@ func QueryControl(ctx context.Context, q Querier, id string) (c tollgate.Control
 }
 
 // Controls implements tollgate.ControlStore.
-func (tb *Core) Controls(ctx context.Context, f tollgate.ControlFilter) ([]tollgate.Control, error) {
+func (c *Core) Controls(ctx context.Context, f tollgate.ControlFilter) ([]tollgate.Control, error) {
 	query, args := ControlsQuery(f)
-	return tb.listControls(ctx, "list controls", query, args)
+	return c.listControls(ctx, "list controls", query, args)
 }
 
 // InForce implements tollgate.ControlStore.
-func (tb *Core) InForce(ctx context.Context, at time.Time) ([]tollgate.Control, error) {
+func (c *Core) InForce(ctx context.Context, at time.Time) ([]tollgate.Control, error) {
 	query, args := InForceQuery(at)
-	return tb.listControls(ctx, "read the controls in force", query, args)
+	return c.listControls(ctx, "read the controls in force", query, args)
 }
 
-func (tb *Core) listControls(ctx context.Context, what, query string, args []any) (cs []tollgate.Control, err error) {
-	err = tb.read(ctx, what, func(ctx context.Context, q Querier) error {
+func (c *Core) listControls(ctx context.Context, what, query string, args []any) (cs []tollgate.Control, err error) {
+	err = c.read(ctx, what, func(ctx context.Context, q Querier) error {
 		rows, err := q.Query(ctx, query, args...)
 		if err != nil {
 			return err
