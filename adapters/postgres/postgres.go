@@ -347,10 +347,11 @@ const (
 )
 
 // readCooldown is the dialect's ReadCooldown.
-func (s *Store) readCooldown(ctx context.Context, key tollgate.CooldownKey, dest ...any) error {
+func (s *Store) readCooldown(ctx context.Context, key tollgate.CooldownKey) (at int64, holder *string, err error) {
 	opCtx, cancel := context.WithTimeout(ctx, s.timeout+grace)
 	defer cancel()
-	return row{s.pool.QueryRow(opCtx, readCooldown, key.Project, key.Pipeline, key.Branch)}.Scan(dest...)
+	err = row{s.pool.QueryRow(opCtx, readCooldown, key.Project, key.Pipeline, key.Branch)}.Scan(&at, &holder)
+	return at, holder, err
 }
 
 // execBatch runs b and returns the first error of any of its statements.

@@ -170,11 +170,14 @@ func dsn(path string) string {
 
 // readCooldown is the dialect's ReadCooldown, on a statement of the
 // readers' pool prepared once rather than per decision.
-func (s *Store) readCooldown(ctx context.Context, k tollgate.CooldownKey, dest ...any) error {
-	return row{s.cooldown.QueryRowContext(ctx, k.Project, k.Pipeline, k.Branch)}.Scan(dest...)
+// It reads no decision ID: the key lock of this process orders the Decides
+// of a key, no compare-and-set needs it.
+func (s *Store) readCooldown(ctx context.Context, k tollgate.CooldownKey) (at int64, _ *string, err error) {
+	err = row{s.cooldown.QueryRowContext(ctx, k.Project, k.Pipeline, k.Branch)}.Scan(&at)
+	return at, nil, err
 }
 
-const selectCooldown = `SELECT last_accepted_at, decision_id FROM cooldowns WHERE project = ? AND pipeline = ? AND branch = ?`
+const selectCooldown = `SELECT last_accepted_at FROM cooldowns WHERE project = ? AND pipeline = ? AND branch = ?`
 
 // Close implements tollgate.DecisionStore: it refuses new calls, commits
 // every write already handed over, then closes the file. Calling it again

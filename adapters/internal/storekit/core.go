@@ -90,11 +90,12 @@ type Dialect struct {
 	// hash $3 (SQLite, which keeps no previous hash, writes ?1 and ?3).
 	SetHead string
 
-	// ReadCooldown scans the last acceptance of key (unix nanoseconds) and
-	// the ID of the decision that made it (NULL once it is archived and
-	// pruned) into dest: the decision path's hottest read, which each
-	// store runs its fastest way (a prepared statement, pgx's cache).
-	ReadCooldown func(ctx context.Context, key tollgate.CooldownKey, dest ...any) error
+	// ReadCooldown reads the last acceptance of key (unix nanoseconds) and,
+	// for CAS, the ID of the decision that made it (nil once it is
+	// archived and pruned); ErrNoRows when the key has none. It is the
+	// decision path's hottest read, which each store runs its fastest way
+	// (a prepared statement, pgx's statement cache).
+	ReadCooldown func(ctx context.Context, key tollgate.CooldownKey) (at int64, holder *string, err error)
 	// Commit writes ws in one transaction, all of them or none, each
 	// chained to the one before it (adapters/ledger); a write with CAS is
 	// recorded only if its key's cooldown is still the one set by the
@@ -164,15 +165,15 @@ func (c *Core) Stats() Stats {
 func (c *Core) LockedKeys() int { return c.keys.Len() }
 
 // enter counts a call that Close must wait for, unless the store is
-// closed; leave ends it.
-func (c *Core) enter() (leave func(), err error) {
+// closed; c.inflight.Done ends it.
+func (c *Core) enter() error {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	if c.closed {
-		return nil, c.errClosed()
+		return c.errClosed()
 	}
 	c.inflight.Add(1)
-	return c.inflight.Done, nil
+	return nil
 }
 
 func (c *Core) errClosed() error {
@@ -206,9 +207,12 @@ func (c *Core) Close(closeDB func() error) error {
 // for a record the database refuses, EUnavailable for a database that
 // fails).
 func (c *Core) Error(ctx context.Context, what string, err error) error {
+	if err == nil {
+		return nil
+	}
 	var tErr *tollgate.Error
 	switch {
-	case err == nil || errors.As(err, &tErr):
+	case errors.As(err, &tErr):
 		return err
 	case ctx.Err() != nil:
 		return ctx.Err()
@@ -232,11 +236,10 @@ func (c *Core) classify(what string, err error) error {
 // Run runs fn as a call of the store (Close waits for it), its failure as
 // Error says: for a store's own calls.
 func (c *Core) Run(ctx context.Context, what string, fn func() error) error {
-	leave, err := c.enter()
-	if err != nil {
+	if err := c.enter(); err != nil {
 		return err
 	}
-	defer leave()
+	defer c.inflight.Done()
 	return c.Error(ctx, what, fn())
 }
 
@@ -278,11 +281,8 @@ func (c *Core) Cooldown(ctx context.Context, key tollgate.CooldownKey) (cd tollg
 // (nil when the key has none, or one whose decision was archived and
 // pruned: the compare-and-set matches either).
 func (c *Core) readCooldown(ctx context.Context, key tollgate.CooldownKey) (tollgate.Cooldown, *string, error) {
-	var (
-		at     int64
-		holder *string
-	)
-	switch err := c.d.ReadCooldown(ctx, key, &at, &holder); {
+	at, holder, err := c.d.ReadCooldown(ctx, key)
+	switch {
 	case errors.Is(err, ErrNoRows):
 		return tollgate.Cooldown{}, nil, nil
 	case err != nil:

@@ -40,11 +40,10 @@ func (c *Core) Decide(ctx context.Context, key *tollgate.CooldownKey, decide fun
 	if err := ctx.Err(); err != nil {
 		return tollgate.Record{}, err
 	}
-	leave, err := c.enter()
-	if err != nil {
+	if err := c.enter(); err != nil {
 		return tollgate.Record{}, err
 	}
-	defer leave()
+	defer c.inflight.Done()
 	if key == nil {
 		rec, err := decide(tollgate.Cooldown{})
 		if err != nil {
