@@ -557,3 +557,20 @@ func selects(selector, labels map[string]string) bool {
 	}
 	return true
 }
+
+// TestChartRefusesUnknownValues: values.schema.json makes a misspelt value
+// an error at install, not a setting silently ignored.
+func TestChartRefusesUnknownValues(t *testing.T) {
+	for name, extra := range map[string]map[string]any{
+		"replicas":                {"replicas": 3},
+		"database.existingsecret": {"database": map[string]any{"existingsecret": "x"}},
+		"networkPolicy.enable":    {"networkPolicy": map[string]any{"enable": false}},
+		"replicaCount":            {"replicaCount": "three"},
+		"shutdownTimeout":         {"shutdownTimeout": "30"},
+	} {
+		_, err := renderRaw(t, merge(required, extra))
+		if err == nil || !strings.Contains(err.Error(), "schema") {
+			t.Errorf("%s: %v, want a schema error", name, err)
+		}
+	}
+}
