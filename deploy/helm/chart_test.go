@@ -11,7 +11,9 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -572,5 +574,74 @@ func TestChartRefusesUnknownValues(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "schema") {
 			t.Errorf("%s: %v, want a schema error", name, err)
 		}
+	}
+}
+
+// tollgateFlags builds the tollgate binary of this checkout (the module
+// one directory up) and lists the flags of a subcommand from its -h, with
+// the environment variables they read.
+func tollgateFlags(t *testing.T, bin string, sub ...string) (flags map[string]bool, help string) {
+	t.Helper()
+	out, err := exec.Command(bin, append(sub, "-h")...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("tollgate %v -h: %v\n%s", sub, err, out)
+	}
+	flags = map[string]bool{}
+	for _, m := range regexp.MustCompile(`(?m)^  --([a-z0-9-]+)`).FindAllStringSubmatch(string(out), -1) {
+		flags[m[1]] = true
+	}
+	if len(flags) == 0 {
+		t.Fatalf("tollgate %v -h lists no flags:\n%s", sub, out)
+	}
+	return flags, string(out)
+}
+
+// checkFlags fails on an argument that is not one of the flags.
+func checkFlags(t *testing.T, what string, args []string, flags map[string]bool) {
+	t.Helper()
+	for _, a := range args {
+		name, ok := strings.CutPrefix(a, "--")
+		if !ok {
+			continue
+		}
+		name, _, _ = strings.Cut(name, "=")
+		if !flags[name] {
+			t.Errorf("%s: %s is not a flag of tollgate (a pod would not start)", what, a)
+		}
+	}
+}
+
+// TestChartRunsRealCommands: the commands the chart runs (serve, migrate,
+// the token bootstrap of NOTES.txt) and their flags and variables are
+// those of the tollgate binary built from this checkout.
+func TestChartRunsRealCommands(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "tollgate")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/tollgate")
+	build.Dir = filepath.Join("..", "..")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	serve, serveHelp := tollgateFlags(t, bin, "serve")
+	migrate, migrateHelp := tollgateFlags(t, bin, "migrate")
+	token, tokenHelp := tollgateFlags(t, bin, "token", "create")
+	for _, help := range []string{serveHelp, migrateHelp, tokenHelp} {
+		if !strings.Contains(help, "[TOLLGATE_DATABASE_URL]") {
+			t.Errorf("TOLLGATE_DATABASE_URL is not read:\n%s", help)
+		}
+	}
+	for name, values := range map[string]map[string]any{
+		"default":    required,
+		"production": valuesFile(t, "ci/production-values.yaml"),
+	} {
+		m := render(t, values)
+		c := get[*appsv1.Deployment](t, m, "Deployment", fullname).Spec.Template.Spec.Containers[0]
+		checkFlags(t, name+" serve", c.Args[1:], serve)
+		job := get[*batchv1.Job](t, m, "Job", fullname+"-migrate").Spec.Template.Spec.Containers[0]
+		checkFlags(t, name+" migrate", job.Args[1:], migrate)
+		args := regexp.MustCompile(`"args":\["token","create",([^\]]*)\]`).FindStringSubmatch(m.notes)
+		if args == nil {
+			t.Fatalf("%s: NOTES.txt runs no token create:\n%s", name, m.notes)
+		}
+		checkFlags(t, name+" token create", strings.Split(strings.ReplaceAll(args[1], `"`, ""), ","), token)
 	}
 }
