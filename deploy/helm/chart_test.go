@@ -42,7 +42,22 @@ const (
 	release   = "tollgate"
 	namespace = "gate"
 	fullname  = "tollgate" // the release name contains the chart's
+	// kubeVersion is the cluster the chart is rendered and linted for
+	// (Helm's test builds default to an old one); the chart needs 1.25.
+	kubeVersion = "v1.31.0"
 )
+
+// capabilities is what `helm install` learns from a kubeVersion cluster.
+func capabilities(t *testing.T, version string) *common.Capabilities {
+	t.Helper()
+	kv, err := common.ParseKubeVersion(version)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caps := common.DefaultCapabilities.Copy()
+	caps.KubeVersion = *kv
+	return caps
+}
 
 // required are the values every install must give (README: Kubernetes
 // (Helm)): the database and the licence, from Secrets the operator made.
@@ -106,7 +121,11 @@ func valuesFile(t *testing.T, name string) map[string]any {
 // warning or error.
 func lintChart(t *testing.T, values map[string]any) {
 	t.Helper()
-	result := lint.RunAll(chartDir, values, namespace)
+	kv, err := common.ParseKubeVersion(kubeVersion)
+	if err != nil {
+		t.Fatal(err)
+	}
+	result := lint.RunAll(chartDir, values, namespace, lint.WithKubeVersion(kv))
 	for _, m := range result.Messages {
 		if m.Severity >= support.WarningSev {
 			t.Errorf("helm lint: %v", m)
@@ -157,12 +176,17 @@ func render(t *testing.T, values map[string]any) manifests {
 
 func renderRaw(t *testing.T, values map[string]any) (map[string]string, error) {
 	t.Helper()
+	return renderFor(t, values, kubeVersion)
+}
+
+func renderFor(t *testing.T, values map[string]any, version string) (map[string]string, error) {
+	t.Helper()
 	chrt, err := loader.Load(chartDir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	opts := common.ReleaseOptions{Name: release, Namespace: namespace, Revision: 1, IsInstall: true}
-	rv, err := util.ToRenderValues(chrt, values, opts, common.DefaultCapabilities)
+	rv, err := util.ToRenderValues(chrt, values, opts, capabilities(t, version))
 	if err != nil {
 		return nil, err
 	}
@@ -386,6 +410,17 @@ func checkServer(t *testing.T, m manifests, d *appsv1.Deployment, databaseSecret
 	}
 	if pod.AutomountServiceAccountToken == nil || *pod.AutomountServiceAccountToken {
 		t.Error("the service account token is mounted; tollgate never calls the API")
+	}
+	if c.Lifecycle == nil || c.Lifecycle.PreStop == nil || c.Lifecycle.PreStop.Sleep == nil || c.Lifecycle.PreStop.Sleep.Seconds != 5 {
+		t.Errorf("lifecycle %+v: want a preStop sleep of 5 s before SIGTERM", c.Lifecycle)
+	}
+	if grace := *pod.TerminationGracePeriodSeconds; grace < 5+30 {
+		t.Errorf("terminationGracePeriodSeconds %d: below the preStop sleep plus the shutdown timeout", grace)
+	}
+	if pod.Affinity == nil || pod.Affinity.PodAntiAffinity == nil ||
+		len(pod.Affinity.PodAntiAffinity.PreferredDuringSchedulingIgnoredDuringExecution) != 1 ||
+		!selects(pod.Affinity.PodAntiAffinity.PreferredDuringSchedulingIgnoredDuringExecution[0].PodAffinityTerm.LabelSelector.MatchLabels, d.Spec.Template.Labels) {
+		t.Errorf("affinity %+v: want replicas spread over nodes", pod.Affinity)
 	}
 	if d.Spec.Strategy.RollingUpdate == nil || d.Spec.Strategy.RollingUpdate.MaxUnavailable.IntValue() != 0 {
 		t.Errorf("rolling update %+v: want maxUnavailable 0", d.Spec.Strategy.RollingUpdate)
@@ -646,5 +681,19 @@ func TestChartRunsRealCommands(t *testing.T) {
 			t.Fatalf("%s: NOTES.txt runs no token create:\n%s", name, m.notes)
 		}
 		checkFlags(t, name+" token create", strings.Split(strings.ReplaceAll(args[1], `"`, ""), ","), token)
+	}
+}
+
+// TestChartBeforeKubernetes130: the preStop sleep action came with
+// Kubernetes 1.30; the chart leaves it out on older clusters (1.25–1.29).
+func TestChartBeforeKubernetes130(t *testing.T) {
+	out, err := renderFor(t, required, "v1.29.4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for file, text := range out {
+		if strings.Contains(text, "preStop") {
+			t.Errorf("%s has a preStop sleep for Kubernetes 1.29", file)
+		}
 	}
 }
