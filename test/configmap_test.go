@@ -111,7 +111,7 @@ func bundleFiles(t *testing.T, dir string) map[string][]byte {
 	return files
 }
 
-// withProjects is files with the e2e project's branches replaced.
+// withBranches is files with the e2e project's allowed branches replaced.
 func withBranches(t *testing.T, files map[string][]byte, branches []string) map[string][]byte {
 	t.Helper()
 	const key = "config/projects/data.json"
@@ -169,8 +169,10 @@ func TestServeFollowsAConfigMapVolume(t *testing.T) {
 	kubeletWrite(t, mount, good, false)
 	activate("good update", "refused")
 	active := s.bundleStatus(t)
-	if active.Reloads != 1 || active.Failures != 0 || active.Revision == first.Revision {
-		t.Fatalf("after a good update: %+v, want one reload from %s", active, first.Revision)
+	// One reload, unless the machine stalled longer than the debounce
+	// between two of the kubelet's steps; never a failure.
+	if active.Reloads < 1 || active.Failures != 0 || active.Revision == first.Revision {
+		t.Fatalf("after a good update: %+v, want a reload from %s and no failure", active, first.Revision)
 	}
 	if _, err := os.Lstat(filepath.Join(mount, "kubernetes.rego")); err != nil {
 		t.Fatalf("the new file is not projected: %v", err)
@@ -201,8 +203,8 @@ func TestServeFollowsAConfigMapVolume(t *testing.T) {
 			t.Errorf("%s still projected: %v", gone, err)
 		}
 	}
-	if st := s.bundleStatus(t); st.LastError != "" || st.Reloads != 2 {
-		t.Fatalf("after the fix: %+v, want two reloads and no error", st)
+	if st := s.bundleStatus(t); st.LastError != "" || st.Reloads <= active.Reloads {
+		t.Fatalf("after the fix: %+v, want one more reload and no error", st)
 	}
 	// Only ..data and the current timestamped directory remain hidden.
 	entries, err := os.ReadDir(mount)
