@@ -35,6 +35,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	sigsyaml "sigs.k8s.io/yaml"
 )
 
 const (
@@ -695,5 +696,50 @@ func TestChartBeforeKubernetes130(t *testing.T) {
 		if strings.Contains(text, "preStop") {
 			t.Errorf("%s has a preStop sleep for Kubernetes 1.29", file)
 		}
+	}
+}
+
+// TestChartTokenBootstrap: the command NOTES.txt prints for the first
+// admin token makes a valid pod (its --overrides decoded strictly) that
+// passes the same security checks, and it is the command the README shows
+// for the README's install.
+func TestChartTokenBootstrap(t *testing.T) {
+	values := merge(required, map[string]any{
+		"image": map[string]any{"repository": "registry.example.com/tollgate", "tag": "0.1.0"},
+	})
+	m := render(t, values)
+	overrides := regexp.MustCompile(`--overrides='([^']*)'`).FindStringSubmatch(m.notes)
+	if overrides == nil {
+		t.Fatalf("NOTES.txt has no --overrides:\n%s", m.notes)
+	}
+	var pod corev1.Pod
+	if err := sigsyaml.UnmarshalStrict([]byte(overrides[1]), &pod); err != nil {
+		t.Fatalf("--overrides is not a pod: %v\n%s", err, overrides[1])
+	}
+	if len(pod.Spec.Containers) != 1 {
+		t.Fatalf("%d containers", len(pod.Spec.Containers))
+	}
+	c := pod.Spec.Containers[0]
+	if c.Name != fullname+"-admin-token" || c.Image != "registry.example.com/tollgate:0.1.0" {
+		t.Errorf("container %s image %s: kubectl run merges by the pod's name, and the image must be the release's", c.Name, c.Image)
+	}
+	if !strings.Contains(m.notes, "run "+c.Name+" ") {
+		t.Errorf("the pod is not named as its container:\n%s", m.notes)
+	}
+	checkDatabaseEnv(t, c, "tollgate-database")
+	checkSecurity(t, pod.Spec, c)
+
+	// The README's command is this one, namespace aside.
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	command := regexp.MustCompile(`(?s)kubectl --namespace \S+ (run .*?'\n)`).FindStringSubmatch(m.notes)
+	if command == nil {
+		t.Fatalf("NOTES.txt has no kubectl run:\n%s", m.notes)
+	}
+	want := strings.Join(strings.Fields(command[1]), " ")
+	if !strings.Contains(strings.Join(strings.Fields(string(readme)), " "), want) {
+		t.Errorf("README.md does not show the command NOTES.txt prints:\n%s", want)
 	}
 }
