@@ -8,6 +8,8 @@ package helm
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
+	"errors"
 	"io"
 	"io/fs"
 	"os"
@@ -17,6 +19,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
@@ -654,12 +657,7 @@ func checkFlags(t *testing.T, what string, args []string, flags map[string]bool)
 // the token bootstrap of NOTES.txt) and their flags and variables are
 // those of the tollgate binary built from this checkout.
 func TestChartRunsRealCommands(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "tollgate")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/tollgate")
-	build.Dir = filepath.Join("..", "..")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := tollgateBinary(t)
 	serve, serveHelp := tollgateFlags(t, bin, "serve")
 	migrate, migrateHelp := tollgateFlags(t, bin, "migrate")
 	token, tokenHelp := tollgateFlags(t, bin, "token", "create")
@@ -741,5 +739,122 @@ func TestChartTokenBootstrap(t *testing.T) {
 	want := strings.Join(strings.Fields(command[1]), " ")
 	if !strings.Contains(strings.Join(strings.Fields(string(readme)), " "), want) {
 		t.Errorf("README.md does not show the command NOTES.txt prints:\n%s", want)
+	}
+}
+
+var built struct {
+	once sync.Once
+	path string
+	err  error
+	out  []byte
+}
+
+// tollgateBinary builds the tollgate binary of this checkout (the module
+// two directories up) once for the tests.
+func tollgateBinary(t *testing.T) string {
+	t.Helper()
+	built.once.Do(func() {
+		dir, err := os.MkdirTemp("", "tollgate-chart-test-")
+		if err != nil {
+			built.err = err
+			return
+		}
+		built.path = filepath.Join(dir, "tollgate")
+		build := exec.Command("go", "build", "-o", built.path, "./cmd/tollgate")
+		build.Dir = filepath.Join("..", "..")
+		built.out, built.err = build.CombinedOutput()
+	})
+	if built.err != nil {
+		t.Fatalf("go build: %v\n%s", built.err, built.out)
+	}
+	return built.path
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if built.path != "" {
+		os.RemoveAll(filepath.Dir(built.path))
+	}
+	os.Exit(code)
+}
+
+// TestChartBundleProjectsTheBundle: the chart's bundle ConfigMap, projected
+// by its volume's items as the kubelet does (a timestamped directory,
+// ..data, a top-level symlink per entry), is the bundle of this checkout
+// to tollgate: its tests pass and it has the same revision.
+func TestChartBundleProjectsTheBundle(t *testing.T) {
+	bin := tollgateBinary(t)
+	m := render(t, required)
+	cm := get[*corev1.ConfigMap](t, m, "ConfigMap", fullname+"-bundle")
+	items := volume(t, get[*appsv1.Deployment](t, m, "Deployment", fullname), "bundle").ConfigMap.Items
+	mount := filepath.Join(t.TempDir(), "bundle")
+	ts := filepath.Join(mount, "..2026_12_03_18_00_00.123456789")
+	top := map[string]bool{}
+	for _, item := range items {
+		data, ok := cm.Data[item.Key]
+		if !ok {
+			t.Fatalf("item %s: no such key in the ConfigMap", item.Key)
+		}
+		path := filepath.Join(ts, filepath.FromSlash(item.Path))
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		top[strings.Split(item.Path, "/")[0]] = true
+	}
+	links := [][2]string{{filepath.Base(ts), "..data"}}
+	for name := range top {
+		links = append(links, [2]string{filepath.Join("..data", name), name})
+	}
+	for _, l := range links {
+		if err := os.Symlink(l[0], filepath.Join(mount, l[1])); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	run := func(args ...string) (int, string) {
+		t.Helper()
+		out, err := exec.Command(bin, args...).Output()
+		var exit *exec.ExitError
+		switch {
+		case err == nil:
+			return 0, string(out)
+		case errors.As(err, &exit):
+			return exit.ExitCode(), string(out)
+		}
+		t.Fatalf("tollgate %v: %v", args, err)
+		return 0, ""
+	}
+	if code, out := run("test", mount); code != 0 {
+		t.Fatalf("tollgate test on the projected bundle: exit %d\n%s", code, out)
+	}
+	keys := t.TempDir()
+	if code, out := run("license", "keygen", "--out", keys); code != 0 {
+		t.Fatalf("license keygen: exit %d %s", code, out)
+	}
+	code, jwt := run("license", "issue", "--key", filepath.Join(keys, "license-private.pem"), "--subject", "chart test", "--valid-for", "1h")
+	if code != 0 {
+		t.Fatalf("license issue: exit %d", code)
+	}
+	licence := filepath.Join(keys, "licence.jwt")
+	if err := os.WriteFile(licence, []byte(jwt), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	revision := func(bundle string) string {
+		t.Helper()
+		code, out := run("eval", "--bundle", bundle, "--license", licence, "--license-key", filepath.Join(keys, "license-public.pem"),
+			"--input", filepath.Join("..", "..", "examples", "request.json"))
+		var d struct {
+			Revision string `json:"bundle_revision"`
+		}
+		if code > 1 || json.Unmarshal([]byte(out), &d) != nil || d.Revision == "" {
+			t.Fatalf("tollgate eval --bundle %s: exit %d\n%s", bundle, code, out)
+		}
+		return d.Revision
+	}
+	if got, want := revision(mount), revision(filepath.Join("..", "..", "bundles", "tollgate")); got != want {
+		t.Errorf("the projected bundle is revision %s, bundles/tollgate %s", got, want)
 	}
 }
