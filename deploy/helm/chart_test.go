@@ -858,3 +858,34 @@ func TestChartBundleProjectsTheBundle(t *testing.T) {
 		t.Errorf("the projected bundle is revision %s, bundles/tollgate %s", got, want)
 	}
 }
+
+// TestChartRefusesABundleAConfigMapCannotHold: a file name that is not a
+// ConfigMap key, two paths that would share a key, or a bundle over 1 MiB
+// fail the render with what to do, rather than a release the API server
+// refuses half-way.
+func TestChartRefusesABundleAConfigMapCannotHold(t *testing.T) {
+	for name, c := range map[string]struct {
+		files map[string][]byte
+		want  string
+	}{
+		"bad name":   {map[string][]byte{"bundle/my policy.rego": []byte("package x\n")}, "cannot be a ConfigMap key"},
+		"shared key": {map[string][]byte{"bundle/config__projects__data.json": []byte("{}")}, "would share the ConfigMap key"},
+		"too big":    {map[string][]byte{"bundle/big.json": bytes.Repeat([]byte("x"), 1<<20)}, "over a ConfigMap's 1 MiB"},
+	} {
+		chrt, err := loader.Load(chartDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for path, data := range c.files {
+			chrt.Files = append(chrt.Files, &common.File{Name: path, Data: data})
+		}
+		opts := common.ReleaseOptions{Name: release, Namespace: namespace, Revision: 1, IsInstall: true}
+		rv, err := util.ToRenderValues(chrt, required, opts, capabilities(t, kubeVersion))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := engine.Render(chrt, rv); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want an error saying %q", name, err, c.want)
+		}
+	}
+}
