@@ -185,11 +185,16 @@ func renderRaw(t *testing.T, values map[string]any) (map[string]string, error) {
 
 func renderFor(t *testing.T, values map[string]any, version string) (map[string]string, error) {
 	t.Helper()
+	return renderRelease(t, values, version, release)
+}
+
+func renderRelease(t *testing.T, values map[string]any, version, name string) (map[string]string, error) {
+	t.Helper()
 	chrt, err := loader.Load(chartDir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts := common.ReleaseOptions{Name: release, Namespace: namespace, Revision: 1, IsInstall: true}
+	opts := common.ReleaseOptions{Name: name, Namespace: namespace, Revision: 1, IsInstall: true}
 	rv, err := util.ToRenderValues(chrt, values, opts, capabilities(t, version))
 	if err != nil {
 		return nil, err
@@ -887,5 +892,55 @@ func TestChartRefusesABundleAConfigMapCannotHold(t *testing.T) {
 		if _, err := engine.Render(chrt, rv); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v, want an error saying %q", name, err, c.want)
 		}
+	}
+}
+
+// TestChartLongReleaseName: with the longest release name Helm accepts
+// (53 characters), every name stays a valid label value (63 at most),
+// the suffixed ones too.
+func TestChartLongReleaseName(t *testing.T) {
+	name := strings.Repeat("r", 53)
+	values := merge(map[string]any{
+		"database": map[string]any{"url": "postgres://db/tollgate"},
+		"licence":  map[string]any{"licence": "x", "publicKey": "y"},
+	}, map[string]any{"serviceMonitor": map[string]any{"enabled": true}})
+	out, err := renderRelease(t, values, kubeVersion, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := 0
+	for file, text := range out {
+		if strings.HasSuffix(file, "NOTES.txt") {
+			token := regexp.MustCompile(`run (\S+) --rm`).FindStringSubmatch(text)
+			if token == nil || len(token[1]) > 63 {
+				t.Errorf("the token pod's name %v: over 63 characters", token)
+			}
+			continue
+		}
+		reader := utilyaml.NewYAMLReader(bufio.NewReader(strings.NewReader(text)))
+		for {
+			doc, err := reader.Read()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(bytes.TrimSpace(doc)) == 0 {
+				continue
+			}
+			obj, _, err := decoder.Decode(doc, nil, nil)
+			if err != nil {
+				t.Fatalf("%s: %v", file, err)
+			}
+			n := obj.(interface{ GetName() string }).GetName()
+			names++
+			if len(n) > 63 || strings.HasSuffix(n, "-") || !strings.HasPrefix(n, "rrrr") {
+				t.Errorf("%s: name %q (%d characters)", file, n, len(n))
+			}
+		}
+	}
+	if names < 10 {
+		t.Errorf("only %d objects rendered", names)
 	}
 }

@@ -52,7 +52,7 @@ app.kubernetes.io/component: server
 {{- if .Values.database.existingSecret }}
 {{- .Values.database.existingSecret }}
 {{- else if .Values.database.url }}
-{{- printf "%s-database" (include "tollgate.fullname" .) }}
+{{- include "tollgate.suffixed" (list . "database") }}
 {{- else }}
 {{- fail "tollgate needs PostgreSQL: set database.existingSecret (a Secret with the URL under database.secretKey) or database.url" }}
 {{- end }}
@@ -62,7 +62,7 @@ app.kubernetes.io/component: server
 {{- if .Values.licence.existingSecret }}
 {{- .Values.licence.existingSecret }}
 {{- else if and .Values.licence.licence .Values.licence.publicKey }}
-{{- printf "%s-licence" (include "tollgate.fullname" .) }}
+{{- include "tollgate.suffixed" (list . "licence") }}
 {{- else }}
 {{- fail "tollgate needs its licence: set licence.existingSecret (a Secret with the licence and its public key) or both licence.licence and licence.publicKey" }}
 {{- end }}
@@ -88,4 +88,13 @@ The ConfigMap key of a bundle path: keys cannot hold "/", so "/" becomes
 */}}
 {{- define "tollgate.bundleKey" -}}
 {{- . | replace "/" "__" }}
+{{- end }}
+
+{{/*
+The full name with a suffix, 63 characters at most (a Job's name becomes
+a label value, a container's a DNS label): (list . "migrate").
+*/}}
+{{- define "tollgate.suffixed" -}}
+{{- $suffix := index . 1 }}
+{{- printf "%s-%s" (include "tollgate.fullname" (index . 0) | trunc (int (sub 62 (len $suffix))) | trimSuffix "-") $suffix }}
 {{- end }}
