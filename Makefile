@@ -14,7 +14,7 @@ DEV_PUBLIC  := $(DEV)/license-public.pem
 DEV_LICENCE := $(DEV)/licence.jwt
 
 .DELETE_ON_ERROR:
-.PHONY: build dev-licence run eval test lint bench bench-go bench-scale wrk fuzz clean
+.PHONY: build dev-licence run eval test test-deploy lint bench bench-go bench-scale wrk fuzz clean
 
 # go build decides what is stale, so this always runs it.
 build:
@@ -56,6 +56,14 @@ test: build
 	$(OPA) check --strict $(BUNDLE)
 	@files="$$($(OPA) fmt --list $(BUNDLE))"; if [ -n "$$files" ]; then echo "opa fmt needed (run go tool opa fmt -w on them):"; echo "$$files"; exit 1; fi
 	$(BIN) test --coverage-min 90 $(BUNDLE)
+	$(MAKE) test-deploy
+
+# The deployment tools module (deploy/go.mod, apart so that the server's
+# go.mod stays lean): the Helm chart linted, rendered and decoded strictly
+# into the Kubernetes API types. The first run downloads and builds Helm
+# and the Kubernetes API modules (minutes); later runs take seconds.
+test-deploy:
+	cd deploy && $(GO) vet ./... && $(GO) test -timeout 20m ./...
 
 lint:
 	@files="$$(gofmt -l .)"; if [ -n "$$files" ]; then echo "gofmt needed:"; echo "$$files"; exit 1; fi
