@@ -5,6 +5,10 @@ GO      ?= go
 OPA     := $(GO) tool opa
 BIN     := bin/tollgate
 BUNDLE  := bundles/tollgate
+# The embedded store: the CLI's default --data-dir, so that `bin/tollgate
+# token create`, `replay`, `ledger verify`… without --data-dir read the
+# store `make run` writes (test/readme_test.go checks that they agree).
+DATA    := .data/tollgate
 
 # The development licence: a key pair of its own and a licence valid one
 # year, made once and kept in .data/ (git-ignored). Delete .data/dev for new ones.
@@ -35,12 +39,12 @@ $(DEV_PUBLIC): | $(DEV_PRIVATE)
 $(DEV_LICENCE): $(DEV_PRIVATE) $(DEV_PUBLIC)
 	$(BIN) license issue --key $(DEV_PRIVATE) --subject "tollgate development" --valid-for 8760h > $@
 
-# The server on the embedded store (.data/server) with the default bundle and
+# The server on the embedded store ($(DATA)) with the default bundle and
 # the development licence, on 127.0.0.1:8181 (TOLLGATE_ADDR to change it),
 # WITHOUT AUTHENTICATION (--dev): for development only.
 # Edits to bundles/tollgate are picked up while it runs. Ctrl-C stops it.
 run: build $(DEV_LICENCE)
-	$(BIN) serve --dev --bundle $(BUNDLE) --data-dir .data/server \
+	$(BIN) serve --dev --bundle $(BUNDLE) --data-dir $(DATA) \
 		--license $(DEV_LICENCE) --license-key $(DEV_PUBLIC)
 
 # One decision now, without a server: exit 1 (refused) is a normal outcome.
@@ -109,4 +113,4 @@ wrk:
 		$$sudo apt-get update && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends wrk; }
 
 clean:
-	rm -rf bin .data/dev .data/server
+	rm -rf bin .data/dev $(DATA)
