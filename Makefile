@@ -18,7 +18,7 @@ DEV_PUBLIC  := $(DEV)/license-public.pem
 DEV_LICENCE := $(DEV)/licence.jwt
 
 .DELETE_ON_ERROR:
-.PHONY: build dev-licence run eval test lint bench bench-go bench-scale wrk fuzz clean
+.PHONY: build dev-licence run eval prereqs test lint bench bench-go bench-scale wrk fuzz clean
 
 # go build decides what is stale, so this always runs it.
 build:
@@ -52,7 +52,12 @@ eval: build $(DEV_LICENCE)
 	$(BIN) eval --bundle $(BUNDLE) --license $(DEV_LICENCE) --license-key $(DEV_PUBLIC) \
 		--input examples/request.json || test $$? -eq 1
 
-test: build
+# What make test needs beyond Go (PostgreSQL, Chromium…), checked first:
+# it names what is missing and the command that installs it.
+prereqs:
+	@.ci/prereqs
+
+test: prereqs build
 	@files="$$(gofmt -l .)"; if [ -n "$$files" ]; then echo "gofmt needed (run gofmt -w on them):"; echo "$$files"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) test -race -timeout 30m ./...
