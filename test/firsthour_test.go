@@ -202,8 +202,15 @@ func subcommands(command, help string) []string {
 // step checks them in a moment, names what is missing and the one command
 // that installs it.
 func TestPrereqsNameWhatIsMissing(t *testing.T) {
-	mk := exec.Command("make", "-n", "test")
+	mk := exec.Command("make", "--no-print-directory", "-n", "test")
 	mk.Dir = repoRoot
+	for _, kv := range os.Environ() {
+		// Under make test this test runs in a sub-make's environment,
+		// whose flags must not reach this make.
+		if !strings.HasPrefix(kv, "MAKE") && !strings.HasPrefix(kv, "MFLAGS=") {
+			mk.Env = append(mk.Env, kv)
+		}
+	}
 	out, err := mk.Output()
 	if err != nil {
 		t.Fatalf("make -n test: %v", err)
