@@ -113,7 +113,7 @@ func DecodeStrict(data []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return Errorf(EInvalid, "%s", describeJSONError(reflect.TypeOf(v), err))
+		return Errorf(EInvalid, "%s", describeJSONError(data, v, err))
 	}
 	if len(bytes.TrimLeft(data[dec.InputOffset():], " \t\r\n")) > 0 { // dec.More is false before a stray } or ]
 		return Errorf(EInvalid, "invalid JSON: unexpected data after the top-level value")
@@ -121,14 +121,23 @@ func DecodeStrict(data []byte, v any) error {
 	return nil
 }
 
-// describeJSONError is encoding/json's error about a value of type t, in
-// the client's terms.
-func describeJSONError(t reflect.Type, err error) string {
+// describeJSONError is encoding/json's error decoding data into v, in the
+// client's terms.
+func describeJSONError(data []byte, v any, err error) string {
 	var typeErr *json.UnmarshalTypeError
 	var syntaxErr *json.SyntaxError
 	switch {
 	case errors.As(err, &typeErr):
-		field := jsonPath(t, typeErr.Field)
+		field := typeErr.Field
+		if field != "" {
+			// Field leaves out map keys and array indices (which project,
+			// which finding), so the path is found from where the value is.
+			if at := pathAt(data, v, typeErr.Offset); at != "" && at != "the body" {
+				field = at
+			} else {
+				field = jsonPath(reflect.TypeOf(v), field)
+			}
+		}
 		if field == "" {
 			return fmt.Sprintf("invalid JSON: expected %s, got %s", jsonKind(typeErr.Type.Kind().String()), typeErr.Value)
 		}
