@@ -5,6 +5,10 @@ GO      ?= go
 OPA     := $(GO) tool opa
 BIN     := bin/tollgate
 BUNDLE  := bundles/tollgate
+# The embedded store: the CLI's default --data-dir, so that `bin/tollgate
+# token create`, `replay`, `ledger verify`… without --data-dir read the
+# store `make run` writes (test/readme_test.go checks that they agree).
+DATA    := .data/tollgate
 
 # The development licence: a key pair of its own and a licence valid one
 # year, made once and kept in .data/ (git-ignored). Delete .data/dev for new ones.
@@ -14,7 +18,7 @@ DEV_PUBLIC  := $(DEV)/license-public.pem
 DEV_LICENCE := $(DEV)/licence.jwt
 
 .DELETE_ON_ERROR:
-.PHONY: build dev-licence run eval test test-deploy lint bench bench-go bench-scale wrk fuzz clean
+.PHONY: build dev-licence run eval prereqs test test-deploy lint bench bench-go bench-scale wrk fuzz clean
 
 # go build decides what is stale, so this always runs it.
 build:
@@ -35,12 +39,12 @@ $(DEV_PUBLIC): | $(DEV_PRIVATE)
 $(DEV_LICENCE): $(DEV_PRIVATE) $(DEV_PUBLIC)
 	$(BIN) license issue --key $(DEV_PRIVATE) --subject "tollgate development" --valid-for 8760h > $@
 
-# The server on the embedded store (.data/server) with the default bundle and
+# The server on the embedded store ($(DATA)) with the default bundle and
 # the development licence, on 127.0.0.1:8181 (TOLLGATE_ADDR to change it),
 # WITHOUT AUTHENTICATION (--dev): for development only.
 # Edits to bundles/tollgate are picked up while it runs. Ctrl-C stops it.
 run: build $(DEV_LICENCE)
-	$(BIN) serve --dev --bundle $(BUNDLE) --data-dir .data/server \
+	$(BIN) serve --dev --bundle $(BUNDLE) --data-dir $(DATA) \
 		--license $(DEV_LICENCE) --license-key $(DEV_PUBLIC)
 
 # One decision now, without a server: exit 1 (refused) is a normal outcome.
@@ -48,7 +52,12 @@ eval: build $(DEV_LICENCE)
 	$(BIN) eval --bundle $(BUNDLE) --license $(DEV_LICENCE) --license-key $(DEV_PUBLIC) \
 		--input examples/request.json || test $$? -eq 1
 
-test: build
+# What make test needs beyond Go (PostgreSQL, Chromium…), checked first:
+# it names what is missing and the command that installs it.
+prereqs:
+	@.ci/prereqs
+
+test: prereqs build
 	@files="$$(gofmt -l .)"; if [ -n "$$files" ]; then echo "gofmt needed (run gofmt -w on them):"; echo "$$files"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) test -race -timeout 30m ./...
@@ -117,4 +126,4 @@ wrk:
 		$$sudo apt-get update && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends wrk; }
 
 clean:
-	rm -rf bin .data/dev .data/server
+	rm -rf bin .data/dev $(DATA)

@@ -131,6 +131,10 @@ type jsonChecker struct {
 	data []byte
 	i    int
 	path []pathElem
+	// at, when above 0, asks for the path of the innermost value whose
+	// bytes span offset at (start < at <= end), found once walked.
+	at    int
+	found string
 }
 
 // errStop ends the pre-pass on a syntax error, which encoding/json then
@@ -175,23 +179,42 @@ func (c *jsonChecker) value(s *schema, depth int) error {
 	if c.i >= len(c.data) {
 		return errStop
 	}
+	start := c.i
+	var err error
 	switch c.data[c.i] {
 	case '{':
-		return c.object(s, depth)
+		err = c.object(s, depth)
 	case '[':
-		return c.array(s, depth)
+		err = c.array(s, depth)
 	case '"':
-		_, _, err := c.str()
-		return err
+		_, _, err = c.str()
+	default:
+		c.literal()
 	}
-	for c.i < len(c.data) { // a number or a literal: encoding/json checks it
+	if c.at > start && c.at <= c.i && c.found == "" && err == nil {
+		c.found = c.pathString() // inner values end first: the innermost
+	}
+	return err
+}
+
+// literal skips a number, true, false or null: encoding/json checks it.
+func (c *jsonChecker) literal() {
+	for c.i < len(c.data) {
 		switch c.data[c.i] {
 		case ',', ']', '}', ' ', '\t', '\n', '\r':
-			return nil
+			return
 		}
 		c.i++
 	}
-	return nil
+}
+
+// pathAt is the path of the innermost value of the JSON document data
+// that spans byte offset, as pathString writes it (projects.x.pipelines,
+// items[2]); "" if none does.
+func pathAt(data []byte, v any, offset int64) string {
+	c := jsonChecker{data: data, at: int(offset)}
+	_ = c.value(schemaOf(reflect.TypeOf(v)), 0) // data decoded already: it is well-formed
+	return c.found
 }
 
 // closes consumes closing if it is the next byte after white space: an

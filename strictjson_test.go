@@ -168,3 +168,39 @@ func BenchmarkDecodeStrict(b *testing.B) {
 		})
 	}
 }
+
+// TestDecodeStrictTypeErrorsNameTheJSONPath: a body that embeds Request
+// (as the server's evaluation and scan bodies do) got "Request.repository
+// must be a string": encoding/json names the embedded struct by its Go
+// type. The client sent "repository", and reads nothing else. And
+// encoding/json's path leaves out map keys and array indices: a project's
+// cooldown_minutes of the wrong type was "pipelines.cooldown_minutes", in
+// no project and no pipeline.
+func TestDecodeStrictTypeErrorsNameTheJSONPath(t *testing.T) {
+	type scanRef struct {
+		Format string `json:"format"`
+	}
+	type body struct {
+		tollgate.Request
+		Scan  *scanRef           `json:"scan"`
+		Items []scanRef          `json:"items"`
+		ByEnv map[string]scanRef `json:"by_env"`
+	}
+	tests := []struct{ body, want string }{
+		{`{"repository": 5}`, "repository must be a string, got number"},
+		{`{"metadata": {"environment": 7}}`, "metadata.environment must be a string, got number"},
+		{`{"metadata": "production"}`, "metadata must be an object, got string"},
+		{`{"scan": {"format": true}}`, "scan.format must be a string, got bool"},
+		{`{"items": [{"format": "a"}, {"format": 1}]}`, "items[1].format must be a string, got number"},
+		{`{"by_env": {"staging": {"format": 1}}}`, "by_env.staging.format must be a string, got number"},
+		{`{"by_env": {"staging": {"format": {"x": 1}}}}`, "by_env.staging.format must be a string, got object"},
+		{`{"by_env": {"staging": [1]}}`, "by_env.staging must be an object, got array"},
+	}
+	for _, tt := range tests {
+		var b body
+		err := tollgate.DecodeStrict([]byte(tt.body), &b)
+		if err == nil || err.Error() != tt.want {
+			t.Errorf("DecodeStrict(%s) = %v, want %q", tt.body, err, tt.want)
+		}
+	}
+}

@@ -20,11 +20,11 @@ type Scope string
 
 // The scopes, and what each allows (the server maps every route to one).
 const (
-	ScopeEvaluate Scope = "evaluate" // POST /v1/evaluate, POST /v1/scans
-	ScopeSimulate Scope = "simulate" // POST /v1/simulate
-	ScopeRead     Scope = "read"     // history, scans, bundle status
-	ScopeApprove  Scope = "approve"  // exceptions (reserved)
-	ScopeAdmin    Scope = "admin"    // tokens, EPSS import
+	ScopeEvaluate Scope = "evaluate" // POST /v1/evaluate, POST /v1/scans, asking for an exception
+	ScopeSimulate Scope = "simulate" // POST /v1/simulate, POST /v1/impact
+	ScopeRead     Scope = "read"     // history, scans, bundle status, controls, the history page
+	ScopeApprove  Scope = "approve"  // approving, rejecting, revoking exceptions; break-glass
+	ScopeAdmin    Scope = "admin"    // tokens, EPSS import, emergency freezes, incidents
 )
 
 // Scopes lists every scope, in the order help texts show them.

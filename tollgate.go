@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"strings"
 	"time"
 )
@@ -112,7 +113,7 @@ func DecodeStrict(data []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return Errorf(EInvalid, "%s", describeJSONError(err))
+		return Errorf(EInvalid, "%s", describeJSONError(data, v, err))
 	}
 	if len(bytes.TrimLeft(data[dec.InputOffset():], " \t\r\n")) > 0 { // dec.More is false before a stray } or ]
 		return Errorf(EInvalid, "invalid JSON: unexpected data after the top-level value")
@@ -120,12 +121,23 @@ func DecodeStrict(data []byte, v any) error {
 	return nil
 }
 
-func describeJSONError(err error) string {
+// describeJSONError is encoding/json's error decoding data into v, in the
+// client's terms.
+func describeJSONError(data []byte, v any, err error) string {
 	var typeErr *json.UnmarshalTypeError
 	var syntaxErr *json.SyntaxError
 	switch {
 	case errors.As(err, &typeErr):
 		field := typeErr.Field
+		if field != "" {
+			// Field leaves out map keys and array indices (which project,
+			// which finding), so the path is found from where the value is.
+			if at := pathAt(data, v, typeErr.Offset); at != "" && at != "the body" {
+				field = at
+			} else {
+				field = jsonPath(reflect.TypeOf(v), field)
+			}
+		}
 		if field == "" {
 			return fmt.Sprintf("invalid JSON: expected %s, got %s", jsonKind(typeErr.Type.Kind().String()), typeErr.Value)
 		}
@@ -139,6 +151,46 @@ func describeJSONError(err error) string {
 	default:
 		return "invalid JSON: " + err.Error()
 	}
+}
+
+// jsonPath is the JSON path of a type error's field. encoding/json names
+// an embedded struct on the way by its Go type ("Request.repository" for
+// the repository of an evaluation body that embeds Request), which means
+// nothing to a client: those steps are left out.
+func jsonPath(t reflect.Type, field string) string {
+	if field == "" {
+		return ""
+	}
+	var path []string
+	for _, name := range strings.Split(field, ".") {
+		// Array indices and map keys are not in the path encoding/json gives.
+		for t != nil && (t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice || t.Kind() == reflect.Array || t.Kind() == reflect.Map) {
+			t = t.Elem()
+		}
+		if t != nil && t.Kind() == reflect.Struct {
+			if f, ok := t.FieldByName(name); ok && f.Anonymous && f.Tag.Get("json") == "" {
+				t = f.Type // an embedded struct: its fields are the outer object's
+				continue
+			}
+			t = jsonFieldType(t, name)
+		} else {
+			t = nil
+		}
+		path = append(path, name)
+	}
+	return strings.Join(path, ".")
+}
+
+// jsonFieldType is the type of the field of struct t that encoding/json
+// fills from the key name, nil if none.
+func jsonFieldType(t reflect.Type, name string) reflect.Type {
+	for _, f := range reflect.VisibleFields(t) {
+		tagName, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if tagName == name || tagName == "" && f.Name == name {
+			return f.Type
+		}
+	}
+	return nil
 }
 
 func jsonKind(goKind string) string {

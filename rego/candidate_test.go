@@ -419,8 +419,8 @@ func TestReplaySkipsRecordedPolicyErrors(t *testing.T) {
 	}
 }
 
-// BenchmarkProjectProbes measures checkProjects on the shipped bundle (3
-// projects, 5 pipelines: 5 probes), unpaced.
+// BenchmarkProjectProbes measures checkProjects on the shipped bundle (4
+// projects, 6 pipelines: 6 probes), unpaced.
 func BenchmarkProjectProbes(b *testing.B) {
 	dir := bundleCopy(b)
 	removeTests(b, dir)
@@ -429,8 +429,8 @@ func BenchmarkProjectProbes(b *testing.B) {
 		b.Fatal(err)
 	}
 	p := e.Policy()
-	if n := len(p.bundle.Config.probes(MaxProjectProbes)); n != 5 {
-		b.Fatalf("%d probes, want 5", n)
+	if n := len(p.bundle.Config.probes(MaxProjectProbes)); n != 6 {
+		b.Fatalf("%d probes, want 6", n)
 	}
 	for b.Loop() {
 		if err := checkProjects(b.Context(), p, p, time.Now(), func(step func()) { step() }); err != nil {

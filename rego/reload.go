@@ -275,7 +275,7 @@ func (e *Engine) reload(ctx context.Context) error {
 		e.log.Info("bundle directory holds the active bundle again, error cleared", "dir", e.dir, "revision", previous)
 		err = nil
 	case err != nil:
-		attrs := []any{"dir", e.dir, "error", err, "active_revision", previous, "took", took}
+		attrs := []any{"dir", e.dir, "error", logLine(err), "active_revision", previous, "took", took}
 		if b != nil {
 			attrs = append(attrs, "candidate_revision", b.Revision)
 		}

@@ -64,6 +64,7 @@ var routeScopes = map[string]tollgate.Scope{
 	"POST /ui/login":        public,
 	"POST /ui/logout":       public,
 	"GET /ui/assets/*":      public,
+	"GET /":                 public, // redirects to /ui/, which asks for a token
 	// Probes and metrics stay open: load balancers and Prometheus hold no
 	// token, and none of them reveals a decision.
 	"GET /healthz": public,

@@ -147,6 +147,7 @@ func New(cfg Config) *Server {
 	e.GET("/readyz", s.readyz)
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{Registry: cfg.Registry})))
 	s.ui = ui.New(ui.Config{Store: cfg.Store, Now: cfg.Now, Logger: cfg.Logger, Dev: cfg.Dev, Verify: s.verifyReader})
+	e.GET("/", s.ui.Root) // a browser pointed at the server finds the history page
 	e.GET("/ui", s.ui.Root)
 	e.GET("/ui/", s.ui.Decisions, ui.Headers)
 	e.GET("/ui/decisions/:id", s.ui.Decision, ui.Headers)

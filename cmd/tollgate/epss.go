@@ -30,7 +30,7 @@ is checked whole first; a bad file changes nothing. A file cut in the middle
 of a line is refused; so, unless --force, is a file whose score_date is
 older than the scores in use, or with fewer than 95% of their CVEs.`)
 	force := f.Bool("force", false, "import a file older, or much shorter, than the scores in use")
-	dataDir := f.String("data-dir", ".data/tollgate", "the embedded store's `DIR` (not used with --database-url)")
+	dataDir := f.String("data-dir", defaultDataDir, "the embedded store's `DIR` (not used with --database-url)")
 	databaseURL := f.String("database-url", "", "PostgreSQL `URL` instead of the embedded store")
 	positional, err := f.parse(args)
 	if err != nil {

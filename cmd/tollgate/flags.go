@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 )
@@ -20,9 +21,9 @@ type flags struct {
 
 func newFlags(c *cli, name, synopsis, about string) *flags {
 	fs := flag.NewFlagSet("tollgate "+name, flag.ContinueOnError)
-	fs.SetOutput(c.stderr)
 	// The flag package would print the whole usage after every mistake;
-	// parse prints the mistake and a pointer to -h instead.
+	// parse prints the mistake, a suggestion and a pointer to -h instead.
+	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
 	return &flags{FlagSet: fs, c: c, synopsis: synopsis, about: about}
 }
@@ -68,8 +69,8 @@ func (f *flags) parse(args []string) ([]string, error) {
 			f.printUsage(f.c.stdout)
 			return nil, flag.ErrHelp
 		}
-		if err != nil { // the flag package has printed it
-			fmt.Fprintf(f.c.stderr, "run `%s -h` for usage\n", f.Name())
+		if err != nil {
+			fmt.Fprintf(f.c.stderr, "%s: %s\nrun `%s -h` for usage\n", f.Name(), f.explain(err), f.Name())
 			return nil, errUsage
 		}
 		rest := f.Args()
@@ -100,6 +101,65 @@ func (f *flags) parse(args []string) ([]string, error) {
 		}
 	})
 	return positional, err
+}
+
+// explain is the flag package's parse error, with the closest flag when
+// the one given does not exist: "--data-dri" is most likely --data-dir.
+func (f *flags) explain(err error) string {
+	unknown, ok := strings.CutPrefix(err.Error(), "flag provided but not defined: ")
+	if !ok {
+		return err.Error()
+	}
+	given := strings.TrimLeft(unknown, "-")
+	var names []string
+	f.VisitAll(func(fl *flag.Flag) { names = append(names, fl.Name) })
+	return "unknown flag --" + given + didYouMean(given, names, "--")
+}
+
+// didYouMean is "; did you mean <prefix><name>?" for the name closest to
+// given, when given is a slip of it (one letter wrong, missing, extra or
+// two swapped; one more per five letters of long names), else "".
+func didYouMean(given string, names []string, prefix string) string {
+	slices.Sort(names) // ties go to the first in order, the same every run
+	best, bestDistance := "", 0
+	for _, name := range names {
+		if d := editDistance(given, name); best == "" || d < bestDistance {
+			best, bestDistance = name, d
+		}
+	}
+	if best == "" || bestDistance > max(1, len(best)/5) {
+		return ""
+	}
+	return "; did you mean " + prefix + best + "?"
+}
+
+// editDistance is the optimal string alignment distance: insertions,
+// deletions, substitutions and swaps of two neighbours count one each.
+// Written here because the Levenshtein distance (the library OPA brings)
+// counts a swap, the commonest slip ("sevre"), as two, as it does an
+// unrelated word ("deploy" is two from "replay").
+func editDistance(a, b string) int {
+	d := make([][]int, len(a)+1)
+	for i := range d {
+		d[i] = make([]int, len(b)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
+		}
+	}
+	return d[len(a)][len(b)]
 }
 
 // usageError prints a mistake in the command line and returns exitError.

@@ -6,8 +6,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -53,51 +55,41 @@ func run(ctx context.Context, args []string, c *cli) int {
 		return exitError
 	}
 	command, args := args[0], args[1:]
+	if runCommand, ok := commands[command]; ok {
+		return runCommand(ctx, c, args)
+	}
 	switch command {
-	case "serve":
-		return runServe(ctx, c, args)
-	case "eval":
-		return runEval(ctx, c, args)
-	case "check":
-		return runCheck(ctx, c, args)
-	case "migrate":
-		return runMigrate(ctx, c, args)
-	case "cvss":
-		return runCVSS(ctx, c, args)
-	case "epss":
-		return runEPSS(ctx, c, args)
-	case "test":
-		return runTest(ctx, c, args)
-	case "license":
-		return runLicense(ctx, c, args)
-	case "exception":
-		return runException(ctx, c, args)
-	case "freeze":
-		return runFreeze(ctx, c, args)
-	case "incident":
-		return runIncident(ctx, c, args)
-	case "token":
-		return runToken(ctx, c, args)
-	case "bundle":
-		return runBundle(ctx, c, args)
-	case "ledger":
-		return runLedger(ctx, c, args)
-	case "replay":
-		return runReplay(ctx, c, args)
-	case "verify-decision":
-		return runVerifyDecision(ctx, c, args)
-	case "impact":
-		return runImpact(ctx, c, args)
 	case "help", "-h", "-help", "--help":
 		if len(args) > 0 && args[0] != "help" && !strings.HasPrefix(args[0], "-") {
 			return run(ctx, []string{args[0], "-h"}, c)
 		}
 		usage(c.stdout)
 		return exitOK
-	default:
-		fmt.Fprintf(c.stderr, "tollgate: unknown command %q; run `tollgate help` for the list\n", command)
-		return exitError
 	}
+	fmt.Fprintf(c.stderr, "tollgate: unknown command %q%s\nrun `tollgate help` for the list\n", command,
+		didYouMean(command, slices.Collect(maps.Keys(commands)), ""))
+	return exitError
+}
+
+// commands are the subcommands, one file each.
+var commands = map[string]func(context.Context, *cli, []string) int{
+	"serve":           runServe,
+	"eval":            runEval,
+	"check":           runCheck,
+	"migrate":         runMigrate,
+	"cvss":            runCVSS,
+	"epss":            runEPSS,
+	"test":            runTest,
+	"license":         runLicense,
+	"exception":       runException,
+	"freeze":          runFreeze,
+	"incident":        runIncident,
+	"token":           runToken,
+	"bundle":          runBundle,
+	"ledger":          runLedger,
+	"replay":          runReplay,
+	"verify-decision": runVerifyDecision,
+	"impact":          runImpact,
 }
 
 func usage(w io.Writer) {

@@ -173,3 +173,26 @@ func TestNoOrUnknownCommandIsAUsageError(t *testing.T) {
 		t.Errorf("stderr: %s", r.stderr)
 	}
 }
+
+// TestMistypedFlagSuggestsTheClosest: a slip in a flag or command name got
+// only "flag provided but not defined"; the closest name is suggested when
+// the slip is small, and nothing is when no name is close.
+func TestMistypedFlagSuggestsTheClosest(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"serve", "--data-dri", ".data/x"}, "tollgate serve: unknown flag --data-dri; did you mean --data-dir?"},
+		{[]string{"token", "create", "--scope", "read"}, "tollgate token create: unknown flag --scope; did you mean --scopes?"},
+		{[]string{"check", "--reposiotry", "org/a"}, "unknown flag --reposiotry; did you mean --repository?"}, // two letters swapped
+		{[]string{"eval", "--licence", "l.jwt"}, "unknown flag --licence; did you mean --license?"},
+		{[]string{"sevre"}, `unknown command "sevre"; did you mean serve?`},
+		{[]string{"eval", "--no-such-flag"}, "tollgate eval: unknown flag --no-such-flag\nrun `tollgate eval -h` for usage"},
+		{[]string{"deploy"}, `unknown command "deploy"` + "\nrun `tollgate help`"}, // two from replay: not a slip
+	} {
+		r := runTollgate(t, c.args...)
+		if r.code != exitError || !strings.Contains(r.stderr, c.want) {
+			t.Errorf("tollgate %s: exit %d, stderr:\n%s\nwant exit 2 and %q", strings.Join(c.args, " "), r.code, r.stderr, c.want)
+		}
+	}
+}

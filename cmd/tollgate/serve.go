@@ -55,7 +55,7 @@ while the store holds no active token: create one with
 --dev turns authentication off, for development only.`)
 	addr := f.String("addr", "127.0.0.1:8181", "listen on `HOST:PORT` (port 0 picks a free one; the log says which)")
 	bundleDir := f.String("bundle", "bundles/tollgate", "the policy bundle `DIR`, watched for changes")
-	dataDir := f.String("data-dir", ".data/tollgate", "the embedded store's `DIR`, created if missing (not used with --database-url)")
+	dataDir := f.String("data-dir", defaultDataDir, "the embedded store's `DIR`, created if missing (not used with --database-url)")
 	databaseURL := f.String("database-url", "", "PostgreSQL `URL` instead of the embedded store")
 	licencePath := f.String("license", "", "the licence `FILE` (a JWT); a missing or bad licence refuses every request with licence_invalid")
 	keyPath := f.String("license-key", "", "the PEM public key `FILE` that verifies the licence (required)")

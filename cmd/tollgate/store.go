@@ -265,6 +265,10 @@ type commandStore interface {
 	tollgate.BundleStore
 }
 
+// defaultDataDir is every command's --data-dir: the embedded store that
+// `make run` serves, so that a command without the flag reads that store.
+const defaultDataDir = ".data/tollgate"
+
 // openCommandStore opens the store serve would use with the same flags:
 // PostgreSQL at databaseURL if given, else the embedded store in dataDir.
 func openCommandStore(ctx context.Context, dataDir, databaseURL string) (commandStore, error) {

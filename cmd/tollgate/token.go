@@ -46,7 +46,7 @@ type storeFlags struct{ dataDir, databaseURL *string }
 
 func addStoreFlags(f *flags) storeFlags {
 	return storeFlags{
-		dataDir:     f.String("data-dir", ".data/tollgate", "the embedded store's `DIR` (not used with --database-url)"),
+		dataDir:     f.String("data-dir", defaultDataDir, "the embedded store's `DIR` (not used with --database-url)"),
 		databaseURL: f.String("database-url", "", "PostgreSQL `URL` instead of the embedded store"),
 	}
 }
