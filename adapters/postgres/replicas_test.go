@@ -266,3 +266,10 @@ func TestCancelWhileCommitting(t *testing.T) {
 		}
 	})
 }
+
+// Two replicas on one database share 200 jobs: each is claimed and handled
+// by exactly one of them (FOR UPDATE SKIP LOCKED).
+func TestJobReplicas(t *testing.T) {
+	url := pgtest.Shared(t).NewDatabase(t)
+	storetest.ClaimRace(t, 200, openClosing(t, url), openClosing(t, url))
+}

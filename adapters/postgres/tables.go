@@ -34,9 +34,10 @@ func (s *Store) dialect() storekit.Dialect {
 			var pgErr *pgconn.PgError
 			return errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == index
 		},
-		Refused:   refused,
-		Explain:   s.explain,
-		ForUpdate: " FOR UPDATE",
+		Refused:    refused,
+		Explain:    s.explain,
+		ForUpdate:  " FOR UPDATE",
+		SkipLocked: " SKIP LOCKED",
 		// The transaction-scoped advisory lock orders the incident
 		// creations of all replicas: the second waits for the first to
 		// commit. A cooldown key hashing to the same value would only make

@@ -100,6 +100,7 @@ func Run(t *testing.T, factory Factory) {
 	tests = append(tests, tokenTests...)
 	tests = append(tests, ledgerTests...)
 	tests = append(tests, bundleTests...)
+	tests = append(tests, jobTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -79,6 +79,9 @@ type Dialect struct {
 	// at once; "" on SQLite, whose write transaction holds the file's only
 	// write lock from its BEGIN.
 	ForUpdate string
+	// SkipLocked follows ForUpdate where rows locked by another writer are
+	// to be skipped, not waited for (" SKIP LOCKED" on PostgreSQL).
+	SkipLocked string
 	// LockIncidents, if not "", runs before an incident is created, in
 	// its transaction, to order incident creations across processes.
 	LockIncidents string

@@ -1,0 +1,290 @@
+package storekit
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/tollgate/tollgate"
+)
+
+var _ tollgate.JobStore = (*Core)(nil)
+
+// openStates is the SQL of the open job states.
+const openStates = `('queued', 'waiting')`
+
+// jobColumns are the columns a job is written with, in the order of
+// jobArgs.
+const jobColumns = `id, idempotency_key, state, repository, environment,
+	cooldown_project, cooldown_pipeline, cooldown_branch, created_at, next_check_at, lease_owner, lease_until, job`
+
+// jobArgs checks j and returns the values of jobColumns, its lease given,
+// and j as it reads back. A job that fails is a bug of the caller:
+// EInternal.
+func jobArgs(j tollgate.Job, leaseOwner string, leaseUntil int64) ([]any, tollgate.Job, error) {
+	switch {
+	case j.ID == "" || j.IdempotencyKey == "":
+		return nil, j, tollgate.Errorf(tollgate.EInternal, "store job %q: no ID or idempotency key", j.ID)
+	case !slices.Contains(tollgate.JobStates, j.State):
+		return nil, j, tollgate.Errorf(tollgate.EInternal, "store job %s: unknown state %q", j.ID, j.State)
+	case !storable(j.CreatedAt) || !storable(j.NextCheckAt) || !storable(j.WaitUntil):
+		return nil, j, tollgate.Errorf(tollgate.EInternal, "store job %s: a time is missing or out of range", j.ID)
+	}
+	j.CreatedAt, j.UpdatedAt, j.WaitUntil, j.NextCheckAt = j.CreatedAt.UTC(), j.UpdatedAt.UTC(), j.WaitUntil.UTC(), j.NextCheckAt.UTC()
+	if j.WaitingOn == nil {
+		j.WaitingOn = []tollgate.Reason{}
+	}
+	if j.Decisions == nil {
+		j.Decisions = []string{}
+	}
+	data, err := json.Marshal(j)
+	if err != nil {
+		return nil, j, tollgate.Errorf(tollgate.EInternal, "store job %s: encode: %v", j.ID, err)
+	}
+	var key tollgate.CooldownKey
+	if j.CooldownKey != nil {
+		key = *j.CooldownKey
+	}
+	return []any{j.ID, j.IdempotencyKey, string(j.State), j.Repository, j.Environment,
+		key.Project, key.Pipeline, key.Branch, j.CreatedAt.UnixNano(), j.NextCheckAt.UnixNano(),
+		leaseOwner, leaseUntil, string(data)}, j, nil
+}
+
+// jobRow is a row of SELECT `+jobRead+`: the job, and when it is due,
+// which WakeJobs moves in the column alone.
+type jobRow struct {
+	id   string
+	data []byte
+	next int64
+}
+
+const jobRead = `id, job, next_check_at`
+
+func (r *jobRow) Dest() []any { return []any{&r.id, &r.data, &r.next} }
+
+// decode decodes the stored job.
+func (r *jobRow) decode() (tollgate.Job, error) {
+	var j tollgate.Job
+	if err := json.Unmarshal(r.data, &j); err != nil || j.ID != r.id {
+		return tollgate.Job{}, tollgate.Errorf(tollgate.EInternal, "job %s: stored value is not this job's (%v)", r.id, err)
+	}
+	j.NextCheckAt = time.Unix(0, r.next).UTC()
+	return j, nil
+}
+
+func decodeJobs(rows []jobRow) ([]tollgate.Job, error) {
+	jobs := make([]tollgate.Job, 0, len(rows))
+	for _, r := range rows {
+		j, err := r.decode()
+		if err != nil {
+			return nil, err
+		}
+		jobs = append(jobs, j)
+	}
+	return jobs, nil
+}
+
+// SubmitJob implements tollgate.JobStore: one INSERT, which the unique
+// index on idempotency keys turns into a no-op for a key stored already
+// (by any process), then the job of the key is read.
+func (c *Core) SubmitJob(ctx context.Context, j tollgate.Job) (tollgate.Job, bool, error) {
+	j.State = tollgate.JobQueued
+	args, _, err := jobArgs(j, "", 0)
+	if err != nil {
+		return tollgate.Job{}, false, err
+	}
+	var (
+		created bool
+		row     jobRow
+	)
+	err = c.write(ctx, "submit job "+j.ID, func(ctx context.Context, q Querier) error {
+		n, err := q.Exec(ctx, `INSERT INTO jobs (`+jobColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (idempotency_key) DO NOTHING`, args...)
+		if err != nil {
+			return err
+		}
+		created = n == 1
+		return q.QueryRow(ctx, `SELECT `+jobRead+` FROM jobs WHERE idempotency_key = ?`, j.IdempotencyKey).Scan(row.Dest()...)
+	})
+	if err != nil {
+		return tollgate.Job{}, false, err
+	}
+	stored, err := row.decode()
+	return stored, created, err
+}
+
+// Job implements tollgate.JobStore.
+func (c *Core) Job(ctx context.Context, id string) (tollgate.Job, error) {
+	var row jobRow
+	err := c.read(ctx, "read job "+id, func(ctx context.Context, q Querier) error {
+		err := q.QueryRow(ctx, `SELECT `+jobRead+` FROM jobs WHERE id = ?`, id).Scan(row.Dest()...)
+		if errors.Is(err, ErrNoRows) {
+			return jobNotFound(id)
+		}
+		return err
+	})
+	if err != nil {
+		return tollgate.Job{}, err
+	}
+	return row.decode()
+}
+
+func jobNotFound(id string) error {
+	return tollgate.Errorf(tollgate.ENotFound, "no job %q", id)
+}
+
+// Jobs implements tollgate.JobStore.
+func (c *Core) Jobs(ctx context.Context, f tollgate.JobFilter) ([]tollgate.Job, error) {
+	var (
+		where []string
+		args  []any
+	)
+	for _, col := range []struct{ column, value string }{
+		{"state", string(f.State)},
+		{"repository", f.Repository},
+		{"environment", f.Environment},
+	} {
+		if col.value != "" {
+			where = append(where, col.column+" = ?")
+			args = append(args, col.value)
+		}
+	}
+	query := `SELECT ` + jobRead + ` FROM jobs`
+	if len(where) > 0 {
+		query += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	var rows []jobRow
+	err := c.read(ctx, "list jobs", func(ctx context.Context, q Querier) (err error) {
+		rows, err = scanAll(ctx, q, query+` ORDER BY created_at DESC, id DESC LIMIT ?`, append(args, PageSize(f.Limit)), (*jobRow).Dest)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return decodeJobs(rows)
+}
+
+// claimQuery selects the open jobs due at $2 and not leased at $1, soonest
+// due first, but for a job of a cooldown key that is not the key's oldest
+// open job. The dialect locks what it selects (FOR UPDATE SKIP LOCKED on
+// PostgreSQL: replicas claiming at once take different jobs, and the
+// older job of a key one of them locked keeps the younger ones out, open
+// as it stays).
+const claimQuery = `SELECT j.id, j.job, j.next_check_at FROM jobs j
+	WHERE j.state IN ` + openStates + ` AND j.lease_until <= ? AND j.next_check_at <= ?
+	AND NOT (j.cooldown_project <> '' AND EXISTS (SELECT 1 FROM jobs o
+		WHERE o.state IN ` + openStates + ` AND o.cooldown_project = j.cooldown_project
+		AND o.cooldown_pipeline = j.cooldown_pipeline AND o.cooldown_branch = j.cooldown_branch
+		AND (o.created_at < j.created_at OR (o.created_at = j.created_at AND o.id < j.id))))
+	ORDER BY j.next_check_at, j.created_at, j.id LIMIT ?`
+
+// ClaimJobs implements tollgate.JobStore. It selects the claimable jobs in
+// a read first, so that a worker's rounds with nothing due never take a
+// writer; then one transaction selects and leases them.
+func (c *Core) ClaimJobs(ctx context.Context, owner string, at time.Time, lease time.Duration, n int) ([]tollgate.Job, error) {
+	if owner == "" || lease <= 0 || n <= 0 {
+		return nil, tollgate.Errorf(tollgate.EInternal, "claim jobs: owner %q, lease %s, %d jobs", owner, lease, n)
+	}
+	now, until := UnixNano(at), UnixNano(at.Add(lease))
+	var due bool
+	err := c.read(ctx, "look for due jobs", func(ctx context.Context, q Querier) error {
+		return q.QueryRow(ctx, `SELECT EXISTS (`+claimQuery+`)`, now, now, n).Scan(&due)
+	})
+	if err != nil || !due {
+		return []tollgate.Job{}, err
+	}
+	var rows []jobRow
+	err = c.write(ctx, "claim jobs", func(ctx context.Context, q Querier) (err error) {
+		if rows, err = scanAll(ctx, q, claimQuery+c.d.ForUpdate+c.d.SkipLocked, []any{now, now, n}, (*jobRow).Dest); err != nil {
+			return err
+		}
+		for _, r := range rows {
+			if _, err := q.Exec(ctx, `UPDATE jobs SET lease_owner = ?, lease_until = ? WHERE id = ?`, owner, until, r.id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return decodeJobs(rows)
+}
+
+// UpdateJob implements tollgate.JobStore, in one transaction that locks
+// the job's row from its read to its write.
+func (c *Core) UpdateJob(ctx context.Context, id, owner string, change func(*tollgate.Job) error) (tollgate.Job, error) {
+	var (
+		updated   tollgate.Job
+		changeErr error // change's: returned as it is
+	)
+	err := c.write(ctx, "update job "+id, func(ctx context.Context, q Querier) error {
+		var (
+			row    jobRow
+			leased string
+		)
+		err := q.QueryRow(ctx, `SELECT `+jobRead+`, lease_owner FROM jobs WHERE id = ?`+c.d.ForUpdate, id).Scan(append(row.Dest(), &leased)...)
+		switch {
+		case errors.Is(err, ErrNoRows):
+			return jobNotFound(id)
+		case err != nil:
+			return err
+		case owner != "" && leased != owner:
+			return tollgate.Errorf(tollgate.EConflict, "job %s is no longer claimed by %s (cancelled, or its lease ran out)", id, owner)
+		}
+		j, err := row.decode()
+		if err != nil {
+			return err
+		}
+		next := j
+		next.WaitingOn = slices.Clone(j.WaitingOn)
+		next.Decisions = slices.Clone(j.Decisions)
+		if err := change(&next); err != nil {
+			changeErr = err
+			return err
+		}
+		if next.ID != j.ID || next.IdempotencyKey != j.IdempotencyKey || !next.CreatedAt.Equal(j.CreatedAt) {
+			return tollgate.Errorf(tollgate.EInternal, "update job %s: the change moved its ID, key or creation time", id)
+		}
+		args, stored, err := jobArgs(next, "", 0)
+		if err != nil {
+			return err
+		}
+		if _, err := q.Exec(ctx, `UPDATE jobs SET (`+jobColumns+`) = (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) WHERE id = ?`, append(args, id)...); err != nil {
+			return err
+		}
+		updated = stored
+		return nil
+	})
+	switch {
+	case changeErr != nil:
+		return tollgate.Job{}, changeErr
+	case err != nil:
+		return tollgate.Job{}, err
+	}
+	return updated, nil
+}
+
+// WakeJobs implements tollgate.JobStore.
+func (c *Core) WakeJobs(ctx context.Context, at time.Time) (n int64, err error) {
+	err = c.writeOne(ctx, "wake jobs", func(ctx context.Context, q Querier) (err error) {
+		n, err = q.Exec(ctx, `UPDATE jobs SET next_check_at = ? WHERE state = 'waiting' AND next_check_at > ?`, UnixNano(at), UnixNano(at))
+		return err
+	})
+	return n, err
+}
+
+// OpenJobs implements tollgate.JobStore.
+func (c *Core) OpenJobs(ctx context.Context, repository string) (n int, err error) {
+	query, args := `SELECT count(*) FROM jobs WHERE state IN `+openStates, []any{}
+	if repository != "" {
+		query, args = query+` AND repository = ?`, append(args, repository)
+	}
+	err = c.read(ctx, "count jobs", func(ctx context.Context, q Querier) error {
+		return q.QueryRow(ctx, query, args...).Scan(&n)
+	})
+	return n, err
+}

@@ -1,0 +1,99 @@
+package tollgate
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+)
+
+// JobState is where a gate job stands.
+type JobState string
+
+// A job is queued until its first check, waiting while it is refused only
+// for reasons time can clear, and ends accepted, refused (a reason time
+// cannot clear), expired (its deadline passed) or cancelled.
+const (
+	JobQueued    JobState = "queued"
+	JobWaiting   JobState = "waiting"
+	JobAccepted  JobState = "accepted"
+	JobRefused   JobState = "refused"
+	JobExpired   JobState = "expired"
+	JobCancelled JobState = "cancelled"
+)
+
+// JobStates are every job state, open ones first.
+var JobStates = []JobState{JobQueued, JobWaiting, JobAccepted, JobRefused, JobExpired, JobCancelled}
+
+// Open reports whether a job in state s is still to be checked.
+func (s JobState) Open() bool { return s == JobQueued || s == JobWaiting }
+
+// Job is a request that waits at the gate until it is allowed (POST
+// /v1/jobs): each check of it is a normal decision, recorded.
+type Job struct {
+	ID             string   `json:"job_id"`
+	IdempotencyKey string   `json:"idempotency_key"`
+	State          JobState `json:"state"`
+	// Repository and Environment are the request's, for filters and
+	// limits; Request is the evaluate body as submitted.
+	Repository  string          `json:"repository"`
+	Environment string          `json:"environment"`
+	Request     json.RawMessage `json:"request"`
+	// CooldownKey is the key its decisions are made under, once a check
+	// has named it: the jobs waiting on one key are checked oldest first,
+	// one at a time.
+	CooldownKey *CooldownKey `json:"cooldown_key,omitempty"`
+	CreatedAt   time.Time    `json:"created_at"`
+	UpdatedAt   time.Time    `json:"updated_at"`
+	WaitUntil   time.Time    `json:"wait_until"`
+	// NextCheckAt is when an open job is checked next.
+	NextCheckAt time.Time `json:"next_check_at"`
+	// WaitingOn are the reasons of its last check, for a waiting job.
+	WaitingOn []Reason `json:"waiting_on"`
+	// Decisions are the IDs of its checks' decisions, oldest first.
+	Decisions []string `json:"decisions"`
+}
+
+// JobFilter selects jobs for JobStore.Jobs: every field set must match.
+type JobFilter struct {
+	State       JobState
+	Repository  string
+	Environment string
+	Limit       int // 0: DefaultPageSize; at most MaxPageSize
+}
+
+// JobStore keeps gate jobs, shared by every process of a store: a job is
+// claimed by one process at a time, under a lease.
+type JobStore interface {
+	// SubmitJob stores j, queued, unless a job with its idempotency key is
+	// stored already: then it returns that job and created false.
+	SubmitJob(ctx context.Context, j Job) (stored Job, created bool, err error)
+
+	// Job returns a job by ID, or an ENotFound error.
+	Job(ctx context.Context, id string) (Job, error)
+
+	// Jobs lists jobs, newest first.
+	Jobs(ctx context.Context, f JobFilter) ([]Job, error)
+
+	// ClaimJobs leases to owner, until at+lease, at most n open jobs due
+	// at at (NextCheckAt at or before at) and not leased, soonest due
+	// first; of the open jobs of one cooldown key, only the oldest is ever
+	// claimed, so that they are accepted one by one, oldest first. A job
+	// is claimed by one owner at a time, across processes.
+	ClaimJobs(ctx context.Context, owner string, at time.Time, lease time.Duration, n int) ([]Job, error)
+
+	// UpdateJob runs change on the stored job and stores the result, as
+	// one atomic step, and frees its lease. With an owner, the job must
+	// still be leased to it (EConflict otherwise: it was cancelled, or its
+	// lease ran out and another process has it); without one (a user's
+	// cancel), whoever holds it loses it. If change fails, nothing
+	// changes.
+	UpdateJob(ctx context.Context, id, owner string, change func(*Job) error) (Job, error)
+
+	// WakeJobs makes every waiting job due at at, and returns how many:
+	// after a freeze lifted early, an incident ended, an exception
+	// approved.
+	WakeJobs(ctx context.Context, at time.Time) (int64, error)
+
+	// OpenJobs counts the open jobs, of repository or (empty) of all.
+	OpenJobs(ctx context.Context, repository string) (int, error)
+}
