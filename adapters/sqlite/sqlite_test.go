@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -269,4 +270,22 @@ func TestQueriesUseIndexes(t *testing.T) {
 		}
 		t.Logf("filter %+v: %q", f, plan)
 	}
+}
+
+// ClaimJobs walks the open jobs by when they are due (jobs_due) and finds
+// the oldest of a cooldown key on its index: thousands of waiting jobs
+// cost nothing while none is due, and nothing is sorted.
+func TestClaimJobsUsesIndexes(t *testing.T) {
+	s := openClosing(t, t.TempDir())
+	plan := queryPlan(t, s, storekit.ClaimQuery, []any{1, 1, 5})
+	for _, step := range plan {
+		if strings.HasPrefix(step, "SCAN j") || strings.HasPrefix(step, "SCAN o") || strings.Contains(step, "TEMP B-TREE") {
+			t.Errorf("plan %q scans the jobs or sorts", plan)
+		}
+	}
+	if !slices.ContainsFunc(plan, func(s string) bool { return strings.Contains(s, "USING INDEX jobs_due") }) ||
+		!slices.ContainsFunc(plan, func(s string) bool { return strings.Contains(s, "USING INDEX jobs_cooldown_key") }) {
+		t.Errorf("plan %q does not use jobs_due and jobs_cooldown_key", plan)
+	}
+	t.Logf("%q", plan)
 }

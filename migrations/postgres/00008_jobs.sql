@@ -27,7 +27,7 @@ CREATE UNIQUE INDEX jobs_idempotency_key ON jobs (idempotency_key);
 
 -- ClaimJobs: the open jobs by when they are due, so that thousands of
 -- waiting jobs cost nothing while none is due.
-CREATE INDEX jobs_due ON jobs (next_check_at) WHERE state IN ('queued', 'waiting');
+CREATE INDEX jobs_due ON jobs (next_check_at, created_at, id) WHERE state IN ('queued', 'waiting');
 
 -- ClaimJobs' "oldest open job of its cooldown key", and the open count.
 CREATE INDEX jobs_cooldown_key ON jobs (cooldown_project, cooldown_pipeline, cooldown_branch, created_at, id) WHERE state IN ('queued', 'waiting');

@@ -167,13 +167,13 @@ func (c *Core) Jobs(ctx context.Context, f tollgate.JobFilter) ([]tollgate.Job, 
 	return decodeJobs(rows)
 }
 
-// claimQuery selects the open jobs due at $2 and not leased at $1, soonest
-// due first, but for a job of a cooldown key that is not the key's oldest
-// open job. The dialect locks what it selects (FOR UPDATE SKIP LOCKED on
+// ClaimQuery selects the open jobs not leased at its first argument and
+// due at its second, at most its third of them, soonest due first, but for
+// a job of a cooldown key that is not the key's oldest open job. The dialect locks what it selects (FOR UPDATE SKIP LOCKED on
 // PostgreSQL: replicas claiming at once take different jobs, and the
 // older job of a key one of them locked keeps the younger ones out, open
 // as it stays).
-const claimQuery = `SELECT j.id, j.job, j.next_check_at FROM jobs j
+const ClaimQuery = `SELECT j.id, j.job, j.next_check_at FROM jobs j
 	WHERE j.state IN ` + openStates + ` AND j.lease_until <= ? AND j.next_check_at <= ?
 	AND NOT (j.cooldown_project <> '' AND EXISTS (SELECT 1 FROM jobs o
 		WHERE o.state IN ` + openStates + ` AND o.cooldown_project = j.cooldown_project
@@ -191,14 +191,14 @@ func (c *Core) ClaimJobs(ctx context.Context, owner string, at time.Time, lease 
 	now, until := UnixNano(at), UnixNano(at.Add(lease))
 	var due bool
 	err := c.read(ctx, "look for due jobs", func(ctx context.Context, q Querier) error {
-		return q.QueryRow(ctx, `SELECT EXISTS (`+claimQuery+`)`, now, now, n).Scan(&due)
+		return q.QueryRow(ctx, `SELECT EXISTS (`+ClaimQuery+`)`, now, now, n).Scan(&due)
 	})
 	if err != nil || !due {
 		return []tollgate.Job{}, err
 	}
 	var rows []jobRow
 	err = c.write(ctx, "claim jobs", func(ctx context.Context, q Querier) (err error) {
-		if rows, err = scanAll(ctx, q, claimQuery+c.d.ForUpdate+c.d.SkipLocked, []any{now, now, n}, (*jobRow).Dest); err != nil {
+		if rows, err = scanAll(ctx, q, ClaimQuery+c.d.ForUpdate+c.d.SkipLocked, []any{now, now, n}, (*jobRow).Dest); err != nil {
 			return err
 		}
 		for _, r := range rows {
