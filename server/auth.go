@@ -23,7 +23,13 @@ const public tollgate.Scope = ""
 // that is not in this table, so a new route cannot be left open by mistake:
 // add it here with its scope (or public, documented in the README).
 var routeScopes = map[string]tollgate.Scope{
-	"POST /v1/evaluate":            tollgate.ScopeEvaluate,
+	"POST /v1/evaluate": tollgate.ScopeEvaluate,
+	// A job is an evaluation that waits: who may evaluate may submit one,
+	// follow it and cancel it; listing them all is reading.
+	"POST /v1/jobs":                tollgate.ScopeEvaluate,
+	"GET /v1/jobs/:id":             tollgate.ScopeEvaluate,
+	"DELETE /v1/jobs/:id":          tollgate.ScopeEvaluate,
+	"GET /v1/jobs":                 tollgate.ScopeRead,
 	"POST /v1/scans":               tollgate.ScopeEvaluate,
 	"POST /v1/simulate":            tollgate.ScopeSimulate,
 	"POST /v1/impact":              tollgate.ScopeSimulate, // a simulation over the history

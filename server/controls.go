@@ -106,6 +106,9 @@ func (s *Server) transition(do func(ctl *rego.Controls, ctx context.Context, id,
 		if err != nil {
 			return unavailableUnlessInvalid(err, "the change could not be recorded")
 		}
+		// An exception approved, a freeze lifted, an incident ended: the
+		// jobs waiting at the gate are checked again now.
+		s.WakeJobs(c.Request().Context())
 		return c.JSON(http.StatusOK, out)
 	}
 }

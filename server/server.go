@@ -85,6 +85,8 @@ type Config struct {
 	// Attestor, if set, signs every decision POST /v1/evaluate records:
 	// the reply carries it as "attestation". Without it, none.
 	Attestor *attest.Signer
+	// Jobs, if set, serves gate jobs (/v1/jobs), checked by RunJobs.
+	Jobs *Jobs
 }
 
 // Server serves the API. Use Handler in an http.Server.
@@ -94,6 +96,7 @@ type Server struct {
 	auth   *authenticator
 	limits *limits
 	ui     *ui.UI
+	wake   chan struct{} // RunJobs: look for due jobs now
 }
 
 // New builds the server and its routes.
@@ -112,11 +115,19 @@ func New(cfg Config) *Server {
 	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
-	s := &Server{cfg: cfg, echo: e, auth: newAuthenticator(cfg.Tokens, cfg.Now, cfg.TokenCacheTTL), limits: newLimits(cfg)}
+	if cfg.Jobs != nil {
+		cfg.Jobs.defaults()
+	}
+	s := &Server{cfg: cfg, echo: e, auth: newAuthenticator(cfg.Tokens, cfg.Now, cfg.TokenCacheTTL), limits: newLimits(cfg),
+		wake: make(chan struct{}, 1)}
 	e.HTTPErrorHandler = s.handleError
 	e.Use(s.observe, limitHeaders, s.authorize, checkURL)
 
 	e.POST("/v1/evaluate", s.evaluate)
+	e.POST("/v1/jobs", s.submitJob)
+	e.GET("/v1/jobs", s.listJobs)
+	e.GET("/v1/jobs/:id", s.getJob)
+	e.DELETE("/v1/jobs/:id", s.cancelJob)
 	e.POST("/v1/simulate", s.simulate)
 	e.GET("/v1/decisions", s.listDecisions)
 	e.GET("/v1/decisions/:id", s.getDecision)

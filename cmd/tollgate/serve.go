@@ -382,6 +382,7 @@ func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig) error {
 		LedgerSigner: cfg.ledgerSigner,
 		Bundles:      store.(tollgate.BundleStore),
 		Attestor:     cfg.attestor,
+		Jobs:         &server.Jobs{Store: store.(tollgate.JobStore)},
 	})
 	srv := &http.Server{
 		Handler:           api.Handler(),
@@ -445,6 +446,10 @@ func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig) error {
 	})
 	g.Go(func() error {
 		expiry.Run(gctx, controls.Store, cfg.expiryInterval, time.Now, logger, func(tollgate.Control) { controls.Invalidate() })
+		return nil
+	})
+	g.Go(func() error {
+		api.RunJobs(gctx)
 		return nil
 	})
 	g.Go(func() error {

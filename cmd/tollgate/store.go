@@ -355,3 +355,61 @@ func (l *lateStore) PruneLedger(ctx context.Context, through int64, hash []byte)
 	}
 	return s.PruneLedger(ctx, through, hash)
 }
+
+var _ tollgate.JobStore = (*lateStore)(nil)
+
+func (l *lateStore) SubmitJob(ctx context.Context, j tollgate.Job) (tollgate.Job, bool, error) {
+	s, err := keeps[tollgate.JobStore](l, "jobs")
+	if err != nil {
+		return tollgate.Job{}, false, err
+	}
+	return s.SubmitJob(ctx, j)
+}
+
+func (l *lateStore) Job(ctx context.Context, id string) (tollgate.Job, error) {
+	s, err := keeps[tollgate.JobStore](l, "jobs")
+	if err != nil {
+		return tollgate.Job{}, err
+	}
+	return s.Job(ctx, id)
+}
+
+func (l *lateStore) Jobs(ctx context.Context, f tollgate.JobFilter) ([]tollgate.Job, error) {
+	s, err := keeps[tollgate.JobStore](l, "jobs")
+	if err != nil {
+		return nil, err
+	}
+	return s.Jobs(ctx, f)
+}
+
+func (l *lateStore) ClaimJobs(ctx context.Context, owner string, at time.Time, lease time.Duration, n int) ([]tollgate.Job, error) {
+	s, err := keeps[tollgate.JobStore](l, "jobs")
+	if err != nil {
+		return nil, err
+	}
+	return s.ClaimJobs(ctx, owner, at, lease, n)
+}
+
+func (l *lateStore) UpdateJob(ctx context.Context, id, owner string, change func(*tollgate.Job) error) (tollgate.Job, error) {
+	s, err := keeps[tollgate.JobStore](l, "jobs")
+	if err != nil {
+		return tollgate.Job{}, err
+	}
+	return s.UpdateJob(ctx, id, owner, change)
+}
+
+func (l *lateStore) WakeJobs(ctx context.Context, at time.Time) (int64, error) {
+	s, err := keeps[tollgate.JobStore](l, "jobs")
+	if err != nil {
+		return 0, err
+	}
+	return s.WakeJobs(ctx, at)
+}
+
+func (l *lateStore) OpenJobs(ctx context.Context, repository string) (int, error) {
+	s, err := keeps[tollgate.JobStore](l, "jobs")
+	if err != nil {
+		return 0, err
+	}
+	return s.OpenJobs(ctx, repository)
+}

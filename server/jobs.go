@@ -1,0 +1,399 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
+
+	"github.com/tollgate/tollgate"
+)
+
+// Jobs configures gate jobs (POST /v1/jobs): requests that wait at the
+// gate until they are allowed. Zero fields take their defaults.
+type Jobs struct {
+	Store tollgate.JobStore
+
+	MaxWait        time.Duration // the latest wait_until, from now; 24 h
+	MaxOpen        int           // open jobs in the store, all repositories; 10,000
+	MaxOpenPerRepo int           // open jobs of one repository; 100
+	// Floor is the least time between two checks of a job (and the wait
+	// when the policy knows no end); 5 s. Jitter adds up to a tenth of the
+	// wait, so that jobs due together spread out.
+	Floor time.Duration
+	Lease time.Duration // how long a worker holds a job it checks; 1 min
+	Poll  time.Duration // how often an idle worker looks for due jobs; 1 s
+	// Owner names this process's worker in leases; a random ID when "".
+	Owner string
+}
+
+func (j *Jobs) defaults() {
+	if j.MaxWait <= 0 {
+		j.MaxWait = 24 * time.Hour
+	}
+	if j.MaxOpen <= 0 {
+		j.MaxOpen = 10_000
+	}
+	if j.MaxOpenPerRepo <= 0 {
+		j.MaxOpenPerRepo = 100
+	}
+	if j.Floor <= 0 {
+		j.Floor = 5 * time.Second
+	}
+	if j.Lease <= 0 {
+		j.Lease = time.Minute
+	}
+	if j.Poll <= 0 {
+		j.Poll = time.Second
+	}
+	if j.Owner == "" {
+		j.Owner = "worker-" + uuid.NewString()
+	}
+}
+
+// TemporalCodes are the reasons time alone can clear: a job refused only
+// for them waits.
+var TemporalCodes = []string{tollgate.CodeTimeWindowViolation, tollgate.CodeWeekendViolation, tollgate.CodeFreezeActive,
+	tollgate.CodeCooldown, "incident_mode"}
+
+func (s *Server) jobs() (*Jobs, error) {
+	if s.cfg.Jobs == nil {
+		return nil, newError(http.StatusNotFound, tollgate.ENotFound, "gate jobs are not enabled on this server")
+	}
+	return s.cfg.Jobs, nil
+}
+
+// jobBody is POST /v1/jobs: an evaluation, with how long it may wait.
+type jobBody struct {
+	tollgate.Request
+	Scan           *scanBody `json:"scan,omitempty"`
+	ScanID         string    `json:"scan_id,omitempty"`
+	VEX            *scanBody `json:"vex,omitempty"`
+	WaitUntil      time.Time `json:"wait_until"`
+	IdempotencyKey string    `json:"idempotency_key,omitempty"`
+}
+
+// submitJob is POST /v1/jobs: 202 and the new job, or 200 and the job
+// already submitted with the same idempotency key.
+func (s *Server) submitJob(c echo.Context) error {
+	jobs, err := s.jobs()
+	if err != nil {
+		return err
+	}
+	body, err := s.readJSON(c)
+	if err != nil {
+		return err
+	}
+	var b jobBody
+	if err := tollgate.DecodeStrict(body, &b); err != nil {
+		return err
+	}
+	// The evaluation alone, checked as POST /v1/evaluate checks it: what
+	// each check of the job evaluates.
+	eval, err := json.Marshal(struct {
+		tollgate.Request
+		Scan   *scanBody `json:"scan,omitempty"`
+		ScanID string    `json:"scan_id,omitempty"`
+		VEX    *scanBody `json:"vex,omitempty"`
+	}{b.Request, b.Scan, b.ScanID, b.VEX})
+	if err != nil {
+		return err
+	}
+	req, _, err := decodeEvaluation(eval)
+	if err != nil {
+		return err
+	}
+	now := s.cfg.Now().UTC()
+	switch {
+	case b.WaitUntil.IsZero():
+		return tollgate.Errorf(tollgate.EInvalid, "wait_until is required: the RFC 3339 time after which the job gives up")
+	case !b.WaitUntil.After(now):
+		return tollgate.Errorf(tollgate.EInvalid, "wait_until %s is not in the future", b.WaitUntil.Format(time.RFC3339))
+	case b.WaitUntil.After(now.Add(jobs.MaxWait)):
+		return tollgate.Errorf(tollgate.EInvalid, "wait_until %s is more than %s away: a job waits at most that long", b.WaitUntil.Format(time.RFC3339), jobs.MaxWait)
+	}
+	key := b.IdempotencyKey
+	if key == "" {
+		k, _ := json.Marshal([]string{req.Repository, req.Pipeline, req.Metadata.RunID, req.Metadata.Environment})
+		key = string(k)
+	} else if err := tollgate.CheckText("idempotency_key", key); err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	for _, limit := range []struct {
+		repo string
+		max  int
+	}{{req.Repository, jobs.MaxOpenPerRepo}, {"", jobs.MaxOpen}} {
+		n, err := jobs.Store.OpenJobs(ctx, limit.repo)
+		if err != nil {
+			return err
+		}
+		if n >= limit.max {
+			what := "the server"
+			if limit.repo != "" {
+				what = limit.repo
+			}
+			return retryAfter(newError(http.StatusTooManyRequests, tollgate.ERateLimited, fmt.Sprintf(
+				"%s has %d jobs waiting at the gate, its most: retry later, or cancel some", what, n)), jobs.Floor)
+		}
+	}
+	j, created, err := jobs.Store.SubmitJob(ctx, tollgate.Job{
+		ID: uuid.Must(uuid.NewV7()).String(), IdempotencyKey: key,
+		Repository: req.Repository, Environment: req.Metadata.Environment, Request: eval,
+		CreatedAt: now, UpdatedAt: now, WaitUntil: b.WaitUntil.UTC(), NextCheckAt: now,
+	})
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set(echo.HeaderLocation, "/v1/jobs/"+j.ID)
+	if !created {
+		return c.JSON(http.StatusOK, j)
+	}
+	s.wakeWorker()
+	return c.JSON(http.StatusAccepted, j)
+}
+
+// maxJobWait bounds GET /v1/jobs/{id}?wait=.
+const maxJobWait = time.Minute
+
+// getJob is GET /v1/jobs/{id}; with ?wait=30s it answers when the job
+// has changed (a check ran, it ended) or the wait is over.
+func (s *Server) getJob(c echo.Context) error {
+	jobs, err := s.jobs()
+	if err != nil {
+		return err
+	}
+	var wait time.Duration
+	for name, v := range c.QueryParams() {
+		if name != "wait" {
+			return tollgate.Errorf(tollgate.EInvalid, "unknown query parameter %q: the only one is wait", name)
+		}
+		if wait, err = time.ParseDuration(v[0]); err != nil || wait < 0 || wait > maxJobWait {
+			return tollgate.Errorf(tollgate.EInvalid, "wait must be a duration from 0s to %s, like 30s", maxJobWait)
+		}
+	}
+	ctx := c.Request().Context()
+	j, err := jobs.Store.Job(ctx, c.Param("id"))
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(wait)
+	for j.State.Open() && time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(min(250*time.Millisecond, time.Until(deadline))):
+		}
+		next, err := jobs.Store.Job(ctx, j.ID)
+		if err != nil {
+			return err
+		}
+		if next.State != j.State || len(next.Decisions) != len(j.Decisions) {
+			j = next
+			break
+		}
+	}
+	return c.JSON(http.StatusOK, j)
+}
+
+// listJobs is GET /v1/jobs.
+func (s *Server) listJobs(c echo.Context) error {
+	jobs, err := s.jobs()
+	if err != nil {
+		return err
+	}
+	var f tollgate.JobFilter
+	for name := range c.QueryParams() {
+		switch v := c.QueryParam(name); name {
+		case "state":
+			if !slices.Contains(tollgate.JobStates, tollgate.JobState(v)) {
+				return tollgate.Errorf(tollgate.EInvalid, "state must be one of %v", tollgate.JobStates)
+			}
+			f.State = tollgate.JobState(v)
+		case "repository":
+			f.Repository = v
+		case "environment":
+			f.Environment = v
+		case "limit":
+			if f.Limit, err = parseLimit(v); err != nil {
+				return err
+			}
+		default:
+			return tollgate.Errorf(tollgate.EInvalid, "unknown query parameter %q: filters are state, repository, environment and limit", name)
+		}
+	}
+	list, err := jobs.Store.Jobs(c.Request().Context(), f)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"jobs": list})
+}
+
+// cancelJob is DELETE /v1/jobs/{id}: an open job is cancelled, even while
+// a worker checks it (the worker's result is then dropped; a decision it
+// recorded stays in the history).
+func (s *Server) cancelJob(c echo.Context) error {
+	jobs, err := s.jobs()
+	if err != nil {
+		return err
+	}
+	now := s.cfg.Now().UTC()
+	j, err := jobs.Store.UpdateJob(c.Request().Context(), c.Param("id"), "", func(j *tollgate.Job) error {
+		if !j.State.Open() {
+			return tollgate.Errorf(tollgate.EConflict, "job %s is %s already", j.ID, j.State)
+		}
+		j.State, j.UpdatedAt = tollgate.JobCancelled, now
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, j)
+}
+
+// wakeWorker has this process's worker look for due jobs now.
+func (s *Server) wakeWorker() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// WakeJobs makes every waiting job due now (a freeze lifted, an incident
+// ended, an exception approved): every replica's worker sees them at its
+// next look, this one's at once.
+func (s *Server) WakeJobs(ctx context.Context) {
+	if s.cfg.Jobs == nil {
+		return
+	}
+	if _, err := s.cfg.Jobs.Store.WakeJobs(ctx, s.cfg.Now()); err != nil {
+		s.cfg.Logger.Warn("could not wake the waiting jobs; they are checked at their time", "err", err)
+		return
+	}
+	s.wakeWorker()
+}
+
+// RunJobs is the worker: until ctx ends, it claims the jobs due, a few at
+// a time, and checks each. Every serve runs one; on PostgreSQL, replicas
+// share the jobs (a job is claimed by one at a time).
+func (s *Server) RunJobs(ctx context.Context) {
+	if s.cfg.Jobs == nil {
+		return
+	}
+	jobs := s.cfg.Jobs
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	failing := false // says a failure once, not at every look
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		case <-s.wake:
+		}
+		for ctx.Err() == nil {
+			claimed, err := jobs.Store.ClaimJobs(ctx, jobs.Owner, s.cfg.Now(), jobs.Lease, 8)
+			if err != nil {
+				if !failing && ctx.Err() == nil {
+					s.cfg.Logger.Warn("could not claim due jobs; trying again", "err", err)
+				}
+				failing = true
+				break
+			}
+			failing = false
+			for _, j := range claimed {
+				s.checkJob(ctx, j)
+			}
+			if len(claimed) == 0 {
+				break
+			}
+		}
+		timer.Reset(jobs.Poll)
+	}
+}
+
+// checkJob evaluates a claimed job once, as POST /v1/evaluate would
+// (recorded), and stores what follows: accepted; waiting until the policy
+// says the refusal can clear (never sooner than the floor, never past the
+// deadline); refused for a reason time cannot clear; expired.
+func (s *Server) checkJob(ctx context.Context, j tollgate.Job) {
+	jobs := s.cfg.Jobs
+	now := s.cfg.Now().UTC()
+	var change func(*tollgate.Job) error
+	if !now.Before(j.WaitUntil) {
+		change = func(j *tollgate.Job) error { j.State = tollgate.JobExpired; return nil }
+	} else if req, scan, err := decodeEvaluation(j.Request); err != nil {
+		change = func(j *tollgate.Job) error {
+			j.State, j.WaitingOn = tollgate.JobRefused, []tollgate.Reason{{Code: tollgate.EInvalid, Message: err.Error()}}
+			return nil
+		}
+	} else if rec, err := s.cfg.Gate.Evaluate(ctx, req, scan); err != nil {
+		// Not decided (the store is down, the bundle is not ready): try
+		// again after the floor, in the same state.
+		s.cfg.Logger.Warn("job check failed; trying again", "job", j.ID, "err", err)
+		change = func(j *tollgate.Job) error { j.NextCheckAt = now.Add(jobs.Floor); return nil }
+	} else {
+		s.cfg.Metrics.observeDecision("job", rec.Decision, time.Since(now))
+		d := rec.Decision
+		change = func(j *tollgate.Job) error {
+			j.Decisions = append(j.Decisions, d.ID)
+			if rec.CooldownKey != nil {
+				j.CooldownKey = rec.CooldownKey
+			}
+			j.WaitingOn = []tollgate.Reason{}
+			switch waiting, at := waitFor(d); {
+			case d.Status == tollgate.Accepted:
+				j.State = tollgate.JobAccepted
+			case waiting:
+				j.State, j.WaitingOn = tollgate.JobWaiting, d.Reasons
+				j.NextCheckAt = schedule(now, at, j.WaitUntil, jobs.Floor)
+			default:
+				j.State = tollgate.JobRefused
+			}
+			return nil
+		}
+	}
+	_, err := jobs.Store.UpdateJob(ctx, j.ID, jobs.Owner, func(job *tollgate.Job) error {
+		job.UpdatedAt = now
+		return change(job)
+	})
+	if err != nil && ctx.Err() == nil {
+		s.cfg.Logger.Info("job not updated after its check", "job", j.ID, "err", err)
+	}
+}
+
+// waitFor says whether a refusal can clear with time alone (every reason
+// is one of TemporalCodes), and from when, if the policy knows (zero:
+// unknown).
+func waitFor(d tollgate.Decision) (waiting bool, at time.Time) {
+	if len(d.Reasons) == 0 {
+		return false, time.Time{}
+	}
+	for _, r := range d.Reasons {
+		if !slices.Contains(TemporalCodes, r.Code) {
+			return false, time.Time{}
+		}
+	}
+	return true, time.Time{}
+}
+
+// schedule is the next check of a job refused at now that may clear at at
+// (zero: unknown): at, but no sooner than the floor, with jitter, and no
+// later than the deadline, at which it expires.
+func schedule(now, at, deadline time.Time, floor time.Duration) time.Time {
+	next := now.Add(floor)
+	if at.After(next) {
+		next = at
+	}
+	next = next.Add(time.Duration(rand.Int64N(int64(floor/10) + 1)))
+	if next.After(deadline) {
+		next = deadline
+	}
+	return next
+}

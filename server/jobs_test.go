@@ -1,0 +1,177 @@
+package server
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tollgate/tollgate"
+)
+
+// jobsFixture is a dev server with gate jobs on, its worker running, a
+// floor of a second of its clock.
+func jobsFixture(t *testing.T, configure func(*Jobs)) *fixture {
+	t.Helper()
+	f := newFixtureWith(t, func(c *Config) {
+		c.Dev = true
+		j := &Jobs{Store: c.Store.(tollgate.JobStore), Floor: time.Second, Poll: 10 * time.Millisecond}
+		configure(j)
+		c.Jobs = j
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); f.api.RunJobs(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return f
+}
+
+// jobBodyFor is exampleRequest with run id, waiting until deadline.
+func jobBodyFor(runID string, deadline time.Time, extra string) string {
+	body := strings.Replace(exampleRequest, `"run_id":"123456789"`, `"run_id":"`+runID+`"`, 1)
+	return strings.TrimSuffix(strings.TrimSpace(body), "}") + `, "wait_until": "` + deadline.Format(time.RFC3339) + `"` + extra + `}`
+}
+
+// waitJob polls the job until cond holds (at most 10 s of real time).
+func (f *fixture) waitJob(id string, cond func(map[string]any) bool) map[string]any {
+	f.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code, j := f.do(http.MethodGet, "/v1/jobs/"+id, "", "")
+		if code != http.StatusOK {
+			f.t.Fatalf("GET job: %d %v", code, j)
+		}
+		if cond(j) {
+			return j
+		}
+		if time.Now().After(deadline) {
+			f.t.Fatalf("job %s never got there: %v", id, j)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func state(s tollgate.JobState) func(map[string]any) bool {
+	return func(j map[string]any) bool { return j["state"] == string(s) }
+}
+
+// A deployment refused by the time window waits at the gate, and is
+// accepted when the window opens: each check a recorded decision.
+func TestJobWaitsForTheWindow(t *testing.T) {
+	f := jobsFixture(t, func(j *Jobs) {})
+	f.setNow("2026-11-23T07:59:00+01:00") // Monday, before the 08:00 Paris window
+	deadline := time.Date(2026, 11, 23, 18, 0, 0, 0, time.UTC)
+	code, j := f.post("/v1/jobs", jobBodyFor("run-1", deadline, ""))
+	if code != http.StatusAccepted || j["state"] != "queued" {
+		t.Fatalf("POST /v1/jobs = %d %v", code, j)
+	}
+	id := j["job_id"].(string)
+	waiting := f.waitJob(id, state(tollgate.JobWaiting))
+	if codes := reasonCodes(map[string]any{"reasons": waiting["waiting_on"]}); len(codes) != 1 || codes[0] != tollgate.CodeTimeWindowViolation {
+		t.Fatalf("waiting on %v, want the time window", codes)
+	}
+	f.setNow("2026-11-23T08:01:00+01:00")
+	done := f.waitJob(id, state(tollgate.JobAccepted))
+	decisions := done["decisions"].([]any)
+	if len(decisions) < 2 {
+		t.Fatalf("accepted after %d checks, want a refusal then an acceptance", len(decisions))
+	}
+	_, d := f.do(http.MethodGet, "/v1/decisions/"+decisions[len(decisions)-1].(string), "", "")
+	if d["status"] != "accepted" {
+		t.Fatalf("the last check's decision: %v", d)
+	}
+}
+
+// A refusal time cannot clear ends the job refused at once.
+func TestJobRefusedForGood(t *testing.T) {
+	f := jobsFixture(t, func(j *Jobs) {})
+	body := strings.Replace(jobBodyFor("run-2", time.Date(2026, 11, 24, 0, 0, 0, 0, time.UTC), ""), `"branch":"main"`, `"branch":"feature/x"`, 1)
+	_, j := f.post("/v1/jobs", body)
+	done := f.waitJob(j["job_id"].(string), state(tollgate.JobRefused))
+	if len(done["decisions"].([]any)) != 1 {
+		t.Fatalf("refused job %v, want one check", done)
+	}
+}
+
+// The same submission twice is one job; a job past its deadline expires;
+// a job can be cancelled once.
+func TestJobIdempotencyDeadlineCancel(t *testing.T) {
+	f := jobsFixture(t, func(j *Jobs) {})
+	f.setNow("2026-11-23T07:00:00+01:00")
+	deadline := time.Date(2026, 11, 23, 6, 30, 0, 0, time.UTC) // 07:30 Paris, before the window opens
+	code, first := f.post("/v1/jobs", jobBodyFor("run-3", deadline, ""))
+	code2, again := f.post("/v1/jobs", jobBodyFor("run-3", deadline, ""))
+	if code != http.StatusAccepted || code2 != http.StatusOK || again["job_id"] != first["job_id"] {
+		t.Fatalf("two submissions: %d %v, %d %v; want 202 then 200, one job", code, first, code2, again)
+	}
+	id := first["job_id"].(string)
+	f.waitJob(id, state(tollgate.JobWaiting))
+	f.setNow("2026-11-23T07:31:00+01:00")
+	f.waitJob(id, state(tollgate.JobExpired))
+
+	f.setNow("2026-11-23T07:00:00+01:00")
+	_, other := f.post("/v1/jobs", jobBodyFor("run-4", deadline, ""))
+	oid := other["job_id"].(string)
+	if code, j := f.do(http.MethodDelete, "/v1/jobs/"+oid, "", ""); code != http.StatusOK || j["state"] != "cancelled" {
+		t.Fatalf("DELETE = %d %v", code, j)
+	}
+	if code, _ := f.do(http.MethodDelete, "/v1/jobs/"+oid, "", ""); code != http.StatusConflict {
+		t.Fatalf("second DELETE = %d, want 409", code)
+	}
+	if code, _ := f.do(http.MethodDelete, "/v1/jobs/nope", "", ""); code != http.StatusNotFound {
+		t.Fatalf("DELETE of no job = %d, want 404", code)
+	}
+}
+
+// Bad submissions are refused with 400 and store nothing; past the limit
+// of open jobs, 429.
+func TestJobSubmissionErrors(t *testing.T) {
+	f := jobsFixture(t, func(j *Jobs) { j.MaxOpenPerRepo = 1 })
+	f.setNow("2026-11-23T07:00:00+01:00")
+	now := time.Date(2026, 11, 23, 6, 0, 0, 0, time.UTC)
+	for name, c := range map[string]struct{ body, want string }{
+		"no deadline":      {exampleRequest, "wait_until is required"},
+		"a past deadline":  {jobBodyFor("r", now.Add(-time.Minute), ""), "not in the future"},
+		"too far":          {jobBodyFor("r", now.Add(25*time.Hour), ""), "more than 24h0m0s away"},
+		"an unknown field": {jobBodyFor("r", now.Add(time.Hour), `, "wait": "1h"`), "wait"},
+		"a bad request":    {strings.Replace(jobBodyFor("r", now.Add(time.Hour), ""), `"org/service-api"`, `""`, 1), "repository"},
+		"a bad key":        {jobBodyFor("r", now.Add(time.Hour), `, "idempotency_key": "a\u202eb"`), "idempotency_key"},
+		"scan and scan_id": {jobBodyFor("r", now.Add(time.Hour), `, "scan_id": "x", "scan": {"format": "trivy", "report": {}}`), "either scan or scan_id"},
+	} {
+		code, j := f.post("/v1/jobs", c.body)
+		if code != http.StatusBadRequest || !strings.Contains(j["error"].(map[string]any)["message"].(string), c.want) {
+			t.Errorf("%s: %d %v; want 400 saying %q", name, code, j, c.want)
+		}
+	}
+	if code, j := f.do(http.MethodGet, "/v1/jobs", "", ""); code != http.StatusOK || len(j["jobs"].([]any)) != 0 {
+		t.Fatalf("jobs after bad submissions: %d %v", code, j)
+	}
+	if code, _ := f.post("/v1/jobs", jobBodyFor("a", now.Add(time.Hour), "")); code != http.StatusAccepted {
+		t.Fatalf("first job: %d", code)
+	}
+	a := f.send("", http.MethodPost, "/v1/jobs", jobBodyFor("b", now.Add(time.Hour), ""))
+	wantError(t, "a second open job of the repository", a, http.StatusTooManyRequests, tollgate.ERateLimited, "org/service-api has 1 jobs waiting", map[string]string{"Retry-After": "1"})
+}
+
+// A job waiting on a freeze is checked again as soon as the freeze is
+// lifted, not at the freeze's end.
+func TestJobWokenByALiftedFreeze(t *testing.T) {
+	f := jobsFixture(t, func(j *Jobs) {})
+	f.setNow("2026-11-23T10:00:00+01:00")
+	code, fz := f.post("/v1/freezes", `{"reason": "failover", "environments": ["production"], "ttl": "6h"}`)
+	if code != http.StatusCreated && code != http.StatusOK {
+		t.Fatalf("freeze: %d %v", code, fz)
+	}
+	_, j := f.post("/v1/jobs", jobBodyFor("run-5", time.Date(2026, 11, 23, 16, 0, 0, 0, time.UTC), ""))
+	id := j["job_id"].(string)
+	waiting := f.waitJob(id, state(tollgate.JobWaiting))
+	next, _ := time.Parse(time.RFC3339, waiting["next_check_at"].(string))
+	if code, _ := f.do(http.MethodDelete, "/v1/freezes/"+fz["id"].(string), "", ""); code != http.StatusOK {
+		t.Fatalf("lift: %d", code)
+	}
+	woken := f.waitJob(id, func(j map[string]any) bool { return j["state"] != string(tollgate.JobWaiting) })
+	if woken["state"] != string(tollgate.JobAccepted) {
+		t.Fatalf("after the lift: %v, want accepted (it was due at %s)", woken, next)
+	}
+}
