@@ -47,7 +47,9 @@ type Job struct {
 	WaitUntil   time.Time    `json:"wait_until"`
 	// NextCheckAt is when an open job is checked next.
 	NextCheckAt time.Time `json:"next_check_at"`
-	// WaitingOn are the reasons of its last check, for a waiting job.
+	// Reasons are the reasons of its last check; WaitingOn the same while
+	// it waits (all of them time can clear), empty otherwise.
+	Reasons   []Reason `json:"reasons"`
 	WaitingOn []Reason `json:"waiting_on"`
 	// Decisions are the IDs of its checks' decisions, oldest first.
 	Decisions []string `json:"decisions"`

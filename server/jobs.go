@@ -330,7 +330,7 @@ func (s *Server) checkJob(ctx context.Context, j tollgate.Job) {
 		change = func(j *tollgate.Job) error { j.State = tollgate.JobExpired; return nil }
 	} else if req, scan, err := decodeEvaluation(j.Request); err != nil {
 		change = func(j *tollgate.Job) error {
-			j.State, j.WaitingOn = tollgate.JobRefused, []tollgate.Reason{{Code: tollgate.EInvalid, Message: err.Error()}}
+			j.State, j.Reasons = tollgate.JobRefused, []tollgate.Reason{{Code: tollgate.EInvalid, Message: err.Error()}}
 			return nil
 		}
 	} else if rec, err := s.cfg.Gate.Evaluate(ctx, req, scan); err != nil {
@@ -346,7 +346,7 @@ func (s *Server) checkJob(ctx context.Context, j tollgate.Job) {
 			if rec.CooldownKey != nil {
 				j.CooldownKey = rec.CooldownKey
 			}
-			j.WaitingOn = []tollgate.Reason{}
+			j.Reasons, j.WaitingOn = d.Reasons, []tollgate.Reason{}
 			switch waiting, at := waitFor(d); {
 			case d.Status == tollgate.Accepted:
 				j.State = tollgate.JobAccepted

@@ -16,14 +16,19 @@ import (
 
 func runCheck(ctx context.Context, c *cli, args []string) int {
 	f := newFlags(c, "check",
-		"check [--server URL] [--token T] [--attestation-out FILE] (--repository R --branch B --pipeline P --environment E [--scan-id ID | --scan FILE --scan-format F] [--vex FILE] | --input FILE | < request.json)",
+		"check [--server URL] [--token T] [--wait DURATION] [--attestation-out FILE] (--repository R --branch B --pipeline P --environment E [--scan-id ID | --scan FILE --scan-format F] [--vex FILE] | --input FILE | < request.json)",
 		`The CI client: asks a tollgate server whether this pipeline may run now,
 prints the decision and its reasons, and exits 0 if accepted, 1 if refused,
 2 if no decision could be had (server unreachable, bad request, 5xx) — a CI
 step should treat 2 as a failure too: tollgate fails closed. The request is
 built from the flags, or read as JSON from --input or stdin.
 --attestation-out saves the decision signed by the server, refused or
-accepted, for a later deploy step to check with `+"`tollgate verify-decision`"+`.`)
+accepted, for a later deploy step to check with `+"`tollgate verify-decision`"+`.
+With --wait, a request refused only for reasons time can clear (a time
+window, a weekend, a freeze, a cooldown, an incident) waits at the gate, up
+to that long, as a gate job (POST /v1/jobs), and check prints what it waits
+for until the job ends: exit 0 accepted, 1 refused or expired, 2 no answer.
+Ctrl-C cancels the job.`)
 	serverURL := f.String("server", "http://127.0.0.1:8181", "the tollgate server's base `URL`")
 	token := f.String("token", "", "API `TOKEN`, sent as Authorization: Bearer")
 	repository := f.String("repository", "", "the repository, such as org/service-api")
@@ -39,6 +44,7 @@ accepted, for a later deploy step to check with `+"`tollgate verify-decision`"+`
 	inputPath := f.String("input", "", "read the request JSON from `FILE` (- is stdin)")
 	timeout := f.Duration("timeout", 30*time.Second, "give up after this `DURATION`")
 	asJSON := f.Bool("json", false, "print the decision as JSON")
+	wait := f.Duration("wait", 0, "wait at the gate up to this `DURATION` (at most 24h) while the refusal is one time can clear")
 	attestationOut := f.String("attestation-out", "", "write the decision's signed attestation to `FILE`, for `tollgate verify-decision` (the server must sign: serve --attestation-signing-key); exit 2 if it gave none")
 	if code, ok := f.parseNoArgs(args); !ok {
 		return code
@@ -89,6 +95,12 @@ accepted, for a later deploy step to check with `+"`tollgate verify-decision`"+`
 		return fail("%v", err)
 	}
 
+	if *wait > 0 {
+		if *attestationOut != "" {
+			return f.usageError("--attestation-out goes with a plain check, not --wait")
+		}
+		return waitAtTheGate(ctx, c, fail, strings.TrimSuffix(*serverURL, "/"), *token, body, *wait, *timeout)
+	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(*serverURL, "/")+"/v1/evaluate", bytes.NewReader(body))

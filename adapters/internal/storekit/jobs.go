@@ -34,6 +34,9 @@ func jobArgs(j tollgate.Job, leaseOwner string, leaseUntil int64) ([]any, tollga
 		return nil, j, tollgate.Errorf(tollgate.EInternal, "store job %s: a time is missing or out of range", j.ID)
 	}
 	j.CreatedAt, j.UpdatedAt, j.WaitUntil, j.NextCheckAt = j.CreatedAt.UTC(), j.UpdatedAt.UTC(), j.WaitUntil.UTC(), j.NextCheckAt.UTC()
+	if j.Reasons == nil {
+		j.Reasons = []tollgate.Reason{}
+	}
 	if j.WaitingOn == nil {
 		j.WaitingOn = []tollgate.Reason{}
 	}
@@ -240,6 +243,7 @@ func (c *Core) UpdateJob(ctx context.Context, id, owner string, change func(*tol
 			return err
 		}
 		next := j
+		next.Reasons = slices.Clone(j.Reasons)
 		next.WaitingOn = slices.Clone(j.WaitingOn)
 		next.Decisions = slices.Clone(j.Decisions)
 		if err := change(&next); err != nil {
