@@ -86,3 +86,10 @@ func BenchmarkTables(b *testing.B) {
 	s := openClosing(b, pgtest.Shared(b).NewDatabase(b))
 	storetest.BenchmarkTables(b, s)
 }
+
+// BenchmarkClaimNothingDue: storetest's, against the test PostgreSQL.
+func BenchmarkClaimNothingDue(b *testing.B) {
+	storetest.BenchmarkClaimNothingDue(b, func(b *testing.B) tollgate.JobStore {
+		return openClosing(b, pgtest.Shared(b).NewDatabase(b))
+	})
+}

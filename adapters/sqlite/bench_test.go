@@ -73,3 +73,8 @@ func BenchmarkTables(b *testing.B) {
 	defer s.Close()
 	storetest.BenchmarkTables(b, s)
 }
+
+// BenchmarkClaimNothingDue: storetest's, on a file.
+func BenchmarkClaimNothingDue(b *testing.B) {
+	storetest.BenchmarkClaimNothingDue(b, func(b *testing.B) tollgate.JobStore { return openClosing(b, b.TempDir()) })
+}

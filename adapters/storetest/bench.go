@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -134,5 +135,43 @@ func BenchmarkDecide(b *testing.B, s tollgate.DecisionStore, keys string) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "decisions/s")
 	if st := s.(writer).Stats(); st.Commits > 0 {
 		b.ReportMetric(float64(st.Written)/float64(st.Commits), "decisions/commit")
+	}
+}
+
+// BenchmarkClaimNothingDue measures a worker's look for due jobs when
+// none is due, with 10 and with 10,000 jobs waiting: open must return a
+// new, empty store each time. The two should cost the same, an index
+// probe: waiting jobs cost nothing until they are due.
+func BenchmarkClaimNothingDue(b *testing.B, open func(b *testing.B) tollgate.JobStore) {
+	for _, waiting := range []int{10, 10_000} {
+		b.Run(fmt.Sprintf("waiting=%d", waiting), func(b *testing.B) {
+			s := open(b)
+			var wg sync.WaitGroup
+			next := make(chan int)
+			for range 8 {
+				wg.Go(func() {
+					for range next {
+						j := newJob("org/service-api", "production", base)
+						j.NextCheckAt = base.Add(time.Hour)
+						if _, _, err := s.SubmitJob(context.Background(), j); err != nil {
+							b.Error(err)
+						}
+					}
+				})
+			}
+			for i := range waiting {
+				next <- i
+			}
+			close(next)
+			wg.Wait()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				jobs, err := s.ClaimJobs(context.Background(), "bench", base, time.Minute, 8)
+				if err != nil || len(jobs) != 0 {
+					b.Fatalf("ClaimJobs = %d jobs, %v; want none due", len(jobs), err)
+				}
+			}
+		})
 	}
 }
