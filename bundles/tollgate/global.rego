@@ -27,8 +27,7 @@ reasons := array.concat(array.concat(freeze_reasons, window_reasons), weekend_re
 freeze_reasons := array.concat(scheduled_freeze_reasons, emergency_freeze_reasons)
 
 scheduled_freeze_reasons := [reason |
-	some freeze in object.get(config.global_policy, "freezes", [])
-	input.request.metadata.environment in object.get(freeze, "environments", [input.request.metadata.environment])
+	some freeze in freezes
 	freeze_active(freeze)
 	reason := {
 		"code": "freeze_active",
@@ -52,6 +51,12 @@ emergency_freeze_reasons := [reason |
 			freeze.id, time.format([freeze.expires_ns, timezone, "2006-01-02T15:04:05Z07:00"]), freeze.reason,
 		]),
 	}
+]
+
+# The scheduled freezes of the request's environment.
+freezes := [freeze |
+	some freeze in object.get(config.global_policy, "freezes", [])
+	input.request.metadata.environment in object.get(freeze, "environments", [input.request.metadata.environment])
 ]
 
 freeze_active(freeze) if {
@@ -135,4 +140,137 @@ weekend_reasons := [{
 	local_day in {"saturday", "sunday"}
 } else := [] if {
 	input.context.now_ns # fail closed: without a clock no global rule holds
+}
+
+# --- when the reasons can clear ---------------------------------------------
+#
+# clears_at maps the code of each global reason that stands now to the
+# earliest instant (ns since the epoch) at which it can clear by the passing
+# of time alone, or to null when no end is known (a freeze that recurs every
+# day). Each reason is judged on its own: a window that opens inside a
+# freeze is the window's opening; tollgate.next_check_ns combines them.
+# Local hours are turned into instants in the policy's time zone
+# (local_instant), never by adding hours to an instant, so that they hold
+# across DST changes.
+
+clears_at["freeze_active"] := freeze_clears_ns if count(freeze_reasons) > 0
+
+clears_at["time_window_violation"] := window_opens_ns if count(window_reasons) > 0
+
+clears_at["weekend_violation"] := weekend_clears_ns if count(weekend_reasons) > 0
+
+day_ns := 86400000000000
+
+minute_ns := 60000000000
+
+wall_layout := "2006-01-02T15:04:05"
+
+# The wall clock of instant t in the policy's time zone, as the nanoseconds
+# that reading would be in UTC (to the second). Days and minutes add to a
+# wall reading exactly: UTC has no DST.
+wall(t) := time.parse_ns(wall_layout, time.format([t, timezone, wall_layout]))
+
+# How far the time zone is ahead of UTC at instant t.
+offset(t) := wall(t) - (t - (t % 1000000000))
+
+# The first instant at which the wall clock reads w or later: the usual
+# case (no offset change within a day of w) first; when the clocks go back,
+# the first of the two instants that read w; when they go forward past w,
+# the end of the gap, to the minute.
+local_instant(w) := w - before if {
+	before := offset(w - day_ns)
+	offset(w + day_ns) == before
+} else := min(instants) if {
+	instants := {t |
+		some off in {offset(w - day_ns), offset(w + day_ns)}
+		t := w - off
+		wall(t) == w
+	}
+	count(instants) > 0
+} else := min({t |
+	offsets := {offset(w - day_ns), offset(w + day_ns)}
+	some t in numbers.range_step(w - max(offsets), w - min(offsets), minute_ns)
+	wall(t) >= w
+})
+
+# The wall reading of today's local midnight.
+local_midnight := w - (w % day_ns) if w := wall(input.context.now_ns)
+
+# "HH:MM" (up to "24:00") as nanoseconds after midnight.
+clock_ns(hhmm) := ((to_number(substring(hhmm, 0, 2)) * 60) + to_number(substring(hhmm, 3, 2))) * minute_ns
+
+# The next opening of a window of the environment, within a week.
+window_opens_ns := min(openings) if {
+	openings := {t |
+		some k in numbers.range(0, 7)
+		day := local_midnight + (k * day_ns)
+		some window in windows
+		lower(time.weekday(day)) in window.days
+		t := local_instant(day + clock_ns(window.start))
+		input.context.now_ns < t
+	}
+	count(openings) > 0
+} else := null
+
+# The start of the next local Monday.
+weekend_clears_ns := local_instant(local_midnight + (days * day_ns)) if {
+	days := {"saturday": 2, "sunday": 1}[local_day]
+}
+
+# The end of the chain of freezes in force: the first end of a freeze that
+# no other freeze covers. Recurring freezes are unrolled freeze_horizon_days
+# ahead; a chain that goes on beyond that has no known end (null).
+freeze_clears_ns := min(ends) if {
+	ends := {end |
+		some [_, end] in freeze_spans
+		input.context.now_ns < end
+		not frozen_at(end)
+		end_known(end)
+	}
+	count(ends) > 0
+} else := null
+
+freeze_horizon_days := 62
+
+frozen_at(t) if {
+	some [start, end] in freeze_spans
+	start <= t
+	t < end
+}
+
+end_known(t) if t < local_instant(local_midnight + ((freeze_horizon_days + 1) * day_ns))
+
+end_known(_) if {
+	every freeze in freezes {
+		freeze.end
+	}
+}
+
+# The freezes of the environment as [start, end) instants from now on.
+freeze_spans contains [time.parse_rfc3339_ns(freeze.start), time.parse_rfc3339_ns(freeze.end)] if {
+	some freeze in freezes
+	freeze.end
+}
+
+freeze_spans contains [input.context.now_ns, freeze.expires_ns] if {
+	some freeze in object.get(input.context, "freezes", [])
+	input.request.metadata.environment in object.get(freeze, "environments", [input.request.metadata.environment])
+}
+
+freeze_spans contains [local_instant(day + clock_ns(hours.start)), local_instant(day + clock_ns(hours.end))] if {
+	some k in numbers.range(0, freeze_horizon_days)
+	day := local_midnight + (k * day_ns)
+	some freeze in freezes
+	hours := recurs_on(freeze, day)
+}
+
+# The local hours of a recurring freeze on the day whose midnight wall
+# reading is day, if it recurs that day.
+recurs_on(freeze, day) := freeze.weekly if lower(time.weekday(day)) in freeze.weekly.days
+
+recurs_on(freeze, day) := freeze.monthly if time.date(day)[2] in freeze.monthly.days
+
+recurs_on(freeze, day) := freeze.yearly if {
+	date := time.date(day)
+	sprintf("%02d-%02d", [date[1], date[2]]) in freeze.yearly.dates
 }
