@@ -238,7 +238,10 @@ frozen_at(t) if {
 	t < end
 }
 
-end_known(t) if t < local_instant(local_midnight + ((freeze_horizon_days + 1) * day_ns))
+end_known(t) if {
+	horizon := local_instant(local_midnight + ((freeze_horizon_days + 1) * day_ns))
+	t < horizon
+}
 
 end_known(_) if {
 	every freeze in freezes {
