@@ -129,6 +129,13 @@ test_window_that_never_opens_gives_null if {
 	}
 }
 
+# Back at 02:10 CET, after the clocks went back: 02:30 comes again, at 01:30Z.
+test_window_opening_in_the_autumn_overlap_comes_again_after_the_change if {
+	clearance("2026-10-25T02:10:00+01:00", night_window).next_check_at == "2026-10-25T01:30:00Z"
+	global.reasons == [] with input as at("2026-10-25T01:30:00Z")
+		with data.tollgate.config.global_policy as night_window
+}
+
 # --- weekends ----------------------------------------------------------------------
 
 test_friday_after_the_window_waits_for_monday_window_not_the_weekend if {

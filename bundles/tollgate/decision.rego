@@ -22,7 +22,7 @@ import data.tollgate.local
 import data.tollgate.resolve
 import data.tollgate.risk
 
-decision := object.union_n([
+decision := object.union(
 	{
 		"status": status,
 		"reasons": reasons,
@@ -34,9 +34,8 @@ decision := object.union_n([
 		"branch": input.request.branch,
 		"environment": input.request.metadata.environment,
 	},
-	incident_id,
-	clearance,
-])
+	annotations,
+)
 
 # The usual case comes first in each else chain: OPA evaluates the branches
 # in order. The last branch keeps its condition, so that an undefined value
@@ -55,6 +54,11 @@ reasons := exceptions.standing(found)
 # Waived reasons, then the findings the security gates left out for an
 # exception.
 waived := array.concat(exceptions.waived(found), local.waived)
+
+# The incident in force, and when a refusal can clear (below).
+annotations := incident_id if {
+	status == "accepted"
+} else := object.union(incident_id, clearance)
 
 incident_id := {"incident_id": incident.active.id} if {
 	incident.active
@@ -81,8 +85,6 @@ status := "accepted" if {
 # cleared (see next_check_ns), or null when none of them has a known end.
 
 clearance := {} if {
-	status == "accepted"
-} else := {} if {
 	count(clears_ns) == 0
 } else := {"clears_at": {code: rfc3339(at) | some code, at in clears_ns}, "next_check_at": rfc3339(next_check_ns)} if {
 	every reason in reasons {
@@ -117,8 +119,10 @@ next_check_ns := null if {
 		at == null
 	}
 } else := settled[0] if {
-	# Eight steps at most; a step after the fixed point costs nothing.
-	settled := settle(settle(settle(settle(settle(settle(settle(settle([input.context.now_ns, false]))))))))
+	# The first step is what stands now; seven more at most, and a step
+	# after the fixed point costs nothing.
+	first := max([at | some at in clears_ns; at != null])
+	settled := settle(settle(settle(settle(settle(settle(settle([first, false])))))))
 }
 
 # One step towards the fixed point: [t, done] -> [later(t), later(t) == t].

@@ -27,7 +27,8 @@ reasons := array.concat(array.concat(freeze_reasons, window_reasons), weekend_re
 freeze_reasons := array.concat(scheduled_freeze_reasons, emergency_freeze_reasons)
 
 scheduled_freeze_reasons := [reason |
-	some freeze in freezes
+	some freeze in object.get(config.global_policy, "freezes", [])
+	input.request.metadata.environment in object.get(freeze, "environments", [input.request.metadata.environment])
 	freeze_active(freeze)
 	reason := {
 		"code": "freeze_active",
@@ -53,7 +54,8 @@ emergency_freeze_reasons := [reason |
 	}
 ]
 
-# The scheduled freezes of the request's environment.
+# The scheduled freezes of the request's environment (scheduled_freeze_reasons
+# filters them itself: one rule less on every decision).
 freezes := [freeze |
 	some freeze in object.get(config.global_policy, "freezes", [])
 	input.request.metadata.environment in object.get(freeze, "environments", [input.request.metadata.environment])
@@ -199,18 +201,32 @@ local_midnight := w - (w % day_ns) if w := wall(input.context.now_ns)
 # "HH:MM" (up to "24:00") as nanoseconds after midnight.
 clock_ns(hhmm) := ((to_number(substring(hhmm, 0, 2)) * 60) + to_number(substring(hhmm, 3, 2))) * minute_ns
 
-# The next opening of a window of the environment, within a week.
-window_opens_ns := min(openings) if {
-	openings := {t |
-		some k in numbers.range(0, 7)
-		day := local_midnight + (k * day_ns)
-		some window in windows
-		lower(time.weekday(day)) in window.days
-		t := local_instant(day + clock_ns(window.start))
-		input.context.now_ns < t
-	}
-	count(openings) > 0
+# The next opening of a window of the environment, within a week: the
+# first opening on the wall clock after now, turned into an instant
+# (local_instant keeps the order of wall readings). When the clocks went
+# back and the wall reads that opening a second time, local_instant gives
+# the first time, before now: the second is at now's offset, which holds
+# for months.
+window_opens_ns := opens_after_now(min({w |
+	some w in window_openings
+	wall(input.context.now_ns) < w
+})) if {
+	count(window_openings) > 0
 } else := null
+
+opens_after_now(w) := t if {
+	t := local_instant(w)
+	input.context.now_ns < t
+} else := w - offset(input.context.now_ns)
+
+# The wall readings of the openings of the environment's windows from
+# today, for eight days.
+window_openings contains day + clock_ns(window.start) if {
+	some k in numbers.range(0, 7)
+	day := local_midnight + (k * day_ns)
+	some window in windows
+	lower(time.weekday(day)) in window.days
+}
 
 # The start of the next local Monday.
 weekend_clears_ns := local_instant(local_midnight + (days * day_ns)) if {
@@ -260,20 +276,34 @@ freeze_spans contains [input.context.now_ns, freeze.expires_ns] if {
 	input.request.metadata.environment in object.get(freeze, "environments", [input.request.metadata.environment])
 }
 
-freeze_spans contains [local_instant(day + clock_ns(hours.start)), local_instant(day + clock_ns(hours.end))] if {
-	some k in numbers.range(0, freeze_horizon_days)
-	day := local_midnight + (k * day_ns)
+freeze_spans contains local_span(day, freeze.weekly) if {
 	some freeze in freezes
-	hours := recurs_on(freeze, day)
+	freeze.weekly
+	some day in horizon_days
+	lower(time.weekday(day)) in freeze.weekly.days
 }
 
-# The local hours of a recurring freeze on the day whose midnight wall
-# reading is day, if it recurs that day.
-recurs_on(freeze, day) := freeze.weekly if lower(time.weekday(day)) in freeze.weekly.days
+freeze_spans contains local_span(day, freeze.monthly) if {
+	some freeze in freezes
+	freeze.monthly
+	some day in horizon_days
+	time.date(day)[2] in freeze.monthly.days
+}
 
-recurs_on(freeze, day) := freeze.monthly if time.date(day)[2] in freeze.monthly.days
-
-recurs_on(freeze, day) := freeze.yearly if {
+freeze_spans contains local_span(day, freeze.yearly) if {
+	some freeze in freezes
+	freeze.yearly
+	some day in horizon_days
 	date := time.date(day)
 	sprintf("%02d-%02d", [date[1], date[2]]) in freeze.yearly.dates
 }
+
+# The wall readings of the local midnights from today to the horizon.
+horizon_days := [day |
+	some k in numbers.range(0, freeze_horizon_days)
+	day := local_midnight + (k * day_ns)
+]
+
+# The instants of local hours {"start", "end"} on the day whose midnight
+# wall reading is day.
+local_span(day, hours) := [local_instant(day + clock_ns(hours.start)), local_instant(day + clock_ns(hours.end))]
