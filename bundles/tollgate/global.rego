@@ -195,8 +195,10 @@ local_instant(w) := w - before if {
 	wall(t) >= w
 })
 
-# The wall reading of today's local midnight.
-local_midnight := w - (w % day_ns) if w := wall(input.context.now_ns)
+# The wall reading of now, and of today's local midnight.
+now_wall := wall(input.context.now_ns)
+
+local_midnight := now_wall - (now_wall % day_ns)
 
 # "HH:MM" (up to "24:00") as nanoseconds after midnight.
 clock_ns(hhmm) := ((to_number(substring(hhmm, 0, 2)) * 60) + to_number(substring(hhmm, 3, 2))) * minute_ns
@@ -209,7 +211,7 @@ clock_ns(hhmm) := ((to_number(substring(hhmm, 0, 2)) * 60) + to_number(substring
 # for months.
 window_opens_ns := opens_after_now(min({w |
 	some w in window_openings
-	wall(input.context.now_ns) < w
+	now_wall < w
 })) if {
 	count(window_openings) > 0
 } else := null

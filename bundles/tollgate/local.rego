@@ -121,7 +121,7 @@ cooldown_clears := {"cooldown": cooldown_ends_ns} if {
 } else := {}
 
 project_clears := {code: at |
-	some code, at in object.get(data.tollgate.projects, [resolve.project_name, "clears_at"], {})
+	some code, at in data.tollgate.projects[resolve.project_name].clears_at
 	some reason in project_reasons
 	reason.code == code
 }
