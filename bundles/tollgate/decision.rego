@@ -6,7 +6,8 @@
 #   rules. Every reason that applies is reported, in that order; an invalid
 #   licence stops evaluation and is the only reason. A reason an approved
 #   exception waives moves to "waived", with the exception's ID; the
-#   decision is accepted when no reason stands.
+#   decision is accepted when no reason stands. A refusal says when time
+#   can clear it (clears_at, next_check_at; see the end of this file).
 #
 #   Input (see README, "The input document"):
 #     input.request  the CI payload {repository, branch, pipeline, metadata}

@@ -5,7 +5,8 @@
 #   freezes (freeze_active), time windows (time_window_violation) and
 #   weekends (weekend_violation). Times are read in global_policy.timezone.
 #   A rule applies to the environments it lists, or to all if it has no
-#   "environments" key. This runs on every decision, so values are computed
+#   "environments" key. clears_at says when each of them can clear.
+#   This runs on every decision, so values are computed
 #   in rule bodies rather than in many small rules (each rule evaluation has
 #   a cost in OPA).
 package tollgate.global
