@@ -298,6 +298,18 @@ test_open_ended_reason_does_not_move_next_check_at if {
 	}
 }
 
+# Rego counts time in int64 nanoseconds, which end on 2262-04-11T23:47:16Z:
+# what lies beyond has no known time, and is never an error (policy_error).
+test_clear_times_beyond_the_evaluable_range_are_unknown if {
+	d := tollgate.decision with input as at("2262-04-11T23:00:00Z")
+		with input.context.cooldown.last_accepted_ns as time.parse_rfc3339_ns("2262-04-11T22:50:00Z")
+		with data.tollgate.config.global_policy as paris
+		with data.tollgate.config.projects as projects
+	[r.code | some r in d.reasons] == ["time_window_violation", "weekend_violation", "cooldown"]
+	d.clears_at == {"cooldown": "2262-04-11T23:20:00Z", "time_window_violation": null, "weekend_violation": null}
+	d.next_check_at == "2262-04-11T23:20:00Z"
+}
+
 # --- cooldown and incident ---------------------------------------------------------------
 
 test_cooldown_clears_cooldown_minutes_after_the_last_acceptance if {

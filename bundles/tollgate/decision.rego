@@ -95,7 +95,10 @@ clearance := {} if {
 
 rfc3339(null) := null
 
-rfc3339(ns) := time.format(ns) if ns != null
+rfc3339(ns) := time.format(ns) if {
+	ns != null
+	ns < 9223372036854775807
+} else := null
 
 # The temporal reasons that stand: code -> ns or null.
 clears_ns := {reason.code: clears[reason.code] |
@@ -134,13 +137,15 @@ settle(step) := step if {
 }
 
 # The latest known clear time of the temporal reasons that stand at t, or t
-# if there is none (none stands, or none has a known end).
+# if there is none (none stands, or none has a known end), or if t is
+# beyond the times the rules can evaluate.
 later(t) := max(array.concat([t], [at |
 	some code, at in standing
 	at != null
 ])) if {
+	global.wall(t) # a time the rules can evaluate
 	standing := {code: at |
 		some code, at in temporal
 		not exceptions.waiver({"code": code})
 	} with input.context.now_ns as t
-}
+} else := t

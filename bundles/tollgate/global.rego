@@ -171,7 +171,12 @@ wall_layout := "2006-01-02T15:04:05"
 # The wall clock of instant t in the policy's time zone, as the nanoseconds
 # that reading would be in UTC (to the second). Days and minutes add to a
 # wall reading exactly: UTC has no DST.
-wall(t) := time.parse_ns(wall_layout, time.format([t, timezone, wall_layout]))
+wall(t) := time.parse_ns(wall_layout, time.format([t, timezone, wall_layout])) if {
+	# Undefined, never an error, within a day of the ends of the int64
+	# nanoseconds Rego counts time in: what lies beyond has no known time.
+	-9223286036854775807 < t
+	t < 9223286036854775807
+}
 
 # How far the time zone is ahead of UTC at instant t.
 offset(t) := wall(t) - (t - (t % 1000000000))
@@ -234,7 +239,7 @@ window_openings contains day + clock_ns(window.start) if {
 # The start of the next local Monday.
 weekend_clears_ns := local_instant(local_midnight + (days * day_ns)) if {
 	days := {"saturday": 2, "sunday": 1}[local_day]
-}
+} else := null
 
 # The end of the chain of freezes in force: the first end of a freeze that
 # no other freeze covers. Recurring freezes are unrolled freeze_horizon_days
