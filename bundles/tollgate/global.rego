@@ -233,7 +233,7 @@ window_openings contains day + clock_ns(window.start) if {
 	some k in numbers.range(0, 7)
 	day := local_midnight + (k * day_ns)
 	some window in windows
-	lower(time.weekday(day)) in window.days
+	weekday_of(day) in window.days
 }
 
 # The start of the next local Monday.
@@ -242,12 +242,15 @@ weekend_clears_ns := local_instant(local_midnight + (days * day_ns)) if {
 } else := null
 
 # The end of the chain of freezes in force: the first end of a freeze that
-# no other freeze covers. Recurring freezes are unrolled freeze_horizon_days
+# no other freeze covers. The chain is followed on the wall clock, so that
+# recurring freezes cost no time zone lookups, and only its end is turned
+# into an instant: a one-off or emergency freeze's own end, or the local end
+# of a recurring one. Recurring freezes are unrolled freeze_horizon_days
 # ahead; a chain that goes on beyond that has no known end (null).
-freeze_clears_ns := min(ends) if {
-	ends := {end |
-		some [_, end] in freeze_spans
-		input.context.now_ns < end
+freeze_clears_ns := span_end_ns(min(ends)) if {
+	ends := {[end, end_ns] |
+		some [_, end, end_ns] in freeze_spans
+		ends_after_now(end, end_ns)
 		not frozen_at(end)
 		end_known(end)
 	}
@@ -256,16 +259,27 @@ freeze_clears_ns := min(ends) if {
 
 freeze_horizon_days := 62
 
+ends_after_now(end, null) if now_wall < end
+
+ends_after_now(_, end_ns) if input.context.now_ns < end_ns
+
+span_end_ns([end, null]) := local_instant(end)
+
+span_end_ns([_, end_ns]) := end_ns if end_ns != null
+
+# Whether a freeze covers wall reading t: most often one starts there (a
+# chain of days), which is one lookup.
 frozen_at(t) if {
-	some [start, end] in freeze_spans
+	t in freeze_starts
+} else if {
+	some [start, end, _] in freeze_spans
 	start <= t
 	t < end
 }
 
-end_known(t) if {
-	horizon := local_instant(local_midnight + ((freeze_horizon_days + 1) * day_ns))
-	t < horizon
-}
+freeze_starts contains start if some [start, _, _] in freeze_spans
+
+end_known(t) if t < local_midnight + ((freeze_horizon_days + 1) * day_ns)
 
 end_known(_) if {
 	every freeze in freezes {
@@ -273,34 +287,41 @@ end_known(_) if {
 	}
 }
 
-# The freezes of the environment as [start, end) instants from now on.
-freeze_spans contains [time.parse_rfc3339_ns(freeze.start), time.parse_rfc3339_ns(freeze.end)] if {
+# The freezes of the environment from now on, as [start, end) wall
+# readings and the end's instant (null for a recurring freeze, whose local
+# end is turned into one if it ends the chain).
+freeze_spans contains [wall(start), wall(end), end] if {
 	some freeze in freezes
 	freeze.end
+	start := time.parse_rfc3339_ns(freeze.start)
+	end := time.parse_rfc3339_ns(freeze.end)
 }
 
-freeze_spans contains [input.context.now_ns, freeze.expires_ns] if {
+freeze_spans contains [now_wall, wall(freeze.expires_ns), freeze.expires_ns] if {
 	some freeze in object.get(input.context, "freezes", [])
 	input.request.metadata.environment in object.get(freeze, "environments", [input.request.metadata.environment])
 }
 
-freeze_spans contains local_span(day, freeze.weekly) if {
+freeze_spans contains [day + start, day + end, null] if {
 	some freeze in freezes
 	freeze.weekly
+	[start, end] := local_hours(freeze.weekly)
 	some day in horizon_days
-	lower(time.weekday(day)) in freeze.weekly.days
+	weekday_of(day) in freeze.weekly.days
 }
 
-freeze_spans contains local_span(day, freeze.monthly) if {
+freeze_spans contains [day + start, day + end, null] if {
 	some freeze in freezes
 	freeze.monthly
+	[start, end] := local_hours(freeze.monthly)
 	some day in horizon_days
 	time.date(day)[2] in freeze.monthly.days
 }
 
-freeze_spans contains local_span(day, freeze.yearly) if {
+freeze_spans contains [day + start, day + end, null] if {
 	some freeze in freezes
 	freeze.yearly
+	[start, end] := local_hours(freeze.yearly)
 	some day in horizon_days
 	date := time.date(day)
 	sprintf("%02d-%02d", [date[1], date[2]]) in freeze.yearly.dates
@@ -312,6 +333,11 @@ horizon_days := [day |
 	day := local_midnight + (k * day_ns)
 ]
 
-# The instants of local hours {"start", "end"} on the day whose midnight
-# wall reading is day.
-local_span(day, hours) := [local_instant(day + clock_ns(hours.start)), local_instant(day + clock_ns(hours.end))]
+# Local hours {"start", "end"} as nanoseconds after midnight.
+local_hours(hours) := [clock_ns(hours.start), clock_ns(hours.end)]
+
+# The weekday of the day whose midnight wall reading is day: the epoch's
+# first day was a Thursday.
+weekday_of(day) := weekdays[((day / day_ns) + 4) % 7]
+
+weekdays := ["sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"]
