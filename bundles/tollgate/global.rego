@@ -336,8 +336,5 @@ horizon_days := [day |
 # Local hours {"start", "end"} as nanoseconds after midnight.
 local_hours(hours) := [clock_ns(hours.start), clock_ns(hours.end)]
 
-# The weekday of the day whose midnight wall reading is day: the epoch's
-# first day was a Thursday.
-weekday_of(day) := weekdays[((day / day_ns) + 4) % 7]
-
-weekdays := ["sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"]
+# The weekday of the day whose midnight wall reading is day.
+weekday_of(day) := lower(time.weekday(day))
