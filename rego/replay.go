@@ -192,7 +192,8 @@ func ReplayRecord(ctx context.Context, bundles tollgate.BundleStore, rec tollgat
 
 // Compare lists the fields in which two decisions on the same request
 // differ: status, reasons, warnings, waived reasons, suppressed findings,
-// when the refusal clears, project, incident and bundle revision. Nil and empty lists are the same.
+// when the refusal clears, project, incident and bundle revision. Nil and
+// empty lists are the same.
 func Compare(recorded, replayed tollgate.Decision) []Difference {
 	diffs := []Difference{}
 	add := func(field string, a, b any) {
