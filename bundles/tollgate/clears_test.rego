@@ -157,6 +157,17 @@ test_saturday_weekend_clears_at_monday_midnight_and_the_request_at_monday_8h if 
 	}
 }
 
+test_sunday_waits_for_the_monday_window_in_new_york if {
+	clearance("2026-06-14T20:00:00-04:00", new_york) == {
+		"status": "refused",
+		"clears_at": {
+			"time_window_violation": "2026-06-15T12:00:00Z",
+			"weekend_violation": "2026-06-15T04:00:00Z",
+		},
+		"next_check_at": "2026-06-15T12:00:00Z",
+	}
+}
+
 test_sunday_of_the_spring_change_clears_at_monday_midnight_cest if {
 	clearance("2026-03-29T12:00:00+02:00", paris).clears_at.weekend_violation == "2026-03-29T22:00:00Z"
 }
