@@ -245,6 +245,65 @@ type Decision struct {
 	// Explain is how a simulation asked to explain itself got its answer:
 	// the rules that fired and the expressions evaluated, in order.
 	Explain []ExplainStep `json:"explain,omitempty"`
+	// ClearsAt is, for each standing reason that time alone can clear
+	// (freeze_active, time_window_violation, weekend_violation, cooldown,
+	// incident_mode, or a project's own), the earliest instant it can
+	// clear; a zero ClearTime when its end is unknown. Only in refusals.
+	ClearsAt map[string]ClearTime `json:"clears_at,omitempty"`
+	// NextCheckAt says whether waiting can get the request through, and
+	// until when (see NextCheck). Zero (omitted) when it cannot.
+	NextCheckAt NextCheck `json:"next_check_at,omitzero"`
+}
+
+// ClearTime is when a reason can clear: an instant, or, when zero,
+// unknown. It encodes as an RFC 3339 time in UTC, or null.
+type ClearTime struct{ time.Time }
+
+// NextCheck is a refusal's next_check_at. Waiting is true when every
+// standing reason is one that time can clear: then At is the earliest
+// instant at which the request may be accepted, all those reasons
+// considered together (no evaluation before it can be, unless something
+// other than the clock changes: a freeze lifted, an exception approved),
+// or zero when no end is known: check again at a floor interval. It
+// encodes as next_check_at, an RFC 3339 time in UTC or null, present only
+// when Waiting.
+type NextCheck struct {
+	Waiting bool
+	At      time.Time
+}
+
+// IsZero reports whether waiting cannot help, so that the field is
+// omitted (omitzero).
+func (n NextCheck) IsZero() bool { return !n.Waiting }
+
+// MarshalJSON encodes an unknown time as null.
+func (n NextCheck) MarshalJSON() ([]byte, error) { return ClearTime{n.At}.MarshalJSON() }
+
+// UnmarshalJSON decodes a present next_check_at, null for an unknown time.
+func (n *NextCheck) UnmarshalJSON(data []byte) error {
+	var at ClearTime
+	if err := at.UnmarshalJSON(data); err != nil {
+		return err
+	}
+	*n = NextCheck{Waiting: true, At: at.Time}
+	return nil
+}
+
+// MarshalJSON encodes an unknown time as null.
+func (c ClearTime) MarshalJSON() ([]byte, error) {
+	if c.IsZero() {
+		return []byte("null"), nil
+	}
+	return c.UTC().MarshalJSON()
+}
+
+// UnmarshalJSON decodes null as an unknown time.
+func (c *ClearTime) UnmarshalJSON(data []byte) error {
+	if string(data) == "null" {
+		*c = ClearTime{}
+		return nil
+	}
+	return c.Time.UnmarshalJSON(data)
 }
 
 // FindingRisk is one finding of a scan with its score receipt and the

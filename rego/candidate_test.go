@@ -89,7 +89,7 @@ var undecidable = map[string]struct {
 	},
 	"decision undefined when unmanaged": {
 		edit: func(t *testing.T, dir string) {
-			editFile(t, filepath.Join(dir, "decision.rego"), "\tincident_id,\n)\n", "\tincident_id,\n) if resolve.managed\n")
+			editFile(t, filepath.Join(dir, "decision.rego"), "\tannotations,\n)\n", "\tannotations,\n) if resolve.managed\n")
 		},
 		reason: RejectDecisionShape, say: "data.tollgate.decision is undefined",
 	},

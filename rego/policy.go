@@ -253,6 +253,8 @@ var (
 	kExceptionID         = ast.StringTerm("exception_id")
 	kProject             = ast.StringTerm("project")
 	kCode, kMessage      = ast.StringTerm("code"), ast.StringTerm("message")
+	kClearsAt            = ast.StringTerm("clears_at")
+	kNextCheckAt         = ast.StringTerm("next_check_at")
 )
 
 // Breakdown lists every finding of c.Scan with its score receipt and the
@@ -487,6 +489,9 @@ func decodeDecision(v ast.Value) (tollgate.Decision, error) {
 		}
 		d.IncidentID = string(id)
 	}
+	if err := decodeClearance(obj, &d); err != nil {
+		return d, err
+	}
 	switch {
 	case d.Status == tollgate.Accepted && len(d.Reasons) > 0:
 		return d, fmt.Errorf("status accepted with %d reasons", len(d.Reasons))
@@ -496,6 +501,77 @@ func decodeDecision(v ast.Value) (tollgate.Decision, error) {
 		return d, fmt.Errorf("status: want \"accepted\" or \"refused\", got %q", d.Status)
 	}
 	return d, nil
+}
+
+// decodeClearance reads when the decision's refusal can clear: clears_at,
+// an object from the code of a standing reason to an RFC 3339 time or null,
+// and next_check_at, an RFC 3339 time or null, which says that waiting can
+// help and so needs every standing reason in clears_at. A policy that gets
+// these wrong is broken: its decision is a policy_error, so that nothing
+// waits on a time the policy did not mean.
+func decodeClearance(obj ast.Object, d *tollgate.Decision) error {
+	clears, next := obj.Get(kClearsAt), obj.Get(kNextCheckAt)
+	if clears == nil && next == nil {
+		return nil
+	}
+	if d.Status != tollgate.Refused {
+		return fmt.Errorf("clears_at or next_check_at in a decision that is not refused")
+	}
+	standing := map[string]bool{}
+	for _, r := range d.Reasons {
+		standing[r.Code] = true
+	}
+	if clears != nil {
+		list, ok := clears.Value.(ast.Object)
+		if !ok {
+			return fmt.Errorf("clears_at: want an object from reason code to RFC 3339 time or null, got %s", ast.ValueName(clears.Value))
+		}
+		d.ClearsAt = make(map[string]tollgate.ClearTime, list.Len())
+		err := list.Iter(func(k, v *ast.Term) error {
+			code, ok := k.Value.(ast.String)
+			if !ok || !standing[string(code)] {
+				return fmt.Errorf("clears_at: %v is not the code of a reason of the decision", k)
+			}
+			at, err := clearTime(v.Value)
+			if err != nil {
+				return fmt.Errorf("clears_at[%s]: %w", code, err)
+			}
+			d.ClearsAt[string(code)] = at
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	if next != nil {
+		for _, r := range d.Reasons {
+			if _, ok := d.ClearsAt[r.Code]; !ok {
+				return fmt.Errorf("next_check_at with reason %s, which is not in clears_at: time cannot clear it", r.Code)
+			}
+		}
+		at, err := clearTime(next.Value)
+		if err != nil {
+			return fmt.Errorf("next_check_at: %w", err)
+		}
+		d.NextCheckAt = tollgate.NextCheck{Waiting: true, At: at.Time}
+	}
+	return nil
+}
+
+// clearTime reads an RFC 3339 time, or null for an unknown one.
+func clearTime(v ast.Value) (tollgate.ClearTime, error) {
+	if _, ok := v.(ast.Null); ok {
+		return tollgate.ClearTime{}, nil
+	}
+	s, ok := v.(ast.String)
+	if !ok {
+		return tollgate.ClearTime{}, fmt.Errorf("want an RFC 3339 time or null, got %v", v)
+	}
+	t, err := time.Parse(time.RFC3339Nano, string(s))
+	if err != nil {
+		return tollgate.ClearTime{}, fmt.Errorf("want an RFC 3339 time or null: %w", err)
+	}
+	return tollgate.ClearTime{Time: t.UTC()}, nil
 }
 
 // decodeSuppressed reads the decision's "suppressed" findings: each names

@@ -192,7 +192,8 @@ func ReplayRecord(ctx context.Context, bundles tollgate.BundleStore, rec tollgat
 
 // Compare lists the fields in which two decisions on the same request
 // differ: status, reasons, warnings, waived reasons, suppressed findings,
-// project, incident and bundle revision. Nil and empty lists are the same.
+// when the refusal clears, project, incident and bundle revision. Nil and
+// empty lists are the same.
 func Compare(recorded, replayed tollgate.Decision) []Difference {
 	diffs := []Difference{}
 	add := func(field string, a, b any) {
@@ -207,11 +208,24 @@ func Compare(recorded, replayed tollgate.Decision) []Difference {
 	if len(recorded.Suppressed) > 0 || len(replayed.Suppressed) > 0 {
 		add("suppressed", recorded.Suppressed, replayed.Suppressed)
 	}
+	if len(recorded.ClearsAt) > 0 || len(replayed.ClearsAt) > 0 {
+		add("clears_at", recorded.ClearsAt, replayed.ClearsAt)
+	}
+	add("next_check_at", waitOf(recorded.NextCheckAt), waitOf(replayed.NextCheckAt))
 	add("project", recorded.Project, replayed.Project)
 	add("incident_id", recorded.IncidentID, replayed.IncidentID)
 	add("bundle_revision", recorded.BundleRevision, replayed.BundleRevision)
 	return diffs
 }
+
+// wait shows a next_check_at in a difference: absent (not waiting) and
+// null (waiting, no known end) both encode as null in a decision.
+type wait struct {
+	Waiting bool               `json:"waiting"`
+	At      tollgate.ClearTime `json:"at"`
+}
+
+func waitOf(n tollgate.NextCheck) wait { return wait{n.Waiting, tollgate.ClearTime{Time: n.At}} }
 
 func nonNilReasons(r []tollgate.Reason) []tollgate.Reason {
 	if r == nil {

@@ -110,6 +110,8 @@ func TestReplayShowsWhatDiffers(t *testing.T) {
 	tampered.Decision.Status = tollgate.Refused
 	tampered.Decision.Reasons = []tollgate.Reason{{Code: tollgate.CodeFreezeActive, Message: "frozen"}}
 	tampered.Decision.Warnings = []tollgate.Reason{{Code: "note", Message: "a warning"}}
+	tampered.Decision.ClearsAt = map[string]tollgate.ClearTime{tollgate.CodeFreezeActive: {}}
+	tampered.Decision.NextCheckAt = tollgate.NextCheck{Waiting: true}
 	replay, err := ReplayRecord(t.Context(), f.store, tampered)
 	if err != nil {
 		t.Fatal(err)
@@ -118,8 +120,8 @@ func TestReplayShowsWhatDiffers(t *testing.T) {
 	for _, d := range replay.Differences {
 		fields = append(fields, d.Field)
 	}
-	if replay.Identical || !slices.Equal(fields, []string{"status", "reasons", "warnings"}) {
-		t.Fatalf("identical %v, differing fields %v; want status, reasons, warnings", replay.Identical, fields)
+	if want := []string{"status", "reasons", "warnings", "clears_at", "next_check_at"}; replay.Identical || !slices.Equal(fields, want) {
+		t.Fatalf("identical %v, differing fields %v; want %v", replay.Identical, fields, want)
 	}
 	if replay.Differences[0].Recorded != tollgate.Refused || replay.Differences[0].Replayed != tollgate.Accepted {
 		t.Fatalf("status difference %+v", replay.Differences[0])

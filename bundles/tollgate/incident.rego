@@ -31,6 +31,9 @@ reasons := [] if {
 	]),
 }]
 
+# When incident_mode can clear: the incident's end (see global.clears_at).
+clears_at["incident_mode"] := active.expires_ns if count(reasons) > 0
+
 types_text := concat(", ", allowed_types) if {
 	count(allowed_types) > 0
 } else := "none"

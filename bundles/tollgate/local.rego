@@ -92,13 +92,39 @@ cooldown_reasons := [{
 		time.format([until, global.timezone]),
 	]),
 }] if {
-	minutes := object.get(resolve.resolved[2], "cooldown_minutes", 0)
-	minutes > 0
 	last := input.context.cooldown.last_accepted_ns
-	until := last + (minutes * 60000000000)
+	until := cooldown_ends_ns
 	input.context.now_ns < until
 	not incident.relaxes_cooldown
 } else := []
+
+cooldown_ends_ns := input.context.cooldown.last_accepted_ns + (minutes * 60000000000) if {
+	minutes := object.get(resolve.resolved[2], "cooldown_minutes", 0)
+	minutes > 0
+}
+
+# --- when the reasons can clear (see global.clears_at) ----------------------
+#
+# The cooldown clears when it ends. A project's module gives its own
+# reasons that time can clear the same way, as clears_at: an object from
+# reason code to the instant (ns) it can clear, or null if unknown; only the
+# codes of reasons the module gives count. In warn mode nothing refuses, so
+# nothing needs to clear.
+
+clears_at := object.union(cooldown_clears, project_clears) if {
+	resolve.managed
+	not warn_mode
+} else := {}
+
+cooldown_clears := {"cooldown": cooldown_ends_ns} if {
+	count(cooldown_reasons) > 0
+} else := {}
+
+project_clears := {code: at |
+	some code, at in data.tollgate.projects[resolve.project_name].clears_at
+	some reason in project_reasons
+	reason.code == code
+}
 
 # --- the project's own module -----------------------------------------------
 
