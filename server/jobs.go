@@ -57,11 +57,6 @@ func (j *Jobs) defaults() {
 	}
 }
 
-// TemporalCodes are the reasons time alone can clear: a job refused only
-// for them waits.
-var TemporalCodes = []string{tollgate.CodeTimeWindowViolation, tollgate.CodeWeekendViolation, tollgate.CodeFreezeActive,
-	tollgate.CodeCooldown, "incident_mode"}
-
 func (s *Server) jobs() (*Jobs, error) {
 	if s.cfg.Jobs == nil {
 		return nil, newError(http.StatusNotFound, tollgate.ENotFound, "gate jobs are not enabled on this server")
@@ -368,19 +363,12 @@ func (s *Server) checkJob(ctx context.Context, j tollgate.Job) {
 	}
 }
 
-// waitFor says whether a refusal can clear with time alone (every reason
-// is one of TemporalCodes), and from when, if the policy knows (zero:
-// unknown).
+// waitFor says whether a refusal can clear with time alone, and from
+// when, if the policy knows (zero: unknown): the decision's next_check_at,
+// which the policy gives only when every standing reason is one time can
+// clear (see When a refusal can clear).
 func waitFor(d tollgate.Decision) (waiting bool, at time.Time) {
-	if len(d.Reasons) == 0 {
-		return false, time.Time{}
-	}
-	for _, r := range d.Reasons {
-		if !slices.Contains(TemporalCodes, r.Code) {
-			return false, time.Time{}
-		}
-	}
-	return true, time.Time{}
+	return d.Status == tollgate.Refused && d.NextCheckAt.Waiting, d.NextCheckAt.At
 }
 
 // schedule is the next check of a job refused at now that may clear at at
