@@ -88,6 +88,8 @@ func run(ctx context.Context, args []string, c *cli) int {
 		return runVerifyDecision(ctx, c, args)
 	case "impact":
 		return runImpact(ctx, c, args)
+	case "version", "--version", "-version":
+		return runVersion(c, args)
 	case "help", "-h", "-help", "--help":
 		if len(args) > 0 && args[0] != "help" && !strings.HasPrefix(args[0], "-") {
 			return run(ctx, []string{args[0], "-h"}, c)
@@ -124,6 +126,7 @@ Commands:
   ledger    verify, export, archive the tamper-evident decision history
   replay    re-evaluate a recorded decision with its bundle and context: is it the same?
   impact    how a candidate bundle would have changed the recorded decisions
+  version   the release, commit, build date, Go and OPA versions (also --version)
 
 Every flag can also be set with an environment variable TOLLGATE_<FLAG>, upper
 case with dashes as underscores: --license-key is TOLLGATE_LICENSE_KEY. A flag
