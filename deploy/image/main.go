@@ -1,0 +1,94 @@
+// Command image builds tollgate's container image without Docker and
+// without pulling anything: the static binary, the default bundle, CA
+// certificates and a non-root user on an empty base, written as an OCI
+// image layout (and, with -tarball, an archive `docker load` reads).
+// The same commit and Go toolchain give the same digest. `make image`
+// runs it; the Dockerfile at the repository's root builds the equivalent
+// image with Docker.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/tollgate/tollgate/deploy/internal/release"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	err := run(ctx, os.Args[1:])
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "image:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("image", flag.ContinueOnError)
+	repo := fs.String("repo", "..", "the repository `DIR` to build from")
+	version := fs.String("version", "", "the release `VERSION` (default devel)")
+	out := fs.String("out", "../dist/image", "write the OCI image layout to `DIR`")
+	archive := fs.String("tarball", "", "also write the first platform's image as a `docker load` archive to `FILE`")
+	tag := fs.String("tag", "tollgate:devel", "the image `NAME:TAG` in the -tarball archive")
+	platforms := fs.String("platforms", "linux/amd64", "comma-separated `OS/ARCH` list")
+	caCerts := fs.String("ca-certs", caPath, "the CA certificates `FILE` to copy into the image")
+	rootfs := fs.String("rootfs", "image/rootfs", "`DIR` of etc/passwd and etc/group")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	start := time.Now()
+	src, err := release.ReadSource(ctx, *repo, *version)
+	if err != nil {
+		return err
+	}
+	opts := options{caCerts: *caCerts, rootfs: *rootfs}
+	for _, p := range strings.Split(*platforms, ",") {
+		platform, err := v1.ParsePlatform(p)
+		if err != nil || platform.OS != "linux" || platform.Architecture == "" {
+			return fmt.Errorf("-platforms %q: want linux/ARCH such as linux/amd64", p)
+		}
+		opts.platforms = append(opts.platforms, *platform)
+	}
+	index, err := buildIndex(ctx, src, opts)
+	if err != nil {
+		return err
+	}
+	if err := writeLayout(*out, index); err != nil {
+		return err
+	}
+	digest, err := index.Digest()
+	if err != nil {
+		return err
+	}
+	fmt.Printf("%s: %s (%s, %s, commit %s) in %s\n", *out, digest, *platforms, src.Version, src.Commit, time.Since(start).Round(time.Millisecond))
+	if *archive != "" {
+		ref, err := name.NewTag(*tag)
+		if err != nil {
+			return fmt.Errorf("-tag: %w", err)
+		}
+		manifest, err := index.IndexManifest()
+		if err != nil {
+			return err
+		}
+		img, err := index.Image(manifest.Manifests[0].Digest)
+		if err != nil {
+			return err
+		}
+		if err := release.WriteFileAtomic(*archive, func(w io.Writer) error { return tarball.Write(ref, img, w) }); err != nil {
+			return err
+		}
+		fmt.Printf("%s: docker load -i %s\n", *archive, *archive)
+	}
+	return nil
+}
