@@ -14,7 +14,7 @@ DEV_PUBLIC  := $(DEV)/license-public.pem
 DEV_LICENCE := $(DEV)/licence.jwt
 
 .DELETE_ON_ERROR:
-.PHONY: build dev-licence run eval test lint bench bench-go bench-scale wrk fuzz clean
+.PHONY: build dev-licence run eval test lint bench bench-go bench-scale wrk fuzz clean image dist
 
 # go build decides what is stale, so this always runs it.
 build:
@@ -52,6 +52,7 @@ test: build
 	@files="$$(gofmt -l .)"; if [ -n "$$files" ]; then echo "gofmt needed (run gofmt -w on them):"; echo "$$files"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) test -race -timeout 30m ./...
+	cd deploy && $(GO) vet ./... && $(GO) test -race -timeout 30m ./...
 	$(OPA) test $(BUNDLE)
 	$(OPA) check --strict $(BUNDLE)
 	@files="$$($(OPA) fmt --list $(BUNDLE))"; if [ -n "$$files" ]; then echo "opa fmt needed (run go tool opa fmt -w on them):"; echo "$$files"; exit 1; fi
@@ -60,6 +61,7 @@ test: build
 lint:
 	@files="$$(gofmt -l .)"; if [ -n "$$files" ]; then echo "gofmt needed:"; echo "$$files"; exit 1; fi
 	$(GO) vet ./...
+	cd deploy && $(GO) vet ./...
 	@files="$$($(OPA) fmt --list $(BUNDLE))"; if [ -n "$$files" ]; then echo "opa fmt needed:"; echo "$$files"; exit 1; fi
 	$(OPA) check --strict $(BUNDLE)
 
@@ -108,5 +110,20 @@ wrk:
 		echo "installing wrk (Debian package)"; \
 		$$sudo apt-get update && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends wrk; }
 
+# Release artefacts, reproducible: the same commit and Go toolchain give the
+# same bytes (every date is the commit's, paths trimmed, entries sorted).
+# VERSION names the release (default devel). The tools live in the deploy/
+# module (deploy/go.mod), so the server's go.mod stays lean.
+VERSION   ?= devel
+PLATFORMS ?= linux/amd64
+
+# The container image without Docker or a registry: an OCI image layout in
+# dist/image (skopeo copy oci:dist/image docker://…, crane push --index …) and
+# dist/tollgate-image.tar for docker load. PLATFORMS=linux/amd64,linux/arm64
+# for both.
+image:
+	cd deploy && $(GO) run ./image -repo .. -version $(VERSION) -platforms $(PLATFORMS) \
+		-out ../dist/image -tarball ../dist/tollgate-image.tar -tag tollgate:$(VERSION)
+
 clean:
-	rm -rf bin .data/dev .data/server
+	rm -rf bin dist .data/dev .data/server
