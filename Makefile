@@ -125,5 +125,12 @@ image:
 	cd deploy && $(GO) run ./image -repo .. -version $(VERSION) -platforms $(PLATFORMS) \
 		-out ../dist/image -tarball ../dist/tollgate-image.tar -tag tollgate:$(VERSION)
 
+# dist/tollgate_$(VERSION)_{linux,darwin}_{amd64,arm64}.tar.gz (binary,
+# LICENSE, README.md), a CycloneDX SBOM of each binary (.cdx.json, made by
+# cyclonedx-gomod, pinned in deploy/go.mod) and dist/SHA256SUMS.
+DIST_PLATFORMS ?= linux/amd64,linux/arm64,darwin/amd64,darwin/arm64
+dist:
+	cd deploy && $(GO) run ./dist -repo .. -version $(VERSION) -platforms $(DIST_PLATFORMS) -out ../dist
+
 clean:
 	rm -rf bin dist .data/dev .data/server

@@ -24,7 +24,6 @@ import (
 type options struct {
 	platforms []v1.Platform // linux/amd64, linux/arm64
 	caCerts   string        // the CA bundle copied into the image
-	rootfs    string        // deploy/image/rootfs: /etc/passwd and /etc/group
 }
 
 // buildIndex builds one image per platform, on an empty base (nothing is
@@ -77,7 +76,7 @@ func buildIndex(ctx context.Context, src release.Source, opts options) (v1.Image
 func baseLayer(src release.Source, opts options) (v1.Layer, error) {
 	var files []release.File
 	for _, name := range []string{"etc/passwd", "etc/group"} {
-		body, err := os.ReadFile(filepath.Join(opts.rootfs, name))
+		body, err := os.ReadFile(filepath.Join(src.Root, "deploy", "image", "rootfs", name))
 		if err != nil {
 			return nil, err
 		}

@@ -30,11 +30,12 @@ import (
 // layer.
 func TestImage(t *testing.T) {
 	ctx := context.Background()
-	src, err := release.ReadSource(ctx, "../..", "v0.0.0-test")
+	src, remove, err := release.Checkout(ctx, "../..", "v0.0.0-test", io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts := options{platforms: []v1.Platform{{OS: "linux", Architecture: "amd64"}}, caCerts: caPath, rootfs: "rootfs"}
+	defer remove()
+	opts := options{platforms: []v1.Platform{{OS: "linux", Architecture: "amd64"}}, caCerts: caPath}
 	var digests []v1.Hash
 	dirs := []string{filepath.Join(t.TempDir(), "a"), filepath.Join(t.TempDir(), "b")}
 	for _, dir := range dirs {
@@ -199,7 +200,7 @@ func extract(t *testing.T, img v1.Image, src release.Source) string {
 	}
 	// Every file of the default bundle is shipped, tests included: serve
 	// refuses a bundle without them.
-	bundle, err := release.Tree("../../bundles/tollgate", "etc/tollgate/bundle")
+	bundle, err := release.Tree(filepath.Join(src.Root, "bundles/tollgate"), "etc/tollgate/bundle")
 	if err != nil {
 		t.Fatal(err)
 	}

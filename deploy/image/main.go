@@ -43,16 +43,16 @@ func run(ctx context.Context, args []string) error {
 	tag := fs.String("tag", "tollgate:devel", "the image `NAME:TAG` in the -tarball archive")
 	platforms := fs.String("platforms", "linux/amd64", "comma-separated `OS/ARCH` list")
 	caCerts := fs.String("ca-certs", caPath, "the CA certificates `FILE` to copy into the image")
-	rootfs := fs.String("rootfs", "image/rootfs", "`DIR` of etc/passwd and etc/group")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	start := time.Now()
-	src, err := release.ReadSource(ctx, *repo, *version)
+	src, remove, err := release.Checkout(ctx, *repo, *version, os.Stderr)
 	if err != nil {
 		return err
 	}
-	opts := options{caCerts: *caCerts, rootfs: *rootfs}
+	defer remove()
+	opts := options{caCerts: *caCerts}
 	for _, p := range strings.Split(*platforms, ",") {
 		platform, err := v1.ParsePlatform(p)
 		if err != nil || platform.OS != "linux" || platform.Architecture == "" {

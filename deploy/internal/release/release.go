@@ -30,6 +30,43 @@ type Source struct {
 	Time    time.Time // the commit's time (UTC): every timestamp in the artefacts
 }
 
+// Checkout clones the commit checked out in root into a temporary
+// directory and reads it: a release is built from a commit, never from
+// uncommitted changes, and is the same from a clone, a git worktree or
+// another machine's clone. The clone is a plain local one (objects
+// hard-linked), because the SBOM tool reads it with go-git, which follows
+// neither worktrees nor alternates. warn hears about uncommitted changes.
+// remove deletes the clone.
+func Checkout(ctx context.Context, root, version string, warn io.Writer) (s Source, remove func(), err error) {
+	commit, err := git(ctx, root, "rev-parse", "HEAD")
+	if err != nil {
+		return Source{}, nil, err
+	}
+	if status, err := git(ctx, root, "status", "--porcelain", "--untracked-files=no"); err != nil {
+		return Source{}, nil, err
+	} else if status != "" {
+		fmt.Fprintf(warn, "building commit %s: the uncommitted changes in %s are not in it\n", commit, root)
+	}
+	dir, err := os.MkdirTemp("", "tollgate-release-")
+	if err != nil {
+		return Source{}, nil, err
+	}
+	remove = func() { os.RemoveAll(dir) }
+	if _, err := git(ctx, root, "clone", "--quiet", "--no-checkout", ".", dir); err != nil {
+		remove()
+		return Source{}, nil, err
+	}
+	if _, err := git(ctx, dir, "checkout", "--quiet", "--detach", commit); err != nil {
+		remove()
+		return Source{}, nil, err
+	}
+	if s, err = ReadSource(ctx, dir, version); err != nil {
+		remove()
+		return Source{}, nil, err
+	}
+	return s, remove, nil
+}
+
 // ReadSource reads the commit and its time from git in root. SOURCE_DATE_EPOCH,
 // when set, replaces the commit time (the reproducible-builds convention).
 func ReadSource(ctx context.Context, root, version string) (Source, error) {
