@@ -44,7 +44,11 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(*out, 0o755); err != nil {
+	outDir, err := filepath.Abs(*out) // the SBOM tool runs in the clone
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(outDir, 0o755); err != nil {
 		return err
 	}
 	src, remove, err := release.Checkout(ctx, *repo, *version, os.Stderr)
@@ -64,16 +68,16 @@ func run(ctx context.Context, args []string) error {
 	var files []string
 	for _, p := range platforms {
 		start := time.Now()
-		made, err := archive(ctx, src, sbom, p, *out)
+		made, err := archive(ctx, src, sbom, p, outDir)
 		if err != nil {
 			return err
 		}
 		files = append(files, made...)
-		fmt.Printf("%s in %s\n", filepath.Join(*out, made[0]), time.Since(start).Round(time.Millisecond))
+		fmt.Printf("%s in %s\n", filepath.Join(outDir, made[0]), time.Since(start).Round(time.Millisecond))
 	}
-	if err := writeSums(*out, files); err != nil {
+	if err := writeSums(outDir, files); err != nil {
 		return err
 	}
-	fmt.Printf("%s: sha256sum -c SHA256SUMS in %s checks them\n", filepath.Join(*out, "SHA256SUMS"), *out)
+	fmt.Printf("%s: sha256sum -c SHA256SUMS in %s checks them\n", filepath.Join(outDir, "SHA256SUMS"), outDir)
 	return nil
 }
