@@ -16,8 +16,9 @@
 ARG GO_VERSION=1.26.8
 
 FROM --platform=$BUILDPLATFORM golang:${GO_VERSION}-bookworm AS build
-ARG TARGETOS=linux
-ARG TARGETARCH=amd64
+# Set by BuildKit from --platform (default: the build machine's).
+ARG TARGETOS
+ARG TARGETARCH
 ARG VERSION=devel
 ARG REVISION=unknown
 ARG CREATED=unknown
