@@ -46,7 +46,7 @@ directory is watched: a changed bundle replaces the active one only if it
 compiles, its configuration validates, it defines a well-formed
 data.tollgate.decision, it has tests and they pass, and replayed under it
 the newest recorded decisions (--reload-replay-limit, --reload-replay-window)
-gain no policy_error. SIGHUP reloads it at once. A bundle that cannot decide stops serve at start. SIGTERM or
+gain no policy_error. SIGHUP reloads the bundle at once. A bundle that cannot decide stops serve at start. SIGTERM or
 SIGINT drain the requests in flight and flush the history before exiting.
 With --attestation-signing-key every evaluate reply carries a signed
 attestation of the recorded decision (see `+"`tollgate verify-decision -h`"+`).
