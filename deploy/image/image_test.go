@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -159,6 +160,7 @@ func extract(t *testing.T, img v1.Image, src release.Source) string {
 				if err := os.MkdirAll(path, 0o755); err != nil {
 					t.Fatal(err)
 				}
+				owner(t, path, h)
 			case tar.TypeReg:
 				body, err := io.ReadAll(tr)
 				if err != nil {
@@ -167,6 +169,7 @@ func extract(t *testing.T, img v1.Image, src release.Source) string {
 				if err := os.WriteFile(path, body, os.FileMode(h.Mode)&0o755); err != nil {
 					t.Fatal(err)
 				}
+				owner(t, path, h)
 			default:
 				t.Errorf("%s: unexpected entry type %c", h.Name, h.Typeflag)
 			}
@@ -266,6 +269,14 @@ func runImage(t *testing.T, root string, src release.Source) {
 	}
 
 	keys := t.TempDir()
+	if asRoot() {
+		// The image's user must reach the extracted tree and the licence.
+		for _, dir := range []string{filepath.Dir(root), root, filepath.Dir(keys), keys} {
+			if err := os.Chmod(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 	dataDir := filepath.Join(root, "data")
 	env := []string{
 		"TOLLGATE_ADDR=" + freeAddr(t),
@@ -278,6 +289,7 @@ func runImage(t *testing.T, root string, src release.Source) {
 		t.Helper()
 		cmd := exec.Command(binary, args...)
 		cmd.Env = env
+		asImageUser(cmd)
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
 		out, err := cmd.Output()
@@ -286,9 +298,22 @@ func runImage(t *testing.T, root string, src release.Source) {
 		}
 		return string(out)
 	}
-	tollgate("license", "keygen", "--bits", "2048", "--out", keys)
-	licence := tollgate("license", "issue", "--key", filepath.Join(keys, "license-private.pem"), "--subject", "image test", "--valid-for", "1h")
-	if err := os.WriteFile(filepath.Join(keys, "licence.jwt"), []byte(licence), 0o600); err != nil {
+	// The vendor's side, as whoever runs the test.
+	for _, args := range [][]string{
+		{"license", "keygen", "--bits", "2048", "--out", keys},
+		{"license", "issue", "--key", filepath.Join(keys, "license-private.pem"), "--subject", "image test", "--valid-for", "1h"},
+	} {
+		out, err := exec.Command(binary, args...).Output()
+		if err != nil {
+			t.Fatalf("tollgate %s: %v", strings.Join(args, " "), err)
+		}
+		if args[1] == "issue" {
+			if err := os.WriteFile(filepath.Join(keys, "licence.jwt"), out, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := os.Chmod(filepath.Join(keys, "license-public.pem"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	// As the README says to: a token first, in the image's /data.
@@ -296,6 +321,7 @@ func runImage(t *testing.T, root string, src release.Source) {
 
 	serve := exec.Command(binary, "serve") // the image's command
 	serve.Env = env
+	asImageUser(serve)
 	var logs bytes.Buffer
 	serve.Stdout, serve.Stderr = &logs, &logs
 	if err := serve.Start(); err != nil {
@@ -314,8 +340,43 @@ func runImage(t *testing.T, root string, src release.Source) {
 			t.Errorf("GET %s: %d, want 200", path, code)
 		}
 	}
-	if _, err := os.Stat(filepath.Join(dataDir, "tollgate.db")); err != nil {
-		t.Errorf("the store is not in /data: %v", err)
+	db, err := os.Stat(filepath.Join(dataDir, "tollgate.db"))
+	if err != nil {
+		t.Fatalf("the store is not in /data: %v", err)
+	}
+	if st := db.Sys().(*syscall.Stat_t); asRoot() && st.Uid != uid {
+		t.Errorf("/data/tollgate.db belongs to uid %d, want %d: tollgate did not run as the image's user", st.Uid, uid)
+	}
+}
+
+// asRoot: when the test runs as root (CI containers), files get the
+// image's owners and tollgate runs as the image's user, 65532, who may
+// write /data only; otherwise both are the test's user.
+func asRoot() bool { return os.Geteuid() == 0 }
+
+func owner(t *testing.T, path string, h *tar.Header) {
+	t.Helper()
+	if !asRoot() {
+		return
+	}
+	if err := os.Lchown(path, h.Uid, h.Gid); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, os.FileMode(h.Mode)&os.ModePerm|sticky(h.Mode)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func sticky(mode int64) os.FileMode {
+	if mode&0o1000 != 0 {
+		return os.ModeSticky
+	}
+	return 0
+}
+
+func asImageUser(cmd *exec.Cmd) {
+	if asRoot() {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: gid}}
 	}
 }
 
