@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
@@ -154,4 +155,22 @@ func writeLayout(dir string, index v1.ImageIndex) error {
 	}
 	_, err := layout.Write(dir, index)
 	return err
+}
+
+// writeArchive writes the index's first image to path as an archive that
+// `docker load` reads, tagged tag.
+func writeArchive(path, tag string, index v1.ImageIndex) error {
+	ref, err := name.NewTag(tag)
+	if err != nil {
+		return fmt.Errorf("-tag: %w", err)
+	}
+	manifest, err := index.IndexManifest()
+	if err != nil {
+		return err
+	}
+	img, err := index.Image(manifest.Manifests[0].Digest)
+	if err != nil {
+		return err
+	}
+	return release.WriteFileAtomic(path, func(w io.Writer) error { return tarball.Write(ref, img, w) })
 }

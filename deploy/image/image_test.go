@@ -18,8 +18,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/tollgate/tollgate/deploy/internal/release"
@@ -75,6 +77,7 @@ func TestImage(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkConfig(t, img, src)
+	checkArchive(t, index, img)
 	rootfs := extract(t, img, src)
 	runImage(t, rootfs, src)
 }
@@ -122,6 +125,59 @@ func checkConfig(t *testing.T, img v1.Image, src release.Source) {
 	for i, l := range layers {
 		if mt, err := l.MediaType(); err != nil || mt != types.OCILayer {
 			t.Errorf("layer %d media type %s (%v), want %s", i, mt, err, types.OCILayer)
+		}
+	}
+}
+
+// checkArchive: the docker load archive holds the same configuration and
+// layers as the OCI layout.
+func checkArchive(t *testing.T, index v1.ImageIndex, img v1.Image) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "tollgate-image.tar")
+	if err := writeArchive(path, "tollgate:v0.0.0-test", index); err != nil {
+		t.Fatal(err)
+	}
+	tag, err := name.NewTag("tollgate:v0.0.0-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	loaded, err := tarball.ImageFromPath(path, &tag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := img.ConfigName()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := loaded.ConfigName()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != want {
+		t.Errorf("the archive's configuration is %s, the layout's %s", got, want)
+	}
+	wantLayers, err := img.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	gotLayers, err := loaded.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(gotLayers) != len(wantLayers) {
+		t.Fatalf("the archive has %d layers, the layout %d", len(gotLayers), len(wantLayers))
+	}
+	for i := range wantLayers {
+		w, err := wantLayers[i].Digest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		g, err := gotLayers[i].Digest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g != w {
+			t.Errorf("layer %d: %s in the archive, %s in the layout", i, g, w)
 		}
 	}
 }

@@ -11,15 +11,12 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
 	"strings"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/tollgate/tollgate/deploy/internal/release"
 )
@@ -73,19 +70,7 @@ func run(ctx context.Context, args []string) error {
 	}
 	fmt.Printf("%s: %s (%s, %s, commit %s) in %s\n", *out, digest, *platforms, src.Version, src.Commit, time.Since(start).Round(time.Millisecond))
 	if *archive != "" {
-		ref, err := name.NewTag(*tag)
-		if err != nil {
-			return fmt.Errorf("-tag: %w", err)
-		}
-		manifest, err := index.IndexManifest()
-		if err != nil {
-			return err
-		}
-		img, err := index.Image(manifest.Manifests[0].Digest)
-		if err != nil {
-			return err
-		}
-		if err := release.WriteFileAtomic(*archive, func(w io.Writer) error { return tarball.Write(ref, img, w) }); err != nil {
+		if err := writeArchive(*archive, *tag, index); err != nil {
 			return err
 		}
 		fmt.Printf("%s: docker load -i %s\n", *archive, *archive)
