@@ -18,7 +18,7 @@ DEV_PUBLIC  := $(DEV)/license-public.pem
 DEV_LICENCE := $(DEV)/licence.jwt
 
 .DELETE_ON_ERROR:
-.PHONY: build dev-licence run eval prereqs test test-deploy lint bench bench-go bench-scale wrk fuzz clean
+.PHONY: build dev-licence run eval prereqs test test-deploy lint bench bench-go bench-scale wrk fuzz clean image dist
 
 # go build decides what is stale, so this always runs it.
 build:
@@ -69,14 +69,18 @@ test: prereqs build
 
 # The deployment tools module (deploy/go.mod, apart so that the server's
 # go.mod stays lean): the Helm chart linted, rendered and decoded strictly
-# into the Kubernetes API types. The first run downloads and builds Helm
-# and the Kubernetes API modules (minutes); later runs take seconds.
+# into the Kubernetes API types; the container image, the release archives
+# and the systemd unit. The first run downloads and builds Helm, the
+# Kubernetes API modules and go-containerregistry (minutes); later runs take
+# seconds. Without -race: release tools, one goroutine each, whose tests
+# build the image and an archive twice; -race would only slow their gzip.
 test-deploy:
-	cd deploy && $(GO) vet ./... && $(GO) test -timeout 20m ./...
+	cd deploy && $(GO) vet ./... && $(GO) test -timeout 30m ./...
 
 lint:
 	@files="$$(gofmt -l .)"; if [ -n "$$files" ]; then echo "gofmt needed:"; echo "$$files"; exit 1; fi
 	$(GO) vet ./...
+	cd deploy && $(GO) vet ./...
 	@files="$$($(OPA) fmt --list $(BUNDLE))"; if [ -n "$$files" ]; then echo "opa fmt needed:"; echo "$$files"; exit 1; fi
 	$(OPA) check --strict $(BUNDLE)
 
@@ -125,5 +129,27 @@ wrk:
 		echo "installing wrk (Debian package)"; \
 		$$sudo apt-get update && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends wrk; }
 
+# Release artefacts, reproducible: the same commit and Go toolchain give the
+# same bytes (every date is the commit's, paths trimmed, entries sorted).
+# VERSION names the release (default devel). The tools live in the deploy/
+# module (deploy/go.mod), so the server's go.mod stays lean.
+VERSION   ?= devel
+PLATFORMS ?= linux/amd64
+
+# The container image without Docker or a registry: an OCI image layout in
+# dist/image (skopeo copy oci:dist/image docker://…, crane push --index …) and
+# dist/tollgate-image.tar for docker load. PLATFORMS=linux/amd64,linux/arm64
+# for both.
+image:
+	cd deploy && $(GO) run ./image -repo .. -version $(VERSION) -platforms $(PLATFORMS) \
+		-out ../dist/image -tarball ../dist/tollgate-image.tar -tag tollgate:$(VERSION)
+
+# dist/tollgate_$(VERSION)_{linux,darwin}_{amd64,arm64}.tar.gz (binary,
+# LICENSE, README.md), a CycloneDX SBOM of each binary (.cdx.json, made by
+# cyclonedx-gomod, pinned in deploy/go.mod) and dist/SHA256SUMS.
+DIST_PLATFORMS ?= linux/amd64,linux/arm64,darwin/amd64,darwin/arm64
+dist:
+	cd deploy && $(GO) run ./dist -repo .. -version $(VERSION) -platforms $(DIST_PLATFORMS) -out ../dist
+
 clean:
-	rm -rf bin .data/dev $(DATA)
+	rm -rf bin dist .data/dev $(DATA)

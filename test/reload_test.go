@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -143,5 +144,37 @@ func TestServeRefusesABundleThatCannotDecide(t *testing.T) {
 			}
 			t.Logf("exit %d after %v: %s", code, time.Since(start).Round(time.Millisecond), strings.TrimSpace(stderr))
 		})
+	}
+}
+
+// TestSIGHUPReloadsTheBundle: `systemctl reload` (ExecReload=kill -HUP)
+// reloads the bundle at once, as a change seen by the watcher does after
+// its debounce. Here the debounce is an hour, so only the signal can do it;
+// and the server keeps serving (SIGHUP's default is to exit).
+func TestSIGHUPReloadsTheBundle(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, serverOptions{args: []string{"--reload-debounce", "1h"}})
+	before := s.bundleStatus(t)
+	projects := readProjects(t, s.bundle)
+	projects["reloaded-by-sighup"] = map[string]any{"repositories": []string{"org/reloaded-by-sighup"}, "pipelines": map[string]any{"deploy": map[string]any{"type": "deploy"}}}
+	writeJSON(t, projectsPath(s.bundle), projects)
+	time.Sleep(500 * time.Millisecond)
+	if got := s.bundleStatus(t); got.Revision != before.Revision {
+		t.Fatalf("the bundle reloaded without the signal (revision %s): the test cannot tell what SIGHUP does", got.Revision)
+	}
+	if err := s.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, "a new revision after SIGHUP", func() bool {
+		if !s.running() {
+			t.Fatalf("tollgate serve exited on SIGHUP: %v", s.waitErr)
+		}
+		return s.bundleStatus(t).Revision != before.Revision
+	})
+	if after := s.bundleStatus(t); after.Reloads != before.Reloads+1 || after.LastError != "" {
+		t.Errorf("after SIGHUP: %+v, want one more reload and no error", after)
+	}
+	if !strings.Contains(s.stderr.String(), "SIGHUP") {
+		t.Errorf("the log does not say the reload came from SIGHUP:\n%s", s.stderr.String())
 	}
 }

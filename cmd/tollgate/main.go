@@ -59,6 +59,8 @@ func run(ctx context.Context, args []string, c *cli) int {
 		return runCommand(ctx, c, args)
 	}
 	switch command {
+	case "--version", "-version":
+		return runVersion(c, args)
 	case "help", "-h", "-help", "--help":
 		if len(args) > 0 && args[0] != "help" && !strings.HasPrefix(args[0], "-") {
 			return run(ctx, []string{args[0], "-h"}, c)
@@ -90,6 +92,7 @@ var commands = map[string]func(context.Context, *cli, []string) int{
 	"replay":          runReplay,
 	"verify-decision": runVerifyDecision,
 	"impact":          runImpact,
+	"version":         func(_ context.Context, c *cli, args []string) int { return runVersion(c, args) },
 }
 
 func usage(w io.Writer) {
@@ -116,6 +119,7 @@ Commands:
   ledger    verify, export, archive the tamper-evident decision history
   replay    re-evaluate a recorded decision with its bundle and context: is it the same?
   impact    how a candidate bundle would have changed the recorded decisions
+  version   the release, commit, build date, Go and OPA versions (also --version)
 
 Every flag can also be set with an environment variable TOLLGATE_<FLAG>, upper
 case with dashes as underscores: --license-key is TOLLGATE_LICENSE_KEY. A flag

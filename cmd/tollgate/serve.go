@@ -11,9 +11,12 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"os"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/google/uuid"
@@ -43,7 +46,7 @@ directory is watched: a changed bundle replaces the active one only if it
 compiles, its configuration validates, it defines a well-formed
 data.tollgate.decision, it has tests and they pass, and replayed under it
 the newest recorded decisions (--reload-replay-limit, --reload-replay-window)
-gain no policy_error. A bundle that cannot decide stops serve at start. SIGTERM or
+gain no policy_error. SIGHUP reloads the bundle at once. A bundle that cannot decide stops serve at start. SIGTERM or
 SIGINT drain the requests in flight and flush the history before exiting.
 With --attestation-signing-key every evaluate reply carries a signed
 attestation of the recorded decision (see `+"`tollgate verify-decision -h`"+`).
@@ -433,6 +436,22 @@ func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig) error {
 		return nil
 	})
 	g.Go(func() error { return engine.Watch(gctx) })
+	// SIGHUP (systemctl reload) reloads the bundle at once, without
+	// waiting for the watcher's debounce or poll; it used to stop serve.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	g.Go(func() error {
+		for {
+			select {
+			case <-gctx.Done():
+				return nil
+			case <-hup:
+				logger.Info("SIGHUP: reloading the bundle", "dir", cfg.bundleDir)
+				_ = engine.Reload(gctx) // logged, counted and shown in /v1/bundles like any reload
+			}
+		}
+	})
 	if cfg.pprofAddr != "" {
 		g.Go(func() error { return servePprof(gctx, logger, cfg.pprofAddr) })
 	}
