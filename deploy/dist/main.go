@@ -10,22 +10,13 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"time"
 
 	"github.com/tollgate/tollgate/deploy/internal/release"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	err := run(ctx, os.Args[1:])
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "dist:", err)
-		os.Exit(1)
-	}
-}
+func main() { release.Main("dist", run) }
 
 func run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("dist", flag.ContinueOnError)
