@@ -320,6 +320,7 @@ func (s *Server) RunJobs(ctx context.Context) {
 func (s *Server) checkJob(ctx context.Context, j tollgate.Job) {
 	jobs := s.cfg.Jobs
 	now := s.cfg.Now().UTC()
+	s.cfg.Metrics.jobLag.Observe(max(0, now.Sub(j.NextCheckAt).Seconds()))
 	var change func(*tollgate.Job) error
 	if !now.Before(j.WaitUntil) {
 		change = func(j *tollgate.Job) error { j.State = tollgate.JobExpired; return nil }
@@ -354,12 +355,17 @@ func (s *Server) checkJob(ctx context.Context, j tollgate.Job) {
 			return nil
 		}
 	}
-	_, err := jobs.Store.UpdateJob(ctx, j.ID, jobs.Owner, func(job *tollgate.Job) error {
+	updated, err := jobs.Store.UpdateJob(ctx, j.ID, jobs.Owner, func(job *tollgate.Job) error {
 		job.UpdatedAt = now
 		return change(job)
 	})
-	if err != nil && ctx.Err() == nil {
+	switch {
+	case err != nil && ctx.Err() == nil:
 		s.cfg.Logger.Info("job not updated after its check", "job", j.ID, "err", err)
+	case err == nil && updated.State.Open() && len(updated.Decisions) == len(j.Decisions): // not decided
+		s.cfg.Metrics.jobChecks.WithLabelValues("failed").Inc()
+	case err == nil:
+		s.cfg.Metrics.jobChecks.WithLabelValues(string(updated.State)).Inc()
 	}
 }
 

@@ -175,3 +175,21 @@ func TestJobWokenByALiftedFreeze(t *testing.T) {
 		t.Fatalf("after the lift: %v, want accepted (it was due at %s)", woken, next)
 	}
 }
+
+// The worker's checks are counted by the state they leave the job in,
+// and their lag observed: /metrics shows them.
+func TestJobMetrics(t *testing.T) {
+	f := jobsFixture(t, func(j *Jobs) {})
+	f.setNow("2026-11-23T07:59:00+01:00")
+	_, j := f.post("/v1/jobs", jobBodyFor("run-m", time.Date(2026, 11, 23, 18, 0, 0, 0, time.UTC), ""))
+	f.waitJob(j["job_id"].(string), state(tollgate.JobWaiting))
+	f.setNow("2026-11-23T08:01:00+01:00")
+	f.waitJob(j["job_id"].(string), state(tollgate.JobAccepted))
+	code, _, body := f.get("", "/metrics")
+	raw := string(body)
+	for _, want := range []string{`tollgate_job_checks_total{state="waiting"} 1`, `tollgate_job_checks_total{state="accepted"} 1`, "tollgate_job_check_lag_seconds_count 2"} {
+		if code != http.StatusOK || !strings.Contains(raw, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+}

@@ -24,6 +24,8 @@ type Metrics struct {
 	activeRevision *prometheus.GaugeVec
 	store          *prometheus.HistogramVec
 	storeErrors    *prometheus.CounterVec
+	jobChecks      *prometheus.CounterVec
+	jobLag         prometheus.Histogram
 }
 
 // NewMetrics creates the metrics and registers them, with the Go and process
@@ -66,9 +68,16 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 		storeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tollgate_store_errors_total", Help: "Store operation errors by operation.",
 		}, []string{"operation"}),
+		jobChecks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tollgate_job_checks_total", Help: "Checks of gate jobs by this process's worker, by the state they left the job in (accepted, waiting, refused, expired; failed: not decided, tried again).",
+		}, []string{"state"}),
+		jobLag: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "tollgate_job_check_lag_seconds", Help: "How late a job's check ran after it was due (the queue's lag).",
+			Buckets: []float64{0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 300},
+		}),
 	}
 	reg.MustRegister(m.decisions, m.reasons, m.evaluation, m.requests, m.reloads, m.rejected, m.reloadOK,
-		m.reloadTime, m.activeRevision, m.store, m.storeErrors,
+		m.reloadTime, m.activeRevision, m.store, m.storeErrors, m.jobChecks, m.jobLag,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
