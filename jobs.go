@@ -33,14 +33,18 @@ type Job struct {
 	ID             string   `json:"job_id"`
 	IdempotencyKey string   `json:"idempotency_key"`
 	State          JobState `json:"state"`
-	// Repository and Environment are the request's, for filters and
-	// limits; Request is the evaluate body as submitted.
+	// Repository, Pipeline, Branch and Environment are the request's, for
+	// filters and limits; Request is the evaluate body as submitted. The
+	// open jobs of one repository, pipeline and branch (a queue: the
+	// cooldown key of their decisions) are checked oldest first, one at a
+	// time, so that they are accepted in the order they came.
 	Repository  string          `json:"repository"`
+	Pipeline    string          `json:"pipeline"`
+	Branch      string          `json:"branch"`
 	Environment string          `json:"environment"`
 	Request     json.RawMessage `json:"request"`
 	// CooldownKey is the key its decisions are made under, once a check
-	// has named it: the jobs waiting on one key are checked oldest first,
-	// one at a time.
+	// has named it.
 	CooldownKey *CooldownKey `json:"cooldown_key,omitempty"`
 	CreatedAt   time.Time    `json:"created_at"`
 	UpdatedAt   time.Time    `json:"updated_at"`
@@ -78,9 +82,10 @@ type JobStore interface {
 
 	// ClaimJobs leases to owner, until at+lease, at most n open jobs due
 	// at at (NextCheckAt at or before at) and not leased, soonest due
-	// first; of the open jobs of one cooldown key, only the oldest is ever
-	// claimed, so that they are accepted one by one, oldest first. A job
-	// is claimed by one owner at a time, across processes.
+	// first; of the open jobs of one queue (repository, pipeline, branch),
+	// only the oldest is ever claimed, so that they are accepted one by
+	// one, oldest first. A job is claimed by one owner at a time, across
+	// processes.
 	ClaimJobs(ctx context.Context, owner string, at time.Time, lease time.Duration, n int) ([]Job, error)
 
 	// UpdateJob runs change on the stored job and stores the result, as

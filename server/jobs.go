@@ -140,7 +140,7 @@ func (s *Server) submitJob(c echo.Context) error {
 	}
 	j, created, err := jobs.Store.SubmitJob(ctx, tollgate.Job{
 		ID: uuid.Must(uuid.NewV7()).String(), IdempotencyKey: key,
-		Repository: req.Repository, Environment: req.Metadata.Environment, Request: eval,
+		Repository: req.Repository, Pipeline: req.Pipeline, Branch: req.Branch, Environment: req.Metadata.Environment, Request: eval,
 		CreatedAt: now, UpdatedAt: now, WaitUntil: b.WaitUntil.UTC(), NextCheckAt: now,
 	})
 	if err != nil {

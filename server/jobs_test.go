@@ -193,3 +193,42 @@ func TestJobMetrics(t *testing.T) {
 		}
 	}
 }
+
+// Jobs waiting on one cooldown are accepted one per cooldown, oldest
+// first: the younger ones are not even checked until the older has ended.
+func TestJobsShareACooldownOldestFirst(t *testing.T) {
+	f := jobsFixture(t, func(j *Jobs) {})
+	f.setNow("2026-11-23T10:00:00+01:00") // Monday, in the window; deploy-prod cools down 30 min
+	deadline := time.Date(2026, 11, 23, 16, 0, 0, 0, time.UTC)
+	var ids []string
+	for _, run := range []string{"first", "second", "third"} {
+		_, j := f.post("/v1/jobs", jobBodyFor(run, deadline, ""))
+		ids = append(ids, j["job_id"].(string))
+	}
+	f.waitJob(ids[0], state(tollgate.JobAccepted))
+	second := f.waitJob(ids[1], state(tollgate.JobWaiting))
+	if codes := reasonCodes(map[string]any{"reasons": second["waiting_on"]}); len(codes) != 1 || codes[0] != tollgate.CodeCooldown {
+		t.Fatalf("the second job waits on %v, want the cooldown", codes)
+	}
+	checkAt(t, "the second job", second, "2026-11-23T09:30:00Z")
+	if _, third := f.do(http.MethodGet, "/v1/jobs/"+ids[2], "", ""); third["state"] != "queued" {
+		t.Fatalf("the third job was checked before the second ended: %v", third)
+	}
+	f.setNow("2026-11-23T10:31:00+01:00")
+	f.waitJob(ids[1], state(tollgate.JobAccepted))
+	third := f.waitJob(ids[2], state(tollgate.JobWaiting))
+	checkAt(t, "the third job", third, "2026-11-23T10:01:00Z")
+	f.setNow("2026-11-23T11:02:00+01:00") // past the check's jitter
+	f.waitJob(ids[2], state(tollgate.JobAccepted))
+}
+
+// checkAt fails unless job is checked again at when, give or take its
+// jitter (a tenth of the floor).
+func checkAt(t *testing.T, what string, job map[string]any, when string) {
+	t.Helper()
+	got, err1 := time.Parse(time.RFC3339, job["next_check_at"].(string))
+	want, err2 := time.Parse(time.RFC3339, when)
+	if err1 != nil || err2 != nil || got.Before(want) || got.After(want.Add(100*time.Millisecond)) {
+		t.Fatalf("%s is checked again at %v, want %s (the cooldown's end)", what, job["next_check_at"], when)
+	}
+}

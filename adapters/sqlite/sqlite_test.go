@@ -273,8 +273,8 @@ func TestQueriesUseIndexes(t *testing.T) {
 }
 
 // ClaimJobs walks the open jobs by when they are due (jobs_due) and finds
-// the oldest of a cooldown key on its index: thousands of waiting jobs
-// cost nothing while none is due, and nothing is sorted.
+// the oldest of a queue on its index: thousands of waiting jobs cost
+// nothing while none is due, and nothing is sorted.
 func TestClaimJobsUsesIndexes(t *testing.T) {
 	s := openClosing(t, t.TempDir())
 	plan := queryPlan(t, s, storekit.ClaimQuery, []any{1, 1, 5})
@@ -284,8 +284,8 @@ func TestClaimJobsUsesIndexes(t *testing.T) {
 		}
 	}
 	if !slices.ContainsFunc(plan, func(s string) bool { return strings.Contains(s, "USING INDEX jobs_due") }) ||
-		!slices.ContainsFunc(plan, func(s string) bool { return strings.Contains(s, "USING INDEX jobs_cooldown_key") }) {
-		t.Errorf("plan %q does not use jobs_due and jobs_cooldown_key", plan)
+		!slices.ContainsFunc(plan, func(s string) bool { return strings.Contains(s, "USING INDEX jobs_queue") }) {
+		t.Errorf("plan %q does not use jobs_due and jobs_queue", plan)
 	}
 	t.Logf("%q", plan)
 }

@@ -23,7 +23,7 @@ var jobTests = []struct {
 	{"Jobs/InvalidRecordsNothing", testJobInvalid},
 	{"Jobs/CancelTakesItFromItsWorker", testJobCancel},
 	{"Jobs/ExpiredLeaseIsClaimedAgain", testJobLeaseExpiry},
-	{"Jobs/CooldownKeyOldestFirst", testJobCooldownQueue},
+	{"Jobs/QueueOldestFirst", testJobQueue},
 	{"Jobs/WakeMakesWaitingJobsDue", testJobWake},
 	{"Jobs/ListAndCount", testJobList},
 	{"Jobs/ConcurrentClaimsTakeEachOnce", testJobConcurrentClaims},
@@ -40,13 +40,13 @@ func (h *harness) jobs() tollgate.JobStore {
 }
 
 // newJob is a job of repository for environment, created at at, due then,
-// waiting at most a day.
+// waiting at most a day, in a queue of its own (branch run-ID).
 func newJob(repository, environment string, at time.Time) tollgate.Job {
 	id := uuid.Must(uuid.NewV7()).String()
-	body, _ := json.Marshal(map[string]any{"repository": repository, "branch": "main", "pipeline": "deploy-prod",
+	body, _ := json.Marshal(map[string]any{"repository": repository, "branch": "run-" + id, "pipeline": "deploy-prod",
 		"metadata": map[string]string{"initiator": "ci", "run_id": id, "environment": environment}})
 	return tollgate.Job{ID: id, IdempotencyKey: repository + "/deploy-prod/" + id + "/" + environment,
-		Repository: repository, Environment: environment, Request: body,
+		Repository: repository, Pipeline: "deploy-prod", Branch: "run-" + id, Environment: environment, Request: body,
 		CreatedAt: at, UpdatedAt: at, WaitUntil: at.Add(24 * time.Hour), NextCheckAt: at}
 }
 
@@ -178,6 +178,8 @@ func testJobInvalid(t *testing.T, h *harness) {
 	assertCode(t, "UpdateJob to an unknown state", err, tollgate.EInternal)
 	_, err = s.UpdateJob(t.Context(), j.ID, "", func(j *tollgate.Job) error { j.ID = "other"; return nil })
 	assertCode(t, "UpdateJob moving the ID", err, tollgate.EInternal)
+	_, err = s.UpdateJob(t.Context(), j.ID, "", func(j *tollgate.Job) error { j.Branch = "other"; return nil })
+	assertCode(t, "UpdateJob moving it to another queue", err, tollgate.EInternal)
 	mine := fmt.Errorf("the change's own error")
 	if _, err := s.UpdateJob(t.Context(), j.ID, "", func(j *tollgate.Job) error { j.State = tollgate.JobRefused; return mine }); err != mine {
 		t.Fatalf("UpdateJob with a failing change = %v, want its error", err)
@@ -222,25 +224,27 @@ func testJobLeaseExpiry(t *testing.T, h *harness) {
 	check(t, s, j.ID, "alive", tollgate.JobAccepted, base)
 }
 
-// The open jobs of one cooldown key are claimed one at a time, oldest
-// first, each only once the one before it has ended; other keys' jobs, and
-// jobs without a key yet, are claimed beside them.
-func testJobCooldownQueue(t *testing.T, h *harness) {
+// The open jobs of one queue (repository, pipeline, branch) are claimed
+// one at a time, oldest first, each only once the one before it has ended;
+// other queues' jobs are claimed beside them, the same branch of another
+// pipeline or repository included.
+func testJobQueue(t *testing.T, h *harness) {
 	s := h.jobs()
-	key := &tollgate.CooldownKey{Project: "service-api", Pipeline: "deploy-prod", Branch: "main"}
 	var queue []string
 	for i := range 4 {
 		j := newJob("org/service-api", "production", base.Add(time.Duration(i)*time.Second))
-		j.CooldownKey = key
+		j.Branch = "main"
 		queue = append(queue, submit(t, s, j).ID)
 	}
 	other := newJob("org/other", "production", base.Add(10*time.Second))
-	other.CooldownKey = &tollgate.CooldownKey{Project: "other", Pipeline: "deploy-prod", Branch: "main"}
+	other.Branch = "main"
 	submit(t, s, other)
-	free := submit(t, s, newJob("org/free", "production", base.Add(11*time.Second)))
+	hotfix := newJob("org/service-api", "production", base.Add(11*time.Second))
+	hotfix.Branch, hotfix.Pipeline = "main", "hotfix-prod"
+	submit(t, s, hotfix)
 	at := base.Add(time.Hour)
-	if ids := claim(t, s, "w", at, 10); !slices.Equal(ids, []string{queue[0], other.ID, free.ID}) {
-		t.Fatalf("claimed %v, want the key's oldest job, the other key's and the keyless one", ids)
+	if ids := claim(t, s, "w", at, 10); !slices.Equal(ids, []string{queue[0], other.ID, hotfix.ID}) {
+		t.Fatalf("claimed %v, want the queue's oldest job, and the other repository's and pipeline's", ids)
 	}
 	// The oldest waits again: the next of its key stay out.
 	check(t, s, queue[0], "w", tollgate.JobWaiting, at)

@@ -1,7 +1,8 @@
 -- Gate jobs (see tollgate.Job): requests that wait at the gate until they
 -- are allowed. jobs.job is the whole tollgate.Job as JSON text; the other
 -- columns copy what jobs are found and claimed by, written with it in one
--- statement. cooldown_* are '' until a check names the job's key. A lease
+-- statement. A job's queue is its request's repository, pipeline and branch:
+-- the open jobs of one queue are checked oldest first, one at a time. A lease
 -- (lease_owner, lease_until) marks the job claimed by one process; '' and
 -- 0 when free. Times are unix nanoseconds, UTC.
 
@@ -12,9 +13,8 @@ CREATE TABLE jobs (
     state             TEXT    NOT NULL,
     repository        TEXT    NOT NULL,
     environment       TEXT    NOT NULL,
-    cooldown_project  TEXT    NOT NULL,
-    cooldown_pipeline TEXT    NOT NULL,
-    cooldown_branch   TEXT    NOT NULL,
+    pipeline          TEXT    NOT NULL,
+    branch            TEXT    NOT NULL,
     created_at        BIGINT  NOT NULL,
     next_check_at     BIGINT  NOT NULL,
     lease_owner       TEXT    NOT NULL,
@@ -29,8 +29,8 @@ CREATE UNIQUE INDEX jobs_idempotency_key ON jobs (idempotency_key);
 -- waiting jobs cost nothing while none is due.
 CREATE INDEX jobs_due ON jobs (next_check_at, created_at, id) WHERE state IN ('queued', 'waiting');
 
--- ClaimJobs' "oldest open job of its cooldown key", and the open count.
-CREATE INDEX jobs_cooldown_key ON jobs (cooldown_project, cooldown_pipeline, cooldown_branch, created_at, id) WHERE state IN ('queued', 'waiting');
+-- ClaimJobs' "oldest open job of its queue", and the open count.
+CREATE INDEX jobs_queue ON jobs (repository, pipeline, branch, created_at, id) WHERE state IN ('queued', 'waiting');
 
 -- Jobs listing, newest first, unfiltered or by repository.
 CREATE INDEX jobs_created_at ON jobs (created_at, id);

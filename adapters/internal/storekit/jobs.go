@@ -19,7 +19,7 @@ const openStates = `('queued', 'waiting')`
 // jobColumns are the columns a job is written with, in the order of
 // jobArgs.
 const jobColumns = `id, idempotency_key, state, repository, environment,
-	cooldown_project, cooldown_pipeline, cooldown_branch, created_at, next_check_at, lease_owner, lease_until, job`
+	pipeline, branch, created_at, next_check_at, lease_owner, lease_until, job`
 
 // jobArgs checks j and returns the values of jobColumns, its lease given,
 // and j as it reads back. A job that fails is a bug of the caller:
@@ -47,12 +47,8 @@ func jobArgs(j tollgate.Job, leaseOwner string, leaseUntil int64) ([]any, tollga
 	if err != nil {
 		return nil, j, tollgate.Errorf(tollgate.EInternal, "store job %s: encode: %v", j.ID, err)
 	}
-	var key tollgate.CooldownKey
-	if j.CooldownKey != nil {
-		key = *j.CooldownKey
-	}
 	return []any{j.ID, j.IdempotencyKey, string(j.State), j.Repository, j.Environment,
-		key.Project, key.Pipeline, key.Branch, j.CreatedAt.UnixNano(), j.NextCheckAt.UnixNano(),
+		j.Pipeline, j.Branch, j.CreatedAt.UnixNano(), j.NextCheckAt.UnixNano(),
 		leaseOwner, leaseUntil, string(data)}, j, nil
 }
 
@@ -104,7 +100,7 @@ func (c *Core) SubmitJob(ctx context.Context, j tollgate.Job) (tollgate.Job, boo
 		row     jobRow
 	)
 	err = c.write(ctx, "submit job "+j.ID, func(ctx context.Context, q Querier) error {
-		n, err := q.Exec(ctx, `INSERT INTO jobs (`+jobColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		n, err := q.Exec(ctx, `INSERT INTO jobs (`+jobColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (idempotency_key) DO NOTHING`, args...)
 		if err != nil {
 			return err
@@ -172,16 +168,17 @@ func (c *Core) Jobs(ctx context.Context, f tollgate.JobFilter) ([]tollgate.Job, 
 
 // ClaimQuery selects the open jobs not leased at its first argument and
 // due at its second, at most its third of them, soonest due first, but for
-// a job of a cooldown key that is not the key's oldest open job. The dialect locks what it selects (FOR UPDATE SKIP LOCKED on
+// a job that is not the oldest open job of its queue (repository,
+// pipeline, branch). The dialect locks what it selects (FOR UPDATE SKIP LOCKED on
 // PostgreSQL: replicas claiming at once take different jobs, and the
 // older job of a key one of them locked keeps the younger ones out, open
 // as it stays).
 const ClaimQuery = `SELECT j.id, j.job, j.next_check_at FROM jobs j
 	WHERE j.state IN ` + openStates + ` AND j.lease_until <= ? AND j.next_check_at <= ?
-	AND NOT (j.cooldown_project <> '' AND EXISTS (SELECT 1 FROM jobs o
-		WHERE o.state IN ` + openStates + ` AND o.cooldown_project = j.cooldown_project
-		AND o.cooldown_pipeline = j.cooldown_pipeline AND o.cooldown_branch = j.cooldown_branch
-		AND (o.created_at < j.created_at OR (o.created_at = j.created_at AND o.id < j.id))))
+	AND NOT EXISTS (SELECT 1 FROM jobs o
+		WHERE o.state IN ` + openStates + ` AND o.repository = j.repository
+		AND o.pipeline = j.pipeline AND o.branch = j.branch
+		AND (o.created_at < j.created_at OR (o.created_at = j.created_at AND o.id < j.id)))
 	ORDER BY j.next_check_at, j.created_at, j.id LIMIT ?`
 
 // ClaimJobs implements tollgate.JobStore. It selects the claimable jobs in
@@ -250,14 +247,15 @@ func (c *Core) UpdateJob(ctx context.Context, id, owner string, change func(*tol
 			changeErr = err
 			return err
 		}
-		if next.ID != j.ID || next.IdempotencyKey != j.IdempotencyKey || !next.CreatedAt.Equal(j.CreatedAt) {
-			return tollgate.Errorf(tollgate.EInternal, "update job %s: the change moved its ID, key or creation time", id)
+		if next.ID != j.ID || next.IdempotencyKey != j.IdempotencyKey || !next.CreatedAt.Equal(j.CreatedAt) ||
+			next.Repository != j.Repository || next.Pipeline != j.Pipeline || next.Branch != j.Branch {
+			return tollgate.Errorf(tollgate.EInternal, "update job %s: the change moved its ID, key, creation time or queue", id)
 		}
 		args, stored, err := jobArgs(next, "", 0)
 		if err != nil {
 			return err
 		}
-		if _, err := q.Exec(ctx, `UPDATE jobs SET (`+jobColumns+`) = (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) WHERE id = ?`, append(args, id)...); err != nil {
+		if _, err := q.Exec(ctx, `UPDATE jobs SET (`+jobColumns+`) = (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) WHERE id = ?`, append(args, id)...); err != nil {
 			return err
 		}
 		updated = stored
