@@ -504,12 +504,15 @@ func TestReloadStormOfBadCandidates(t *testing.T) {
 // run out of the evaluation budget, which is a policy_error: rejected.
 func TestReloadRejectsACandidateOverTheBudgetOnRecordedTraffic(t *testing.T) {
 	t.Parallel()
-	f, _ := historyFixture(t, EngineOptions{EvalTimeout: 50 * time.Millisecond})
+	// A budget the shipped bundle meets even under -race on a loaded
+	// machine (the recorded decisions are made with it), which the
+	// candidate's 400 million steps exceed by far.
+	f, _ := historyFixture(t, EngineOptions{EvalTimeout: 500 * time.Millisecond})
 	active := f.engine.Policy()
 	editFile(t, filepath.Join(f.dir, "local.rego"), ") if {\n\tresolve.managed\n} else := [] if {",
 		") if {\n\tresolve.managed\n\tr := numbers.range(1, 20000)\n\tcount({a | some a in r; some b in r; a == b + 100000}) == 0\n} else := [] if {")
 	err := f.engine.Reload(t.Context())
-	requireRejected(t, err, RejectPolicyErrors, "turns 4 of the 4 decisions", "time budget of 50ms")
+	requireRejected(t, err, RejectPolicyErrors, "turns 4 of the 4 decisions", "time budget of 500ms")
 	if f.engine.Policy() != active {
 		t.Fatal("the candidate was activated")
 	}
