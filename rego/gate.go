@@ -222,9 +222,21 @@ func (g *Gate) context(now time.Time, ev evidence) tollgate.Context {
 	return c
 }
 
+// decisionIDKey carries the ID a decision must be recorded under.
+type decisionIDKey struct{}
+
+// WithDecisionID has Evaluate record its decision under id rather than a
+// new one: a gate job's worker names each scheduled check so, and a check
+// run again after a worker died (its decision recorded, the job not yet
+// updated) fails as a duplicate instead of deciding twice.
+func WithDecisionID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, decisionIDKey{}, id)
+}
+
 // Evaluate decides on r, with the scan of the release if there is one, and
 // records the decision before returning it, with the identity of ctx
-// (tollgate.WithIdentity) as who asked. An error means nothing was
+// (tollgate.WithIdentity) as who asked, under the ID of ctx
+// (WithDecisionID) or a new one. An error means nothing was
 // recorded and the request must not proceed: the caller answers 503 (4xx
 // for an EInvalid error: a scan_id that does not fit), never accepted.
 func (g *Gate) Evaluate(ctx context.Context, r tollgate.Request, scan ScanSource) (tollgate.Record, error) {
@@ -252,7 +264,11 @@ func (g *Gate) Evaluate(ctx context.Context, r tollgate.Request, scan ScanSource
 		c := g.context(g.Now().UTC(), ev)
 		c.Cooldown = cooldown
 		d := policy.Evaluate(ctx, r, c)
-		d.ID = g.NewID()
+		if id, ok := ctx.Value(decisionIDKey{}).(string); ok {
+			d.ID = id
+		} else {
+			d.ID = g.NewID()
+		}
 		return tollgate.Record{Decision: d, Request: r, Context: c, Identity: tollgate.IdentityFrom(ctx)}, nil
 	})
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -13,6 +14,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/tollgate/tollgate"
+	"github.com/tollgate/tollgate/rego"
 )
 
 // Jobs configures gate jobs (POST /v1/jobs): requests that wait at the
@@ -329,11 +331,14 @@ func (s *Server) checkJob(ctx context.Context, j tollgate.Job) {
 			j.State, j.Reasons = tollgate.JobRefused, []tollgate.Reason{{Code: tollgate.EInvalid, Message: err.Error()}}
 			return nil
 		}
-	} else if rec, err := s.cfg.Gate.Evaluate(ctx, req, scan); err != nil {
-		// Not decided (the store is down, the bundle is not ready): try
-		// again after the floor, in the same state.
-		s.cfg.Logger.Warn("job check failed; trying again", "job", j.ID, "err", err)
-		change = func(j *tollgate.Job) error { j.NextCheckAt = now.Add(jobs.Floor); return nil }
+	} else if rec, err := s.evaluateCheck(ctx, j, req, scan); err != nil {
+		// Not decided, as far as this worker knows (the store is down, the
+		// bundle is not ready; or the decision was recorded and the answer
+		// lost): the job is left as it is, leased, and the check runs again
+		// under the same decision ID when the lease runs out.
+		s.cfg.Logger.Warn("job check failed; trying again when its lease runs out", "job", j.ID, "lease", jobs.Lease, "err", err)
+		s.cfg.Metrics.jobChecks.WithLabelValues("failed").Inc()
+		return
 	} else {
 		s.cfg.Metrics.observeDecision("job", rec.Decision, time.Since(now))
 		d := rec.Decision
@@ -362,11 +367,43 @@ func (s *Server) checkJob(ctx context.Context, j tollgate.Job) {
 	switch {
 	case err != nil && ctx.Err() == nil:
 		s.cfg.Logger.Info("job not updated after its check", "job", j.ID, "err", err)
-	case err == nil && updated.State.Open() && len(updated.Decisions) == len(j.Decisions): // not decided
-		s.cfg.Metrics.jobChecks.WithLabelValues("failed").Inc()
 	case err == nil:
 		s.cfg.Metrics.jobChecks.WithLabelValues(string(updated.State)).Inc()
 	}
+}
+
+// evaluateCheck evaluates the check of j that is due, recorded under the
+// check's own decision ID (checkID): if a worker died after recording it
+// but before updating the job, the insert fails as a duplicate, and the
+// decision recorded then is this check's. A scheduled check is decided
+// once, whichever worker runs it.
+func (s *Server) evaluateCheck(ctx context.Context, j tollgate.Job, req tollgate.Request, scan rego.ScanSource) (tollgate.Record, error) {
+	id := checkID(j)
+	rec, err := s.cfg.Gate.Evaluate(rego.WithDecisionID(ctx, id), req, scan)
+	if err != nil && tollgate.ErrorCode(err) == tollgate.EInternal {
+		if earlier, derr := s.cfg.Store.Decision(ctx, id); derr == nil {
+			s.cfg.Logger.Info("job check decided already, by a worker that stopped before it updated the job", "job", j.ID, "decision", id)
+			return earlier, nil
+		}
+	}
+	return rec, err
+}
+
+// checkID is the decision ID of the check of j that is due: a UUIDv7 whose
+// time is when the check was due (decision IDs sort by time) and whose
+// other bits are drawn from the job's ID and the check's number, so that
+// every worker running this check names it the same.
+func checkID(j tollgate.Job) string {
+	sum := sha256.Sum256(fmt.Appendf(nil, "tollgate.job-check\x00%s\x00%d", j.ID, len(j.Decisions)+1))
+	var u uuid.UUID
+	copy(u[:], sum[:16])
+	ms := uint64(j.NextCheckAt.UnixMilli())
+	for i := range 6 {
+		u[i] = byte(ms >> (40 - 8*i))
+	}
+	u[6] = 0x70 | u[6]&0x0f // version 7
+	u[8] = 0x80 | u[8]&0x3f // RFC 9562 variant
+	return u.String()
 }
 
 // waitFor says whether a refusal can clear with time alone, and from

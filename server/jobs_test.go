@@ -8,23 +8,34 @@ import (
 	"time"
 
 	"github.com/tollgate/tollgate"
+	"github.com/tollgate/tollgate/rego"
 )
 
 // jobsFixture is a dev server with gate jobs on, its worker running, a
 // floor of a second of its clock.
 func jobsFixture(t *testing.T, configure func(*Jobs)) *fixture {
 	t.Helper()
-	f := newFixtureWith(t, func(c *Config) {
+	f := jobsFixtureIdle(t, configure)
+	f.startWorker()
+	return f
+}
+
+// jobsFixtureIdle is jobsFixture without its worker: startWorker starts it.
+func jobsFixtureIdle(t *testing.T, configure func(*Jobs)) *fixture {
+	t.Helper()
+	return newFixtureWith(t, func(c *Config) {
 		c.Dev = true
 		j := &Jobs{Store: c.Store.(tollgate.JobStore), Floor: time.Second, Poll: 10 * time.Millisecond}
 		configure(j)
 		c.Jobs = j
 	})
+}
+
+func (f *fixture) startWorker() {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); f.api.RunJobs(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return f
+	f.t.Cleanup(func() { cancel(); <-done })
 }
 
 // jobBodyFor is exampleRequest with run id, waiting until deadline.
@@ -230,5 +241,43 @@ func checkAt(t *testing.T, what string, job map[string]any, when string) {
 	want, err2 := time.Parse(time.RFC3339, when)
 	if err1 != nil || err2 != nil || got.Before(want) || got.After(want.Add(100*time.Millisecond)) {
 		t.Fatalf("%s is checked again at %v, want %s (the cooldown's end)", what, job["next_check_at"], when)
+	}
+}
+
+// A worker that dies after recording a check's decision, before it
+// updates the job, leaves the check to the next worker once its lease
+// runs out: that one finds the decision under the check's ID and takes
+// it, instead of deciding again. The history holds one decision.
+func TestJobCheckDecidedOnceAcrossAWorkerDeath(t *testing.T) {
+	f := jobsFixtureIdle(t, func(j *Jobs) {})
+	f.setNow("2026-11-23T10:00:00+01:00")
+	store := f.api.cfg.Jobs.Store
+	j, _, err := store.SubmitJob(t.Context(), tollgate.Job{ID: "01a23d50-0000-7000-8000-000000000001", IdempotencyKey: "dead",
+		Repository: "org/service-api", Pipeline: "deploy-prod", Branch: "main", Environment: "production",
+		Request: []byte(exampleRequest), CreatedAt: *f.now.Load(), UpdatedAt: *f.now.Load(),
+		WaitUntil: f.now.Load().Add(time.Hour), NextCheckAt: *f.now.Load()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The worker that dies: it claims the job and records the check's
+	// decision, then is gone.
+	claimed, err := store.ClaimJobs(t.Context(), "dead", *f.now.Load(), time.Minute, 1)
+	if err != nil || len(claimed) != 1 {
+		t.Fatalf("claim: %v %v", claimed, err)
+	}
+	req, scan, _ := decodeEvaluation(j.Request)
+	first, err := f.api.cfg.Gate.Evaluate(rego.WithDecisionID(t.Context(), checkID(claimed[0])), req, scan)
+	if err != nil || first.Decision.Status != tollgate.Accepted {
+		t.Fatalf("the dead worker's check: %+v, %v", first.Decision, err)
+	}
+	before := f.countDecisions()
+	f.setNow("2026-11-23T10:01:01+01:00") // its lease has run out
+	f.startWorker()
+	done := f.waitJob(j.ID, state(tollgate.JobAccepted))
+	if ids := done["decisions"].([]any); len(ids) != 1 || ids[0] != first.Decision.ID {
+		t.Fatalf("the job's decisions %v, want the dead worker's %s", ids, first.Decision.ID)
+	}
+	if after := f.countDecisions(); after != before {
+		t.Fatalf("%d decisions recorded by the second worker, want none", after-before)
 	}
 }
