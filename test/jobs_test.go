@@ -93,3 +93,48 @@ func TestCheckWaitCtrlCCancelsTheJob(t *testing.T) {
 		t.Fatalf("the job after Ctrl-C: %d %s", code, raw)
 	}
 }
+
+// TestWaitingJobSurvivesKill9: a job waiting at the gate is in the store,
+// not in the server: after `kill -9` of the server, the next one on the
+// same data carries it on, and lifting the freeze it waits for there
+// accepts it.
+func TestWaitingJobSurvivesKill9(t *testing.T) {
+	t.Parallel()
+	dataDir := t.TempDir()
+	bundle := newBundle(t)
+	s := startServer(t, serverOptions{bundle: bundle, dataDir: dataDir})
+	code, raw := s.postJSON(t, "/v1/freezes", map[string]any{"reason": "maintenance", "environments": []string{envStaging}, "ttl": "1h"})
+	if code != http.StatusCreated {
+		t.Fatalf("freeze: %d %s", code, raw)
+	}
+	freeze := decode[map[string]any](t, raw)["id"].(string)
+	body := map[string]any{"repository": "org/service-api", "branch": "main", "pipeline": "deploy-staging",
+		"metadata": map[string]string{"run_id": "kill-9", "environment": envStaging},
+		"wait_until": time.Now().Add(10 * time.Minute).UTC().Format(time.RFC3339)}
+	code, raw = s.postJSON(t, "/v1/jobs", body)
+	if code != http.StatusAccepted {
+		t.Fatalf("POST /v1/jobs: %d %s", code, raw)
+	}
+	id := decode[map[string]any](t, raw)["job_id"].(string)
+	eventually(t, 30*time.Second, "the job waits for the freeze", func() bool {
+		_, raw := s.get(t, "/v1/jobs/"+id)
+		return decode[map[string]any](t, raw)["state"] == "waiting"
+	})
+	if err := s.cmd.Process.Kill(); err != nil { // kill -9
+		t.Fatal(err)
+	}
+	<-s.done
+
+	s = startServer(t, serverOptions{bundle: bundle, dataDir: dataDir})
+	if code, raw := s.do(t, http.MethodDelete, "/v1/freezes/"+freeze, "application/json", []byte(`{}`)); code != http.StatusOK {
+		t.Fatalf("lift the freeze: %d %s", code, raw)
+	}
+	eventually(t, 30*time.Second, "the next server accepts the job", func() bool {
+		_, raw := s.get(t, "/v1/jobs/"+id)
+		return decode[map[string]any](t, raw)["state"] == "accepted"
+	})
+	_, raw = s.get(t, "/v1/jobs/"+id)
+	if j := decode[map[string]any](t, raw); len(j["decisions"].([]any)) != 2 {
+		t.Fatalf("the job after the restart: %v, want two checks (refused by the freeze, then accepted)", j)
+	}
+}
