@@ -109,7 +109,7 @@ func TestWaitingJobSurvivesKill9(t *testing.T) {
 	}
 	freeze := decode[map[string]any](t, raw)["id"].(string)
 	body := map[string]any{"repository": "org/service-api", "branch": "main", "pipeline": "deploy-staging",
-		"metadata": map[string]string{"run_id": "kill-9", "environment": envStaging},
+		"metadata":   map[string]string{"run_id": "kill-9", "environment": envStaging},
 		"wait_until": time.Now().Add(10 * time.Minute).UTC().Format(time.RFC3339)}
 	code, raw = s.postJSON(t, "/v1/jobs", body)
 	if code != http.StatusAccepted {
