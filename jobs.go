@@ -61,10 +61,11 @@ type Job struct {
 
 // JobFilter selects jobs for JobStore.Jobs: every field set must match.
 type JobFilter struct {
-	State       JobState
-	Repository  string
-	Environment string
-	Limit       int // 0: DefaultPageSize; at most MaxPageSize
+	State          JobState
+	Repository     string
+	Environment    string
+	IdempotencyKey string
+	Limit          int // 0: DefaultPageSize; at most MaxPageSize
 }
 
 // JobStore keeps gate jobs, shared by every process of a store: a job is

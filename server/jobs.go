@@ -123,6 +123,14 @@ func (s *Server) submitJob(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
+	// A job submitted again (a retried CI step) is found before the limits
+	// are counted: it takes no new place.
+	if same, err := jobs.Store.Jobs(ctx, tollgate.JobFilter{IdempotencyKey: key, Limit: 1}); err != nil {
+		return err
+	} else if len(same) == 1 {
+		c.Response().Header().Set(echo.HeaderLocation, "/v1/jobs/"+same[0].ID)
+		return c.JSON(http.StatusOK, same[0])
+	}
 	for _, limit := range []struct {
 		repo string
 		max  int

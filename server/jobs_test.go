@@ -163,6 +163,10 @@ func TestJobSubmissionErrors(t *testing.T) {
 	}
 	a := f.send("", http.MethodPost, "/v1/jobs", jobBodyFor("b", now.Add(time.Hour), ""))
 	wantError(t, "a second open job of the repository", a, http.StatusTooManyRequests, tollgate.ERateLimited, "org/service-api has 1 jobs waiting", map[string]string{"Retry-After": "1"})
+	// The first one submitted again, at the limit: the same job, not a 429.
+	if code, j := f.post("/v1/jobs", jobBodyFor("a", now.Add(time.Hour), "")); code != http.StatusOK || j["state"] == nil {
+		t.Fatalf("the first job submitted again at the limit: %d %v, want 200 and the job", code, j)
+	}
 }
 
 // A job waiting on a freeze is checked again as soon as the freeze is

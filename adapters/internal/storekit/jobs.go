@@ -145,6 +145,7 @@ func (c *Core) Jobs(ctx context.Context, f tollgate.JobFilter) ([]tollgate.Job, 
 		{"state", string(f.State)},
 		{"repository", f.Repository},
 		{"environment", f.Environment},
+		{"idempotency_key", f.IdempotencyKey},
 	} {
 		if col.value != "" {
 			where = append(where, col.column+" = ?")
