@@ -50,14 +50,18 @@ type scanBody struct {
 	Report json.RawMessage `json:"report"`
 }
 
+// evaluationBody is the body of POST /v1/evaluate: the CI payload, its
+// optional scan (or a stored scan's ID) and VEX document.
+type evaluationBody struct {
+	tollgate.Request
+	Scan   *scanBody `json:"scan,omitempty"`
+	ScanID string    `json:"scan_id,omitempty"`
+	VEX    *scanBody `json:"vex,omitempty"`
+}
+
 // decodeEvaluation decodes the CI payload and its optional scan strictly.
 func decodeEvaluation(body []byte) (tollgate.Request, rego.ScanSource, error) {
-	var e struct {
-		tollgate.Request
-		Scan   *scanBody `json:"scan"`
-		ScanID string    `json:"scan_id"`
-		VEX    *scanBody `json:"vex"`
-	}
+	var e evaluationBody
 	if err := tollgate.DecodeStrict(body, &e); err != nil {
 		return tollgate.Request{}, rego.ScanSource{}, err
 	}

@@ -68,10 +68,7 @@ func (s *Server) jobs() (*Jobs, error) {
 
 // jobBody is POST /v1/jobs: an evaluation, with how long it may wait.
 type jobBody struct {
-	tollgate.Request
-	Scan           *scanBody `json:"scan,omitempty"`
-	ScanID         string    `json:"scan_id,omitempty"`
-	VEX            *scanBody `json:"vex,omitempty"`
+	evaluationBody
 	WaitUntil      time.Time `json:"wait_until"`
 	IdempotencyKey string    `json:"idempotency_key,omitempty"`
 }
@@ -93,12 +90,7 @@ func (s *Server) submitJob(c echo.Context) error {
 	}
 	// The evaluation alone, checked as POST /v1/evaluate checks it: what
 	// each check of the job evaluates.
-	eval, err := json.Marshal(struct {
-		tollgate.Request
-		Scan   *scanBody `json:"scan,omitempty"`
-		ScanID string    `json:"scan_id,omitempty"`
-		VEX    *scanBody `json:"vex,omitempty"`
-	}{b.Request, b.Scan, b.ScanID, b.VEX})
+	eval, err := json.Marshal(b.evaluationBody)
 	if err != nil {
 		return err
 	}
