@@ -323,6 +323,7 @@ func (s *Server) checkJob(ctx context.Context, j tollgate.Job) {
 	jobs := s.cfg.Jobs
 	now := s.cfg.Now().UTC()
 	s.cfg.Metrics.jobLag.Observe(max(0, now.Sub(j.NextCheckAt).Seconds()))
+	start := time.Now() // the wall clock: how long the check takes, as evaluate measures
 	var change func(*tollgate.Job) error
 	if !now.Before(j.WaitUntil) {
 		change = func(j *tollgate.Job) error { j.State = tollgate.JobExpired; return nil }
@@ -340,7 +341,7 @@ func (s *Server) checkJob(ctx context.Context, j tollgate.Job) {
 		s.cfg.Metrics.jobChecks.WithLabelValues("failed").Inc()
 		return
 	} else {
-		s.cfg.Metrics.observeDecision("job", rec.Decision, time.Since(now))
+		s.cfg.Metrics.observeDecision("job", rec.Decision, time.Since(start))
 		d := rec.Decision
 		change = func(j *tollgate.Job) error {
 			j.Decisions = append(j.Decisions, d.ID)
