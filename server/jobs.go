@@ -120,6 +120,9 @@ func (s *Server) submitJob(c echo.Context) error {
 	if same, err := jobs.Store.Jobs(ctx, tollgate.JobFilter{IdempotencyKey: key, Limit: 1}); err != nil {
 		return err
 	} else if len(same) == 1 {
+		if err := s.checkServedJobs(ctx, same); err != nil {
+			return err
+		}
 		c.Response().Header().Set(echo.HeaderLocation, "/v1/jobs/"+same[0].ID)
 		return c.JSON(http.StatusOK, same[0])
 	}
@@ -150,10 +153,41 @@ func (s *Server) submitJob(c echo.Context) error {
 	}
 	c.Response().Header().Set(echo.HeaderLocation, "/v1/jobs/"+j.ID)
 	if !created {
+		if err := s.checkServedJobs(ctx, []tollgate.Job{j}); err != nil {
+			return err
+		}
 		return c.JSON(http.StatusOK, j)
 	}
 	s.wakeWorker()
 	return c.JSON(http.StatusAccepted, j)
+}
+
+// checkServedJobs refuses to serve a job as accepted unless its last
+// decision, read through the store (which serves a decision only from its
+// hashed record), is an acceptance: a job's state is outside the ledger,
+// and `check --wait` lets a deployment through on it. A job edited around
+// tollgate is EInternal, as a decision row that disagrees with its record
+// is.
+func (s *Server) checkServedJobs(ctx context.Context, jobs []tollgate.Job) error {
+	for _, j := range jobs {
+		if j.State != tollgate.JobAccepted {
+			continue
+		}
+		status := tollgate.Status("none")
+		if len(j.Decisions) > 0 {
+			switch rec, err := s.cfg.Store.Decision(ctx, j.Decisions[len(j.Decisions)-1]); {
+			case err == nil:
+				status = rec.Decision.Status
+			case tollgate.ErrorCode(err) != tollgate.ENotFound:
+				return err
+			}
+		}
+		if status != tollgate.Accepted {
+			return tollgate.Errorf(tollgate.EInternal,
+				"job %s is accepted but its last decision is not an acceptance (%q): the store was edited around tollgate; run `tollgate ledger verify`", j.ID, status)
+		}
+	}
+	return nil
 }
 
 // maxJobWait bounds GET /v1/jobs/{id}?wait=.
@@ -196,6 +230,9 @@ func (s *Server) getJob(c echo.Context) error {
 			break
 		}
 	}
+	if err := s.checkServedJobs(ctx, []tollgate.Job{j}); err != nil {
+		return err
+	}
 	return c.JSON(http.StatusOK, j)
 }
 
@@ -227,6 +264,9 @@ func (s *Server) listJobs(c echo.Context) error {
 	}
 	list, err := jobs.Store.Jobs(c.Request().Context(), f)
 	if err != nil {
+		return err
+	}
+	if err := s.checkServedJobs(c.Request().Context(), list); err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, map[string]any{"jobs": list})

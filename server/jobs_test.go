@@ -285,3 +285,28 @@ func TestJobCheckDecidedOnceAcrossAWorkerDeath(t *testing.T) {
 		t.Fatalf("%d decisions recorded by the second worker, want none", after-before)
 	}
 }
+
+// A job's state is outside the ledger: one edited to accepted around
+// tollgate, its last decision a refusal, is never served as accepted (the
+// answer `check --wait` deploys on) but EInternal, by GET, the list and a
+// resubmission alike.
+func TestJobEditedToAcceptedIsNotServed(t *testing.T) {
+	f := jobsFixture(t, func(j *Jobs) {})
+	body := strings.Replace(jobBodyFor("run-e", time.Date(2026, 11, 24, 0, 0, 0, 0, time.UTC), ""), `"branch":"main"`, `"branch":"feature/x"`, 1)
+	_, j := f.post("/v1/jobs", body)
+	id := j["job_id"].(string)
+	f.waitJob(id, state(tollgate.JobRefused))
+	if _, err := f.api.cfg.Jobs.Store.UpdateJob(t.Context(), id, "", func(j *tollgate.Job) error {
+		j.State = tollgate.JobAccepted
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for what, a := range map[string]answer{
+		"GET":          f.send("", http.MethodGet, "/v1/jobs/"+id, ""),
+		"the list":     f.send("", http.MethodGet, "/v1/jobs", ""),
+		"resubmission": f.send("", http.MethodPost, "/v1/jobs", body),
+	} {
+		wantError(t, what, a, http.StatusInternalServerError, tollgate.EInternal, "", nil)
+	}
+}
