@@ -44,7 +44,24 @@ type GlobalPolicy struct {
 	Weekends          *Weekends        `json:"weekends"`
 	Exceptions        *ExceptionPolicy `json:"exceptions"`
 	Incident          *IncidentPolicy  `json:"incident"`
+	Jobs              *JobPolicy       `json:"jobs"`
 }
+
+// JobPolicy bounds gate jobs (POST /v1/jobs). Zero fields take the
+// server's defaults.
+type JobPolicy struct {
+	// MaxWaitHours is the latest wait_until a job may ask for, in hours
+	// from its submission; DefaultJobMaxWaitHours when 0.
+	MaxWaitHours int `json:"max_wait_hours"`
+	// MaxOpen is the most jobs open at once, all repositories together;
+	// MaxOpenPerRepository the most of one repository.
+	MaxOpen              int `json:"max_open"`
+	MaxOpenPerRepository int `json:"max_open_per_repository"`
+}
+
+// DefaultJobMaxWaitHours is how long a gate job may wait unless the global
+// policy says otherwise.
+const DefaultJobMaxWaitHours = 24
 
 // ExceptionPolicy bounds exceptions: how long they may last and how many
 // approvers they need.
@@ -337,6 +354,16 @@ func (g *GlobalPolicy) validate(file string) error {
 		}
 		if i.PipelineTypes != nil && len(i.PipelineTypes) == 0 {
 			return bad("incident.pipeline_types", "empty list: omit the key, which also lets no pipeline run during an incident, or list the types that may")
+		}
+	}
+	if j := g.Jobs; j != nil {
+		for _, f := range []struct {
+			name string
+			n    int
+		}{{"max_wait_hours", j.MaxWaitHours}, {"max_open", j.MaxOpen}, {"max_open_per_repository", j.MaxOpenPerRepository}} {
+			if f.n < 0 {
+				return bad("jobs."+f.name, "must be 0 (the server's default) or more, got %d", f.n)
+			}
 		}
 	}
 	return nil

@@ -22,6 +22,8 @@ import (
 type Jobs struct {
 	Store tollgate.JobStore
 
+	// The bounds of jobs, unless the active bundle's global_policy.jobs
+	// sets them.
 	MaxWait        time.Duration // the latest wait_until, from now; 24 h
 	MaxOpen        int           // open jobs in the store, all repositories; 10,000
 	MaxOpenPerRepo int           // open jobs of one repository; 100
@@ -37,7 +39,7 @@ type Jobs struct {
 
 func (j *Jobs) defaults() {
 	if j.MaxWait <= 0 {
-		j.MaxWait = 24 * time.Hour
+		j.MaxWait = rego.DefaultJobMaxWaitHours * time.Hour
 	}
 	if j.MaxOpen <= 0 {
 		j.MaxOpen = 10_000
@@ -64,6 +66,24 @@ func (s *Server) jobs() (*Jobs, error) {
 		return nil, newError(http.StatusNotFound, tollgate.ENotFound, "gate jobs are not enabled on this server")
 	}
 	return s.cfg.Jobs, nil
+}
+
+// bounds are the server's job bounds with those the active bundle's
+// global_policy.jobs sets in their place.
+func (j *Jobs) bounds(p *rego.Policy) (maxWait time.Duration, maxOpen, maxOpenPerRepo int) {
+	maxWait, maxOpen, maxOpenPerRepo = j.MaxWait, j.MaxOpen, j.MaxOpenPerRepo
+	if policy := p.Bundle().Config.GlobalPolicy.Jobs; policy != nil {
+		if policy.MaxWaitHours > 0 {
+			maxWait = time.Duration(policy.MaxWaitHours) * time.Hour
+		}
+		if policy.MaxOpen > 0 {
+			maxOpen = policy.MaxOpen
+		}
+		if policy.MaxOpenPerRepository > 0 {
+			maxOpenPerRepo = policy.MaxOpenPerRepository
+		}
+	}
+	return maxWait, maxOpen, maxOpenPerRepo
 }
 
 // jobBody is POST /v1/jobs: an evaluation, with how long it may wait.
@@ -99,13 +119,15 @@ func (s *Server) submitJob(c echo.Context) error {
 		return err
 	}
 	now := s.cfg.Now().UTC()
+	maxWait, maxOpen, maxOpenPerRepo := jobs.bounds(s.cfg.Engine.Policy())
 	switch {
 	case b.WaitUntil.IsZero():
 		return tollgate.Errorf(tollgate.EInvalid, "wait_until is required: the RFC 3339 time after which the job gives up")
 	case !b.WaitUntil.After(now):
 		return tollgate.Errorf(tollgate.EInvalid, "wait_until %s is not in the future", b.WaitUntil.Format(time.RFC3339))
-	case b.WaitUntil.After(now.Add(jobs.MaxWait)):
-		return tollgate.Errorf(tollgate.EInvalid, "wait_until %s is more than %s away: a job waits at most that long", b.WaitUntil.Format(time.RFC3339), jobs.MaxWait)
+	case b.WaitUntil.After(now.Add(maxWait)):
+		return tollgate.Errorf(tollgate.EInvalid, "wait_until %s is more than %s away: a job waits at most that long (global_policy.jobs.max_wait_hours)",
+			b.WaitUntil.Format(time.RFC3339), maxWait)
 	}
 	key := b.IdempotencyKey
 	if key == "" {
@@ -129,7 +151,7 @@ func (s *Server) submitJob(c echo.Context) error {
 	for _, limit := range []struct {
 		repo string
 		max  int
-	}{{req.Repository, jobs.MaxOpenPerRepo}, {"", jobs.MaxOpen}} {
+	}{{req.Repository, maxOpenPerRepo}, {"", maxOpen}} {
 		n, err := jobs.Store.OpenJobs(ctx, limit.repo)
 		if err != nil {
 			return err

@@ -2,7 +2,11 @@ package server
 
 import (
 	"context"
+	"encoding/json"
+	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -23,12 +27,53 @@ func jobsFixture(t *testing.T, configure func(*Jobs)) *fixture {
 // jobsFixtureIdle is jobsFixture without its worker: startWorker starts it.
 func jobsFixtureIdle(t *testing.T, configure func(*Jobs)) *fixture {
 	t.Helper()
+	return jobsFixtureOn(t, nil, configure)
+}
+
+// jobsFixtureOn is jobsFixtureIdle serving bundle (the shipped one when
+// nil).
+func jobsFixtureOn(t *testing.T, bundle *rego.Engine, configure func(*Jobs)) *fixture {
+	t.Helper()
 	return newFixtureWith(t, func(c *Config) {
 		c.Dev = true
+		if bundle != nil {
+			c.Engine, c.Gate.Policies, c.Controls.Policies = bundle, bundle, bundle
+		}
 		j := &Jobs{Store: c.Store.(tollgate.JobStore), Floor: time.Second, Poll: 10 * time.Millisecond}
 		configure(j)
 		c.Jobs = j
 	})
+}
+
+// bundleWith loads a copy of the shipped bundle whose global policy
+// change has edited.
+func bundleWith(t *testing.T, change func(global map[string]any)) *rego.Engine {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "bundle")
+	if err := os.CopyFS(dir, os.DirFS("../bundles/tollgate")); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "config", "global_policy", "data.json")
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var global map[string]any
+	if err := json.Unmarshal(raw, &global); err != nil {
+		t.Fatal(err)
+	}
+	change(global)
+	if raw, err = json.Marshal(global); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e, err := rego.NewEngine(t.Context(), dir, rego.EngineOptions{Poll: -1, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
 }
 
 func (f *fixture) startWorker() {
@@ -136,15 +181,20 @@ func TestJobIdempotencyDeadlineCancel(t *testing.T) {
 }
 
 // Bad submissions are refused with 400 and store nothing; past the limit
-// of open jobs, 429.
+// of open jobs, 429. The bounds are the bundle's global_policy.jobs: here
+// max_wait_hours 24 and max_open_per_repository 1, below the server's.
 func TestJobSubmissionErrors(t *testing.T) {
-	f := jobsFixture(t, func(j *Jobs) { j.MaxOpenPerRepo = 1 })
+	bundle := bundleWith(t, func(global map[string]any) {
+		global["jobs"] = map[string]any{"max_wait_hours": 24, "max_open_per_repository": 1}
+	})
+	f := jobsFixtureOn(t, bundle, func(j *Jobs) { j.MaxWait, j.MaxOpenPerRepo = 48*time.Hour, 5 })
+	f.startWorker()
 	f.setNow("2026-11-23T07:00:00+01:00")
 	now := time.Date(2026, 11, 23, 6, 0, 0, 0, time.UTC)
 	for name, c := range map[string]struct{ body, want string }{
 		"no deadline":      {exampleRequest, "wait_until is required"},
 		"a past deadline":  {jobBodyFor("r", now.Add(-time.Minute), ""), "not in the future"},
-		"too far":          {jobBodyFor("r", now.Add(25*time.Hour), ""), "more than 24h0m0s away"},
+		"too far":          {jobBodyFor("r", now.Add(25*time.Hour), ""), "more than 24h0m0s away: a job waits at most that long (global_policy.jobs.max_wait_hours)"},
 		"an unknown field": {jobBodyFor("r", now.Add(time.Hour), `, "wait": "1h"`), "wait"},
 		"a bad request":    {strings.Replace(jobBodyFor("r", now.Add(time.Hour), ""), `"org/service-api"`, `""`, 1), "repository"},
 		"a bad key":        {jobBodyFor("r", now.Add(time.Hour), `, "idempotency_key": "a\u202eb"`), "idempotency_key"},
