@@ -104,4 +104,14 @@ type JobStore interface {
 
 	// OpenJobs counts the open jobs, of repository or (empty) of all.
 	OpenJobs(ctx context.Context, repository string) (int, error)
+
+	// JobStats counts the open jobs by state, for the metrics.
+	JobStats(ctx context.Context) (JobStats, error)
+}
+
+// JobStats are the open jobs of a store: how many in each open state, and
+// when the oldest of them was submitted (zero without any).
+type JobStats struct {
+	Open       map[JobState]int
+	OldestOpen time.Time
 }

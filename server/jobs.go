@@ -33,6 +33,9 @@ type Jobs struct {
 	Floor time.Duration
 	Lease time.Duration // how long a worker holds a job it checks; 1 min
 	Poll  time.Duration // how often an idle worker looks for due jobs; 1 s
+	// StatsEvery is how often the worker counts the open jobs for the
+	// metrics; 15 s.
+	StatsEvery time.Duration
 	// Owner names this process's worker in leases; a random ID when "".
 	Owner string
 }
@@ -55,6 +58,9 @@ func (j *Jobs) defaults() {
 	}
 	if j.Poll <= 0 {
 		j.Poll = time.Second
+	}
+	if j.StatsEvery <= 0 {
+		j.StatsEvery = 15 * time.Second
 	}
 	if j.Owner == "" {
 		j.Owner = "worker-" + uuid.NewString()
@@ -348,11 +354,17 @@ func (s *Server) RunJobs(ctx context.Context) {
 	jobs := s.cfg.Jobs
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	stats := time.NewTicker(jobs.StatsEvery)
+	defer stats.Stop()
+	s.countJobs(ctx)
 	failing := false // says a failure once, not at every look
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-stats.C:
+			s.countJobs(ctx)
+			continue
 		case <-timer.C:
 		case <-s.wake:
 		}
@@ -375,6 +387,28 @@ func (s *Server) RunJobs(ctx context.Context) {
 		}
 		timer.Reset(jobs.Poll)
 	}
+}
+
+// countJobs sets the metrics of open jobs from the store; when it cannot
+// count them, they keep their last values, and the failure counts in
+// tollgate_store_errors_total{operation="job_stats"}.
+func (s *Server) countJobs(ctx context.Context) {
+	start := time.Now()
+	stats, err := s.cfg.Jobs.Store.JobStats(ctx)
+	s.cfg.Metrics.observeStore("job_stats", time.Since(start), err)
+	if err != nil {
+		return
+	}
+	oldest := 0.0
+	if !stats.OldestOpen.IsZero() {
+		oldest = max(0, s.cfg.Now().Sub(stats.OldestOpen).Seconds())
+	}
+	for _, state := range tollgate.JobStates {
+		if state.Open() {
+			s.cfg.Metrics.jobsOpen.WithLabelValues(string(state)).Set(float64(stats.Open[state]))
+		}
+	}
+	s.cfg.Metrics.jobOldest.Set(oldest)
 }
 
 // checkJob evaluates a claimed job once, as POST /v1/evaluate would

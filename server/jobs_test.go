@@ -360,3 +360,36 @@ func TestJobEditedToAcceptedIsNotServed(t *testing.T) {
 		wantError(t, what, a, http.StatusInternalServerError, tollgate.EInternal, "", nil)
 	}
 }
+
+// The worker counts the open jobs of the store, by state, and the age of
+// the oldest, for the metrics.
+func TestJobMetricsCountTheOpenJobs(t *testing.T) {
+	f := jobsFixture(t, func(j *Jobs) { j.StatsEvery = 10 * time.Millisecond })
+	f.setNow("2026-11-23T07:00:00+01:00") // before production's window: jobs wait
+	now := time.Date(2026, 11, 23, 6, 0, 0, 0, time.UTC)
+	var first string
+	for _, run := range []string{"a", "b"} { // one queue: b is queued behind a
+		code, j := f.post("/v1/jobs", jobBodyFor(run, now.Add(time.Hour*3), ""))
+		if code != http.StatusAccepted {
+			t.Fatalf("submit %s: %d %v", run, code, j)
+		}
+		if first == "" {
+			first = j["job_id"].(string)
+		}
+	}
+	f.waitJob(first, state(tollgate.JobWaiting))
+	f.advance(10 * time.Minute)
+	reg := f.api.cfg.Registry
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		waiting, queued := counter(t, reg, "tollgate_jobs_open", "state", "waiting"), counter(t, reg, "tollgate_jobs_open", "state", "queued")
+		oldest := counter(t, reg, "tollgate_job_oldest_open_seconds", "", "")
+		if waiting == 1 && queued == 1 && oldest == 600 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("tollgate_jobs_open waiting %v, queued %v, oldest %v s; want 1, 1, 600", waiting, queued, oldest)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -26,6 +26,8 @@ type Metrics struct {
 	storeErrors    *prometheus.CounterVec
 	jobChecks      *prometheus.CounterVec
 	jobLag         prometheus.Histogram
+	jobsOpen       *prometheus.GaugeVec
+	jobOldest      prometheus.Gauge
 }
 
 // NewMetrics creates the metrics and registers them, with the Go and process
@@ -75,9 +77,15 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 			Name: "tollgate_job_check_lag_seconds", Help: "How late a job's check ran after it was due (the queue's lag).",
 			Buckets: []float64{0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 300},
 		}),
+		jobsOpen: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "tollgate_jobs_open", Help: "Open gate jobs in the store (every replica's), by state: queued, waiting. Counted by the worker every stats interval.",
+		}, []string{"state"}),
+		jobOldest: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tollgate_job_oldest_open_seconds", Help: "Age of the oldest open gate job in the store, 0 without any. Counted with tollgate_jobs_open.",
+		}),
 	}
 	reg.MustRegister(m.decisions, m.reasons, m.evaluation, m.requests, m.reloads, m.rejected, m.reloadOK,
-		m.reloadTime, m.activeRevision, m.store, m.storeErrors, m.jobChecks, m.jobLag,
+		m.reloadTime, m.activeRevision, m.store, m.storeErrors, m.jobChecks, m.jobLag, m.jobsOpen, m.jobOldest,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

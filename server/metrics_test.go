@@ -9,7 +9,8 @@ import (
 	"github.com/tollgate/tollgate/rego"
 )
 
-// counter reads a counter of reg by name and one label.
+// counter reads a counter or a gauge of reg by name and one label (none
+// when label is "").
 func counter(t *testing.T, reg *prometheus.Registry, name, label, value string) float64 {
 	t.Helper()
 	families, err := reg.Gather()
@@ -23,8 +24,11 @@ func counter(t *testing.T, reg *prometheus.Registry, name, label, value string) 
 		for _, m := range f.GetMetric() {
 			for _, l := range m.GetLabel() {
 				if l.GetName() == label && l.GetValue() == value {
-					return m.GetCounter().GetValue()
+					return m.GetCounter().GetValue() + m.GetGauge().GetValue()
 				}
+			}
+			if label == "" {
+				return m.GetCounter().GetValue() + m.GetGauge().GetValue()
 			}
 		}
 	}

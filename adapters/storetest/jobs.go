@@ -3,6 +3,7 @@ package storetest
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"testing"
@@ -287,7 +288,7 @@ func testJobWake(t *testing.T, h *harness) {
 }
 
 // Jobs lists newest first under its filters; OpenJobs counts the open
-// ones, of a repository or of all.
+// ones, of a repository or of all; JobStats by state, with the oldest.
 func testJobList(t *testing.T, h *harness) {
 	s := h.jobs()
 	var ids []string
@@ -319,6 +320,15 @@ func testJobList(t *testing.T, h *harness) {
 		if n, err := s.OpenJobs(t.Context(), repo); err != nil || n != want {
 			t.Errorf("OpenJobs(%q) = %d, %v; want %d", repo, n, err, want)
 		}
+	}
+	if got := claim(t, s, "w", base.Add(time.Hour), 1); !slices.Equal(got, ids[1:2]) {
+		t.Fatalf("claimed %v, want the second job", got)
+	}
+	check(t, s, ids[1], "w", tollgate.JobWaiting, base.Add(2*time.Hour))
+	stats, err := s.JobStats(t.Context())
+	want := map[tollgate.JobState]int{tollgate.JobQueued: 1, tollgate.JobWaiting: 1}
+	if err != nil || !maps.Equal(stats.Open, want) || !stats.OldestOpen.Equal(base.Add(time.Minute)) {
+		t.Errorf("JobStats = %+v, %v; want %v, the oldest submitted at %s", stats, err, want, base.Add(time.Minute))
 	}
 }
 

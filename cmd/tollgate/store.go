@@ -413,3 +413,11 @@ func (l *lateStore) OpenJobs(ctx context.Context, repository string) (int, error
 	}
 	return s.OpenJobs(ctx, repository)
 }
+
+func (l *lateStore) JobStats(ctx context.Context) (tollgate.JobStats, error) {
+	s, err := keeps[tollgate.JobStore](l, "jobs")
+	if err != nil {
+		return tollgate.JobStats{}, err
+	}
+	return s.JobStats(ctx)
+}

@@ -291,3 +291,31 @@ func (c *Core) OpenJobs(ctx context.Context, repository string) (n int, err erro
 	})
 	return n, err
 }
+
+// JobStats implements tollgate.JobStore.
+func (c *Core) JobStats(ctx context.Context) (tollgate.JobStats, error) {
+	stats := tollgate.JobStats{Open: map[tollgate.JobState]int{}}
+	err := c.read(ctx, "job stats", func(ctx context.Context, q Querier) error {
+		rows, err := q.Query(ctx, `SELECT state, count(*), min(created_at) FROM jobs WHERE state IN `+openStates+` GROUP BY state`)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var (
+				state  string
+				n      int
+				oldest int64
+			)
+			if err := rows.Scan(&state, &n, &oldest); err != nil {
+				return err
+			}
+			stats.Open[tollgate.JobState(state)] = n
+			if at := time.Unix(0, oldest).UTC(); stats.OldestOpen.IsZero() || at.Before(stats.OldestOpen) {
+				stats.OldestOpen = at
+			}
+		}
+		return rows.Err()
+	})
+	return stats, err
+}
