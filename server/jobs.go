@@ -378,6 +378,12 @@ func (s *Server) RunJobs(ctx context.Context) {
 				break
 			}
 			failing = false
+			if len(claimed) > 0 && s.cfg.Controls != nil {
+				// The controls in force read afresh: a job woken by a freeze
+				// lifted through another replica must not be checked against
+				// a cache that still holds the freeze.
+				s.cfg.Controls.Invalidate()
+			}
 			for _, j := range claimed {
 				s.checkJob(ctx, j)
 			}

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/tollgate/tollgate"
 	"github.com/tollgate/tollgate/rego"
 )
@@ -238,6 +240,42 @@ func TestJobWokenByALiftedFreeze(t *testing.T) {
 	woken := f.waitJob(id, func(j map[string]any) bool { return j["state"] != string(tollgate.JobWaiting) })
 	if woken["state"] != string(tollgate.JobAccepted) {
 		t.Fatalf("after the lift: %v, want accepted (it was due at %s)", woken, next)
+	}
+}
+
+// A freeze lifted through one replica wakes the jobs another replica's
+// worker checks: that worker reads the controls in force afresh for its
+// checks, not from a cache that may still hold the freeze (here cached for
+// an hour), which would put the job back to wait for the freeze's end.
+func TestJobWokenOnAnotherReplica(t *testing.T) {
+	f := jobsFixtureIdle(t, func(j *Jobs) {}) // replica a: no worker
+	cfg := f.api.cfg
+	cfg.Controls = &rego.Controls{Store: f.store, Policies: f.engine, NewID: cfg.Gate.NewID, Now: cfg.Gate.Now, Refresh: time.Hour}
+	gate := *cfg.Gate
+	gate.Controls = cfg.Controls
+	cfg.Gate = &gate
+	cfg.Jobs = &Jobs{Store: f.store, Floor: time.Second, Poll: 10 * time.Millisecond, Owner: "replica-b"}
+	cfg.Registry = prometheus.NewRegistry()
+	cfg.Metrics = NewMetrics(cfg.Registry)
+	b := New(cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); b.RunJobs(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	code, fz := f.post("/v1/freezes", `{"reason": "failover", "environments": ["production"], "ttl": "6h"}`)
+	if code != http.StatusCreated {
+		t.Fatalf("freeze: %d %v", code, fz)
+	}
+	_, j := f.post("/v1/jobs", jobBodyFor("run-b", time.Date(2026, 11, 23, 16, 0, 0, 0, time.UTC), ""))
+	id := j["job_id"].(string)
+	f.waitJob(id, state(tollgate.JobWaiting)) // checked by b, which now caches the freeze
+	if code, _ := f.do(http.MethodDelete, "/v1/freezes/"+fz["id"].(string), "", ""); code != http.StatusOK {
+		t.Fatalf("lift: %d", code)
+	}
+	woken := f.waitJob(id, func(j map[string]any) bool { return len(j["decisions"].([]any)) == 2 })
+	if woken["state"] != string(tollgate.JobAccepted) {
+		t.Fatalf("after the lift on replica a, replica b's check left %v; want accepted", woken)
 	}
 }
 

@@ -85,6 +85,7 @@ func TestBundleCommandErrors(t *testing.T) {
 		{[]string{"eval", "--license-key", fixtures.public, "--bundle-verification-scope", "prod"}, "--bundle-verification-scope needs --bundle-verification-key"},
 		{[]string{"eval", "--license-key", fixtures.public, "--eval-timeout", "0s"}, "--eval-timeout 0s: want a positive duration"},
 		{[]string{"serve", "--license-key", fixtures.public, "--eval-timeout", "-1s"}, "--eval-timeout -1s: want a positive duration"},
+		{[]string{"serve", "--license-key", fixtures.public, "--job-lease", "0s"}, "--job-lease 0s: want a positive duration"},
 		{[]string{"serve", "--license-key", fixtures.public, "--reload-min-coverage", "150"}, "--reload-min-coverage 150: want a percentage from 0 to 100"},
 		{[]string{"serve", "--license-key", fixtures.public, "--reload-replay-limit", "0"}, "--reload-replay-limit must be a positive number or -1"},
 		{[]string{"serve", "--license-key", fixtures.public, "--reload-replay-window", "-1h"}, "--reload-replay-window a positive duration"},

@@ -85,6 +85,7 @@ while the store holds no active token: create one with
 	expiryInterval := f.Duration("expiry-interval", 5*time.Second, "how often the worker expires exceptions, freezes and incidents past their expiry (`DURATION`); evaluations ignore them at their expiry in any case")
 	ledgerKey := f.String("ledger-signing-key", "", "sign ledger exports (GET /v1/decisions/export) with this Ed25519 private key `FILE` (PEM PKCS#8, from `tollgate ledger keygen`); unsigned without it")
 	attestationKey := f.String("attestation-signing-key", "", "sign every decision POST /v1/evaluate answers with this Ed25519 private key `FILE` (PEM PKCS#8, from `tollgate ledger keygen`): the reply carries \"attestation\", which `tollgate verify-decision` checks; none without it")
+	jobLease := f.Duration("job-lease", time.Minute, "how long this replica holds a gate job it checks (`DURATION`): the jobs of a replica that dies mid-check wait this long before another takes them")
 	controlsRefresh := f.Duration("controls-refresh", time.Second, "cache the exceptions, freezes and incident in force this `DURATION`: how long a change made through another replica takes to apply here")
 	evalTimeout := f.Duration("eval-timeout", rego.DefaultEvalTimeout, "time budget of one policy evaluation (a `DURATION`): past it the request is refused with policy_error")
 	verification := addVerificationFlags(f)
@@ -94,6 +95,9 @@ while the store holds no active token: create one with
 	}
 	if *evalTimeout <= 0 {
 		return f.usageError("--eval-timeout %v: want a positive duration, such as 1s", *evalTimeout)
+	}
+	if *jobLease <= 0 {
+		return f.usageError("--job-lease %v: want a positive duration, such as 1m", *jobLease)
 	}
 	if *minCoverage < 0 || *minCoverage > 100 {
 		return f.usageError("--reload-min-coverage %v: want a percentage from 0 to 100", *minCoverage)
@@ -140,7 +144,7 @@ while the store holds no active token: create one with
 		dev: *dev, tlsCert: *tlsCert, tlsKey: *tlsKey, tokenCacheTTL: *tokenCacheTTL,
 		rateLimit: limit, rateBurst: *rateBurst, maxEvaluations: *maxEvaluations, evaluationWait: *evaluationWait,
 		readHeaderTimeout: *readHeaderTimeout, readTimeout: *readTimeout, writeTimeout: *writeTimeout, idleTimeout: *idleTimeout,
-		expiryInterval: *expiryInterval, controlsRefresh: *controlsRefresh,
+		expiryInterval: *expiryInterval, controlsRefresh: *controlsRefresh, jobLease: *jobLease,
 		evalTimeout: *evalTimeout, bundleKey: bundleKey,
 		pprofAddr: *pprofAddr, ledgerSigner: ledgerSigner, attestor: attestor,
 	})
@@ -179,7 +183,7 @@ type serveConfig struct {
 	maxEvaluations  int
 	evaluationWait  time.Duration
 
-	expiryInterval, controlsRefresh time.Duration
+	expiryInterval, controlsRefresh, jobLease time.Duration
 
 	ledgerSigner ed25519.PrivateKey // signs exports; nil: unsigned
 	attestor     *attest.Signer     // signs evaluate replies; nil: none
@@ -376,6 +380,8 @@ func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig) error {
 		Controls: controls,
 		Bundles:  keeper,
 	}
+	jobs := &server.Jobs{Store: store.(tollgate.JobStore), Lease: cfg.jobLease,
+		Owner: "worker-" + uuid.NewString()} // named here, to be logged
 	api := server.New(server.Config{
 		Gate: gate, Engine: engine, Store: store, Tokens: store.(tollgate.TokenStore),
 		Metrics: metrics, Registry: registry, Logger: logger,
@@ -385,7 +391,7 @@ func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig) error {
 		LedgerSigner: cfg.ledgerSigner,
 		Bundles:      store.(tollgate.BundleStore),
 		Attestor:     cfg.attestor,
-		Jobs:         &server.Jobs{Store: store.(tollgate.JobStore)},
+		Jobs:         jobs,
 	})
 	srv := &http.Server{
 		Handler:           api.Handler(),
@@ -420,7 +426,7 @@ func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig) error {
 		logger.Info("evaluate replies carry a signed attestation", "key_id", cfg.attestor.KeyID())
 	}
 	logger.Info("tollgate serving", "addr", listener.Addr().String(), "scheme", scheme, "bundle", cfg.bundleDir,
-		"revision", engine.Status().Revision, "store", storeName, "auth", !cfg.dev)
+		"revision", engine.Status().Revision, "store", storeName, "auth", !cfg.dev, "job_worker", jobs.Owner)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
