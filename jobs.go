@@ -72,8 +72,11 @@ type JobFilter struct {
 // claimed by one process at a time, under a lease.
 type JobStore interface {
 	// SubmitJob stores j, queued, unless a job with its idempotency key is
-	// stored already: then it returns that job and created false.
-	SubmitJob(ctx context.Context, j Job) (stored Job, created bool, err error)
+	// stored already: then it returns that job and created false. A new
+	// job that would pass bounds is not stored: an ERateLimited error says
+	// which. The key's lookup, the count and the insert are one step,
+	// ordered across processes, so the bounds are exact.
+	SubmitJob(ctx context.Context, j Job, bounds JobBounds) (stored Job, created bool, err error)
 
 	// Job returns a job by ID, or an ENotFound error.
 	Job(ctx context.Context, id string) (Job, error)
@@ -102,11 +105,14 @@ type JobStore interface {
 	// approved.
 	WakeJobs(ctx context.Context, at time.Time) (int64, error)
 
-	// OpenJobs counts the open jobs, of repository or (empty) of all.
-	OpenJobs(ctx context.Context, repository string) (int, error)
-
 	// JobStats counts the open jobs by state, for the metrics.
 	JobStats(ctx context.Context) (JobStats, error)
+}
+
+// JobBounds are the most open jobs SubmitJob lets in: of the job's
+// repository, and in all; 0 for no bound.
+type JobBounds struct {
+	PerRepository, Total int
 }
 
 // JobStats are the open jobs of a store: how many in each open state, and

@@ -143,39 +143,16 @@ func (s *Server) submitJob(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
-	// A job submitted again (a retried CI step) is found before the limits
+	// A job submitted again (a retried CI step) is found before the bounds
 	// are counted: it takes no new place.
-	if same, err := jobs.Store.Jobs(ctx, tollgate.JobFilter{IdempotencyKey: key, Limit: 1}); err != nil {
-		return err
-	} else if len(same) == 1 {
-		if err := s.checkServedJobs(ctx, same); err != nil {
-			return err
-		}
-		c.Response().Header().Set(echo.HeaderLocation, "/v1/jobs/"+same[0].ID)
-		return c.JSON(http.StatusOK, same[0])
-	}
-	for _, limit := range []struct {
-		repo string
-		max  int
-	}{{req.Repository, maxOpenPerRepo}, {"", maxOpen}} {
-		n, err := jobs.Store.OpenJobs(ctx, limit.repo)
-		if err != nil {
-			return err
-		}
-		if n >= limit.max {
-			what := "the server"
-			if limit.repo != "" {
-				what = limit.repo
-			}
-			return retryAfter(newError(http.StatusTooManyRequests, tollgate.ERateLimited, fmt.Sprintf(
-				"%s has %d jobs waiting at the gate, its most: retry later, or cancel some", what, n)), jobs.Floor)
-		}
-	}
 	j, created, err := jobs.Store.SubmitJob(ctx, tollgate.Job{
 		ID: uuid.Must(uuid.NewV7()).String(), IdempotencyKey: key,
 		Repository: req.Repository, Pipeline: req.Pipeline, Branch: req.Branch, Environment: req.Metadata.Environment, Request: eval,
 		CreatedAt: now, UpdatedAt: now, WaitUntil: b.WaitUntil.UTC(), NextCheckAt: now,
-	})
+	}, tollgate.JobBounds{PerRepository: maxOpenPerRepo, Total: maxOpen})
+	if tollgate.ErrorCode(err) == tollgate.ERateLimited {
+		return retryAfter(newError(http.StatusTooManyRequests, tollgate.ERateLimited, err.Error()), jobs.Floor)
+	}
 	if err != nil {
 		return err
 	}

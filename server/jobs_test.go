@@ -347,7 +347,7 @@ func TestJobCheckDecidedOnceAcrossAWorkerDeath(t *testing.T) {
 	j, _, err := store.SubmitJob(t.Context(), tollgate.Job{ID: "01a23d50-0000-7000-8000-000000000001", IdempotencyKey: "dead",
 		Repository: "org/service-api", Pipeline: "deploy-prod", Branch: "main", Environment: "production",
 		Request: []byte(exampleRequest), CreatedAt: *f.now.Load(), UpdatedAt: *f.now.Load(),
-		WaitUntil: f.now.Load().Add(time.Hour), NextCheckAt: *f.now.Load()})
+		WaitUntil: f.now.Load().Add(time.Hour), NextCheckAt: *f.now.Load()}, tollgate.JobBounds{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -43,6 +43,7 @@ func (s *Store) dialect() storekit.Dialect {
 		// commit. A cooldown key hashing to the same value would only make
 		// one wait for the other.
 		LockIncidents: `SELECT pg_advisory_xact_lock(x'746f6c6c67617465'::bigint)`, // "tollgate"
+		LockJobs:      `SELECT pg_advisory_xact_lock(x'746f6c6c6a6f6273'::bigint)`, // "tolljobs"
 		SetHead:       `UPDATE ledger SET seq = $1, prev_hash = $2, hash = $3 WHERE id = 1`,
 		EPSSList:      `SELECT jsonb_array_elements_text(?::jsonb)`,
 		ReadCooldown:  s.readCooldown,

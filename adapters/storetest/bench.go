@@ -153,7 +153,7 @@ func BenchmarkClaimNothingDue(b *testing.B, open func(b *testing.B) tollgate.Job
 					for range next {
 						j := newJob("org/service-api", "production", base)
 						j.NextCheckAt = base.Add(time.Hour)
-						if _, _, err := s.SubmitJob(context.Background(), j); err != nil {
+						if _, _, err := s.SubmitJob(context.Background(), j, tollgate.JobBounds{}); err != nil {
 							b.Error(err)
 						}
 					}

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,6 +29,7 @@ var jobTests = []struct {
 	{"Jobs/QueueOldestFirst", testJobQueue},
 	{"Jobs/WakeMakesWaitingJobsDue", testJobWake},
 	{"Jobs/ListAndCount", testJobList},
+	{"Jobs/BoundsAreExact", testJobBounds},
 	{"Jobs/ConcurrentClaimsTakeEachOnce", testJobConcurrentClaims},
 	{"Jobs/DurableAcrossReopen", testJobDurable},
 }
@@ -53,7 +56,7 @@ func newJob(repository, environment string, at time.Time) tollgate.Job {
 
 func submit(t *testing.T, s tollgate.JobStore, j tollgate.Job) tollgate.Job {
 	t.Helper()
-	got, created, err := s.SubmitJob(t.Context(), j)
+	got, created, err := s.SubmitJob(t.Context(), j, tollgate.JobBounds{})
 	if err != nil || !created {
 		t.Fatalf("SubmitJob(%s) = created %v, %v", j.ID, created, err)
 	}
@@ -145,12 +148,59 @@ func testJobIdempotent(t *testing.T, h *harness) {
 	first := submit(t, s, newJob("org/service-api", "production", base))
 	again := newJob("org/other", "staging", base.Add(time.Hour))
 	again.IdempotencyKey = first.IdempotencyKey
-	got, created, err := s.SubmitJob(t.Context(), again)
+	// At the bounds: the job of the key is no new job.
+	got, created, err := s.SubmitJob(t.Context(), again, tollgate.JobBounds{PerRepository: 1, Total: 1})
 	if err != nil || created || got.ID != first.ID || got.Repository != "org/service-api" {
 		t.Fatalf("SubmitJob with a key stored = %+v, created %v, %v; want the first job", got, created, err)
 	}
-	if n, err := s.OpenJobs(t.Context(), ""); err != nil || n != 1 {
-		t.Fatalf("OpenJobs = %d, %v; want 1", n, err)
+	if stats, err := s.JobStats(t.Context()); err != nil || stats.Open[tollgate.JobQueued] != 1 {
+		t.Fatalf("JobStats = %+v, %v; want 1 queued", stats, err)
+	}
+}
+
+// A new job past a bound is not stored: ERateLimited, naming the bound.
+// Submissions from many processes at once never pass it.
+func testJobBounds(t *testing.T, h *harness) {
+	s := h.jobs()
+	submit(t, s, newJob("org/a", "production", base))
+	_, _, err := s.SubmitJob(t.Context(), newJob("org/a", "production", base), tollgate.JobBounds{PerRepository: 1})
+	assertCode(t, "SubmitJob past the repository's bound", err, tollgate.ERateLimited)
+	if err == nil || !strings.Contains(err.Error(), "org/a has 1 jobs waiting") {
+		t.Errorf("the refusal says %v; want it to name org/a and its count", err)
+	}
+	_, _, err = s.SubmitJob(t.Context(), newJob("org/b", "production", base), tollgate.JobBounds{PerRepository: 1, Total: 1})
+	assertCode(t, "SubmitJob past the total bound", err, tollgate.ERateLimited)
+	if _, created, err := s.SubmitJob(t.Context(), newJob("org/b", "production", base), tollgate.JobBounds{PerRepository: 1, Total: 2}); err != nil || !created {
+		t.Fatalf("SubmitJob within the bounds: created %v, %v", created, err)
+	}
+
+	// 40 submissions at once through 4 stores (processes), a bound of 10.
+	stores := []tollgate.JobStore{h.jobs()}
+	for range 3 {
+		other := h.open()
+		t.Cleanup(func() { other.Close() })
+		stores = append(stores, other.(tollgate.JobStore))
+	}
+	var wg sync.WaitGroup
+	var created, refused atomic.Int32
+	for i := range 40 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, ok, err := stores[i%4].SubmitJob(t.Context(), newJob("org/c", "production", base), tollgate.JobBounds{PerRepository: 10})
+			switch {
+			case ok:
+				created.Add(1)
+			case tollgate.ErrorCode(err) == tollgate.ERateLimited:
+				refused.Add(1)
+			default:
+				t.Errorf("SubmitJob: created %v, %v", ok, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if created.Load() != 10 || refused.Load() != 30 {
+		t.Fatalf("%d created, %d refused at a bound of 10; want 10 and 30", created.Load(), refused.Load())
 	}
 }
 
@@ -171,7 +221,7 @@ func testJobInvalid(t *testing.T, h *harness) {
 		"no key":  func() tollgate.Job { j := newJob("org/a", "production", base); j.IdempotencyKey = ""; return j }(),
 		"no time": func() tollgate.Job { j := newJob("org/a", "production", base); j.NextCheckAt = time.Time{}; return j }(),
 	} {
-		_, _, err := s.SubmitJob(t.Context(), j)
+		_, _, err := s.SubmitJob(t.Context(), j, tollgate.JobBounds{})
 		assertCode(t, "SubmitJob with "+name, err, tollgate.EInternal)
 	}
 	j := submit(t, s, newJob("org/a", "production", base))
@@ -287,8 +337,8 @@ func testJobWake(t *testing.T, h *harness) {
 	}
 }
 
-// Jobs lists newest first under its filters; OpenJobs counts the open
-// ones, of a repository or of all; JobStats by state, with the oldest.
+// Jobs lists newest first under its filters; JobStats counts the open ones
+// by state, with the oldest.
 func testJobList(t *testing.T, h *harness) {
 	s := h.jobs()
 	var ids []string
@@ -314,11 +364,6 @@ func testJobList(t *testing.T, h *harness) {
 		}
 		if err != nil || !slices.Equal(got, c.want) {
 			t.Errorf("Jobs(%+v) = %v, %v; want %v", c.f, got, err, c.want)
-		}
-	}
-	for repo, want := range map[string]int{"": 2, "org/a": 1, "org/c": 0} {
-		if n, err := s.OpenJobs(t.Context(), repo); err != nil || n != want {
-			t.Errorf("OpenJobs(%q) = %d, %v; want %d", repo, n, err, want)
 		}
 	}
 	if got := claim(t, s, "w", base.Add(time.Hour), 1); !slices.Equal(got, ids[1:2]) {

@@ -358,12 +358,12 @@ func (l *lateStore) PruneLedger(ctx context.Context, through int64, hash []byte)
 
 var _ tollgate.JobStore = (*lateStore)(nil)
 
-func (l *lateStore) SubmitJob(ctx context.Context, j tollgate.Job) (tollgate.Job, bool, error) {
+func (l *lateStore) SubmitJob(ctx context.Context, j tollgate.Job, bounds tollgate.JobBounds) (tollgate.Job, bool, error) {
 	s, err := keeps[tollgate.JobStore](l, "jobs")
 	if err != nil {
 		return tollgate.Job{}, false, err
 	}
-	return s.SubmitJob(ctx, j)
+	return s.SubmitJob(ctx, j, bounds)
 }
 
 func (l *lateStore) Job(ctx context.Context, id string) (tollgate.Job, error) {
@@ -404,14 +404,6 @@ func (l *lateStore) WakeJobs(ctx context.Context, at time.Time) (int64, error) {
 		return 0, err
 	}
 	return s.WakeJobs(ctx, at)
-}
-
-func (l *lateStore) OpenJobs(ctx context.Context, repository string) (int, error) {
-	s, err := keeps[tollgate.JobStore](l, "jobs")
-	if err != nil {
-		return 0, err
-	}
-	return s.OpenJobs(ctx, repository)
 }
 
 func (l *lateStore) JobStats(ctx context.Context) (tollgate.JobStats, error) {

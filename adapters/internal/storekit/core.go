@@ -85,6 +85,10 @@ type Dialect struct {
 	// LockIncidents, if not "", runs before an incident is created, in
 	// its transaction, to order incident creations across processes.
 	LockIncidents string
+	// LockJobs, if not "", runs before a job is submitted, in its
+	// transaction, to order submissions across processes (the bounds on
+	// open jobs count what the one before committed).
+	LockJobs string
 	// EPSSList is the rows of the JSON array of strings given as its one
 	// `?` argument (SQLite's json_each, PostgreSQL's
 	// jsonb_array_elements_text).

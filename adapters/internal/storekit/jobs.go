@@ -86,10 +86,10 @@ func decodeJobs(rows []jobRow) ([]tollgate.Job, error) {
 	return jobs, nil
 }
 
-// SubmitJob implements tollgate.JobStore: one INSERT, which the unique
-// index on idempotency keys turns into a no-op for a key stored already
-// (by any process), then the job of the key is read.
-func (c *Core) SubmitJob(ctx context.Context, j tollgate.Job) (tollgate.Job, bool, error) {
+// SubmitJob implements tollgate.JobStore: in one write transaction
+// (ordered across processes by the dialect's LockJobs), the job of the key
+// if there is one, else the counts against the bounds, then the insert.
+func (c *Core) SubmitJob(ctx context.Context, j tollgate.Job, bounds tollgate.JobBounds) (tollgate.Job, bool, error) {
 	j.State = tollgate.JobQueued
 	args, _, err := jobArgs(j, "", 0)
 	if err != nil {
@@ -100,19 +100,55 @@ func (c *Core) SubmitJob(ctx context.Context, j tollgate.Job) (tollgate.Job, boo
 		row     jobRow
 	)
 	err = c.write(ctx, "submit job "+j.ID, func(ctx context.Context, q Querier) error {
-		n, err := q.Exec(ctx, `INSERT INTO jobs (`+jobColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT (idempotency_key) DO NOTHING`, args...)
-		if err != nil {
+		if c.d.LockJobs != "" {
+			if _, err := q.Exec(ctx, c.d.LockJobs); err != nil {
+				return err
+			}
+		}
+		err := q.QueryRow(ctx, `SELECT `+jobRead+` FROM jobs WHERE idempotency_key = ?`, j.IdempotencyKey).Scan(row.Dest()...)
+		if !errors.Is(err, ErrNoRows) {
+			return err // nil: the job of the key
+		}
+		if err := c.checkJobBounds(ctx, q, j.Repository, bounds); err != nil {
 			return err
 		}
-		created = n == 1
-		return q.QueryRow(ctx, `SELECT `+jobRead+` FROM jobs WHERE idempotency_key = ?`, j.IdempotencyKey).Scan(row.Dest()...)
+		if _, err := q.Exec(ctx, `INSERT INTO jobs (`+jobColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...); err != nil {
+			return err
+		}
+		created = true
+		return q.QueryRow(ctx, `SELECT `+jobRead+` FROM jobs WHERE id = ?`, j.ID).Scan(row.Dest()...)
 	})
 	if err != nil {
 		return tollgate.Job{}, false, err
 	}
 	stored, err := row.decode()
 	return stored, created, err
+}
+
+// checkJobBounds fails with ERateLimited if a new job of repository would
+// pass bounds.
+func (c *Core) checkJobBounds(ctx context.Context, q Querier, repository string, bounds tollgate.JobBounds) error {
+	for _, b := range []struct {
+		max   int
+		what  string
+		where string
+		args  []any
+	}{
+		{bounds.PerRepository, repository, ` AND repository = ?`, []any{repository}},
+		{bounds.Total, "the server", ``, nil},
+	} {
+		if b.max <= 0 {
+			continue
+		}
+		var n int
+		if err := q.QueryRow(ctx, `SELECT count(*) FROM jobs WHERE state IN `+openStates+b.where, b.args...).Scan(&n); err != nil {
+			return err
+		}
+		if n >= b.max {
+			return tollgate.Errorf(tollgate.ERateLimited, "%s has %d jobs waiting at the gate, its most: retry later, or cancel some", b.what, n)
+		}
+	}
+	return nil
 }
 
 // Job implements tollgate.JobStore.
@@ -276,18 +312,6 @@ func (c *Core) WakeJobs(ctx context.Context, at time.Time) (n int64, err error) 
 	err = c.writeOne(ctx, "wake jobs", func(ctx context.Context, q Querier) (err error) {
 		n, err = q.Exec(ctx, `UPDATE jobs SET next_check_at = ? WHERE state = 'waiting' AND next_check_at > ?`, UnixNano(at), UnixNano(at))
 		return err
-	})
-	return n, err
-}
-
-// OpenJobs implements tollgate.JobStore.
-func (c *Core) OpenJobs(ctx context.Context, repository string) (n int, err error) {
-	query, args := `SELECT count(*) FROM jobs WHERE state IN `+openStates, []any{}
-	if repository != "" {
-		query, args = query+` AND repository = ?`, append(args, repository)
-	}
-	err = c.read(ctx, "count jobs", func(ctx context.Context, q Querier) error {
-		return q.QueryRow(ctx, query, args...).Scan(&n)
 	})
 	return n, err
 }
