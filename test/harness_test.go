@@ -141,7 +141,10 @@ func tollgateOutput(args ...string) (string, error) {
 // cleanEnv is the test's environment without TOLLGATE_* variables, which
 // every flag of the binary would read.
 func cleanEnv(extra ...string) []string {
-	env := slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "TOLLGATE_") })
+	// Nor the variables that tell check it runs in a CI system.
+	env := slices.DeleteFunc(os.Environ(), func(kv string) bool {
+		return strings.HasPrefix(kv, "TOLLGATE_") || strings.HasPrefix(kv, "GITHUB_ACTIONS=") || strings.HasPrefix(kv, "GITLAB_CI=")
+	})
 	return append(env, extra...)
 }
 

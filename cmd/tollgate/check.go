@@ -16,7 +16,7 @@ import (
 
 func runCheck(ctx context.Context, c *cli, args []string) int {
 	f := newFlags(c, "check",
-		"check [--server URL] [--token T] [--wait DURATION] [--attestation-out FILE] (--repository R --branch B --pipeline P --environment E [--scan-id ID | --scan FILE --scan-format F] [--vex FILE] | --input FILE | < request.json)",
+		"check [--server URL] [--token T] [--wait DURATION] [--attestation-out FILE] [--outputs FILE] [--summary FILE] (--repository R --branch B --pipeline P --environment E [--scan-id ID | --scan FILE --scan-format F] [--vex FILE] | --input FILE | < request.json)",
 		`The CI client: asks a tollgate server whether this pipeline may run now,
 prints the decision and its reasons, and exits 0 if accepted, 1 if refused,
 2 if no decision could be had (server unreachable, bad request, 5xx) — a CI
@@ -28,7 +28,18 @@ With --wait, a request refused only for reasons time can clear (a time
 window, a weekend, a freeze, a cooldown, an incident) waits at the gate, up
 to that long, as a gate job (POST /v1/jobs), and check prints what it waits
 for until the job ends: exit 0 accepted, 1 refused or expired, 2 no answer.
-Ctrl-C cancels the job.`)
+Ctrl-C cancels the job.
+In GitHub Actions (GITHUB_ACTIONS=true) and GitLab CI (GITLAB_CI=true),
+request flags left empty (and not set by TOLLGATE_<FLAG>) take the job's
+own variables: GITHUB_REPOSITORY, GITHUB_HEAD_REF or (on a branch)
+GITHUB_REF_NAME, GITHUB_JOB as the pipeline, GITHUB_TRIGGERING_ACTOR,
+GITHUB_RUN_ID; CI_PROJECT_PATH, CI_MERGE_REQUEST_SOURCE_BRANCH_NAME or
+(not on a tag) CI_COMMIT_REF_NAME, CI_JOB_NAME, CI_ENVIRONMENT_NAME,
+GITLAB_USER_LOGIN, CI_PIPELINE_ID. There, the request is built from them
+unless --input is given. --outputs appends TOLLGATE_STATUS,
+TOLLGATE_DECISION_ID (and TOLLGATE_JOB_ID) as NAME=VALUE lines, the format
+of $GITHUB_OUTPUT and of a GitLab dotenv report; --summary appends the
+decision as Markdown ($GITHUB_STEP_SUMMARY).`)
 	serverURL := f.String("server", "http://127.0.0.1:8181", "the tollgate server's base `URL`")
 	token := f.String("token", "", "API `TOKEN`, sent as Authorization: Bearer")
 	repository := f.String("repository", "", "the repository, such as org/service-api")
@@ -45,14 +56,35 @@ Ctrl-C cancels the job.`)
 	timeout := f.Duration("timeout", 30*time.Second, "give up after this `DURATION`")
 	asJSON := f.Bool("json", false, "print the decision as JSON")
 	wait := f.Duration("wait", 0, "wait at the gate up to this `DURATION` (at most 24h) while the refusal is one time can clear")
+	outputsPath := f.String("outputs", "", "append the outcome to `FILE` as NAME=VALUE lines: TOLLGATE_STATUS (accepted, refused, expired, cancelled or error), TOLLGATE_DECISION_ID, TOLLGATE_JOB_ID with --wait ($GITHUB_OUTPUT, a GitLab dotenv report)")
+	summaryPath := f.String("summary", "", "append the outcome to `FILE` as Markdown: the status, every reason and warning, the decision's link ($GITHUB_STEP_SUMMARY)")
 	attestationOut := f.String("attestation-out", "", "write the decision's signed attestation to `FILE`, for `tollgate verify-decision` (the server must sign: serve --attestation-signing-key); exit 2 if it gave none")
 	if code, ok := f.parseNoArgs(args); !ok {
 		return code
 	}
-	fail := f.fail
+	server := strings.TrimSuffix(*serverURL, "/")
+	report := func(r checkResult) error {
+		if err := appendOutputs(*outputsPath, r); err != nil {
+			return err
+		}
+		return appendSummary(*summaryPath, server, r)
+	}
+	// fail also reports that no decision could be had: a CI step that reads
+	// the outputs sees "error", not an empty status.
+	fail := func(format string, args ...any) int {
+		if err := report(checkResult{Status: "error", Message: fmt.Sprintf(format, args...)}); err != nil {
+			f.fail("%v", err)
+		}
+		return f.fail(format, args...)
+	}
 
 	var body []byte
 	var err error
+	ci, ciFields := ciRequest(c.lookupEnv)
+	if *inputPath == "" && ci != "" {
+		fillFromCI(c.stderr, ci, ciFields, map[string]*string{"repository": repository, "branch": branch,
+			"pipeline": pipeline, "environment": environment, "initiator": initiator, "run-id": runID})
+	}
 	if *repository != "" || *branch != "" || *pipeline != "" || *environment != "" {
 		r := tollgate.Request{Repository: *repository, Branch: *branch, Pipeline: *pipeline,
 			Metadata: tollgate.Metadata{Initiator: *initiator, RunID: *runID, Environment: *environment}}
@@ -99,11 +131,11 @@ Ctrl-C cancels the job.`)
 		if *attestationOut != "" {
 			return f.usageError("--attestation-out goes with a plain check, not --wait")
 		}
-		return waitAtTheGate(ctx, c, fail, strings.TrimSuffix(*serverURL, "/"), *token, body, *wait, *timeout)
+		return waitAtTheGate(ctx, c, fail, report, server, *token, body, *wait, *timeout)
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(*serverURL, "/")+"/v1/evaluate", bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, server+"/v1/evaluate", bytes.NewReader(body))
 	if err != nil {
 		return fail("--server: %v", err)
 	}
@@ -142,6 +174,9 @@ Ctrl-C cancels the job.`)
 		if err := writeAttestation(*attestationOut, raw); err != nil {
 			return fail("%v", err)
 		}
+	}
+	if err := report(checkResult{Status: string(d.Status), DecisionID: d.ID, Reasons: d.Reasons, Warnings: d.Warnings}); err != nil {
+		return f.fail("%v", err)
 	}
 	if d.Status != tollgate.Accepted {
 		return exitNo

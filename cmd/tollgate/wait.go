@@ -17,7 +17,8 @@ import (
 // follows it (GET /v1/jobs/{id}?wait=30s) until it ends, printing each
 // change; each request is bounded by timeout. If ctx ends first (Ctrl-C),
 // the job is cancelled.
-func waitAtTheGate(ctx context.Context, c *cli, fail func(string, ...any) int, server, token string, body []byte, wait, timeout time.Duration) int {
+func waitAtTheGate(ctx context.Context, c *cli, fail func(string, ...any) int, report func(checkResult) error,
+	server, token string, body []byte, wait, timeout time.Duration) int {
 	var e map[string]json.RawMessage
 	if err := json.Unmarshal(body, &e); err != nil {
 		return fail("the request is not a JSON object: %v", err)
@@ -95,8 +96,14 @@ func waitAtTheGate(ctx context.Context, c *cli, fail func(string, ...any) int, s
 	for _, r := range j.Reasons {
 		fmt.Fprintf(c.stdout, "  reason  %s: %s\n", r.Code, r.Message)
 	}
+	last := ""
 	if len(j.Decisions) > 0 {
-		fmt.Fprintf(c.stdout, "  decision %s\n", j.Decisions[len(j.Decisions)-1])
+		last = j.Decisions[len(j.Decisions)-1]
+		fmt.Fprintf(c.stdout, "  decision %s\n", last)
+	}
+	if err := report(checkResult{Status: string(j.State), DecisionID: last, JobID: j.ID, Reasons: j.Reasons}); err != nil {
+		c.errorf("check", "%v", err)
+		return exitError
 	}
 	if j.State != tollgate.JobAccepted {
 		return exitNo
