@@ -229,7 +229,7 @@ func TestPrereqsNameWhatIsMissing(t *testing.T) {
 	if err := os.Symlink(bash, filepath.Join(bin, "bash")); err != nil {
 		t.Fatal(err)
 	}
-	for _, tool := range []string{"make", "git", "initdb", "systemd-analyze"} {
+	for _, tool := range []string{"make", "git", "initdb", "systemd-analyze", "curl"} {
 		saveFile(t, filepath.Join(bin, tool), []byte("#!/bin/sh\n"))
 		if err := os.Chmod(filepath.Join(bin, tool), 0o755); err != nil {
 			t.Fatal(err)
