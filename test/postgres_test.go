@@ -36,10 +36,7 @@ func TestPostgresReplicasShareCooldown(t *testing.T) {
 	var wg sync.WaitGroup
 	statuses := make(chan string, n)
 	for i := range n {
-		replica := a
-		if i%2 == 1 {
-			replica = b
-		}
+		replica := []*server{a, b}[i%2]
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -194,10 +191,7 @@ func TestPostgresReplicasShareJobs(t *testing.T) {
 	ids := make([]string, n)
 	var wg sync.WaitGroup
 	for i := range n {
-		replica := a
-		if i%2 == 1 {
-			replica = b
-		}
+		replica := []*server{a, b}[i%2]
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
