@@ -197,7 +197,7 @@ func (c *Core) fanOutDecisions(ctx context.Context, q Querier, n int, deliver fu
 func (c *Core) NoticeExpiring(ctx context.Context, at time.Time, within time.Duration) (n int, err error) {
 	err = c.writeOne(ctx, "notice expiring exceptions", func(ctx context.Context, q Querier) error {
 		m, err := q.Exec(ctx, `INSERT INTO notification_events (id, event, occurred_at, subject, fanned)
-			SELECT CAST(? AS TEXT) || id, ?, CAST(? AS BIGINT), '{"control":' || control || '}', 0 FROM controls
+			SELECT CAST(? AS TEXT) || id, ?, CAST(? AS BIGINT), '{"control":' || CAST(control AS TEXT) || '}', 0 FROM controls
 			WHERE kind = 'exception' AND state = 'approved' AND expires_at > ? AND expires_at <= ?
 			ON CONFLICT (id) DO NOTHING`,
 			eventID(tollgate.EventExceptionExpiring, ""), tollgate.EventExceptionExpiring, UnixNano(at), UnixNano(at), UnixNano(at.Add(within)))
