@@ -44,6 +44,7 @@ type GlobalPolicy struct {
 	Weekends          *Weekends        `json:"weekends"`
 	Exceptions        *ExceptionPolicy `json:"exceptions"`
 	Incident          *IncidentPolicy  `json:"incident"`
+	Notifications     *Notifications   `json:"notifications"` // notifications.go
 }
 
 // ExceptionPolicy bounds exceptions: how long they may last and how many
@@ -330,6 +331,9 @@ func (g *GlobalPolicy) validate(file string) error {
 				return bad("exceptions.approvals."+env, "must be from 1 to 10 approvers, got %d", n)
 			}
 		}
+	}
+	if err := g.Notifications.validate(bad); err != nil {
+		return err
 	}
 	if i := g.Incident; i != nil {
 		if i.MaxHours < 0 {
