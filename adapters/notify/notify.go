@@ -178,12 +178,9 @@ type Worker struct {
 	Metrics   *Metrics                    // nil: none
 	random    func(n int64) int64         // jitter; rand.Int64N
 	pruned    time.Time
-	mu        sync.Mutex
 }
 
 func (w *Worker) defaults() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
 	if w.Timeout <= 0 {
 		w.Timeout = 10 * time.Second
 	}
