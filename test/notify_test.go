@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -181,4 +182,48 @@ func TestNotificationsSurviveKill9(t *testing.T) {
 	if got := s2.metrics(t)[`tollgate_notifications_total{result="delivered",sink="audit"}`]; got != 8 {
 		t.Errorf("tollgate_notifications_total delivered = %v, want 8", got)
 	}
+}
+
+// withSlackSink writes a bundle whose notifications send to Slack through
+// the URL in the environment variable env.
+func withSlackSink(t *testing.T, bundle, env string) {
+	t.Helper()
+	policy := globalPolicy(time.Now())
+	policy["notifications"] = map[string]any{"sinks": []any{map[string]any{
+		"name": "releases", "type": "slack", "url_env": env, "events": []string{"job.accepted"},
+	}}}
+	writeJSON(t, filepath.Join(bundle, "config", "global_policy", "data.json"), policy)
+}
+
+// TestNotificationSecretsMissing: a sink whose URL variable is not set
+// stops serve at start, naming it, and a reload to such a bundle is
+// refused while the active bundle keeps serving.
+func TestNotificationSecretsMissing(t *testing.T) {
+	t.Parallel()
+	bundle := newBundle(t)
+	withSlackSink(t, bundle, "E2E_SLACK_URL_NOT_SET")
+	code, _, stderr := runTollgate(t, nil, nil, "serve", "--dev", "--addr", "127.0.0.1:0", "--license", validLicence,
+		"--license-key", publicKey, "--bundle", bundle, "--data-dir", t.TempDir())
+	if code == 0 || !strings.Contains(stderr, "E2E_SLACK_URL_NOT_SET") || !strings.Contains(stderr, "is not set") {
+		t.Fatalf("serve with a sink's variable missing: exit %d, stderr %s", code, stderr)
+	}
+
+	s := startServer(t, serverOptions{})
+	before := s.bundleStatus(t)
+	withSlackSink(t, s.bundle, "E2E_SLACK_URL_NOT_SET")
+	eventually(t, 60*time.Second, "the reload refused", func() bool {
+		return strings.Contains(s.bundleStatus(t).LastError, "E2E_SLACK_URL_NOT_SET")
+	})
+	if after := s.bundleStatus(t); after.Revision != before.Revision {
+		t.Fatalf("a bundle whose sink cannot be sent to was activated: %s", after.Revision)
+	}
+	// A literal Slack URL in the bundle is refused at load, as bad configuration.
+	policy := globalPolicy(time.Now())
+	policy["notifications"] = map[string]any{"sinks": []any{map[string]any{
+		"name": "releases", "type": "slack", "url": "https://hooks.slack.com/services/T0/B0/XXXX", "events": []string{"job.accepted"},
+	}}}
+	writeJSON(t, filepath.Join(s.bundle, "config", "global_policy", "data.json"), policy)
+	eventually(t, 60*time.Second, "the literal URL refused", func() bool {
+		return strings.Contains(s.bundleStatus(t).LastError, "notifications.sinks[0].url")
+	})
 }
