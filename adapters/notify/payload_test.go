@@ -194,3 +194,17 @@ func TestWebhookBody(t *testing.T) {
 		}
 	}
 }
+
+// The README's signature example is what Sign computes: a receiver that
+// follows it accepts tollgate's bodies.
+func TestSignMatchesTheReadme(t *testing.T) {
+	body := `{"event":"job.accepted","id":"job.accepted:0192f0c1-5f1e-7c3a-9b51-1c2d3e4f5a6b"}`
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Sign([]byte("change-me"), []byte(body))
+	if !strings.Contains(string(readme), "body='"+body+"'") || !strings.Contains(string(readme), "#   "+want+"\n") {
+		t.Fatalf("README.md does not show the body %s signed as %s", body, want)
+	}
+}
