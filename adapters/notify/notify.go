@@ -178,6 +178,7 @@ type Worker struct {
 	Metrics   *Metrics                    // nil: none
 	random    func(n int64) int64         // jitter; rand.Int64N
 	pruned    time.Time
+	failing   bool // the store failed last round: said once, not every second
 }
 
 func (w *Worker) defaults() {
@@ -252,22 +253,30 @@ func (w *Worker) Round(ctx context.Context) int {
 	w.defaults()
 	now := w.Now()
 	cfg := w.Config()
+	var failed error
 	if len(cfg.Route(tollgate.EventExceptionExpiring)) > 0 {
 		hours := rego.DefaultExceptionExpiringHours
 		if cfg.ExceptionExpiringHours > 0 {
 			hours = cfg.ExceptionExpiringHours
 		}
 		if _, err := w.Store.NoticeExpiring(ctx, now, time.Duration(hours)*time.Hour); err != nil {
-			w.Logger.Warn("notifications: cannot look for expiring exceptions", "error", err)
+			failed = fmt.Errorf("look for expiring exceptions: %w", err)
 		}
 	}
 	if _, err := w.Store.FanOut(ctx, now, cfg.Route, 100); err != nil {
-		w.Logger.Warn("notifications: cannot fan out new events", "error", err)
+		failed = fmt.Errorf("fan out new events: %w", err)
 	}
 	due, err := w.Store.ClaimDeliveries(ctx, w.Owner, now, w.Lease, w.Batch)
 	if err != nil {
-		w.Logger.Warn("notifications: cannot claim deliveries", "error", err)
+		failed = fmt.Errorf("claim deliveries: %w", err)
 	}
+	switch {
+	case failed != nil && !w.failing && ctx.Err() == nil:
+		w.Logger.Warn("notifications: the store fails; trying again every round", "error", failed)
+	case failed == nil && w.failing:
+		w.Logger.Info("notifications: the store answers again")
+	}
+	w.failing = failed != nil
 	var wg sync.WaitGroup
 	for _, d := range due {
 		wg.Add(1)
