@@ -192,15 +192,30 @@ func (c *Core) fanOutDecisions(ctx context.Context, q Querier, n int, deliver fu
 	return err
 }
 
-// NoticeExpiring implements tollgate.Outbox: one INSERT … SELECT, which
-// the event's ID makes a no-op for an exception noticed already.
+// expiringWhere selects the approved exceptions that expire after its
+// first argument and no later than its second.
+const expiringWhere = `FROM controls c WHERE c.kind = 'exception' AND c.state = 'approved' AND c.expires_at > ? AND c.expires_at <= ?`
+
+// NoticeExpiring implements tollgate.Outbox: a read first, so that the
+// rounds with nothing new (nearly all) never take a writer, then one
+// INSERT … SELECT, which the event's ID makes a no-op for an exception
+// noticed already.
 func (c *Core) NoticeExpiring(ctx context.Context, at time.Time, within time.Duration) (n int, err error) {
+	prefix := eventID(tollgate.EventExceptionExpiring, "")
+	from, until := UnixNano(at), UnixNano(at.Add(within))
+	var fresh bool
+	err = c.read(ctx, "look for expiring exceptions", func(ctx context.Context, q Querier) error {
+		return q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 `+expiringWhere+` AND NOT EXISTS
+			(SELECT 1 FROM notification_events e WHERE e.id = CAST(? AS TEXT) || c.id))`, from, until, prefix).Scan(&fresh)
+	})
+	if err != nil || !fresh {
+		return 0, err
+	}
 	err = c.writeOne(ctx, "notice expiring exceptions", func(ctx context.Context, q Querier) error {
 		m, err := q.Exec(ctx, `INSERT INTO notification_events (id, event, occurred_at, subject, fanned)
-			SELECT CAST(? AS TEXT) || id, ?, CAST(? AS BIGINT), '{"control":' || CAST(control AS TEXT) || '}', 0 FROM controls
-			WHERE kind = 'exception' AND state = 'approved' AND expires_at > ? AND expires_at <= ?
+			SELECT CAST(? AS TEXT) || c.id, ?, CAST(? AS BIGINT), '{"control":' || CAST(c.control AS TEXT) || '}', 0 `+expiringWhere+`
 			ON CONFLICT (id) DO NOTHING`,
-			eventID(tollgate.EventExceptionExpiring, ""), tollgate.EventExceptionExpiring, UnixNano(at), UnixNano(at), UnixNano(at.Add(within)))
+			prefix, tollgate.EventExceptionExpiring, from, from, until)
 		n = int(m)
 		return err
 	})
