@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tollgate/tollgate/adapters/pgtest"
 )
 
 // hmacReceiver is a webhook receiver that checks every body's signature
@@ -96,6 +98,14 @@ func (s *server) notifications(t *testing.T) []notification {
 // The real binary, a real server, a real receiver.
 func TestNotificationsSurviveKill9(t *testing.T) {
 	t.Parallel()
+	t.Run("sqlite", func(t *testing.T) { t.Parallel(); notificationsSurviveKill9(t, nil) })
+	t.Run("postgres", func(t *testing.T) {
+		t.Parallel()
+		notificationsSurviveKill9(t, []string{"--database-url", pgtest.Start(t).NewDatabase(t)})
+	})
+}
+
+func notificationsSurviveKill9(t *testing.T, store []string) {
 	secretFile := filepath.Join(t.TempDir(), "hook-secret")
 	if err := os.WriteFile(secretFile, []byte("e2e-secret\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -109,7 +119,7 @@ func TestNotificationsSurviveKill9(t *testing.T) {
 	}}}
 	writeJSON(t, filepath.Join(bundle, "config", "global_policy", "data.json"), policy)
 	dataDir := t.TempDir()
-	flags := []string{"--notify-backoff", "200ms", "--notify-timeout", "2s", "--notify-max-attempts", "1000"}
+	flags := append([]string{"--notify-backoff", "200ms", "--notify-timeout", "2s", "--notify-max-attempts", "1000"}, store...)
 	s := startServer(t, serverOptions{bundle: bundle, dataDir: dataDir, args: flags})
 
 	refuse := func(s *server) {
