@@ -410,3 +410,33 @@ func TestResolve(t *testing.T) {
 		t.Fatalf("Resolve without the secret: %v", err)
 	}
 }
+
+// A worker that dies holding a delivery (claimed, perhaps sent) leaves it
+// to the next once the lease runs out: sent again with the same
+// X-Tollgate-Delivery, so that the receiver can tell the duplicate.
+func TestDeliveryOfADeadWorkerIsSentAgainWithItsID(t *testing.T) {
+	r := newReceiver(t, 200)
+	f := newFixture(t, webhook(r.URL))
+	f.refuse()
+	if _, err := f.store.FanOut(t.Context(), t0, f.cfg.Route, 10); err != nil {
+		t.Fatal(err)
+	}
+	dead, err := f.store.ClaimDeliveries(t.Context(), "dead-worker", t0, time.Minute, 10)
+	if err != nil || len(dead) != 1 {
+		t.Fatalf("claim = %v, %v", dead, err)
+	}
+	if n := f.worker.Round(t.Context()); n != 0 {
+		t.Fatalf("attempted %d deliveries leased to another worker", n)
+	}
+	f.advance(time.Minute)
+	if n := f.worker.Round(t.Context()); n != 1 {
+		t.Fatalf("attempted %d once the lease ran out, want 1", n)
+	}
+	got := r.requests()
+	if len(got) != 1 || got[0].header.Get(HeaderDelivery) != dead[0].ID {
+		t.Fatalf("sent %d, delivery header %q; want the dead worker's delivery %s", len(got), got[0].header.Get(HeaderDelivery), dead[0].ID)
+	}
+	if d := f.only(); d.State != tollgate.DeliveryDelivered || d.Attempts != 1 {
+		t.Fatalf("delivery %+v", d)
+	}
+}
