@@ -231,12 +231,16 @@ func (w *Worker) defaults() {
 	}
 }
 
-// Run delivers until ctx ends; it returns nil then. A failing store is
-// logged and tried again next round: notifications never stop the server.
+// Run delivers until ctx ends; it returns nil then. It rests Poll between
+// rounds, but for a round that found a full batch due (a backlog). A
+// failing store is logged and tried again next round: notifications never
+// stop the server.
 func (w *Worker) Run(ctx context.Context) error {
 	w.defaults()
 	for {
-		w.Round(ctx)
+		if w.Round(ctx) == w.Batch && ctx.Err() == nil {
+			continue // a backlog: the next batch at once
+		}
 		select {
 		case <-ctx.Done():
 			return nil

@@ -440,3 +440,28 @@ func TestDeliveryOfADeadWorkerIsSentAgainWithItsID(t *testing.T) {
 		t.Fatalf("delivery %+v", d)
 	}
 }
+
+// Run drains a backlog without resting between full batches: 40 due
+// deliveries go out at once, though the worker polls once an hour.
+func TestRunDrainsABacklog(t *testing.T) {
+	r := newReceiver(t, 200)
+	f := newFixture(t, webhook(r.URL))
+	f.worker.Poll, f.worker.Batch = time.Hour, 16
+	for range 40 {
+		f.refuse()
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error)
+	go func() { done <- f.worker.Run(ctx) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for len(r.requests()) < 40 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+	if n := len(r.requests()); n != 40 {
+		t.Fatalf("%d of 40 delivered before the first rest ended", n)
+	}
+}
