@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -119,5 +120,30 @@ func TestEngineCheckRejects(t *testing.T) {
 	if _, err := NewEngine(context.Background(), dir, EngineOptions{Check: func(*Bundle) error { return errors.New("no") },
 		Now: func() time.Time { return time.Now() }}); err == nil {
 		t.Fatal("NewEngine served a bundle Check refused")
+	}
+}
+
+// The README's notifications example is a configuration that loads.
+func TestReadmeNotificationsExample(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, _ := strings.Cut(string(readme), "\n## Notifications\n")
+	_, block, ok := strings.Cut(section, "```json\n")
+	block, _, ok2 := strings.Cut(block, "```")
+	if !ok || !ok2 {
+		t.Fatal("README.md has no ```json block under ## Notifications")
+	}
+	var gp map[string]any
+	if err := json.Unmarshal([]byte(`{"timezone": "Europe/Paris", `+block+`}`), &gp); err != nil {
+		t.Fatalf("README's example: %v", err)
+	}
+	c, err := ParseConfig("", gp, map[string]any{})
+	if err != nil {
+		t.Fatalf("README's example does not load: %v", err)
+	}
+	if n := c.GlobalPolicy.Notifications; n == nil || len(n.Sinks) != 3 {
+		t.Fatalf("README's example: %+v", n)
 	}
 }
