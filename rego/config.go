@@ -45,6 +45,7 @@ type GlobalPolicy struct {
 	Exceptions        *ExceptionPolicy `json:"exceptions"`
 	Incident          *IncidentPolicy  `json:"incident"`
 	Jobs              *JobPolicy       `json:"jobs"`
+	Notifications     *Notifications   `json:"notifications"` // notifications.go
 }
 
 // JobPolicy bounds gate jobs (POST /v1/jobs). Zero fields take the
@@ -347,6 +348,9 @@ func (g *GlobalPolicy) validate(file string) error {
 				return bad("exceptions.approvals."+env, "must be from 1 to 10 approvers, got %d", n)
 			}
 		}
+	}
+	if err := g.Notifications.validate(bad); err != nil {
+		return err
 	}
 	if i := g.Incident; i != nil {
 		if i.MaxHours < 0 {

@@ -75,6 +75,11 @@ type EngineOptions struct {
 	// ReplayWindow is how far back a reload replays; zero means
 	// DefaultReplayWindow.
 	ReplayWindow time.Duration
+	// Check, when set, is asked of the first bundle and of every
+	// candidate once it loaded and validated: an error rejects it, as a
+	// bad configuration does. The server checks there what only it can:
+	// that the secrets the notification sinks name are there.
+	Check func(*Bundle) error
 	// Now is the clock of the candidate checks (the probe decision, the
 	// replay window). Nil means time.Now.
 	Now func() time.Time
@@ -324,6 +329,11 @@ func (e *Engine) build(ctx context.Context, active string) (b *Bundle, p *Policy
 	}
 	if b.Revision == active {
 		return b, nil, nil, errUnchanged
+	}
+	if e.opts.Check != nil {
+		if err := e.opts.Check(b); err != nil {
+			return b, nil, nil, err
+		}
 	}
 	pace(func() { p, err = Compile(ctx, b) })
 	if err != nil {

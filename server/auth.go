@@ -38,6 +38,7 @@ var routeScopes = map[string]tollgate.Scope{
 	"GET /v1/decisions/export":     tollgate.ScopeRead,
 	"GET /v1/decisions/:id/replay": tollgate.ScopeRead,
 	"GET /v1/bundles":              tollgate.ScopeRead,
+	"GET /v1/notifications":        tollgate.ScopeRead,
 	"GET /v1/scans/:id":            tollgate.ScopeRead,
 	"GET /v1/epss":                 tollgate.ScopeRead,
 	"POST /v1/epss":                tollgate.ScopeAdmin,

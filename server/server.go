@@ -87,6 +87,9 @@ type Config struct {
 	Attestor *attest.Signer
 	// Jobs, if set, serves gate jobs (/v1/jobs), checked by RunJobs.
 	Jobs *Jobs
+	// Notifications, if set, lists the outbox's deliveries (GET
+	// /v1/notifications); adapters/notify delivers them.
+	Notifications tollgate.Outbox
 }
 
 // Server serves the API. Use Handler in an http.Server.
@@ -153,6 +156,7 @@ func New(cfg Config) *Server {
 	e.GET("/v1/incidents", s.listControls(tollgate.KindIncident, "incidents", "state"))
 	e.GET("/v1/incidents/:id", s.getControl(tollgate.KindIncident))
 	e.DELETE("/v1/incidents/:id", s.lift(tollgate.KindIncident))
+	e.GET("/v1/notifications", s.listNotifications)
 	e.GET("/v1/bundles", s.bundles)
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)

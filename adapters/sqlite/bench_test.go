@@ -78,3 +78,9 @@ func BenchmarkTables(b *testing.B) {
 func BenchmarkClaimNothingDue(b *testing.B) {
 	storetest.BenchmarkClaimNothingDue(b, func(b *testing.B) tollgate.JobStore { return openClosing(b, b.TempDir()) })
 }
+
+// BenchmarkDecideFanningOut is storetest's, with group commit: compare
+// with BenchmarkDecideParallel/group-commit/same-key-refused.
+func BenchmarkDecideFanningOut(b *testing.B) {
+	storetest.BenchmarkDecideFanningOut(b, openClosing(b, b.TempDir(), WithMaxBatch(defaultMaxBatch)))
+}

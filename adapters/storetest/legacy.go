@@ -60,7 +60,7 @@ type legacyChained interface {
 func testLegacyChainedOnce(t *testing.T, tp Tamper) {
 	var recs []tollgate.Record
 	for i := range 5 {
-		recs = append(recs, Record(tollgate.Accepted, time.Now().Add(time.Duration(i)*time.Second)))
+		recs = append(recs, Record(tollgate.Refused, time.Now().Add(time.Duration(i)*time.Second)))
 	}
 	tp.MigratedTo(5, recs)
 
@@ -80,9 +80,19 @@ func testLegacyChainedOnce(t *testing.T, tp Tamper) {
 		i++
 		return nil
 	})
-	put(t, s, Record(tollgate.Refused, time.Now()))
+	fresh := Record(tollgate.Refused, time.Now())
+	put(t, s, fresh)
 	if sum := VerifyLedger(t, ls); sum.Records != 6 {
 		t.Fatalf("Verify after one more record: %+v; want 6", sum)
+	}
+	// Refusals older than the outbox are not notified, chained as they
+	// were after its migration: only the new one is.
+	outbox := s.(tollgate.Outbox)
+	if n, err := outbox.FanOut(t.Context(), time.Now(), func(string) []string { return []string{"hook"} }, 100); err != nil || n != 1 {
+		t.Fatalf("FanOut after chaining legacy refusals = %d, %v; want the one new refusal", n, err)
+	}
+	if ds, err := outbox.Deliveries(t.Context(), tollgate.DeliveryFilter{}); err != nil || len(ds) != 1 || ds[0].EventID != "decision.refused:"+fresh.Decision.ID {
+		t.Fatalf("deliveries %+v, %v; want the new refusal's", ds, err)
 	}
 
 	if tp.Postgres {

@@ -101,6 +101,7 @@ func Run(t *testing.T, factory Factory) {
 	tests = append(tests, ledgerTests...)
 	tests = append(tests, bundleTests...)
 	tests = append(tests, jobTests...)
+	tests = append(tests, notifyTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

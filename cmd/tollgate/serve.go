@@ -29,6 +29,7 @@ import (
 	"github.com/tollgate/tollgate/adapters/cvss"
 	"github.com/tollgate/tollgate/adapters/expiry"
 	"github.com/tollgate/tollgate/adapters/licence"
+	"github.com/tollgate/tollgate/adapters/notify"
 	"github.com/tollgate/tollgate/adapters/postgres"
 	"github.com/tollgate/tollgate/adapters/sqlite"
 	"github.com/tollgate/tollgate/rego"
@@ -89,6 +90,10 @@ while the store holds no active token: create one with
 	controlsRefresh := f.Duration("controls-refresh", time.Second, "cache the exceptions, freezes and incident in force this `DURATION`: how long a change made through another replica takes to apply here")
 	evalTimeout := f.Duration("eval-timeout", rego.DefaultEvalTimeout, "time budget of one policy evaluation (a `DURATION`): past it the request is refused with policy_error")
 	verification := addVerificationFlags(f)
+	notifyTimeout := f.Duration("notify-timeout", 10*time.Second, "give up on one attempt to deliver a notification after this `DURATION` (it is retried)")
+	notifyBackoff := f.Duration("notify-backoff", 10*time.Second, "wait about this `DURATION` before the first retry of a notification, twice as long before each next one (up to an hour)")
+	notifyAttempts := f.Int("notify-max-attempts", 8, "attempts to deliver a notification (`N`) before it is recorded as failed")
+	notifyRetention := f.Duration("notify-retention", 7*24*time.Hour, "keep delivered and failed notifications this `DURATION`, then prune them")
 	pprofAddr := f.String("pprof-addr", "", "serve Go's profiler (net/http/pprof) on this `HOST:PORT`, apart from the API; off when empty")
 	if code, ok := f.parseNoArgs(args); !ok {
 		return code
@@ -101,6 +106,9 @@ while the store holds no active token: create one with
 	}
 	if *minCoverage < 0 || *minCoverage > 100 {
 		return f.usageError("--reload-min-coverage %v: want a percentage from 0 to 100", *minCoverage)
+	}
+	if *notifyTimeout <= 0 || *notifyBackoff <= 0 || *notifyAttempts <= 0 || *notifyRetention <= 0 {
+		return f.usageError("--notify-timeout, --notify-backoff, --notify-retention must be positive durations, --notify-max-attempts a positive number")
 	}
 	if *replayLimit == 0 || *replayLimit < -1 || *replayWindow <= 0 {
 		return f.usageError("--reload-replay-limit must be a positive number or -1 (no replay), --reload-replay-window a positive duration")
@@ -147,6 +155,7 @@ while the store holds no active token: create one with
 		expiryInterval: *expiryInterval, controlsRefresh: *controlsRefresh, jobLease: *jobLease,
 		evalTimeout: *evalTimeout, bundleKey: bundleKey,
 		pprofAddr: *pprofAddr, ledgerSigner: ledgerSigner, attestor: attestor,
+		notify: notify.Worker{Timeout: *notifyTimeout, Backoff: *notifyBackoff, MaxAttempts: *notifyAttempts, Retention: *notifyRetention},
 	})
 	if err != nil {
 		logger.Error("tollgate serve stopped", "error", err)
@@ -189,6 +198,8 @@ type serveConfig struct {
 	attestor     *attest.Signer     // signs evaluate replies; nil: none
 
 	readHeaderTimeout, readTimeout, writeTimeout, idleTimeout time.Duration
+
+	notify notify.Worker // its settings; serve gives it the rest
 }
 
 // parseRate reads a rate such as "100/s", "600/m", "3600/h" or "10" (per
@@ -338,6 +349,9 @@ func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig) error {
 		History:      store,
 		ReplayLimit:  cfg.replayLimit,
 		ReplayWindow: cfg.replayWindow,
+		// A sink whose URL or secret is missing from the environment or
+		// its file stops serve at start and refuses a reload.
+		Check: notify.CheckBundle(os.LookupEnv),
 	})
 	if err != nil {
 		return err
@@ -388,10 +402,11 @@ func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig) error {
 		Dev: cfg.dev, TokenCacheTTL: cfg.tokenCacheTTL,
 		BodyLimit: cfg.bodyLimit, MaxEvaluations: cfg.maxEvaluations, EvaluationWait: cfg.evaluationWait,
 		RateLimit: cfg.rateLimit, RateBurst: cfg.rateBurst, Controls: controls,
-		LedgerSigner: cfg.ledgerSigner,
-		Bundles:      store.(tollgate.BundleStore),
-		Attestor:     cfg.attestor,
-		Jobs:         jobs,
+		LedgerSigner:  cfg.ledgerSigner,
+		Bundles:       store.(tollgate.BundleStore),
+		Attestor:      cfg.attestor,
+		Jobs:          jobs,
+		Notifications: store.(tollgate.Outbox),
 	})
 	srv := &http.Server{
 		Handler:           api.Handler(),
@@ -477,6 +492,10 @@ func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig) error {
 		api.RunJobs(gctx)
 		return nil
 	})
+	notifier := cfg.notify
+	notifier.Store, notifier.Logger, notifier.Metrics = store.(tollgate.Outbox), logger, notify.NewMetrics(registry)
+	notifier.Config = func() *rego.Notifications { return engine.Policy().Bundle().Config.GlobalPolicy.Notifications }
+	g.Go(func() error { return notifier.Run(gctx) })
 	g.Go(func() error {
 		<-gctx.Done()
 		logger.Info("shutting down: draining requests in flight")

@@ -295,6 +295,17 @@ func (c *Core) UpdateJob(ctx context.Context, id, owner string, change func(*tol
 		if _, err := q.Exec(ctx, `UPDATE jobs SET (`+jobColumns+`) = (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) WHERE id = ?`, append(args, id)...); err != nil {
 			return err
 		}
+		// Its event, if its state moved, in the same transaction (see
+		// notify.go).
+		if event := tollgate.JobEvent(j.State, stored.State); event != "" {
+			subject, err := jobSubject(stored)
+			if err != nil {
+				return err
+			}
+			if err := putEvent(ctx, q, event, id, stored.UpdatedAt, subject); err != nil {
+				return err
+			}
+		}
 		updated = stored
 		return nil
 	})

@@ -356,6 +356,11 @@ func (c *Core) ChainLegacy(ctx context.Context, tx func(context.Context, func(co
 					if err == nil {
 						_, err = q.Exec(ctx, c.d.SetHead, seq, prev, head)
 					}
+					if err == nil {
+						// They are older than the outbox (migration
+						// 00009, applied in this run): not notified.
+						_, err = q.Exec(ctx, `UPDATE notification_cursor SET decision_seq = ? WHERE id = 1`, seq)
+					}
 					return err
 				}
 				for _, l := range page {

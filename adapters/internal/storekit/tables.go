@@ -300,7 +300,7 @@ func (c *Core) CreateControl(ctx context.Context, ctl tollgate.Control) error {
 				return err
 			}
 		}
-		return nil
+		return putControlEvent(ctx, q, row, EventRow{At: row.CreatedAt, To: row.State})
 	})
 }
 
@@ -416,13 +416,17 @@ func (c *Core) ExpireDue(ctx context.Context, at time.Time) ([]tollgate.Control,
 	return expired, nil
 }
 
-// putControl writes a changed control and appends its event.
+// putControl writes a changed control and appends its event, and the
+// notification event of its step, if any, in the same transaction.
 func putControl(ctx context.Context, q Querier, row ControlRow, ev EventRow) error {
 	if _, err := q.Exec(ctx, updateControl, row.Kind, row.State, row.Project, row.Code,
 		row.CreatedAt, row.ExpiresAt, string(row.Data), row.ID); err != nil {
 		return err
 	}
-	return appendEvent(ctx, q, row.ID, ev)
+	if err := appendEvent(ctx, q, row.ID, ev); err != nil {
+		return err
+	}
+	return putControlEvent(ctx, q, row, ev)
 }
 
 func appendEvent(ctx context.Context, q Querier, id string, ev EventRow) error {
