@@ -154,6 +154,7 @@ func New(cfg Config) *Server {
 	e.GET("/v1/incidents/:id", s.getControl(tollgate.KindIncident))
 	e.DELETE("/v1/incidents/:id", s.lift(tollgate.KindIncident))
 	e.GET("/v1/bundles", s.bundles)
+	e.GET("/v1/openapi.json", s.openapi)
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{Registry: cfg.Registry})))
