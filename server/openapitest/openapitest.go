@@ -40,6 +40,7 @@ func New(document []byte) (*Validator, error) {
 		// ledger export's NDJSON is checked line by line; gzip and
 		// OpenMetrics bodies are opaque strings to the document.
 		openapi3filter.RegisterBodyDecoder("application/x-ndjson", ndjsonDecoder)
+		openapi3filter.RegisterBodyDecoder("text/csv", openapi3filter.FileBodyDecoder) // FIRST's CSV starts with a comment line
 		openapi3filter.RegisterBodyDecoder("application/gzip", openapi3filter.FileBodyDecoder)
 		openapi3filter.RegisterBodyDecoder("application/x-gzip", openapi3filter.FileBodyDecoder)
 		openapi3filter.RegisterBodyDecoder("application/openmetrics-text", openapi3filter.FileBodyDecoder)
