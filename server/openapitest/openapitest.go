@@ -125,7 +125,10 @@ func (v *Validator) Transport(t testing.TB, base http.RoundTripper) http.RoundTr
 			}
 			req.Body.Close()
 			req = req.Clone(req.Context())
-			req.Body = io.NopCloser(bytes.NewReader(reqBody))
+			req.Body = http.NoBody // a length of 0, not an unknown length
+			if len(reqBody) > 0 {
+				req.Body = io.NopCloser(bytes.NewReader(reqBody))
+			}
 		}
 		resp, err := base.RoundTrip(req)
 		if err != nil {
