@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -203,5 +204,62 @@ func TestOpenAPIServed(t *testing.T) {
 	}
 	if !bytes.Equal(body.Bytes(), openapiJSON) {
 		t.Error("GET /v1/openapi.json does not serve openapi.json")
+	}
+}
+
+// The README's HTTP API table names the operations of the document, and
+// only those (design §8: the document and the README agree). The table
+// abbreviates: "`…/reject`" is the previous route's sibling, with its
+// method, and "`GET /v1/freezes[/{id}]`" is two routes.
+func TestOpenAPIAgreesWithTheReadme(t *testing.T) {
+	raw, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(raw)
+	start := strings.Index(readme, "\n## HTTP API\n")
+	if start < 0 {
+		t.Fatal("README.md: no HTTP API section")
+	}
+	section := readme[start+1:]
+	section = section[:strings.Index(section, "\n#")]
+	span := regexp.MustCompile("`((?:GET|POST|DELETE|PUT|PATCH) /[^`]*|…/[^`]*)`")
+	listed := map[string]bool{}
+	for _, row := range strings.Split(section, "\n") {
+		cells := strings.Split(row, "|")
+		if !strings.HasPrefix(row, "| `") || len(cells) < 3 {
+			continue
+		}
+		var method, path string
+		for _, m := range span.FindAllStringSubmatch(cells[1], -1) {
+			if rest, ok := strings.CutPrefix(m[1], "…/"); ok && path != "" {
+				path = path[:strings.LastIndex(path, "/")+1] + rest
+			} else {
+				method, path, _ = strings.Cut(m[1], " ")
+			}
+			if base, ok := strings.CutSuffix(path, "[/{id}]"); ok {
+				listed[method+" "+base], listed[method+" "+base+"/{id}"] = true, true
+				continue
+			}
+			listed[method+" "+path] = true
+		}
+	}
+	documented := map[string]bool{}
+	for path, item := range apiValidator(t).Doc.Paths.Map() {
+		for method := range item.Operations() {
+			documented[method+" "+path] = true
+			if !listed[method+" "+path] {
+				t.Errorf("%s %s is in the OpenAPI document but not in README.md's HTTP API table", method, path)
+			}
+		}
+	}
+	for op := range listed {
+		_, path, _ := strings.Cut(op, " ")
+		if !documented[op] && !openapitest.IsPage(path) {
+			t.Errorf("README.md's HTTP API table lists %s, which is not in the OpenAPI document", op)
+		}
+	}
+	if len(listed) < len(documented) {
+		t.Fatalf("README.md's HTTP API table: %d routes read, fewer than the document's %d", len(listed), len(documented))
 	}
 }

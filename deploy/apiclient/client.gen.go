@@ -497,6 +497,21 @@ func (e ListTokensParamsRevoked) Valid() bool {
 	}
 }
 
+// BreakGlassRequest an exception for a freeze, window or weekend code, of one named pipeline
+type BreakGlassRequest struct {
+	// Branch a glob
+	Branch *string `json:"branch,omitempty"`
+
+	// Code the reason code to waive
+	Code          string    `json:"code"`
+	Environment   *string   `json:"environment,omitempty"`
+	ExpiresAt     time.Time `json:"expires_at"`
+	FindingId     *string   `json:"finding_id,omitempty"`
+	Justification string    `json:"justification"`
+	Pipeline      string    `json:"pipeline"`
+	Project       string    `json:"project"`
+}
+
 // BundleStatus defines model for BundleStatus.
 type BundleStatus struct {
 	ActivatedAt   time.Time `json:"activated_at"`
@@ -524,15 +539,15 @@ type ConfigOverride struct {
 // Context what the decision was made with, besides the request
 type Context struct {
 	Baseline *struct {
-		Artifact     *string          `json:"artifact,omitempty"`
-		DecisionId   string           `json:"decision_id"`
-		EpssDate     *time.Time       `json:"epss_date,omitempty"`
-		EpssModel    *string          `json:"epss_model,omitempty"`
-		Findings     *[]ScoredFinding `json:"findings"`
-		Format       string           `json:"format"`
-		ScanId       *string          `json:"scan_id,omitempty"`
-		ScannedAt    time.Time        `json:"scanned_at"`
-		Unidentified int              `json:"unidentified"`
+		Artifact     *string         `json:"artifact,omitempty"`
+		DecisionId   string          `json:"decision_id"`
+		EpssDate     *time.Time      `json:"epss_date,omitempty"`
+		EpssModel    *string         `json:"epss_model,omitempty"`
+		Findings     []ScoredFinding `json:"findings"`
+		Format       string          `json:"format"`
+		ScanId       *string         `json:"scan_id,omitempty"`
+		ScannedAt    time.Time       `json:"scanned_at"`
+		Unidentified int             `json:"unidentified"`
 	} `json:"baseline,omitempty"`
 	Cooldown struct {
 		LastAcceptedAt *time.Time `json:"last_accepted_at,omitempty"`
@@ -574,7 +589,9 @@ type Control struct {
 	ExceptionKind     *ControlExceptionKind `json:"exception_kind,omitempty"`
 	ExpiresAt         time.Time             `json:"expires_at"`
 	FindingId         *string               `json:"finding_id,omitempty"`
-	History           *[]struct {
+
+	// History the events, oldest first; null in a list (GET of one control has them)
+	History *[]struct {
 		Action  ControlHistoryAction `json:"action"`
 		At      time.Time            `json:"at"`
 		By      string               `json:"by"`
@@ -690,13 +707,13 @@ type ExceptionRequest struct {
 	Branch *string `json:"branch,omitempty"`
 
 	// Code the reason code to waive
-	Code          *string    `json:"code,omitempty"`
-	Environment   *string    `json:"environment,omitempty"`
-	ExpiresAt     *time.Time `json:"expires_at,omitempty"`
-	FindingId     *string    `json:"finding_id,omitempty"`
-	Justification *string    `json:"justification,omitempty"`
-	Pipeline      *string    `json:"pipeline,omitempty"`
-	Project       *string    `json:"project,omitempty"`
+	Code          string    `json:"code"`
+	Environment   *string   `json:"environment,omitempty"`
+	ExpiresAt     time.Time `json:"expires_at"`
+	FindingId     *string   `json:"finding_id,omitempty"`
+	Justification string    `json:"justification"`
+	Pipeline      *string   `json:"pipeline,omitempty"`
+	Project       string    `json:"project"`
 }
 
 // ExplainStep defines model for ExplainStep.
@@ -744,7 +761,7 @@ type FindingRiskSeverity string
 
 // FreezeRequest defines model for FreezeRequest.
 type FreezeRequest struct {
-	// Environments none: every environment
+	// Environments absent: every environment
 	Environments *[]string `json:"environments,omitempty"`
 	Reason       string    `json:"reason"`
 
@@ -801,18 +818,18 @@ type Impact struct {
 	CandidateRevision string `json:"candidate_revision"`
 	Changed           int    `json:"changed"`
 	Evaluated         int    `json:"evaluated"`
-	Groups            *[]struct {
-		Added    *[]string `json:"added"`
-		Count    int       `json:"count"`
-		Examples *[]string `json:"examples"`
-		From     Status    `json:"from"`
-		Removed  *[]string `json:"removed"`
-		To       Status    `json:"to"`
+	Groups            []struct {
+		Added    []string `json:"added"`
+		Count    int      `json:"count"`
+		Examples []string `json:"examples"`
+		From     Status   `json:"from"`
+		Removed  []string `json:"removed"`
+		To       Status   `json:"to"`
 	} `json:"groups"`
-	More                  bool      `json:"more"`
-	NewPolicyErrorIds     *[]string `json:"new_policy_error_ids"`
-	NewPolicyErrorMessage *string   `json:"new_policy_error_message,omitempty"`
-	NewPolicyErrors       int       `json:"new_policy_errors"`
+	More                  bool     `json:"more"`
+	NewPolicyErrorIds     []string `json:"new_policy_error_ids"`
+	NewPolicyErrorMessage *string  `json:"new_policy_error_message,omitempty"`
+	NewPolicyErrors       int      `json:"new_policy_errors"`
 }
 
 // ImpactRequest defines model for ImpactRequest.
@@ -845,13 +862,13 @@ type Job struct {
 	Branch         string       `json:"branch"`
 	CooldownKey    *CooldownKey `json:"cooldown_key,omitempty"`
 	CreatedAt      time.Time    `json:"created_at"`
-	Decisions      *[]string    `json:"decisions"`
+	Decisions      []string     `json:"decisions"`
 	Environment    string       `json:"environment"`
 	IdempotencyKey string       `json:"idempotency_key"`
 	JobId          string       `json:"job_id"`
 	NextCheckAt    time.Time    `json:"next_check_at"`
 	Pipeline       string       `json:"pipeline"`
-	Reasons        *[]Reason    `json:"reasons"`
+	Reasons        []Reason     `json:"reasons"`
 	Repository     string       `json:"repository"`
 
 	// Request the CI payload, with its optional scan (or a stored scan's ID) and VEX document
@@ -859,7 +876,7 @@ type Job struct {
 	State     JobState          `json:"state"`
 	UpdatedAt time.Time         `json:"updated_at"`
 	WaitUntil time.Time         `json:"wait_until"`
-	WaitingOn *[]Reason         `json:"waiting_on"`
+	WaitingOn []Reason          `json:"waiting_on"`
 }
 
 // JobRequest defines model for JobRequest.
@@ -941,21 +958,21 @@ type Reason struct {
 
 // Release the release's scan, scored
 type Release struct {
-	Artifact     *string          `json:"artifact,omitempty"`
-	EpssDate     *time.Time       `json:"epss_date,omitempty"`
-	EpssModel    *string          `json:"epss_model,omitempty"`
-	Findings     *[]ScoredFinding `json:"findings"`
-	Format       string           `json:"format"`
-	ScanId       *string          `json:"scan_id,omitempty"`
-	ScannedAt    time.Time        `json:"scanned_at"`
-	Unidentified int              `json:"unidentified"`
+	Artifact     *string         `json:"artifact,omitempty"`
+	EpssDate     *time.Time      `json:"epss_date,omitempty"`
+	EpssModel    *string         `json:"epss_model,omitempty"`
+	Findings     []ScoredFinding `json:"findings"`
+	Format       string          `json:"format"`
+	ScanId       *string         `json:"scan_id,omitempty"`
+	ScannedAt    time.Time       `json:"scanned_at"`
+	Unidentified int             `json:"unidentified"`
 }
 
 // Replay defines model for Replay.
 type Replay struct {
 	BundleRevision string `json:"bundle_revision"`
 	DecisionId     string `json:"decision_id"`
-	Differences    *[]struct {
+	Differences    []struct {
 		Field    string      `json:"field"`
 		Recorded interface{} `json:"recorded"`
 		Replayed interface{} `json:"replayed"`
@@ -1099,7 +1116,7 @@ type StoredScan struct {
 		Repository *string `json:"repository,omitempty"`
 	} `json:"request,omitempty"`
 	Scan struct {
-		Findings *[]struct {
+		Findings []struct {
 			Aliases *[]string `json:"aliases,omitempty"`
 			Cvss    *[]struct {
 				Source *string `json:"source,omitempty"`
@@ -1326,7 +1343,7 @@ type EvaluateJSONRequestBody = EvaluationRequest
 type RequestExceptionJSONRequestBody = ExceptionRequest
 
 // BreakGlassJSONRequestBody defines body for BreakGlass for application/json ContentType.
-type BreakGlassJSONRequestBody = ExceptionRequest
+type BreakGlassJSONRequestBody = BreakGlassRequest
 
 // ApproveExceptionJSONRequestBody defines body for ApproveException for application/json ContentType.
 type ApproveExceptionJSONRequestBody = Comment
@@ -8410,7 +8427,7 @@ type ListJobsResponse struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *struct {
-		Jobs *[]Job `json:"jobs"`
+		Jobs []Job `json:"jobs"`
 	}
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
@@ -8440,7 +8457,7 @@ type ListJobsResponse struct {
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r ListJobsResponse) GetJSON200() *struct {
-	Jobs *[]Job `json:"jobs"`
+	Jobs []Job `json:"jobs"`
 } {
 	return r.JSON200
 }
@@ -9683,8 +9700,6 @@ type RevokeTokenResponse struct {
 	JSON403 *Forbidden
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *NotFound
-	// JSON409 the response for an HTTP 409 `application/json` response
-	JSON409 *Conflict
 	// JSON429 the response for an HTTP 429 `application/json` response
 	JSON429 *TooManyRequests
 	// JSON431 the response for an HTTP 431 `application/json` response
@@ -9726,11 +9741,6 @@ func (r RevokeTokenResponse) GetJSON403() *Forbidden {
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
 func (r RevokeTokenResponse) GetJSON404() *NotFound {
 	return r.JSON404
-}
-
-// GetJSON409 returns the response for an HTTP 409 `application/json` response
-func (r RevokeTokenResponse) GetJSON409() *Conflict {
-	return r.JSON409
 }
 
 // GetJSON429 returns the response for an HTTP 429 `application/json` response
@@ -13924,7 +13934,7 @@ func ParseListJobsResponse(rsp *http.Response) (*ListJobsResponse, error) {
 	switch {
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
 		var dest struct {
-			Jobs *[]Job `json:"jobs"`
+			Jobs []Job `json:"jobs"`
 		}
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
@@ -15211,13 +15221,6 @@ func ParseRevokeTokenResponse(rsp *http.Response) (*RevokeTokenResponse, error) 
 			return nil, err
 		}
 		response.JSON404 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
-		var dest Conflict
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.JSON409 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
 		var dest TooManyRequests
