@@ -1,6 +1,9 @@
 package test
 
 import (
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"sync"
 	"testing"
@@ -30,4 +33,22 @@ func apiValidator(t *testing.T) *openapitest.Validator {
 		t.Fatal(validatorErr)
 	}
 	return validator
+}
+
+// cliBase is the URL of a reverse proxy to s through the helpers'
+// validating client transport: give it to the CLI (--server,
+// TOLLGATE_SERVER) so that the requests tollgate's own client sends, and
+// the answers it reads, are held to the OpenAPI document too. Over plain
+// HTTP; it closes when the test ends.
+func (s *server) cliBase(t *testing.T) string {
+	t.Helper()
+	target, err := url.Parse(s.base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy.Transport = s.client.Transport
+	srv := httptest.NewServer(proxy)
+	t.Cleanup(srv.Close)
+	return srv.URL
 }
