@@ -998,8 +998,8 @@ type Request struct {
 type ScanInput struct {
 	Format ScanInputFormat `json:"format"`
 
-	// Report the scanner's JSON
-	Report interface{} `json:"report"`
+	// Report the scanner's JSON report
+	Report map[string]interface{} `json:"report"`
 }
 
 // ScanInputFormat defines model for ScanInput.Format.
@@ -6297,7 +6297,7 @@ func (r ListExceptionsResponse) ContentType() string {
 
 // RequestExceptionResponse201Headers the declared response headers of an HTTP 201 response for RequestException
 type RequestExceptionResponse201Headers struct {
-	Location *string
+	Location string
 }
 
 // RequestExceptionResponse401Headers the declared response headers of an HTTP 401 response for RequestException
@@ -6450,7 +6450,7 @@ func (r RequestExceptionResponse) ContentType() string {
 
 // BreakGlassResponse201Headers the declared response headers of an HTTP 201 response for BreakGlass
 type BreakGlassResponse201Headers struct {
-	Location *string
+	Location string
 }
 
 // BreakGlassResponse401Headers the declared response headers of an HTTP 401 response for BreakGlass
@@ -7295,7 +7295,7 @@ func (r ListFreezesResponse) ContentType() string {
 
 // CreateFreezeResponse201Headers the declared response headers of an HTTP 201 response for CreateFreeze
 type CreateFreezeResponse201Headers struct {
-	Location *string
+	Location string
 }
 
 // CreateFreezeResponse401Headers the declared response headers of an HTTP 401 response for CreateFreeze
@@ -7980,7 +7980,7 @@ func (r ListIncidentsResponse) ContentType() string {
 
 // StartIncidentResponse201Headers the declared response headers of an HTTP 201 response for StartIncident
 type StartIncidentResponse201Headers struct {
-	Location *string
+	Location string
 }
 
 // StartIncidentResponse401Headers the declared response headers of an HTTP 401 response for StartIncident
@@ -8533,12 +8533,12 @@ func (r ListJobsResponse) ContentType() string {
 
 // SubmitJobResponse200Headers the declared response headers of an HTTP 200 response for SubmitJob
 type SubmitJobResponse200Headers struct {
-	Location *string
+	Location string
 }
 
 // SubmitJobResponse202Headers the declared response headers of an HTTP 202 response for SubmitJob
 type SubmitJobResponse202Headers struct {
-	Location *string
+	Location string
 }
 
 // SubmitJobResponse401Headers the declared response headers of an HTTP 401 response for SubmitJob
@@ -9012,7 +9012,7 @@ func (r OpenapiResponse) ContentType() string {
 
 // PostScanResponse201Headers the declared response headers of an HTTP 201 response for PostScan
 type PostScanResponse201Headers struct {
-	Location *string
+	Location string
 }
 
 // PostScanResponse401Headers the declared response headers of an HTTP 401 response for PostScan
@@ -11908,10 +11908,10 @@ func ParseRequestExceptionResponse(rsp *http.Response) (*RequestExceptionRespons
 		var headers RequestExceptionResponse201Headers
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.Location = &value
+			headers.Location = value
 		}
 		response.Headers201 = &headers
 	case rsp.StatusCode == 401:
@@ -12064,10 +12064,10 @@ func ParseBreakGlassResponse(rsp *http.Response) (*BreakGlassResponse, error) {
 		var headers BreakGlassResponse201Headers
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.Location = &value
+			headers.Location = value
 		}
 		response.Headers201 = &headers
 	case rsp.StatusCode == 401:
@@ -12910,10 +12910,10 @@ func ParseCreateFreezeResponse(rsp *http.Response) (*CreateFreezeResponse, error
 		var headers CreateFreezeResponse201Headers
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.Location = &value
+			headers.Location = value
 		}
 		response.Headers201 = &headers
 	case rsp.StatusCode == 401:
@@ -13596,10 +13596,10 @@ func ParseStartIncidentResponse(rsp *http.Response) (*StartIncidentResponse, err
 		var headers StartIncidentResponse201Headers
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.Location = &value
+			headers.Location = value
 		}
 		response.Headers201 = &headers
 	case rsp.StatusCode == 401:
@@ -14150,20 +14150,20 @@ func ParseSubmitJobResponse(rsp *http.Response) (*SubmitJobResponse, error) {
 		var headers SubmitJobResponse200Headers
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.Location = &value
+			headers.Location = value
 		}
 		response.Headers200 = &headers
 	case rsp.StatusCode == 202:
 		var headers SubmitJobResponse202Headers
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.Location = &value
+			headers.Location = value
 		}
 		response.Headers202 = &headers
 	case rsp.StatusCode == 401:
@@ -14606,10 +14606,10 @@ func ParsePostScanResponse(rsp *http.Response) (*PostScanResponse, error) {
 		var headers PostScanResponse201Headers
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.Location = &value
+			headers.Location = value
 		}
 		response.Headers201 = &headers
 	case rsp.StatusCode == 401:
