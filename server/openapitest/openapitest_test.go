@@ -26,7 +26,11 @@ paths:
           description: ok
           content:
             application/json:
-              schema: {type: object, additionalProperties: false, required: [id], properties: {id: {type: string}}}
+              schema:
+                type: object
+                additionalProperties: false
+                required: [id]
+                properties: {id: {type: string}, at: {type: string, format: date-time}}
         "400":
           description: bad
           content:
@@ -54,6 +58,7 @@ func TestCheck(t *testing.T) {
 	}{
 		{"a documented exchange", "POST", "/v1/things/1", `{"name": "a"}`, 200, `{"id": "1"}`, ""},
 		{"an answer with a field the document lacks", "POST", "/v1/things/1", `{"name": "a"}`, 200, `{"id": "1", "extra": 1}`, "extra"},
+		{"a time that is not one", "POST", "/v1/things/1", `{"name": "a"}`, 200, `{"id": "1", "at": "yesterday"}`, "date-time"},
 		{"a status the document lacks", "POST", "/v1/things/1", `{"name": "a"}`, 201, `{"id": "1"}`, "status is not supported"},
 		{"an accepted request the document forbids", "POST", "/v1/things/1", `{"nom": "a"}`, 200, `{"id": "1"}`, "the request does not match"},
 		{"a refused request the document forbids", "POST", "/v1/things/1", `{"nom": "a"}`, 400, errBody, ""},
