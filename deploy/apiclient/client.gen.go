@@ -947,6 +947,18 @@ type NewToken struct {
 // NewTokenState defines model for NewToken.State.
 type NewTokenState string
 
+// PartialRequest the CI payload's fields, each optional (a stored scan's pipeline)
+type PartialRequest struct {
+	Branch   *string `json:"branch,omitempty"`
+	Metadata *struct {
+		Environment *string `json:"environment,omitempty"`
+		Initiator   *string `json:"initiator,omitempty"`
+		RunId       *string `json:"run_id,omitempty"`
+	} `json:"metadata,omitempty"`
+	Pipeline   *string `json:"pipeline,omitempty"`
+	Repository *string `json:"repository,omitempty"`
+}
+
 // Reason defines model for Reason.
 type Reason struct {
 	Code string `json:"code"`
@@ -1008,12 +1020,16 @@ type ScanInputFormat string
 // ScanRequest the evaluate body's fields (each optional here), the scan, and what it is of
 type ScanRequest struct {
 	// Artifact the scanned artifact digest: sha256:…
-	Artifact   *string   `json:"artifact,omitempty"`
-	Branch     *string   `json:"branch,omitempty"`
-	Metadata   *Metadata `json:"metadata,omitempty"`
-	Pipeline   *string   `json:"pipeline,omitempty"`
-	Project    *string   `json:"project,omitempty"`
-	Repository *string   `json:"repository,omitempty"`
+	Artifact *string `json:"artifact,omitempty"`
+	Branch   *string `json:"branch,omitempty"`
+	Metadata *struct {
+		Environment *string `json:"environment,omitempty"`
+		Initiator   *string `json:"initiator,omitempty"`
+		RunId       *string `json:"run_id,omitempty"`
+	} `json:"metadata,omitempty"`
+	Pipeline   *string `json:"pipeline,omitempty"`
+	Project    *string `json:"project,omitempty"`
+	Repository *string `json:"repository,omitempty"`
 
 	// Scan a scanner's report, as the scanner wrote it
 	Scan ScanInput `json:"scan"`
@@ -1105,17 +1121,8 @@ type StoredScan struct {
 	Project  string `json:"project"`
 
 	// Request the pipeline that posted it, when it said (its fields as sent)
-	Request *struct {
-		Branch   *string `json:"branch,omitempty"`
-		Metadata *struct {
-			Environment *string `json:"environment,omitempty"`
-			Initiator   *string `json:"initiator,omitempty"`
-			RunId       *string `json:"run_id,omitempty"`
-		} `json:"metadata,omitempty"`
-		Pipeline   *string `json:"pipeline,omitempty"`
-		Repository *string `json:"repository,omitempty"`
-	} `json:"request,omitempty"`
-	Scan struct {
+	Request *PartialRequest `json:"request,omitempty"`
+	Scan    struct {
 		Findings []struct {
 			Aliases *[]string `json:"aliases,omitempty"`
 			Cvss    *[]struct {
