@@ -5033,8 +5033,6 @@ type MetricsResponse struct {
 	JSON400 *BadRequest
 	// JSON431 the response for an HTTP 431 `application/json` response
 	JSON431 *HeadersTooLarge
-	// JSON500 the response for an HTTP 500 `application/json` response
-	JSON500 *Internal
 }
 
 // GetJSON400 returns the response for an HTTP 400 `application/json` response
@@ -5045,11 +5043,6 @@ func (r MetricsResponse) GetJSON400() *BadRequest {
 // GetJSON431 returns the response for an HTTP 431 `application/json` response
 func (r MetricsResponse) GetJSON431() *HeadersTooLarge {
 	return r.JSON431
-}
-
-// GetJSON500 returns the response for an HTTP 500 `application/json` response
-func (r MetricsResponse) GetJSON500() *Internal {
-	return r.JSON500
 }
 
 // GetBody returns the raw response body bytes
@@ -10595,13 +10588,6 @@ func ParseMetricsResponse(rsp *http.Response) (*MetricsResponse, error) {
 			return nil, err
 		}
 		response.JSON431 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
-		var dest Internal
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.JSON500 = &dest
 
 	}
 
