@@ -222,7 +222,7 @@ func TestOpenAPIAgreesWithTheReadme(t *testing.T) {
 		t.Fatal("README.md: no HTTP API section")
 	}
 	section := readme[start+1:]
-	section = section[:strings.Index(section, "\n#")]
+	section = section[:regexp.MustCompile(`\n##+ `).FindStringIndex(section)[0]]
 	span := regexp.MustCompile("`((?:GET|POST|DELETE|PUT|PATCH) /[^`]*|…/[^`]*)`")
 	listed := map[string]bool{}
 	for _, row := range strings.Split(section, "\n") {
