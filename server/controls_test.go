@@ -82,8 +82,15 @@ func TestControlsAPIStatuses(t *testing.T) {
 		t.Fatalf("evaluate after the lift: %v", a.body)
 	}
 
-	if a := f.send(ops, http.MethodPost, "/v1/incidents", `{"reason": "checkout down", "ttl": "1h"}`); a.code != http.StatusCreated {
+	a = f.send(ops, http.MethodPost, "/v1/incidents", `{"reason": "checkout down", "ttl": "1h"}`)
+	if a.code != http.StatusCreated {
 		t.Fatalf("incident: %d %v", a.code, a.body)
+	}
+	if got := f.send(ops, http.MethodGet, "/v1/incidents/"+a.body["id"].(string), ""); got.code != http.StatusOK || got.body["state"] != "active" {
+		t.Fatalf("get the incident: %d %v", got.code, got.body)
+	}
+	if a := f.send(bob, http.MethodPost, "/v1/exceptions/"+id+"/revoke", `{"comment": "done"}`); a.code != http.StatusOK || a.body["state"] != "revoked" {
+		t.Fatalf("revoke: %d %v", a.code, a.body)
 	}
 	wantError(t, "a second incident", f.send(ops, http.MethodPost, "/v1/incidents", `{"reason": "again", "ttl": "1h"}`), http.StatusConflict, tollgate.EConflict, "already on", nil)
 	wantError(t, "an incident with environments", f.send(ops, http.MethodPost, "/v1/incidents", `{"reason": "x", "ttl": "1h", "environments": ["a"]}`), http.StatusBadRequest, tollgate.EInvalid, "every environment", nil)

@@ -158,6 +158,7 @@ func New(cfg Config) *Server {
 	e.DELETE("/v1/incidents/:id", s.lift(tollgate.KindIncident))
 	e.GET("/v1/notifications", s.listNotifications)
 	e.GET("/v1/bundles", s.bundles)
+	e.GET("/v1/openapi.json", s.openapi)
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{Registry: cfg.Registry})))

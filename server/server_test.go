@@ -83,7 +83,8 @@ func newFixtureWith(t *testing.T, configure func(*Config)) *fixture {
 	cfg.Gate.Controls = cfg.Controls
 	configure(&cfg)
 	api := New(cfg)
-	f.srv, f.store, f.engine, f.api = httptest.NewServer(api.Handler()), store, engine, api
+	// Every exchange of the tests is held to the OpenAPI document.
+	f.srv, f.store, f.engine, f.api = httptest.NewServer(apiValidator(t).Handler(t, api.Handler())), store, engine, api
 	t.Cleanup(f.srv.Close)
 	return f
 }

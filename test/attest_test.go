@@ -33,7 +33,7 @@ func TestDecisionAttestation(t *testing.T) {
 	files := t.TempDir()
 	check := func(t *testing.T, branch, out string) (int, string) {
 		t.Helper()
-		code, stdout, stderr := runTollgate(t, nil, nil, "check", "--server", s.base, "--token", s.token,
+		code, stdout, stderr := runTollgate(t, nil, nil, "check", "--server", s.cliBase(t), "--token", s.token,
 			"--repository", "org/service-api", "--branch", branch, "--pipeline", "deploy-staging",
 			"--environment", envStaging, "--run-id", "run-7", "--attestation-out", out)
 		if code == 2 {

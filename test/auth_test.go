@@ -116,7 +116,7 @@ func TestAuthEndToEnd(t *testing.T) {
 	}
 
 	// tollgate check sends its --token (or TOLLGATE_TOKEN).
-	checkArgs := []string{"check", "--server", s.base, "--repository", "org/e2e", "--branch", "main", "--pipeline", "deploy", "--environment", envDev}
+	checkArgs := []string{"check", "--server", s.cliBase(t), "--repository", "org/e2e", "--branch", "main", "--pipeline", "deploy", "--environment", envDev}
 	if code, stdout, stderr := runTollgate(t, nil, nil, append(checkArgs, "--token", ci)...); code != 0 || !strings.HasPrefix(stdout, "accepted:") {
 		t.Fatalf("check --token: exit %d\n%s%s", code, stdout, stderr)
 	}

@@ -171,9 +171,10 @@ func TestControlsCLI(t *testing.T) {
 	bob := createToken(t, dataDir, "bob", "approve,read")
 	ops := createToken(t, dataDir, "ops", "admin,read")
 	s := startServer(t, serverOptions{dataDir: dataDir, auth: true})
+	base := s.cliBase(t)
 	cli := func(token string, wantCode int, args ...string) control {
 		t.Helper()
-		code, stdout, stderr := runTollgate(t, []string{"TOLLGATE_SERVER=" + s.base, "TOLLGATE_TOKEN=" + token}, nil, args...)
+		code, stdout, stderr := runTollgate(t, []string{"TOLLGATE_SERVER=" + base, "TOLLGATE_TOKEN=" + token}, nil, args...)
 		if code != wantCode {
 			t.Fatalf("tollgate %v: exit %d, want %d\nstdout %s\nstderr %s", args, code, wantCode, stdout, stderr)
 		}
@@ -195,7 +196,7 @@ func TestControlsCLI(t *testing.T) {
 	if d := s.evaluate(t, req("org/service-api", "feature/demo", "deploy-staging", envStaging)); d.Status != "accepted" {
 		t.Fatalf("with the exception: %+v", d)
 	}
-	code, stdout, _ := runTollgate(t, []string{"TOLLGATE_SERVER=" + s.base, "TOLLGATE_TOKEN=" + alice}, nil, "exception", "list", "--state", "approved")
+	code, stdout, _ := runTollgate(t, []string{"TOLLGATE_SERVER=" + base, "TOLLGATE_TOKEN=" + alice}, nil, "exception", "list", "--state", "approved")
 	if code != 0 || !strings.Contains(stdout, e.ID) {
 		t.Fatalf("exception list: exit %d %s", code, stdout)
 	}

@@ -798,7 +798,7 @@ var decisionIDInCheck = regexp.MustCompile(`\(decision ([0-9a-f-]{36})\)`)
 func TestCheckCommand(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, serverOptions{viaEnv: true})
-	server := []string{"--server", s.base}
+	server := []string{"--server", s.cliBase(t)}
 	flags := func(branch string) []string {
 		return []string{"--repository", "org/service-api", "--branch", branch, "--pipeline", "deploy-staging", "--environment", envStaging}
 	}
@@ -837,7 +837,7 @@ func TestCheckCommand(t *testing.T) {
 		recorded(t, stdout, "refused")
 	})
 	t.Run("server from TOLLGATE_SERVER, --json", func(t *testing.T) {
-		code, stdout, stderr := runTollgate(t, []string{"TOLLGATE_SERVER=" + s.base}, nil, append([]string{"check", "--json"}, flags("main")...)...)
+		code, stdout, stderr := runTollgate(t, []string{"TOLLGATE_SERVER=" + server[1]}, nil, append([]string{"check", "--json"}, flags("main")...)...)
 		if code != 0 {
 			t.Fatalf("exit %d, stdout %q, stderr %q; want 0", code, stdout, stderr)
 		}

@@ -374,6 +374,8 @@ func startServer(t *testing.T, opts serverOptions) *server {
 		}
 	}
 	args = append(args, opts.args...)
+	// Every exchange of the helpers is held to the OpenAPI document.
+	client.Transport = apiValidator(t).Transport(t, client.Transport)
 
 	s := &server{
 		t: t, bundle: opts.bundle, dataDir: opts.dataDir,

@@ -24,7 +24,7 @@ var (
 func TestCheckWaitsAtTheGate(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, serverOptions{})
-	server := []string{"check", "--server", s.base, "--wait", "2m"}
+	server := []string{"check", "--server", s.cliBase(t), "--wait", "2m"}
 	flags := func(branch string) []string {
 		return append(server, "--repository", "org/service-api", "--branch", branch, "--pipeline", "deploy-staging", "--environment", envStaging, "--run-id", branch)
 	}

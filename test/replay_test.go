@@ -82,7 +82,7 @@ func testReplayAndImpact(t *testing.T, store string) {
 			t.Fatalf("replay %s: exit %d\n%s%s", id, code, stdout, stderr)
 		}
 	}
-	code, stdout, stderr := runTollgate(t, nil, nil, "replay", "--decision", ids[2], "--json", "--server", s.base, "--token", auditor)
+	code, stdout, stderr := runTollgate(t, nil, nil, "replay", "--decision", ids[2], "--json", "--server", s.cliBase(t), "--token", auditor)
 	var replay struct {
 		Identical bool   `json:"identical"`
 		Revision  string `json:"bundle_revision"`

@@ -126,7 +126,7 @@ func TestStoredScansDriftAndEPSS(t *testing.T) {
 		t.Fatalf("after a restart: %+v", d)
 	}
 	// The CI client sends a stored scan's ID, or the report itself.
-	check := []string{"check", "--server", s.base, "--repository", "org/scanned", "--branch", "main",
+	check := []string{"check", "--server", s.cliBase(t), "--repository", "org/scanned", "--branch", "main",
 		"--pipeline", "deploy", "--environment", "production"}
 	if code, stdout, stderr := runTollgate(t, nil, nil, append(check, "--scan-id", image)...); code != 1 || !strings.Contains(stdout, "risk_drift") {
 		t.Errorf("check --scan-id: exit %d, stdout %q, stderr %q; want 1 and risk_drift", code, stdout, stderr)
