@@ -63,6 +63,8 @@ type Config struct {
 	// history; a tollgate error with code EUnauthorized or EForbidden
 	// (shown on the form) if not; any other error if it cannot tell.
 	Verify func(ctx context.Context, token string) error
+	// Gate, if set, serves the Gate view and its forms.
+	Gate *GateConfig
 	// MaxScan and ChartLimit bound the work of a page: DefaultMaxScan and
 	// DefaultChartLimit when 0.
 	MaxScan, ChartLimit int
@@ -86,17 +88,18 @@ func New(cfg Config) *UI {
 		cfg.ChartLimit = DefaultChartLimit
 	}
 	u := &UI{cfg: cfg, pages: map[string]*template.Template{}}
-	for _, page := range []string{"decisions", "decision", "login", "error"} {
+	for _, page := range []string{"decisions", "decision", "login", "error", "gate", "exception"} {
 		u.pages[page] = template.Must(template.New(page).Funcs(funcs).ParseFS(templateFS,
 			"templates/layout.html", "templates/"+page+".html"))
 	}
 	return u
 }
 
-// Token returns the API token of the login cookie on the GET pages of /ui/,
-// "" elsewhere: the cookie authorizes nothing else.
+// Token returns the API token of the login cookie on the GET pages of /ui/
+// and on the Gate view's approve and reject forms (which also need a CSRF
+// token, checkCSRF), "" elsewhere: the cookie authorizes nothing else.
 func Token(r *http.Request) string {
-	if r.Method != http.MethodGet || !strings.HasPrefix(r.URL.Path, Prefix) {
+	if (r.Method != http.MethodGet || !strings.HasPrefix(r.URL.Path, Prefix)) && !isAction(r) {
 		return ""
 	}
 	c, err := r.Cookie(CookieName)
