@@ -295,3 +295,27 @@ func TestGateApproveAndReject(t *testing.T) {
 		t.Errorf("decided exceptions are still awaiting approval on the page")
 	}
 }
+
+// TestGateFormsWithTheHeader: a script that sends the Authorization header
+// (no cookie) needs no CSRF token, and gets the same rules: the scope, and
+// no self-approval.
+func TestGateFormsWithTheHeader(t *testing.T) {
+	g := newGateFixture(t)
+	id := g.requestException(`{"code": "branch_not_allowed", "project": "service-api", "environment": "staging",
+		"justification": "demo", "expires_at": "2026-11-24T10:00:00+01:00"}`)
+	if a := g.send(bearer(g.reader), http.MethodPost, "/ui/exceptions/"+id+"/approve", ""); a.code != http.StatusForbidden {
+		t.Errorf("approve with a read token: %d", a.code)
+	}
+	if a := g.send(bearer(g.alice), http.MethodPost, "/ui/exceptions/"+id+"/approve", ""); a.code != http.StatusForbidden {
+		t.Errorf("self-approval with the header: %d", a.code)
+	}
+	if e := g.exception(id); e["state"] != "requested" {
+		t.Fatalf("refused approvals changed the exception: %v", e)
+	}
+	if a := g.send(bearer(g.bob), http.MethodPost, "/ui/exceptions/"+id+"/approve", ""); a.code != http.StatusOK {
+		t.Errorf("approve with the header: %d", a.code)
+	}
+	if e := g.exception(id); e["state"] != "approved" {
+		t.Errorf("after the approval: %v", e)
+	}
+}
