@@ -66,7 +66,8 @@ func (u *UI) Gate(c echo.Context) error {
 	}
 	ctx := c.Request().Context()
 	now := u.cfg.Now().UTC()
-	v := gateView{Now: now, CanApprove: g.CanApprove(c.Request()), Identity: tollgate.IdentityFrom(ctx)}
+	v := gateView{Now: now, CanApprove: g.CanApprove != nil && g.Decide != nil && g.CanApprove(c.Request()),
+		Identity: tollgate.IdentityFrom(ctx)}
 	var err error
 	if v.Gates, err = g.Gates(ctx); err != nil {
 		return err
