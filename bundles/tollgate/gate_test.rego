@@ -168,3 +168,14 @@ test_incident_closes_every_gate_until_it_ends if {
 	g.staging.until == "2026-06-10T11:00:00Z"
 	g.production.until == "2026-06-10T11:00:00Z" # inside the window: the incident's end
 }
+
+# An end beyond the times the rules can evaluate (near the end of the
+# int64 nanoseconds): the opening is unknown, never a guess.
+test_opening_beyond_the_times_the_rules_can_evaluate_is_unknown if {
+	incident := {"id": "i1", "reason": "forever", "expires_ns": 9223300000000000000}
+	g := gate.environments with input as {"context": object.union(ctx("2026-06-10T10:00:00Z"), {"incident": incident})}
+		with data.tollgate.config.global_policy as {"timezone": "Europe/Paris"}
+		with data.tollgate.config.projects as projects
+	g.staging.open == false
+	g.staging.until == null
+}
