@@ -64,3 +64,21 @@ func TestGatesOfABundleThatCannotSay(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkGates measures the Gate view's evaluation on the shipped
+// bundle: production open inside its window (its closing searched among
+// the window ends and the weekend), and closed on the evening before the
+// year-end freeze (its opening followed through the freeze).
+func BenchmarkGates(b *testing.B) {
+	p := mustPolicy(b, defaultBundle)
+	for _, now := range []string{"2026-06-10T10:00:00+02:00", "2026-12-23T19:00:00+01:00"} {
+		c := validContext(at(b, now))
+		b.Run(now, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := p.Gates(context.Background(), c); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
