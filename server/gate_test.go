@@ -1,15 +1,19 @@
 package server
 
 import (
+	"context"
 	"html"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/tollgate/tollgate"
+	"github.com/tollgate/tollgate/rego"
 )
 
 // gateFixture is a server with authentication and gate jobs on, its worker
@@ -317,5 +321,32 @@ func TestGateFormsWithTheHeader(t *testing.T) {
 	}
 	if e := g.exception(id); e["state"] != "approved" {
 		t.Errorf("after the approval: %v", e)
+	}
+}
+
+// TestGateViewWithoutTheGateRule: a bundle without gate.rego cannot say
+// whether the gates are open: the page says so (500), and shows no gate.
+func TestGateViewWithoutTheGateRule(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "bundle")
+	if err := os.CopyFS(dir, os.DirFS("../bundles/tollgate")); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"gate.rego", "gate_test.rego"} {
+		if err := os.Remove(filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	engine, err := rego.NewEngine(context.Background(), dir, rego.EngineOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixtureWith(t, func(c *Config) {
+		c.Dev, c.Engine, c.Gate.Policies, c.Controls.Policies = true, engine, engine, engine
+	})
+	p := f.page(http.MethodGet, "/ui/gate", "", nil)
+	p.requireHTML(t, "GET /ui/gate")
+	if p.code != http.StatusInternalServerError || !strings.Contains(p.body, "cannot say whether the gates are open") ||
+		!strings.Contains(p.body, "data.tollgate.gate.environments is undefined") || strings.Contains(p.body, `id="gates"`) {
+		t.Errorf("GET /ui/gate with a bundle without gate.rego: %d\n%s", p.code, p.body)
 	}
 }

@@ -70,7 +70,11 @@ func (u *UI) Gate(c echo.Context) error {
 		Identity: tollgate.IdentityFrom(ctx)}
 	var err error
 	if v.Gates, err = g.Gates(ctx); err != nil {
-		return err
+		if ctx.Err() != nil {
+			return err
+		}
+		// Said on the page: an operator must fix the bundle.
+		return tollgate.Errorf(tollgate.EInternal, "the active policy cannot say whether the gates are open: %v", err)
 	}
 	inForce, err := g.Controls.InForce(ctx, now)
 	if err != nil {
