@@ -207,7 +207,11 @@ func (s *Server) canApprove(r *http.Request) bool {
 	if s.cfg.Dev {
 		return true
 	}
-	tok, err := s.auth.authenticate(r.Context(), "Bearer "+ui.Token(r))
+	header := r.Header.Get(echo.HeaderAuthorization) // as authorize: the header first, then the cookie
+	if header == "" {
+		header = "Bearer " + ui.Token(r)
+	}
+	tok, err := s.auth.authenticate(r.Context(), header)
 	return err == nil && tok.Allows(tollgate.ScopeApprove)
 }
 

@@ -316,6 +316,10 @@ func TestGateFormsWithTheHeader(t *testing.T) {
 	if e := g.exception(id); e["state"] != "requested" {
 		t.Fatalf("refused approvals changed the exception: %v", e)
 	}
+	if p := g.page(http.MethodGet, "/ui/gate", "", nil, "Authorization", bearer(g.bob)); p.code != http.StatusOK ||
+		!strings.Contains(p.body, `action="/ui/exceptions/`+id+`/approve"`) {
+		t.Errorf("the Gate view for an approver's header: %d, the buttons missing", p.code)
+	}
 	if a := g.send(bearer(g.bob), http.MethodPost, "/ui/exceptions/"+id+"/approve", ""); a.code != http.StatusOK {
 		t.Errorf("approve with the header: %d", a.code)
 	}

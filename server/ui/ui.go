@@ -19,7 +19,9 @@
 // cookie alone does not pass them: each must carry the login's CSRF token
 // (a hidden field only the Gate page shows, an HMAC keyed with the
 // login's token) and come from this server's own page (Sec-Fetch-Site,
-// or Origin); anything else is refused with 403 before any change.
+// or Origin); anything else is refused with 403 before any change. A
+// script that sends an Authorization header is authenticated by it, which
+// no other site can make a browser send, and needs neither.
 //
 // The pages run no script, and send a Content-Security-Policy that allows
 // none, nor anything not served by tollgate itself.
