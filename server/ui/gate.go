@@ -50,7 +50,11 @@ type gateView struct {
 	Freezes    []tollgate.Control // emergency freezes in force
 	Incident   *tollgate.Control
 	Jobs       []tollgate.Job // open: queued or waiting, next check first
+	OpenJobs   int            // how many there are: more than Jobs past the page size
 	JobsOff    bool           // this server keeps no jobs
+	// MoreExceptions says that more exceptions await approval than the
+	// page lists (the newest are).
+	MoreExceptions bool
 	Exceptions []tollgate.Control
 	CanApprove bool
 	Identity   string
@@ -96,6 +100,7 @@ func (u *UI) Gate(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	v.MoreExceptions = len(requested) == tollgate.MaxPageSize
 	for _, e := range requested {
 		if e.ExpiresAt.After(now) { // the expiry worker has not got to the others yet
 			v.Exceptions = append(v.Exceptions, e)
@@ -112,6 +117,11 @@ func (u *UI) Gate(c echo.Context) error {
 			v.Jobs = append(v.Jobs, jobs...)
 		}
 		slices.SortStableFunc(v.Jobs, func(a, b tollgate.Job) int { return a.NextCheckAt.Compare(b.NextCheckAt) })
+		// Each state's list stops at the page size: the count says when
+		// the page does not show them all.
+		if v.OpenJobs, err = g.Jobs.OpenJobs(ctx, ""); err != nil {
+			return err
+		}
 	}
 	if v.CanApprove {
 		v.CSRF = csrfToken(Token(c.Request()))
