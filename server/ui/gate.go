@@ -45,20 +45,20 @@ const (
 
 // gateView is what the Gate view shows.
 type gateView struct {
-	Now        time.Time
-	Gates      []rego.EnvironmentGate
-	Freezes    []tollgate.Control // emergency freezes in force
-	Incident   *tollgate.Control
-	Jobs       []tollgate.Job // open: queued or waiting, next check first
-	OpenJobs   int            // how many there are: more than Jobs past the page size
-	JobsOff    bool           // this server keeps no jobs
+	Now      time.Time
+	Gates    []rego.EnvironmentGate
+	Freezes  []tollgate.Control // emergency freezes in force
+	Incident *tollgate.Control
+	Jobs     []tollgate.Job // open: queued or waiting, next check first
+	OpenJobs int            // how many there are: more than Jobs past the page size
+	JobsOff  bool           // this server keeps no jobs
 	// MoreExceptions says that more exceptions await approval than the
 	// page lists (the newest are).
 	MoreExceptions bool
-	Exceptions []tollgate.Control
-	CanApprove bool
-	Identity   string
-	CSRF       string
+	Exceptions     []tollgate.Control
+	CanApprove     bool
+	Identity       string
+	CSRF           string
 }
 
 // Gate is the Gate view: the gate of every environment, the controls in
