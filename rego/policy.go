@@ -22,12 +22,13 @@ const DecisionQuery = "data.tollgate.decision"
 // Policy is a compiled bundle with its decision query prepared. It is safe
 // for concurrent use; a reload builds a new Policy rather than changing one.
 type Policy struct {
-	bundle    *Bundle
-	timeout   time.Duration // budget of one evaluation
-	compiler  *ast.Compiler
-	store     storage.Store
-	query     ast.Body // compiled once: decision = data.tollgate.decision
-	riskQuery ast.Body // decision = data.tollgate.risk.findings, for breakdowns
+	bundle     *Bundle
+	timeout    time.Duration // budget of one evaluation
+	compiler   *ast.Compiler
+	store      storage.Store
+	query      ast.Body // compiled once: decision = data.tollgate.decision
+	riskQuery  ast.Body // decision = data.tollgate.risk.findings, for breakdowns
+	gatesQuery ast.Body // decision = data.tollgate.gate.environments, for the Gate view
 }
 
 // Compile compiles the bundle's policy modules (not its tests) and the
@@ -45,13 +46,17 @@ func Compile(ctx context.Context, b *Bundle) (*Policy, error) {
 	if err != nil {
 		return nil, fmt.Errorf("compile %s in bundle %s: %w", RiskFindingsQuery, b.Dir, err)
 	}
+	gatesQuery, err := compileQuery(compiler, GatesQuery)
+	if err != nil {
+		return nil, fmt.Errorf("compile %s in bundle %s: %w", GatesQuery, b.Dir, err)
+	}
 	engine, err := ast.InterfaceToValue(map[string]any{"project_by_repository": b.Config.projectIndex()})
 	if err != nil {
 		return nil, fmt.Errorf("compile bundle %s: %w", b.Dir, err)
 	}
 	// Evaluation only reads the store: it may share the bundle's data.
 	store := inmem.NewFromASTObject(b.dataWith("engine", engine))
-	return &Policy{bundle: b, timeout: DefaultEvalTimeout, compiler: compiler, store: store, query: query, riskQuery: riskQuery}, nil
+	return &Policy{bundle: b, timeout: DefaultEvalTimeout, compiler: compiler, store: store, query: query, riskQuery: riskQuery, gatesQuery: gatesQuery}, nil
 }
 
 // DefaultEvalTimeout is the time budget of one evaluation. The shipped

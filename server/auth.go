@@ -67,11 +67,16 @@ var routeScopes = map[string]tollgate.Scope{
 	"GET /ui":               tollgate.ScopeRead,
 	"GET /ui/":              tollgate.ScopeRead,
 	"GET /ui/decisions/:id": tollgate.ScopeRead,
-	"GET /ui/login":         public,
-	"POST /ui/login":        public,
-	"POST /ui/logout":       public,
-	"GET /ui/assets/*":      public,
-	"GET /":                 public, // redirects to /ui/, which asks for a token
+	"GET /ui/gate":          tollgate.ScopeRead,
+	// The Gate view's forms: what POST /v1/exceptions/{id}/approve|reject
+	// do, with the login cookie and a CSRF token (server/ui).
+	"POST /ui/exceptions/:id/approve": tollgate.ScopeApprove,
+	"POST /ui/exceptions/:id/reject":  tollgate.ScopeApprove,
+	"GET /ui/login":                   public,
+	"POST /ui/login":                  public,
+	"POST /ui/logout":                 public,
+	"GET /ui/assets/*":                public,
+	"GET /":                           public, // redirects to /ui/, which asks for a token
 	// Probes and metrics stay open: load balancers and Prometheus hold no
 	// token, and none of them reveals a decision.
 	"GET /healthz": public,
@@ -197,6 +202,20 @@ func (s *Server) verifyReader(ctx context.Context, token string) error {
 			tok.Name, tollgate.FormatScopes(tok.Scopes, ", "))
 	}
 	return nil
+}
+
+// canApprove reports whether the history page's login may approve and
+// reject exceptions: its token holds the approve scope (always in Dev).
+func (s *Server) canApprove(r *http.Request) bool {
+	if s.cfg.Dev {
+		return true
+	}
+	header := r.Header.Get(echo.HeaderAuthorization) // as authorize: the header first, then the cookie
+	if header == "" {
+		header = "Bearer " + ui.Token(r)
+	}
+	tok, err := s.auth.authenticate(r.Context(), header)
+	return err == nil && tok.Allows(tollgate.ScopeApprove)
 }
 
 // forget drops a token from the cache: after a revocation through this

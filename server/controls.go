@@ -102,15 +102,38 @@ func (s *Server) transition(do func(ctl *rego.Controls, ctx context.Context, id,
 		if err := tollgate.CheckText("comment", body.Comment); err != nil {
 			return err
 		}
-		out, err := do(ctl, c.Request().Context(), c.Param("id"), identity(c), body.Comment)
+		out, err := s.change(c.Request().Context(), ctl, do, c.Param("id"), body.Comment)
 		if err != nil {
-			return unavailableUnlessInvalid(err, "the change could not be recorded")
+			return err
 		}
-		// An exception approved, a freeze lifted, an incident ended: the
-		// jobs waiting at the gate are checked again now.
-		s.WakeJobs(c.Request().Context())
 		return c.JSON(http.StatusOK, out)
 	}
+}
+
+// change makes a transition of control id in the name of the identity of
+// ctx: for the API and the Gate view's forms alike.
+func (s *Server) change(ctx context.Context, ctl *rego.Controls, do func(ctl *rego.Controls, ctx context.Context, id, by, comment string) (tollgate.Control, error), id, comment string) (tollgate.Control, error) {
+	out, err := do(ctl, ctx, id, tollgate.IdentityFrom(ctx), comment)
+	if err != nil {
+		return out, unavailableUnlessInvalid(err, "the change could not be recorded")
+	}
+	// An exception approved, a freeze lifted, an incident ended: the
+	// jobs waiting at the gate are checked again now.
+	s.WakeJobs(ctx)
+	return out, nil
+}
+
+// decideException is the Gate view's approve and reject forms.
+func (s *Server) decideException(ctx context.Context, approve bool, id, comment string) (tollgate.Control, error) {
+	ctl, err := s.controls()
+	if err != nil {
+		return tollgate.Control{}, err
+	}
+	do := (*rego.Controls).Reject
+	if approve {
+		do = (*rego.Controls).Approve
+	}
+	return s.change(ctx, ctl, do, id, comment)
 }
 
 // lift ends a freeze or an incident of kind.

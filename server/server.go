@@ -162,11 +162,21 @@ func New(cfg Config) *Server {
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{Registry: cfg.Registry})))
-	s.ui = ui.New(ui.Config{Store: cfg.Store, Now: cfg.Now, Logger: cfg.Logger, Dev: cfg.Dev, Verify: s.verifyReader})
+	uiConfig := ui.Config{Store: cfg.Store, Now: cfg.Now, Logger: cfg.Logger, Dev: cfg.Dev, Verify: s.verifyReader}
+	if cfg.Controls != nil && cfg.Gate != nil {
+		uiConfig.Gate = &ui.GateConfig{Gates: cfg.Gate.Gates, Controls: cfg.Controls, CanApprove: s.canApprove, Decide: s.decideException}
+		if cfg.Jobs != nil {
+			uiConfig.Gate.Jobs = cfg.Jobs.Store
+		}
+	}
+	s.ui = ui.New(uiConfig)
 	e.GET("/", s.ui.Root) // a browser pointed at the server finds the history page
 	e.GET("/ui", s.ui.Root)
 	e.GET("/ui/", s.ui.Decisions, ui.Headers)
 	e.GET("/ui/decisions/:id", s.ui.Decision, ui.Headers)
+	e.GET("/ui/gate", s.ui.Gate, ui.Headers)
+	e.POST("/ui/exceptions/:id/approve", s.ui.Approve, ui.Headers)
+	e.POST("/ui/exceptions/:id/reject", s.ui.Reject, ui.Headers)
 	e.GET("/ui/login", s.ui.LoginForm, ui.Headers)
 	e.POST("/ui/login", s.ui.Login, ui.Headers)
 	e.POST("/ui/logout", s.ui.Logout, ui.Headers)

@@ -2,8 +2,11 @@ package test
 
 import (
 	"context"
+	"encoding/json"
+	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -178,5 +181,152 @@ func TestHistoryPageInABrowser(t *testing.T) {
 	}
 	if rev, identity := read(chromedp.Text(chromedp.ID("bundle-revision"))), read(chromedp.Text(chromedp.ID("identity"))); rev != revision || identity != "e2e" {
 		t.Errorf("decision page: bundle revision %q identity %q, want %q and e2e", rev, identity, revision)
+	}
+}
+
+// TestGateViewInABrowser: an approver logs in, sees the frozen environment
+// closed until the freeze's end and the job waiting on it with its next
+// check, and approves the requester's exception by clicking: it is
+// approved, and the job it lets through is accepted. The requester, logged
+// in, clicks approve on their own exception: 403, and the page says why.
+// A real Chromium against the real server.
+func TestGateViewInABrowser(t *testing.T) {
+	ctx := browser(t)
+	dataDir := t.TempDir()
+	approver := createToken(t, dataDir, "approver", "read,approve")
+	requester := createToken(t, dataDir, "requester", "evaluate,read,approve")
+	s := startServer(t, serverOptions{auth: true, dataDir: dataDir})
+
+	var policy struct {
+		Freezes []struct{ ID, End string } `json:"freezes"`
+	}
+	raw, err := os.ReadFile(filepath.Join(s.bundle, "config", "global_policy", "data.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &policy); err != nil || len(policy.Freezes) != 1 {
+		t.Fatalf("the test bundle's freezes: %v %+v", err, policy)
+	}
+	freezeEnd, err := time.Parse(time.RFC3339, policy.Freezes[0].End)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// A job waits for the freeze; the requester asks for an exception
+	// that waives it, and for another one.
+	code, raw := s.postJSON(t, "/v1/jobs", map[string]any{"repository": "org/e2e", "branch": "main", "pipeline": "deploy",
+		"metadata": map[string]string{"run_id": "gate-view", "environment": envFrozen}, "wait_until": time.Now().Add(2 * time.Hour).UTC().Format(time.RFC3339)})
+	if code != http.StatusAccepted {
+		t.Fatalf("POST /v1/jobs: %d %s", code, raw)
+	}
+	jobID := decode[map[string]any](t, raw)["job_id"].(string)
+	var job map[string]any
+	eventually(t, 30*time.Second, "the job waits for the freeze", func() bool {
+		_, raw := s.get(t, "/v1/jobs/"+jobID)
+		job = decode[map[string]any](t, raw)
+		return job["state"] == "waiting"
+	})
+	nextCheck, err := time.Parse(time.RFC3339Nano, job["next_check_at"].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	exception := func(justification string) string {
+		t.Helper()
+		body := mustJSON(t, map[string]any{"code": "freeze_active", "project": "e2e", "pipeline": "deploy", "environment": envFrozen,
+			"justification": justification, "expires_at": time.Now().Add(time.Hour).UTC().Format(time.RFC3339)})
+		code, _, raw := s.sendAs(t, requester, http.MethodPost, "/v1/exceptions", body)
+		if code != http.StatusCreated {
+			t.Fatalf("POST /v1/exceptions: %d %s", code, raw)
+		}
+		return decode[map[string]any](t, raw)["id"].(string)
+	}
+	waiver := exception("hotfix for the checkout")
+	own := exception("another one")
+
+	step := func(what string, steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		stepCtx, cancel := context.WithTimeout(ctx, stepTimeout)
+		defer cancel()
+		if err := chromedp.Do(stepCtx, steps...); err != nil {
+			at, _ := chromedp.Run(ctx, chromedp.Location())
+			page, _ := chromedp.Run(ctx, chromedp.OuterHTML(chromedp.CSS("html")))
+			t.Fatalf("browser: %s: %v\nat %s:\n%s", what, err, at, page)
+		}
+	}
+	read := func(a chromedp.Action[string]) string {
+		t.Helper()
+		stepCtx, cancel := context.WithTimeout(ctx, stepTimeout)
+		defer cancel()
+		v, err := chromedp.Run(stepCtx, a)
+		if err != nil {
+			page, _ := chromedp.Run(ctx, chromedp.OuterHTML(chromedp.CSS("html")))
+			t.Fatalf("browser: %v\n%s", err, page)
+		}
+		return strings.Join(strings.Fields(v), " ")
+	}
+	login := func(token string) {
+		t.Helper()
+		step("log in",
+			chromedp.Navigate(s.base+"/ui/login"),
+			chromedp.WaitVisible(chromedp.ID("token")),
+			chromedp.SendKeys(chromedp.ID("token"), token),
+			chromedp.Click(chromedp.ID("login")),
+			chromedp.WaitVisible(chromedp.ID("nav-gate")),
+			chromedp.Click(chromedp.ID("nav-gate")),
+			waitURL("/ui/gate"),
+			chromedp.WaitVisible(chromedp.ID("gates")))
+	}
+
+	login(approver)
+	utc := func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05Z") }
+	if row := read(chromedp.Text(chromedp.ID("gate-" + envFrozen))); !strings.HasPrefix(row, envFrozen+" closed "+utc(freezeEnd)+" freeze_active") ||
+		!strings.Contains(row, "End-to-end test freeze") {
+		t.Errorf("the frozen environment: %q, want closed until %s by the freeze", row, utc(freezeEnd))
+	}
+	// A window every hour of every day, and weekends allowed: no closing.
+	if row := read(chromedp.Text(chromedp.ID("gate-" + envProduction))); row != envProduction+" open no closing known" {
+		t.Errorf("an environment that never closes: %q", row)
+	}
+	if row := read(chromedp.Text(chromedp.ID("job-" + jobID))); !strings.Contains(row, "waiting org/e2e deploy main "+envFrozen+" freeze_active "+utc(nextCheck)) {
+		t.Errorf("the waiting job: %q, want its next check at %s", row, utc(nextCheck))
+	}
+	if row := read(chromedp.Text(chromedp.ID("exception-" + waiver))); !strings.Contains(row, "hotfix for the checkout requester 0 of 1") {
+		t.Errorf("the exception awaiting approval: %q", row)
+	}
+
+	step("approve the exception",
+		chromedp.Click(chromedp.ID("approve-"+waiver)),
+		waitURL("/ui/exceptions/"+waiver+"/approve"),
+		chromedp.WaitVisible(chromedp.ID("state")))
+	if state, approvals := read(chromedp.Text(chromedp.ID("state"))), read(chromedp.Text(chromedp.ID("approvals"))); state != "approved" || approvals != "1 of 1 (approver)" {
+		t.Errorf("after the click: state %q approvals %q, want approved by approver", state, approvals)
+	}
+	code, _, raw = s.sendAs(t, approver, http.MethodGet, "/v1/exceptions/"+waiver, nil)
+	if e := decode[map[string]any](t, raw); code != http.StatusOK || e["state"] != "approved" {
+		t.Errorf("the exception in the API after the click: %d %v", code, e)
+	}
+	eventually(t, 30*time.Second, "the approval wakes the job and it is accepted", func() bool {
+		_, raw := s.get(t, "/v1/jobs/"+jobID)
+		return decode[map[string]any](t, raw)["state"] == "accepted"
+	})
+
+	// The requester cannot approve their own request.
+	step("log out", chromedp.Navigate(s.base+"/ui/gate"), chromedp.WaitVisible(chromedp.CSS("form.logout button")),
+		chromedp.Click(chromedp.CSS("form.logout button")), waitURL("/ui/login"))
+	login(requester)
+	if note := read(chromedp.Text(chromedp.ID("exception-" + own))); !strings.Contains(note, "You requested it: someone else must approve it.") {
+		t.Errorf("the requester's own exception: %q", note)
+	}
+	step("approve one's own exception",
+		chromedp.Click(chromedp.ID("approve-"+own)),
+		waitURL("/ui/exceptions/"+own+"/approve"),
+		chromedp.WaitVisible(chromedp.ID("message")))
+	if title, message := read(chromedp.Title()), read(chromedp.Text(chromedp.ID("message"))); !strings.HasPrefix(title, "Forbidden") ||
+		message != "requester requested exception "+own+": someone else must approve it" {
+		t.Errorf("self-approval: title %q message %q, want Forbidden and why", title, message)
+	}
+	code, _, raw = s.sendAs(t, approver, http.MethodGet, "/v1/exceptions/"+own, nil)
+	if e := decode[map[string]any](t, raw); code != http.StatusOK || e["state"] != "requested" || e["approvals"] != nil {
+		t.Errorf("the exception after the self-approval: %d %v", code, e)
 	}
 }

@@ -374,6 +374,13 @@ var funcs = template.FuncMap{
 		return t.UTC().Format("2006-01-02 15:04:05Z")
 	},
 	"date": func(t time.Time) string { return t.UTC().Format("2006-01-02") },
+	// clears says when a reason of a closed gate clears.
+	"clears": func(at tollgate.ClearTime) string {
+		if at.IsZero() {
+			return "at no known time"
+		}
+		return "at " + at.UTC().Format("2006-01-02 15:04:05Z")
+	},
 	// json shows a value as the API sends it; the template escapes it.
 	"json": func(v any) (string, error) {
 		var buf strings.Builder

@@ -1,16 +1,27 @@
-// Package ui is tollgate's history page for auditors: a read-only view of
-// the decision history, rendered on the server with html/template, its
-// stylesheet embedded in the binary. It shows what GET /v1/decisions serves,
-// for people with a browser rather than a Bearer header.
+// Package ui is tollgate's history page: the decision history for
+// auditors, and the Gate view (gate.go) of what stands at the gate now,
+// rendered on the server with html/template, its stylesheet embedded in the
+// binary. It shows what GET /v1/decisions, the controls and the jobs
+// serve, for people with a browser rather than a Bearer header; its one
+// change is approving or rejecting an exception from the Gate view.
 //
 // Browsers cannot send a Bearer header when they navigate, so the page takes
 // an API token once, in a login form, and keeps it in a cookie: HttpOnly (no
 // script reads it), SameSite=Strict (no other site's page or link sends it),
 // Secure over HTTPS, valid for the /ui/ pages only. The server checks the
-// cookie's token on every page exactly as it checks a Bearer header, with
-// the same scope (read), so an expired or revoked token stops working at
-// once. The cookie is accepted on the GET pages of /ui/ only: it never
-// authorizes an API call, so a forged cross-site request can do nothing.
+// cookie's token on every request exactly as it checks a Bearer header, with
+// the route's scope, so an expired or revoked token stops working at once.
+//
+// The cookie authorizes exactly this (Token): the GET pages of /ui/ (scope
+// read), and the Gate view's forms POST /ui/exceptions/{id}/approve and
+// /reject (scope approve), which change an exception as the API does. It
+// never authorizes an API call. Because those forms change something, a
+// cookie alone does not pass them: each must carry the login's CSRF token
+// (a hidden field only the Gate page shows, an HMAC keyed with the
+// login's token) and come from this server's own page (Sec-Fetch-Site,
+// or Origin); anything else is refused with 403 before any change. A
+// script that sends an Authorization header is authenticated by it, which
+// no other site can make a browser send, and needs neither.
 //
 // The pages run no script, and send a Content-Security-Policy that allows
 // none, nor anything not served by tollgate itself.
@@ -63,6 +74,8 @@ type Config struct {
 	// history; a tollgate error with code EUnauthorized or EForbidden
 	// (shown on the form) if not; any other error if it cannot tell.
 	Verify func(ctx context.Context, token string) error
+	// Gate, if set, serves the Gate view and its forms.
+	Gate *GateConfig
 	// MaxScan and ChartLimit bound the work of a page: DefaultMaxScan and
 	// DefaultChartLimit when 0.
 	MaxScan, ChartLimit int
@@ -86,17 +99,18 @@ func New(cfg Config) *UI {
 		cfg.ChartLimit = DefaultChartLimit
 	}
 	u := &UI{cfg: cfg, pages: map[string]*template.Template{}}
-	for _, page := range []string{"decisions", "decision", "login", "error"} {
+	for _, page := range []string{"decisions", "decision", "login", "error", "gate", "exception"} {
 		u.pages[page] = template.Must(template.New(page).Funcs(funcs).ParseFS(templateFS,
 			"templates/layout.html", "templates/"+page+".html"))
 	}
 	return u
 }
 
-// Token returns the API token of the login cookie on the GET pages of /ui/,
-// "" elsewhere: the cookie authorizes nothing else.
+// Token returns the API token of the login cookie on the GET pages of /ui/
+// and on the Gate view's approve and reject forms (which also need a CSRF
+// token, checkCSRF), "" elsewhere: the cookie authorizes nothing else.
 func Token(r *http.Request) string {
-	if r.Method != http.MethodGet || !strings.HasPrefix(r.URL.Path, Prefix) {
+	if (r.Method != http.MethodGet || !strings.HasPrefix(r.URL.Path, Prefix)) && !isAction(r) {
 		return ""
 	}
 	c, err := r.Cookie(CookieName)
