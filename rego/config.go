@@ -27,6 +27,7 @@ type Config struct {
 
 	byRepository map[string]string             // repository -> project name
 	pipelines    map[string][]pipelineCooldown // project name -> its pipelines
+	github       map[string]map[string]string  // project name -> GitHub environment -> pipeline
 }
 
 // pipelineCooldown is a pipeline of a project and its cooldown_minutes.
@@ -156,6 +157,15 @@ type Project struct {
 	Pipelines       map[string]Pipeline    `json:"pipelines"`
 	Environments    map[string]Environment `json:"environments"`
 	Risk            *Risk                  `json:"risk"`
+	GitHub          *GitHubMapping         `json:"github"`
+}
+
+// GitHubMapping says which pipeline gates a deployment that GitHub asks
+// about through a deployment protection rule (POST
+// /v1/integrations/github/webhook): by the name of the GitHub environment
+// deployed to.
+type GitHubMapping struct {
+	Environments map[string]string `json:"environments"`
 }
 
 // Risk configures the security gates of a project (risk.rego). Nil fields
@@ -253,6 +263,12 @@ func ParseConfig(dir string, globalPolicy, projects any) (*Config, error) {
 			pipelines = append(pipelines, pipelineCooldown{name: pname, minutes: pl.CooldownMinutes})
 		}
 		c.pipelines[name] = pipelines
+		if p.GitHub != nil {
+			if c.github == nil {
+				c.github = map[string]map[string]string{}
+			}
+			c.github[name] = p.GitHub.Environments
+		}
 	}
 	return &c, nil
 }
@@ -505,6 +521,19 @@ func validateProjects(file string, projects map[string]Project) (map[string]stri
 		if f, err := p.Risk.validate(); err != nil {
 			return bad(field+".risk."+f, "%v", err)
 		}
+		if g := p.GitHub; g != nil {
+			if len(g.Environments) == 0 {
+				return bad(field+".github.environments", "required: map each GitHub environment to the pipeline that gates it, such as {\"production\": \"deploy-prod\"}")
+			}
+			for _, env := range slices.Sorted(maps.Keys(g.Environments)) {
+				if err := tollgate.CheckIdentifier("the GitHub environment name", env); err != nil {
+					return bad(field+".github.environments", "%v", err)
+				}
+				if _, ok := p.Pipelines[g.Environments[env]]; !ok {
+					return bad(field+".github.environments."+env, "%q is not a pipeline of the project: name one of its pipelines", g.Environments[env])
+				}
+			}
+		}
 		for _, env := range slices.Sorted(maps.Keys(p.Environments)) {
 			if err := tollgate.CheckIdentifier("the environment name", env); err != nil {
 				return bad(field+".environments", "%v", err)
@@ -605,4 +634,19 @@ func (c *Config) pipeline(project, pipeline string) (cooldownMinutes int, ok boo
 		}
 	}
 	return 0, false
+}
+
+// GitHubPipeline is the pipeline that gates deployments of repository to
+// the GitHub environment, from its project's github.environments; the
+// error says what to configure when there is none.
+func (c *Config) GitHubPipeline(repository, environment string) (string, error) {
+	project, ok := c.byRepository[repository]
+	if !ok {
+		return "", fmt.Errorf("the repository %s is in no project of %s: add it to a project's repositories, with \"github\": {\"environments\": {\"%s\": \"<pipeline>\"}}", repository, projectsFile, environment)
+	}
+	pipeline, ok := c.github[project][environment]
+	if !ok {
+		return "", fmt.Errorf("the project %s maps no pipeline to the GitHub environment %s: add \"%s\": \"<pipeline>\" to its \"github\": {\"environments\": {…}} in %s", project, environment, environment, projectsFile)
+	}
+	return pipeline, nil
 }
