@@ -123,13 +123,20 @@ func (e *APIError) Error() string {
 // Retryable reports whether err may pass if the same call is made again
 // later: a network failure, a timeout, GitHub's 5xx, 429, or a 403 of its
 // rate limits. Other 4xx (a callback already answered, a permission the
-// app lacks) will fail again.
+// app lacks) will fail again, and so will a callback refused before it is
+// sent.
 func Retryable(err error) bool {
-	var api *APIError
-	if errors.As(err, &api) {
+	var (
+		api *APIError
+		net *url.Error // what http.Client.Do returns: no answer came
+	)
+	switch {
+	case errors.As(err, &api):
 		return api.retryable
+	case errors.As(err, &net):
+		return !errors.Is(err, context.Canceled)
 	}
-	return err != nil && !errors.Is(err, context.Canceled)
+	return false
 }
 
 // do sends a JSON request to GitHub with auth as the Authorization and
