@@ -87,6 +87,9 @@ type Config struct {
 	Attestor *attest.Signer
 	// Jobs, if set, serves gate jobs (/v1/jobs), checked by RunJobs.
 	Jobs *Jobs
+	// GitHub, if set (with Jobs), serves GitHub's deployment protection
+	// rule webhook (/v1/integrations/github/webhook).
+	GitHub *GitHub
 }
 
 // Server serves the API. Use Handler in an http.Server.
@@ -118,6 +121,9 @@ func New(cfg Config) *Server {
 	if cfg.Jobs != nil {
 		cfg.Jobs.defaults()
 	}
+	if cfg.GitHub != nil {
+		cfg.GitHub.defaults()
+	}
 	s := &Server{cfg: cfg, echo: e, auth: newAuthenticator(cfg.Tokens, cfg.Now, cfg.TokenCacheTTL), limits: newLimits(cfg),
 		wake: make(chan struct{}, 1)}
 	e.HTTPErrorHandler = s.handleError
@@ -128,6 +134,7 @@ func New(cfg Config) *Server {
 	e.GET("/v1/jobs", s.listJobs)
 	e.GET("/v1/jobs/:id", s.getJob)
 	e.DELETE("/v1/jobs/:id", s.cancelJob)
+	e.POST("/v1/integrations/github/webhook", s.githubWebhook)
 	e.POST("/v1/simulate", s.simulate)
 	e.GET("/v1/decisions", s.listDecisions)
 	e.GET("/v1/decisions/:id", s.getDecision)

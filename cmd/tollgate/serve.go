@@ -89,6 +89,7 @@ while the store holds no active token: create one with
 	controlsRefresh := f.Duration("controls-refresh", time.Second, "cache the exceptions, freezes and incident in force this `DURATION`: how long a change made through another replica takes to apply here")
 	evalTimeout := f.Duration("eval-timeout", rego.DefaultEvalTimeout, "time budget of one policy evaluation (a `DURATION`): past it the request is refused with policy_error")
 	verification := addVerificationFlags(f)
+	githubFlags := addGitHubFlags(f)
 	pprofAddr := f.String("pprof-addr", "", "serve Go's profiler (net/http/pprof) on this `HOST:PORT`, apart from the API; off when empty")
 	if code, ok := f.parseNoArgs(args); !ok {
 		return code
@@ -106,6 +107,10 @@ while the store holds no active token: create one with
 		return f.usageError("--reload-replay-limit must be a positive number or -1 (no replay), --reload-replay-window a positive duration")
 	}
 	bundleKey, err := verification()
+	if err != nil {
+		return f.usageError("%v", err)
+	}
+	githubCfg, err := githubFlags()
 	if err != nil {
 		return f.usageError("%v", err)
 	}
@@ -146,7 +151,7 @@ while the store holds no active token: create one with
 		readHeaderTimeout: *readHeaderTimeout, readTimeout: *readTimeout, writeTimeout: *writeTimeout, idleTimeout: *idleTimeout,
 		expiryInterval: *expiryInterval, controlsRefresh: *controlsRefresh, jobLease: *jobLease,
 		evalTimeout: *evalTimeout, bundleKey: bundleKey,
-		pprofAddr: *pprofAddr, ledgerSigner: ledgerSigner, attestor: attestor,
+		pprofAddr: *pprofAddr, ledgerSigner: ledgerSigner, attestor: attestor, github: githubCfg,
 	})
 	if err != nil {
 		logger.Error("tollgate serve stopped", "error", err)
@@ -187,6 +192,7 @@ type serveConfig struct {
 
 	ledgerSigner ed25519.PrivateKey // signs exports; nil: unsigned
 	attestor     *attest.Signer     // signs evaluate replies; nil: none
+	github       *server.GitHub     // the deployment protection rule; nil: off
 
 	readHeaderTimeout, readTimeout, writeTimeout, idleTimeout time.Duration
 }
@@ -392,6 +398,7 @@ func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig) error {
 		Bundles:      store.(tollgate.BundleStore),
 		Attestor:     cfg.attestor,
 		Jobs:         jobs,
+		GitHub:       cfg.github,
 	})
 	srv := &http.Server{
 		Handler:           api.Handler(),
