@@ -145,7 +145,11 @@ func (s *Server) githubWebhook(c echo.Context) error {
 // the same step as the job's final update, and let its delivery worker
 // call github.App.Review, retrying while github.Retryable.
 func (s *Server) jobEnded(j tollgate.Job) {
-	if s.cfg.GitHub == nil || len(j.Callback) == 0 {
+	switch {
+	case len(j.Callback) == 0:
+		return
+	case s.cfg.GitHub == nil:
+		s.cfg.Logger.Error("a GitHub deployment's job ended on a server without the GitHub integration (--github-app-id): GitHub is not told", "job", j.ID, "state", j.State)
 		return
 	}
 	var cb githubCallback

@@ -326,3 +326,34 @@ func TestGitHubWebhookUnmappable(t *testing.T) {
 	}
 	f.nothingStored()
 }
+
+// A job that expires at --github-wait, or is cancelled, is rejected on
+// GitHub, saying which, with the reasons it was still refused for.
+func TestGitHubWebhookExpiredAndCancelled(t *testing.T) {
+	f, gh := githubFixture(t, 0)
+	f.setNow("2026-11-27T10:00:00+01:00") // Black Friday, a freeze until Monday
+	body := deliveryBody(t, gh, "main", "production")
+	_, j := f.deliver("deployment_protection_rule", "d-expire", sign(body), body)
+	id := j["job_id"].(string)
+	f.waitJob(id, state(tollgate.JobWaiting))
+	f.setNow("2026-11-27T16:01:00+01:00") // 6 h later: --github-wait is over
+	f.waitJob(id, state(tollgate.JobExpired))
+	r := gh.waitReviews(t, 1)[0]
+	if r["state"] != "rejected" || !strings.Contains(r["comment"], "it waited at the gate until 2026-11-27T15:00:00Z, and was still refused.") ||
+		!strings.Contains(r["comment"], "- freeze_active: ") {
+		t.Fatalf("review %v", r)
+	}
+
+	body = strings.Replace(body, "23625057533", "23625057534", 1)
+	_, j = f.deliver("deployment_protection_rule", "d-cancel", sign(body), body)
+	id = j["job_id"].(string)
+	f.waitJob(id, state(tollgate.JobWaiting))
+	if code, out := f.do(http.MethodDelete, "/v1/jobs/"+id, "", ""); code != http.StatusOK {
+		t.Fatalf("DELETE: %d %v", code, out)
+	}
+	r = gh.waitReviews(t, 2)[1]
+	if r["state"] != "rejected" || !strings.Contains(r["comment"], "its gate job "+id+" was cancelled") ||
+		r["path"] != "/repos/org/service-api/actions/runs/23625057534/deployment_protection_rule" {
+		t.Fatalf("review %v", r)
+	}
+}
