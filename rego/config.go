@@ -27,7 +27,7 @@ type Config struct {
 
 	byRepository map[string]string             // repository -> project name
 	pipelines    map[string][]pipelineCooldown // project name -> its pipelines
-	github       map[string]map[string]string  // project name -> GitHub environment -> pipeline
+	github       map[string]*GitHubMapping     // project name -> its github mapping
 }
 
 // pipelineCooldown is a pipeline of a project and its cooldown_minutes.
@@ -162,9 +162,11 @@ type Project struct {
 
 // GitHubMapping says which pipeline gates a deployment that GitHub asks
 // about through a deployment protection rule (POST
-// /v1/integrations/github/webhook): by the name of the GitHub environment
-// deployed to.
+// /v1/integrations/github/webhook): by the workflow file of the run
+// (".github/workflows/deploy.yml"), else by the name of the GitHub
+// environment deployed to.
 type GitHubMapping struct {
+	Workflows    map[string]string `json:"workflows"`
 	Environments map[string]string `json:"environments"`
 }
 
@@ -265,9 +267,9 @@ func ParseConfig(dir string, globalPolicy, projects any) (*Config, error) {
 		c.pipelines[name] = pipelines
 		if p.GitHub != nil {
 			if c.github == nil {
-				c.github = map[string]map[string]string{}
+				c.github = map[string]*GitHubMapping{}
 			}
-			c.github[name] = p.GitHub.Environments
+			c.github[name] = p.GitHub
 		}
 	}
 	return &c, nil
@@ -522,15 +524,23 @@ func validateProjects(file string, projects map[string]Project) (map[string]stri
 			return bad(field+".risk."+f, "%v", err)
 		}
 		if g := p.GitHub; g != nil {
-			if len(g.Environments) == 0 {
-				return bad(field+".github.environments", "required: map each GitHub environment to the pipeline that gates it, such as {\"production\": \"deploy-prod\"}")
+			if len(g.Environments) == 0 && len(g.Workflows) == 0 {
+				return bad(field+".github", "required: map GitHub environments or workflow files to the pipelines that gate them, such as {\"environments\": {\"production\": \"deploy-prod\"}}")
 			}
-			for _, env := range slices.Sorted(maps.Keys(g.Environments)) {
-				if err := tollgate.CheckIdentifier("the GitHub environment name", env); err != nil {
-					return bad(field+".github.environments", "%v", err)
+			for _, m := range []struct {
+				key, what string
+				to        map[string]string
+			}{{"environments", "the GitHub environment name", g.Environments}, {"workflows", "the workflow file", g.Workflows}} {
+				if m.to != nil && len(m.to) == 0 {
+					return bad(field+".github."+m.key, "empty: omit the key, or map at least one")
 				}
-				if _, ok := p.Pipelines[g.Environments[env]]; !ok {
-					return bad(field+".github.environments."+env, "%q is not a pipeline of the project: name one of its pipelines", g.Environments[env])
+				for _, from := range slices.Sorted(maps.Keys(m.to)) {
+					if err := tollgate.CheckIdentifier(m.what, from); err != nil {
+						return bad(field+".github."+m.key, "%v", err)
+					}
+					if _, ok := p.Pipelines[m.to[from]]; !ok {
+						return bad(field+".github."+m.key+"."+from, "%q is not a pipeline of the project: name one of its pipelines", m.to[from])
+					}
 				}
 			}
 		}
@@ -636,17 +646,35 @@ func (c *Config) pipeline(project, pipeline string) (cooldownMinutes int, ok boo
 	return 0, false
 }
 
+// GitHubWorkflows reports whether the project of repository maps
+// workflow files: then the pipeline of a deployment depends on its run's
+// workflow file, which the caller must find out (the event does not say).
+func (c *Config) GitHubWorkflows(repository string) bool {
+	m := c.github[c.byRepository[repository]]
+	return m != nil && len(m.Workflows) > 0
+}
+
 // GitHubPipeline is the pipeline that gates deployments of repository to
-// the GitHub environment, from its project's github.environments; the
-// error says what to configure when there is none.
-func (c *Config) GitHubPipeline(repository, environment string) (string, error) {
+// the GitHub environment by a run of the workflow file ("" if unknown),
+// from its project's github mapping: the workflow's, else the
+// environment's. The error says what to configure when there is none.
+func (c *Config) GitHubPipeline(repository, environment, workflow string) (string, error) {
 	project, ok := c.byRepository[repository]
 	if !ok {
 		return "", fmt.Errorf("the repository %s is in no project of %s: add it to a project's repositories, with \"github\": {\"environments\": {\"%s\": \"<pipeline>\"}}", repository, projectsFile, environment)
 	}
-	pipeline, ok := c.github[project][environment]
-	if !ok {
-		return "", fmt.Errorf("the project %s maps no pipeline to the GitHub environment %s: add \"%s\": \"<pipeline>\" to its \"github\": {\"environments\": {…}} in %s", project, environment, environment, projectsFile)
+	m := c.github[project]
+	if m != nil {
+		if pipeline, ok := m.Workflows[workflow]; ok && workflow != "" {
+			return pipeline, nil
+		}
+		if pipeline, ok := m.Environments[environment]; ok {
+			return pipeline, nil
+		}
 	}
-	return pipeline, nil
+	hint := ""
+	if workflow != "" {
+		hint = fmt.Sprintf(", or the run's workflow file %q to its \"workflows\"", workflow)
+	}
+	return "", fmt.Errorf("the project %s maps no pipeline to the GitHub environment %s: add \"%s\": \"<pipeline>\" to its \"github\": {\"environments\": {…}} in %s%s", project, environment, environment, projectsFile, hint)
 }

@@ -103,7 +103,21 @@ func (s *Server) githubWebhook(c echo.Context) error {
 		return err
 	}
 	policy := s.cfg.Engine.Policy()
-	req, err := ev.Request(policy.Bundle().Config.GitHubPipeline)
+	config := policy.Bundle().Config
+	workflow := ""
+	if ev.Repository != nil && config.GitHubWorkflows(ev.Repository.FullName) && ev.RunID() != "" {
+		// The project maps workflow files, which the event does not name:
+		// the run does.
+		if workflow, err = gh.App.WorkflowPath(c.Request().Context(), cb.InstallationID, ev.Repository.FullName, ev.RunID()); err != nil {
+			s.cfg.Logger.Warn("could not read a GitHub deployment's workflow run", "delivery", delivery, "err", err)
+			problem := fmt.Sprintf("tollgate could not read the workflow run %s to choose the pipeline (%v): re-run the job once GitHub answers, and check the App has the Actions read permission", ev.RunID(), err)
+			go s.review(context.WithoutCancel(c.Request().Context()), cb, github.Outcome{State: github.Rejected, Summary: problem})
+			return c.JSON(http.StatusAccepted, map[string]string{"state": github.Rejected, "comment": problem})
+		}
+	}
+	req, err := ev.Request(func(repository, environment string) (string, error) {
+		return config.GitHubPipeline(repository, environment, workflow)
+	})
 	var unmappable *github.UnmappableError
 	if errors.As(err, &unmappable) {
 		s.cfg.Logger.Info("GitHub deployment rejected: it maps to no gate request", "delivery", delivery, "environment", ev.Environment, "problem", unmappable.Problem)

@@ -28,9 +28,10 @@ const webhookSecret = "s3cret-of-the-webhook"
 // fakeGitHub takes installation tokens and reviews, failing the first
 // fail reviews with 502.
 type fakeGitHub struct {
-	srv     *httptest.Server
-	mu      sync.Mutex
-	fail    int
+	srv      *httptest.Server
+	mu       sync.Mutex
+	workflow string // the workflow file of every run; "" fails the runs API with 502
+	fail     int
 	tries   int
 	reviews []map[string]string
 }
@@ -42,6 +43,12 @@ func (g *fakeGitHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case strings.HasPrefix(r.URL.Path, "/app/installations/"):
 		w.WriteHeader(http.StatusCreated)
 		fmt.Fprintf(w, `{"token": "ghs_test", "expires_at": %q}`, time.Now().Add(time.Hour).UTC().Format(time.RFC3339))
+	case r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/repos/org/service-api/actions/runs/") && r.Header.Get("Authorization") == "Bearer ghs_test":
+		if g.workflow == "" {
+			http.Error(w, `{"message": "Server Error"}`, http.StatusBadGateway)
+			return
+		}
+		fmt.Fprintf(w, `{"id": 1, "path": %q}`, g.workflow)
 	case strings.HasSuffix(r.URL.Path, "/deployment_protection_rule") && r.Header.Get("Authorization") == "Bearer ghs_test":
 		g.tries++
 		if g.tries <= g.fail {
@@ -93,7 +100,7 @@ func githubFixture(t *testing.T, failReviews int) (*fixture, *fakeGitHub) {
 		}
 		githubKeyPEM = pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})
 	})
-	gh := &fakeGitHub{fail: failReviews}
+	gh := &fakeGitHub{fail: failReviews, workflow: ".github/workflows/deploy.yml"}
 	gh.srv = httptest.NewServer(gh)
 	t.Cleanup(gh.srv.Close)
 	app, err := github.NewApp(99, githubKeyPEM, gh.srv.URL, gh.srv.Client(), nil)
@@ -355,5 +362,39 @@ func TestGitHubWebhookExpiredAndCancelled(t *testing.T) {
 	if r["state"] != "rejected" || !strings.Contains(r["comment"], "its gate job "+id+" was cancelled") ||
 		r["path"] != "/repos/org/service-api/actions/runs/23625057534/deployment_protection_rule" {
 		t.Fatalf("review %v", r)
+	}
+}
+
+// A project that maps workflow files gates a deployment by its run's
+// workflow: read from GitHub, which the App may read (Actions: read). If
+// GitHub cannot say, the deployment is rejected at once.
+func TestGitHubWebhookWorkflowMapping(t *testing.T) {
+	f, gh := githubFixture(t, 0)
+	gh.workflow = ".github/workflows/hotfix.yml@refs/heads/hotfix/1"
+	body := deliveryBody(t, gh, "hotfix/1", "production")
+	_, j := f.deliver("deployment_protection_rule", "d-hotfix", sign(body), body)
+	if j["pipeline"] != "hotfix-prod" {
+		t.Fatalf("job %v, want the pipeline hotfix-prod of .github/workflows/hotfix.yml", j)
+	}
+	f.waitJob(j["job_id"].(string), state(tollgate.JobAccepted))
+	if r := gh.waitReviews(t, 1)[0]; r["state"] != "approved" {
+		t.Fatalf("review %v", r)
+	}
+
+	gh.mu.Lock()
+	gh.workflow = ""
+	gh.mu.Unlock()
+	body = strings.Replace(body, "23625057533", "23625057535", 1)
+	code, out := f.deliver("deployment_protection_rule", "d-noworkflow", sign(body), body)
+	want := "tollgate could not read the workflow run 23625057535 to choose the pipeline"
+	if code != http.StatusAccepted || out["state"] != "rejected" || !strings.Contains(out["comment"].(string), want) {
+		t.Fatalf("%d %v", code, out)
+	}
+	if r := gh.waitReviews(t, 2)[1]; r["state"] != "rejected" || !strings.Contains(r["comment"], want) {
+		t.Fatalf("review %v", r)
+	}
+	_, jobs := f.do(http.MethodGet, "/v1/jobs", "", "")
+	if n := len(jobs["jobs"].([]any)); n != 1 {
+		t.Fatalf("%d jobs, want the hotfix's only", n)
 	}
 }

@@ -49,6 +49,9 @@ func (g *e2eGitHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		w.WriteHeader(http.StatusCreated)
 		fmt.Fprintf(w, `{"token": "ghs_e2e", "expires_at": %q}`, time.Now().Add(time.Hour).UTC().Format(time.RFC3339))
+	case r.Method == http.MethodGet && r.URL.Path == "/repos/org/service-api/actions/runs/4242" && auth == "ghs_e2e":
+		// service-api maps a workflow file: its runs are read (Actions: read).
+		fmt.Fprint(w, `{"id": 4242, "path": ".github/workflows/deploy.yml"}`)
 	case r.Method == http.MethodPost && r.URL.Path == "/repos/org/service-api/actions/runs/4242/deployment_protection_rule" && auth == "ghs_e2e" &&
 		r.Header.Get("X-GitHub-Api-Version") == "2022-11-28":
 		var body map[string]string

@@ -139,21 +139,28 @@ func Retryable(err error) bool {
 	return false
 }
 
-// do sends a JSON request to GitHub with auth as the Authorization and
-// decodes a success's JSON answer into out (if not nil).
+// do sends a request to GitHub, with body as JSON (if not nil) and auth
+// as the Authorization, and decodes a success's JSON answer into out (if
+// not nil).
 func (a *App) do(ctx context.Context, method, rawURL, auth string, body, out any) error {
-	data, err := json.Marshal(body)
-	if err != nil {
-		return err
+	var payload io.Reader
+	if body != nil {
+		data, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		payload = bytes.NewReader(data)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, rawURL, bytes.NewReader(data))
+	req, err := http.NewRequestWithContext(ctx, method, rawURL, payload)
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Authorization", auth)
 	req.Header.Set("Accept", "application/vnd.github+json")
 	req.Header.Set("X-GitHub-Api-Version", APIVersion)
-	req.Header.Set("Content-Type", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	req.Header.Set("User-Agent", "tollgate")
 	resp, err := a.http.Do(req)
 	if err != nil {
@@ -213,6 +220,36 @@ func (a *App) InstallationToken(ctx context.Context, installationID int64) (stri
 	a.tokens[installationID] = installationToken{token: answer.Token, expires: answer.ExpiresAt}
 	a.mu.Unlock()
 	return answer.Token, nil
+}
+
+// WorkflowPath is the workflow file of a run of repository ("OWNER/REPO"),
+// as the installation reads it (GET /repos/{owner}/{repo}/actions/runs/{id},
+// with the Actions read permission): ".github/workflows/deploy.yml".
+func (a *App) WorkflowPath(ctx context.Context, installationID int64, repository, runID string) (string, error) {
+	owner, repo, ok := strings.Cut(repository, "/")
+	if !ok || owner == "" || repo == "" || strings.Contains(repo, "/") {
+		return "", fmt.Errorf("repository %q is not OWNER/REPO", repository)
+	}
+	if _, err := strconv.ParseUint(runID, 10, 64); err != nil {
+		return "", fmt.Errorf("run ID %q is not a number", runID)
+	}
+	token, err := a.InstallationToken(ctx, installationID)
+	if err != nil {
+		return "", err
+	}
+	var run struct {
+		Path string `json:"path"`
+	}
+	u := a.base.JoinPath("repos", owner, repo, "actions", "runs", runID).String()
+	if err := a.do(ctx, http.MethodGet, u, "Bearer "+token, nil, &run); err != nil {
+		return "", err
+	}
+	if run.Path == "" {
+		return "", fmt.Errorf("GET %s: the run has no path", u)
+	}
+	// A run of a workflow called from another ref may say path@ref.
+	path, _, _ := strings.Cut(run.Path, "@")
+	return path, nil
 }
 
 // forget drops the installation's cached token if it is still token.

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -225,6 +226,12 @@ func (f *fakeGitHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.valid = append(f.valid, token)
 		w.WriteHeader(http.StatusCreated)
 		json.NewEncoder(w).Encode(map[string]any{"token": token, "expires_at": f.now().Add(time.Hour).UTC().Format(time.RFC3339)})
+	case r.Method == http.MethodGet && r.URL.Path == "/repos/org/api/actions/runs/77":
+		if r.Header.Get("Content-Type") != "" || !slices.Contains(f.valid, bearer) {
+			http.Error(w, `{"message":"Bad credentials"}`, http.StatusUnauthorized)
+			return
+		}
+		fmt.Fprint(w, `{"id": 77, "name": "Deploy", "path": ".github/workflows/deploy.yml@refs/heads/main"}`)
 	case r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/deployment_protection_rule"):
 		if len(f.failures) > 0 {
 			status := f.failures[0]
@@ -426,5 +433,24 @@ func TestComment(t *testing.T) {
 		!strings.Contains(got, "more lines cut to fit GitHub's comment limit: read them all on the decision's page.") ||
 		!strings.Contains(got, "- risk_threshold_exceeded: finding 0 ") {
 		t.Fatalf("truncated comment: %q…%q", got[:200], got[len(got)-200:])
+	}
+}
+
+func TestWorkflowPath(t *testing.T) {
+	fake, _, _, app := startFake(t)
+	path, err := app.WorkflowPath(context.Background(), 42, "org/api", "77")
+	if err != nil || path != ".github/workflows/deploy.yml" {
+		t.Fatalf("WorkflowPath = %q, %v", path, err)
+	}
+	if _, err := app.WorkflowPath(context.Background(), 42, "org/api", "78"); err == nil || github.Retryable(err) {
+		t.Fatalf("an unknown run: %v; want a final error", err)
+	}
+	for _, bad := range [][2]string{{"org", "77"}, {"org/api/x", "77"}, {"org/api", "../77"}} {
+		if _, err := app.WorkflowPath(context.Background(), 42, bad[0], bad[1]); err == nil {
+			t.Errorf("%v: no error", bad)
+		}
+	}
+	if fake.issued != 1 {
+		t.Fatalf("%d tokens issued, want 1", fake.issued)
 	}
 }
