@@ -32,8 +32,8 @@ type fakeGitHub struct {
 	mu       sync.Mutex
 	workflow string // the workflow file of every run; "" fails the runs API with 502
 	fail     int
-	tries   int
-	reviews []map[string]string
+	tries    int
+	reviews  []map[string]string
 }
 
 func (g *fakeGitHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
