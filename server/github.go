@@ -102,6 +102,22 @@ func (s *Server) githubWebhook(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	// A redelivery is answered with the job of the first delivery before
+	// anything else is asked of GitHub: nothing is decided twice, and a
+	// GitHub that fails now cannot turn a waiting deployment into a
+	// rejection.
+	key := "github-delivery:" + delivery
+	found, err := jobs.Store.Jobs(c.Request().Context(), tollgate.JobFilter{IdempotencyKey: key, Limit: 1})
+	if err != nil {
+		return err
+	}
+	if len(found) == 1 {
+		if err := s.checkServedJobs(c.Request().Context(), found); err != nil {
+			return err
+		}
+		c.Response().Header().Set(echo.HeaderLocation, "/v1/jobs/"+found[0].ID)
+		return c.JSON(http.StatusOK, found[0])
+	}
 	policy := s.cfg.Engine.Policy()
 	config := policy.Bundle().Config
 	workflow := ""
@@ -138,8 +154,7 @@ func (s *Server) githubWebhook(c echo.Context) error {
 		return err
 	}
 	maxWait, _, _ := jobs.bounds(policy)
-	j, created, err := s.enqueue(c.Request().Context(), jobs, req, eval, s.cfg.Now().Add(min(gh.Wait, maxWait)),
-		"github-delivery:"+delivery, callback)
+	j, created, err := s.enqueue(c.Request().Context(), jobs, req, eval, s.cfg.Now().Add(min(gh.Wait, maxWait)), key, callback)
 	if err != nil {
 		return err
 	}

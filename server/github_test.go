@@ -384,6 +384,10 @@ func TestGitHubWebhookWorkflowMapping(t *testing.T) {
 	gh.mu.Lock()
 	gh.workflow = ""
 	gh.mu.Unlock()
+	// A redelivery finds its job without asking GitHub, which now fails.
+	if code, again := f.deliver("deployment_protection_rule", "d-hotfix", sign(body), body); code != http.StatusOK || again["job_id"] != j["job_id"] {
+		t.Fatalf("redelivery while GitHub fails: %d %v; want 200 and job %v", code, again, j["job_id"])
+	}
 	body = strings.Replace(body, "23625057533", "23625057535", 1)
 	code, out := f.deliver("deployment_protection_rule", "d-noworkflow", sign(body), body)
 	want := "tollgate could not read the workflow run 23625057535 to choose the pipeline"
