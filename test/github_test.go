@@ -151,10 +151,12 @@ func TestGitHubDeploymentProtectionRule(t *testing.T) {
 	if _, told := gh.review(0); told {
 		t.Fatal("GitHub was told before the freeze lifted")
 	}
+	lifted := time.Now()
 	if code, raw := s.do(t, http.MethodDelete, "/v1/freezes/"+freeze, "application/json", []byte(`{}`)); code != http.StatusOK {
 		t.Fatalf("lift: %d %s", code, raw)
 	}
 	eventually(t, 20*time.Second, "GitHub hears of the job", func() bool { _, ok := gh.review(0); return ok })
+	t.Logf("GitHub approved %s after the freeze was lifted", time.Since(lifted).Round(time.Millisecond))
 	approved, _ := gh.review(0)
 	done := job(id)
 	decisions := done["decisions"].([]any)
