@@ -168,7 +168,15 @@ type Project struct {
 type GitHubMapping struct {
 	Workflows    map[string]string `json:"workflows"`
 	Environments map[string]string `json:"environments"`
+	// WaitHours is how long a deployment to a GitHub environment waits at
+	// the gate, by environment, in place of serve's --github-wait: 1 to
+	// MaxGitHubWaitHours.
+	WaitHours map[string]int `json:"wait_hours"`
 }
+
+// MaxGitHubWaitHours is GitHub's own limit: a job waiting on a custom
+// deployment protection rule fails after 30 days.
+const MaxGitHubWaitHours = 30 * 24
 
 // Risk configures the security gates of a project (risk.rego). Nil fields
 // leave their gate off.
@@ -543,6 +551,14 @@ func validateProjects(file string, projects map[string]Project) (map[string]stri
 					}
 				}
 			}
+			for _, env := range slices.Sorted(maps.Keys(g.WaitHours)) {
+				if err := tollgate.CheckIdentifier("the GitHub environment name", env); err != nil {
+					return bad(field+".github.wait_hours", "%v", err)
+				}
+				if h := g.WaitHours[env]; h < 1 || h > MaxGitHubWaitHours {
+					return bad(field+".github.wait_hours."+env, "must be from 1 to %d hours (GitHub fails a deployment waiting 30 days), got %d", MaxGitHubWaitHours, h)
+				}
+			}
 		}
 		for _, env := range slices.Sorted(maps.Keys(p.Environments)) {
 			if err := tollgate.CheckIdentifier("the environment name", env); err != nil {
@@ -652,6 +668,16 @@ func (c *Config) pipeline(project, pipeline string) (cooldownMinutes int, ok boo
 func (c *Config) GitHubWorkflows(repository string) bool {
 	m := c.github[c.byRepository[repository]]
 	return m != nil && len(m.Workflows) > 0
+}
+
+// GitHubWait is how long a deployment of repository to the GitHub
+// environment waits at the gate, from its project's github.wait_hours; 0
+// when the project does not say.
+func (c *Config) GitHubWait(repository, environment string) time.Duration {
+	if m := c.github[c.byRepository[repository]]; m != nil {
+		return time.Duration(m.WaitHours[environment]) * time.Hour
+	}
+	return 0
 }
 
 // GitHubPipeline is the pipeline that gates deployments of repository to

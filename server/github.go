@@ -23,7 +23,8 @@ type GitHub struct {
 	App    *github.App
 	Secret []byte // the webhook secret
 	// Wait is how long a deployment waits at the gate before it is
-	// rejected (as expired); at most the jobs' own longest wait
+	// rejected (as expired), unless its project's github.wait_hours names
+	// its environment; either way at most the jobs' own longest wait
 	// (global_policy.jobs.max_wait_hours), which takes its place when
 	// shorter.
 	Wait time.Duration
@@ -153,8 +154,12 @@ func (s *Server) githubWebhook(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	wait := config.GitHubWait(req.Repository, req.Metadata.Environment)
+	if wait == 0 {
+		wait = gh.Wait
+	}
 	maxWait, _, _ := jobs.bounds(policy)
-	j, created, err := s.enqueue(c.Request().Context(), jobs, req, eval, s.cfg.Now().Add(min(gh.Wait, maxWait)), key, callback)
+	j, created, err := s.enqueue(c.Request().Context(), jobs, req, eval, s.cfg.Now().Add(min(wait, maxWait)), key, callback)
 	if err != nil {
 		return err
 	}

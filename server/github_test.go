@@ -402,3 +402,17 @@ func TestGitHubWebhookWorkflowMapping(t *testing.T) {
 		t.Fatalf("%d jobs, want the hotfix's only", n)
 	}
 }
+
+// A deployment waits --github-wait, or its project's github.wait_hours for
+// its environment (service-api: staging 1 h).
+func TestGitHubWebhookWaitPerEnvironment(t *testing.T) {
+	f, gh := githubFixture(t, 0)
+	now := time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC) // the fixture's clock
+	for env, want := range map[string]time.Duration{"production": 6 * time.Hour, "staging": time.Hour} {
+		body := deliveryBody(t, gh, "main", env)
+		_, j := f.deliver("deployment_protection_rule", "d-wait-"+env, sign(body), body)
+		if j["wait_until"] != now.Add(want).Format(time.RFC3339) {
+			t.Errorf("%s: wait_until %v, want %s", env, j["wait_until"], now.Add(want).Format(time.RFC3339))
+		}
+	}
+}
