@@ -26,27 +26,24 @@ var routeScopes = map[string]tollgate.Scope{
 	"POST /v1/evaluate": tollgate.ScopeEvaluate,
 	// A job is an evaluation that waits: who may evaluate may submit one,
 	// follow it and cancel it; listing them all is reading.
-	"POST /v1/jobs":       tollgate.ScopeEvaluate,
-	"GET /v1/jobs/:id":    tollgate.ScopeEvaluate,
-	"DELETE /v1/jobs/:id": tollgate.ScopeEvaluate,
-	"GET /v1/jobs":        tollgate.ScopeRead,
-	// GitHub holds no token: it signs its deliveries with the webhook
-	// secret, which the handler checks before anything else.
-	"POST /v1/integrations/github/webhook": public,
-	"POST /v1/scans":                       tollgate.ScopeEvaluate,
-	"POST /v1/simulate":                    tollgate.ScopeSimulate,
-	"POST /v1/impact":                      tollgate.ScopeSimulate, // a simulation over the history
-	"GET /v1/decisions":                    tollgate.ScopeRead,
-	"GET /v1/decisions/:id":                tollgate.ScopeRead,
-	"GET /v1/decisions/export":             tollgate.ScopeRead,
-	"GET /v1/decisions/:id/replay":         tollgate.ScopeRead,
-	"GET /v1/bundles":                      tollgate.ScopeRead,
-	"GET /v1/scans/:id":                    tollgate.ScopeRead,
-	"GET /v1/epss":                         tollgate.ScopeRead,
-	"POST /v1/epss":                        tollgate.ScopeAdmin,
-	"GET /v1/tokens":                       tollgate.ScopeAdmin,
-	"POST /v1/tokens":                      tollgate.ScopeAdmin,
-	"DELETE /v1/tokens/:name":              tollgate.ScopeAdmin,
+	"POST /v1/jobs":                tollgate.ScopeEvaluate,
+	"GET /v1/jobs/:id":             tollgate.ScopeEvaluate,
+	"DELETE /v1/jobs/:id":          tollgate.ScopeEvaluate,
+	"GET /v1/jobs":                 tollgate.ScopeRead,
+	"POST /v1/scans":               tollgate.ScopeEvaluate,
+	"POST /v1/simulate":            tollgate.ScopeSimulate,
+	"POST /v1/impact":              tollgate.ScopeSimulate, // a simulation over the history
+	"GET /v1/decisions":            tollgate.ScopeRead,
+	"GET /v1/decisions/:id":        tollgate.ScopeRead,
+	"GET /v1/decisions/export":     tollgate.ScopeRead,
+	"GET /v1/decisions/:id/replay": tollgate.ScopeRead,
+	"GET /v1/bundles":              tollgate.ScopeRead,
+	"GET /v1/scans/:id":            tollgate.ScopeRead,
+	"GET /v1/epss":                 tollgate.ScopeRead,
+	"POST /v1/epss":                tollgate.ScopeAdmin,
+	"GET /v1/tokens":               tollgate.ScopeAdmin,
+	"POST /v1/tokens":              tollgate.ScopeAdmin,
+	"DELETE /v1/tokens/:name":      tollgate.ScopeAdmin,
 	// Anyone who deploys may ask for an exception; granting one (or
 	// breaking the glass) takes an approver, another identity.
 	"POST /v1/exceptions":             tollgate.ScopeEvaluate,
@@ -79,6 +76,10 @@ var routeScopes = map[string]tollgate.Scope{
 	"GET /healthz": public,
 	"GET /readyz":  public,
 	"GET /metrics": public,
+
+	// GitHub holds no token: it signs its deliveries with the webhook
+	// secret, which the handler checks before anything else.
+	"POST /v1/integrations/github/webhook": public,
 }
 
 func routeKey(method, path string) string { return method + " " + path }

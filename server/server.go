@@ -85,11 +85,11 @@ type Config struct {
 	// Attestor, if set, signs every decision POST /v1/evaluate records:
 	// the reply carries it as "attestation". Without it, none.
 	Attestor *attest.Signer
-	// Jobs, if set, serves gate jobs (/v1/jobs), checked by RunJobs.
-	Jobs *Jobs
 	// GitHub, if set (with Jobs), serves GitHub's deployment protection
 	// rule webhook (/v1/integrations/github/webhook).
 	GitHub *GitHub
+	// Jobs, if set, serves gate jobs (/v1/jobs), checked by RunJobs.
+	Jobs *Jobs
 }
 
 // Server serves the API. Use Handler in an http.Server.
