@@ -57,6 +57,10 @@ type Job struct {
 	WaitingOn []Reason `json:"waiting_on"`
 	// Decisions are the IDs of its checks' decisions, oldest first.
 	Decisions []string `json:"decisions"`
+	// Callback is whom to tell when the job ends, in the shape of the
+	// integration that submitted it (a GitHub deployment protection rule:
+	// {"github": …}); none for jobs submitted through POST /v1/jobs.
+	Callback json.RawMessage `json:"callback,omitempty"`
 }
 
 // JobFilter selects jobs for JobStore.Jobs: every field set must match.

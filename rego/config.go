@@ -27,6 +27,7 @@ type Config struct {
 
 	byRepository map[string]string             // repository -> project name
 	pipelines    map[string][]pipelineCooldown // project name -> its pipelines
+	github       map[string]*GitHubMapping     // project name -> its github mapping
 }
 
 // pipelineCooldown is a pipeline of a project and its cooldown_minutes.
@@ -157,7 +158,26 @@ type Project struct {
 	Pipelines       map[string]Pipeline    `json:"pipelines"`
 	Environments    map[string]Environment `json:"environments"`
 	Risk            *Risk                  `json:"risk"`
+	GitHub          *GitHubMapping         `json:"github"`
 }
+
+// GitHubMapping says which pipeline gates a deployment that GitHub asks
+// about through a deployment protection rule (POST
+// /v1/integrations/github/webhook): by the workflow file of the run
+// (".github/workflows/deploy.yml"), else by the name of the GitHub
+// environment deployed to.
+type GitHubMapping struct {
+	Workflows    map[string]string `json:"workflows"`
+	Environments map[string]string `json:"environments"`
+	// WaitHours is how long a deployment to a GitHub environment waits at
+	// the gate, by environment, in place of serve's --github-wait: 1 to
+	// MaxGitHubWaitHours.
+	WaitHours map[string]int `json:"wait_hours"`
+}
+
+// MaxGitHubWaitHours is GitHub's own limit: a job waiting on a custom
+// deployment protection rule fails after 30 days.
+const MaxGitHubWaitHours = 30 * 24
 
 // Risk configures the security gates of a project (risk.rego). Nil fields
 // leave their gate off.
@@ -254,6 +274,12 @@ func ParseConfig(dir string, globalPolicy, projects any) (*Config, error) {
 			pipelines = append(pipelines, pipelineCooldown{name: pname, minutes: pl.CooldownMinutes})
 		}
 		c.pipelines[name] = pipelines
+		if p.GitHub != nil {
+			if c.github == nil {
+				c.github = map[string]*GitHubMapping{}
+			}
+			c.github[name] = p.GitHub
+		}
 	}
 	return &c, nil
 }
@@ -509,6 +535,35 @@ func validateProjects(file string, projects map[string]Project) (map[string]stri
 		if f, err := p.Risk.validate(); err != nil {
 			return bad(field+".risk."+f, "%v", err)
 		}
+		if g := p.GitHub; g != nil {
+			if len(g.Environments) == 0 && len(g.Workflows) == 0 {
+				return bad(field+".github", "required: map GitHub environments or workflow files to the pipelines that gate them, such as {\"environments\": {\"production\": \"deploy-prod\"}}")
+			}
+			for _, m := range []struct {
+				key, what string
+				to        map[string]string
+			}{{"environments", "the GitHub environment name", g.Environments}, {"workflows", "the workflow file", g.Workflows}} {
+				if m.to != nil && len(m.to) == 0 {
+					return bad(field+".github."+m.key, "empty: omit the key, or map at least one")
+				}
+				for _, from := range slices.Sorted(maps.Keys(m.to)) {
+					if err := tollgate.CheckIdentifier(m.what, from); err != nil {
+						return bad(field+".github."+m.key, "%v", err)
+					}
+					if _, ok := p.Pipelines[m.to[from]]; !ok {
+						return bad(field+".github."+m.key+"."+from, "%q is not a pipeline of the project: name one of its pipelines", m.to[from])
+					}
+				}
+			}
+			for _, env := range slices.Sorted(maps.Keys(g.WaitHours)) {
+				if err := tollgate.CheckIdentifier("the GitHub environment name", env); err != nil {
+					return bad(field+".github.wait_hours", "%v", err)
+				}
+				if h := g.WaitHours[env]; h < 1 || h > MaxGitHubWaitHours {
+					return bad(field+".github.wait_hours."+env, "must be from 1 to %d hours (GitHub fails a deployment waiting 30 days), got %d", MaxGitHubWaitHours, h)
+				}
+			}
+		}
 		for _, env := range slices.Sorted(maps.Keys(p.Environments)) {
 			if err := tollgate.CheckIdentifier("the environment name", env); err != nil {
 				return bad(field+".environments", "%v", err)
@@ -609,4 +664,47 @@ func (c *Config) pipeline(project, pipeline string) (cooldownMinutes int, ok boo
 		}
 	}
 	return 0, false
+}
+
+// GitHubWorkflows reports whether the project of repository maps
+// workflow files: then the pipeline of a deployment depends on its run's
+// workflow file, which the caller must find out (the event does not say).
+func (c *Config) GitHubWorkflows(repository string) bool {
+	m := c.github[c.byRepository[repository]]
+	return m != nil && len(m.Workflows) > 0
+}
+
+// GitHubWait is how long a deployment of repository to the GitHub
+// environment waits at the gate, from its project's github.wait_hours; 0
+// when the project does not say.
+func (c *Config) GitHubWait(repository, environment string) time.Duration {
+	if m := c.github[c.byRepository[repository]]; m != nil {
+		return time.Duration(m.WaitHours[environment]) * time.Hour
+	}
+	return 0
+}
+
+// GitHubPipeline is the pipeline that gates deployments of repository to
+// the GitHub environment by a run of the workflow file ("" if unknown),
+// from its project's github mapping: the workflow's, else the
+// environment's. The error says what to configure when there is none.
+func (c *Config) GitHubPipeline(repository, environment, workflow string) (string, error) {
+	project, ok := c.byRepository[repository]
+	if !ok {
+		return "", fmt.Errorf("the repository %s is in no project of %s: add it to a project's repositories, with \"github\": {\"environments\": {\"%s\": \"<pipeline>\"}}", repository, projectsFile, environment)
+	}
+	m := c.github[project]
+	if m != nil {
+		if pipeline, ok := m.Workflows[workflow]; ok && workflow != "" {
+			return pipeline, nil
+		}
+		if pipeline, ok := m.Environments[environment]; ok {
+			return pipeline, nil
+		}
+	}
+	hint := ""
+	if workflow != "" {
+		hint = fmt.Sprintf(", or the run's workflow file %q to its \"workflows\"", workflow)
+	}
+	return "", fmt.Errorf("the project %s maps no pipeline to the GitHub environment %s: add \"%s\": \"<pipeline>\" to its \"github\": {\"environments\": {…}} in %s%s", project, environment, environment, projectsFile, hint)
 }

@@ -334,6 +334,13 @@ func TestLoadBundleRejectsBadConfig(t *testing.T) {
 		{"risk max_cvss out of range", "config/projects/data.json", `{"a": {"repositories": ["org/a"], "pipelines": {"p": {"type": "deploy"}}, "risk": {"max_cvss": 11}}}`, `a.risk.max_cvss: must be a CVSS score from 0 to 10`},
 		{"risk unknown key", "config/projects/data.json", `{"a": {"repositories": ["org/a"], "pipelines": {"p": {"type": "deploy"}}, "risk": {"max_cvs": 7}}}`, `unknown field "max_cvs"`},
 		{"environment risk", "config/projects/data.json", `{"a": {"repositories": ["org/a"], "pipelines": {"p": {"type": "deploy"}}, "environments": {"production": {"pipeline_types": ["deploy"], "risk": {"epss_weight": 2}}}}}`, `a.environments.production.risk.epss_weight: must be from 0 to 1`},
+		{"github unknown pipeline", "config/projects/data.json", `{"a": {"repositories": ["org/a"], "pipelines": {"p": {"type": "deploy"}}, "github": {"environments": {"production": "deploy-prod"}}}}`, `a.github.environments.production: "deploy-prod" is not a pipeline of the project`},
+		{"github no environments", "config/projects/data.json", `{"a": {"repositories": ["org/a"], "pipelines": {"p": {"type": "deploy"}}, "github": {}}}`, `a.github: required`},
+		{"github wait over 30 days", "config/projects/data.json", `{"a": {"repositories": ["org/a"], "pipelines": {"p": {"type": "deploy"}}, "github": {"environments": {"production": "p"}, "wait_hours": {"production": 721}}}}`, `a.github.wait_hours.production: must be from 1 to 720 hours`},
+		{"github wait 0", "config/projects/data.json", `{"a": {"repositories": ["org/a"], "pipelines": {"p": {"type": "deploy"}}, "github": {"environments": {"production": "p"}, "wait_hours": {"production": 0}}}}`, `a.github.wait_hours.production: must be from 1 to 720 hours`},
+		{"github empty workflows", "config/projects/data.json", `{"a": {"repositories": ["org/a"], "pipelines": {"p": {"type": "deploy"}}, "github": {"environments": {"production": "p"}, "workflows": {}}}}`, `a.github.workflows: empty`},
+		{"github workflow unknown pipeline", "config/projects/data.json", `{"a": {"repositories": ["org/a"], "pipelines": {"p": {"type": "deploy"}}, "github": {"workflows": {".github/workflows/x.yml": "q"}}}}`, `a.github.workflows..github/workflows/x.yml: "q" is not a pipeline of the project`},
+		{"github unknown key", "config/projects/data.json", `{"a": {"repositories": ["org/a"], "pipelines": {"p": {"type": "deploy"}}, "github": {"workflow": {"deploy.yml": "p"}}}}`, `unknown field "workflow"`},
 		{"projects not an object", "config/projects/data.json", `[]`, `config/projects/data.json: invalid JSON`},
 		{"case-variant key", "config/global_policy/data.json", `{"Timezone": "UTC"}`, `unknown field "Timezone": field names are case-sensitive, did you mean "timezone"?`},
 		{"case-variant project key", "config/projects/data.json", `{"a": {"Repositories": ["org/a"], "pipelines": {"p": {"type": "deploy"}}}}`, `did you mean "a.repositories"?`},
@@ -543,5 +550,41 @@ func BenchmarkEvaluateProjects(b *testing.B) {
 				p.Evaluate(ctx, r, c)
 			}
 		})
+	}
+}
+
+func TestGitHubPipeline(t *testing.T) {
+	dir := newBundleDir(t, map[string]string{"policy.rego": "package tollgate\n",
+		"config/projects/data.json": `{"api": {"repositories": ["org/api"], "pipelines": {"deploy-prod": {"type": "deploy"}, "hotfix": {"type": "hotfix"}},
+			"github": {"environments": {"production": "deploy-prod"}, "workflows": {".github/workflows/hotfix.yml": "hotfix"}, "wait_hours": {"production": 12}}},
+			"web": {"repositories": ["org/web"], "pipelines": {"deploy": {"type": "deploy"}}}}`})
+	b, err := LoadBundle(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct{ env, workflow, want string }{
+		{"production", "", "deploy-prod"},
+		{"production", ".github/workflows/deploy.yml", "deploy-prod"},
+		{"production", ".github/workflows/hotfix.yml", "hotfix"},
+		{"staging", ".github/workflows/hotfix.yml", "hotfix"},
+	} {
+		if p, err := b.Config.GitHubPipeline("org/api", tt.env, tt.workflow); err != nil || p != tt.want {
+			t.Errorf("org/api %s %s: %q, %v; want %s", tt.env, tt.workflow, p, err, tt.want)
+		}
+	}
+	if b.Config.GitHubWait("org/api", "production") != 12*time.Hour || b.Config.GitHubWait("org/api", "staging") != 0 || b.Config.GitHubWait("org/web", "production") != 0 {
+		t.Error("GitHubWait: want 12h for org/api production only")
+	}
+	if !b.Config.GitHubWorkflows("org/api") || b.Config.GitHubWorkflows("org/web") || b.Config.GitHubWorkflows("org/other") {
+		t.Error("GitHubWorkflows: want org/api only")
+	}
+	for _, tt := range []struct{ repo, env, want string }{
+		{"org/api", "staging", `the project api maps no pipeline to the GitHub environment staging: add "staging": "<pipeline>" to its "github"`},
+		{"org/web", "production", `the project web maps no pipeline to the GitHub environment production`},
+		{"org/other", "production", `the repository org/other is in no project of config/projects/data.json: add it to a project's repositories`},
+	} {
+		if p, err := b.Config.GitHubPipeline(tt.repo, tt.env, ""); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s %s: %q, %v; want an error containing %q", tt.repo, tt.env, p, err, tt.want)
+		}
 	}
 }

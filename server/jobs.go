@@ -125,7 +125,7 @@ func (s *Server) submitJob(c echo.Context) error {
 		return err
 	}
 	now := s.cfg.Now().UTC()
-	maxWait, maxOpen, maxOpenPerRepo := jobs.bounds(s.cfg.Engine.Policy())
+	maxWait, _, _ := jobs.bounds(s.cfg.Engine.Policy())
 	switch {
 	case b.WaitUntil.IsZero():
 		return tollgate.Errorf(tollgate.EInvalid, "wait_until is required: the RFC 3339 time after which the job gives up")
@@ -143,28 +143,42 @@ func (s *Server) submitJob(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
-	// A job submitted again (a retried CI step) is found before the bounds
-	// are counted: it takes no new place.
-	j, created, err := jobs.Store.SubmitJob(ctx, tollgate.Job{
-		ID: uuid.Must(uuid.NewV7()).String(), IdempotencyKey: key,
-		Repository: req.Repository, Pipeline: req.Pipeline, Branch: req.Branch, Environment: req.Metadata.Environment, Request: eval,
-		CreatedAt: now, UpdatedAt: now, WaitUntil: b.WaitUntil.UTC(), NextCheckAt: now,
-	}, tollgate.JobBounds{PerRepository: maxOpenPerRepo, Total: maxOpen})
-	if tollgate.ErrorCode(err) == tollgate.ERateLimited {
-		return retryAfter(newError(http.StatusTooManyRequests, tollgate.ERateLimited, err.Error()), jobs.Floor)
-	}
+	j, created, err := s.enqueue(ctx, jobs, req, eval, b.WaitUntil, key, nil)
 	if err != nil {
 		return err
 	}
 	c.Response().Header().Set(echo.HeaderLocation, "/v1/jobs/"+j.ID)
 	if !created {
-		if err := s.checkServedJobs(ctx, []tollgate.Job{j}); err != nil {
-			return err
-		}
 		return c.JSON(http.StatusOK, j)
 	}
-	s.wakeWorker()
 	return c.JSON(http.StatusAccepted, j)
+}
+
+// enqueue stores the job of an evaluation (req, and eval its body as
+// checked) that may wait until waitUntil, under the idempotency key,
+// telling callback when it ends; or returns the job stored already under
+// the key, with created false, checked as served jobs are.
+func (s *Server) enqueue(ctx context.Context, jobs *Jobs, req tollgate.Request, eval []byte, waitUntil time.Time, key string, callback json.RawMessage) (tollgate.Job, bool, error) {
+	_, maxOpen, maxOpenPerRepo := jobs.bounds(s.cfg.Engine.Policy())
+	now := s.cfg.Now().UTC()
+	// A job submitted again (a retried CI step) is found before the bounds
+	// are counted: it takes no new place.
+	j, created, err := jobs.Store.SubmitJob(ctx, tollgate.Job{
+		ID: uuid.Must(uuid.NewV7()).String(), IdempotencyKey: key,
+		Repository: req.Repository, Pipeline: req.Pipeline, Branch: req.Branch, Environment: req.Metadata.Environment, Request: eval,
+		CreatedAt: now, UpdatedAt: now, WaitUntil: waitUntil.UTC(), NextCheckAt: now, Callback: callback,
+	}, tollgate.JobBounds{PerRepository: maxOpenPerRepo, Total: maxOpen})
+	if tollgate.ErrorCode(err) == tollgate.ERateLimited {
+		return tollgate.Job{}, false, retryAfter(newError(http.StatusTooManyRequests, tollgate.ERateLimited, err.Error()), jobs.Floor)
+	}
+	if err != nil {
+		return tollgate.Job{}, false, err
+	}
+	if !created {
+		return j, false, s.checkServedJobs(ctx, []tollgate.Job{j})
+	}
+	s.wakeWorker()
+	return j, true, nil
 }
 
 // checkServedJobs refuses to serve a job as accepted unless its last
@@ -296,6 +310,7 @@ func (s *Server) cancelJob(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	s.jobEnded(j)
 	return c.JSON(http.StatusOK, j)
 }
 
@@ -449,6 +464,9 @@ func (s *Server) checkJob(ctx context.Context, j tollgate.Job) {
 		s.cfg.Logger.Info("job not updated after its check", "job", j.ID, "err", err)
 	case err == nil:
 		s.cfg.Metrics.jobChecks.WithLabelValues(string(updated.State)).Inc()
+		if !updated.State.Open() {
+			s.jobEnded(updated)
+		}
 	}
 }
 

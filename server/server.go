@@ -85,6 +85,9 @@ type Config struct {
 	// Attestor, if set, signs every decision POST /v1/evaluate records:
 	// the reply carries it as "attestation". Without it, none.
 	Attestor *attest.Signer
+	// GitHub, if set (with Jobs), serves GitHub's deployment protection
+	// rule webhook (/v1/integrations/github/webhook).
+	GitHub *GitHub
 	// Jobs, if set, serves gate jobs (/v1/jobs), checked by RunJobs.
 	Jobs *Jobs
 	// Notifications, if set, lists the outbox's deliveries (GET
@@ -121,6 +124,9 @@ func New(cfg Config) *Server {
 	if cfg.Jobs != nil {
 		cfg.Jobs.defaults()
 	}
+	if cfg.GitHub != nil {
+		cfg.GitHub.defaults()
+	}
 	s := &Server{cfg: cfg, echo: e, auth: newAuthenticator(cfg.Tokens, cfg.Now, cfg.TokenCacheTTL), limits: newLimits(cfg),
 		wake: make(chan struct{}, 1)}
 	e.HTTPErrorHandler = s.handleError
@@ -131,6 +137,7 @@ func New(cfg Config) *Server {
 	e.GET("/v1/jobs", s.listJobs)
 	e.GET("/v1/jobs/:id", s.getJob)
 	e.DELETE("/v1/jobs/:id", s.cancelJob)
+	e.POST("/v1/integrations/github/webhook", s.githubWebhook)
 	e.POST("/v1/simulate", s.simulate)
 	e.GET("/v1/decisions", s.listDecisions)
 	e.GET("/v1/decisions/:id", s.getDecision)

@@ -99,6 +99,7 @@ func check(t *testing.T, s tollgate.JobStore, id, owner string, state tollgate.J
 func testJobLifecycle(t *testing.T, h *harness) {
 	s := h.jobs()
 	j := newJob("org/service-api", "production", base)
+	j.Callback = json.RawMessage(`{"github":{"url":"https://api.github.com/repos/org/service-api/actions/runs/1/deployment_protection_rule","installation_id":7}}`)
 	got := submit(t, s, j)
 	if got.State != tollgate.JobQueued || got.ID != j.ID || !got.CreatedAt.Equal(base) || string(got.Request) != string(j.Request) {
 		t.Fatalf("submitted %+v", got)
@@ -127,8 +128,8 @@ func testJobLifecycle(t *testing.T, h *harness) {
 		t.Fatalf("claimed %v at its next check, want the job", ids)
 	}
 	done := check(t, s, j.ID, "b", tollgate.JobAccepted, next)
-	if len(done.Decisions) != 2 || done.State != tollgate.JobAccepted {
-		t.Fatalf("accepted job %+v, want 2 decisions", done)
+	if len(done.Decisions) != 2 || done.State != tollgate.JobAccepted || string(done.Callback) != string(j.Callback) {
+		t.Fatalf("accepted job %+v, want 2 decisions and the callback as submitted", done)
 	}
 	if ids := claim(t, s, "a", next.Add(time.Hour), 10); len(ids) != 0 {
 		t.Fatalf("claimed %v: a final job is never claimed", ids)

@@ -86,6 +86,7 @@ while the store holds no active token: create one with
 	expiryInterval := f.Duration("expiry-interval", 5*time.Second, "how often the worker expires exceptions, freezes and incidents past their expiry (`DURATION`); evaluations ignore them at their expiry in any case")
 	ledgerKey := f.String("ledger-signing-key", "", "sign ledger exports (GET /v1/decisions/export) with this Ed25519 private key `FILE` (PEM PKCS#8, from `tollgate ledger keygen`); unsigned without it")
 	attestationKey := f.String("attestation-signing-key", "", "sign every decision POST /v1/evaluate answers with this Ed25519 private key `FILE` (PEM PKCS#8, from `tollgate ledger keygen`): the reply carries \"attestation\", which `tollgate verify-decision` checks; none without it")
+	githubFlags := addGitHubFlags(f)
 	jobLease := f.Duration("job-lease", time.Minute, "how long this replica holds a gate job it checks (`DURATION`): the jobs of a replica that dies mid-check wait this long before another takes them")
 	controlsRefresh := f.Duration("controls-refresh", time.Second, "cache the exceptions, freezes and incident in force this `DURATION`: how long a change made through another replica takes to apply here")
 	evalTimeout := f.Duration("eval-timeout", rego.DefaultEvalTimeout, "time budget of one policy evaluation (a `DURATION`): past it the request is refused with policy_error")
@@ -114,6 +115,10 @@ while the store holds no active token: create one with
 		return f.usageError("--reload-replay-limit must be a positive number or -1 (no replay), --reload-replay-window a positive duration")
 	}
 	bundleKey, err := verification()
+	if err != nil {
+		return f.usageError("%v", err)
+	}
+	githubCfg, err := githubFlags()
 	if err != nil {
 		return f.usageError("%v", err)
 	}
@@ -153,7 +158,7 @@ while the store holds no active token: create one with
 		rateLimit: limit, rateBurst: *rateBurst, maxEvaluations: *maxEvaluations, evaluationWait: *evaluationWait,
 		readHeaderTimeout: *readHeaderTimeout, readTimeout: *readTimeout, writeTimeout: *writeTimeout, idleTimeout: *idleTimeout,
 		expiryInterval: *expiryInterval, controlsRefresh: *controlsRefresh, jobLease: *jobLease,
-		evalTimeout: *evalTimeout, bundleKey: bundleKey,
+		evalTimeout: *evalTimeout, bundleKey: bundleKey, github: githubCfg,
 		pprofAddr: *pprofAddr, ledgerSigner: ledgerSigner, attestor: attestor,
 		notify: notify.Worker{Timeout: *notifyTimeout, Backoff: *notifyBackoff, MaxAttempts: *notifyAttempts, Retention: *notifyRetention},
 	})
@@ -196,6 +201,7 @@ type serveConfig struct {
 
 	ledgerSigner ed25519.PrivateKey // signs exports; nil: unsigned
 	attestor     *attest.Signer     // signs evaluate replies; nil: none
+	github       *server.GitHub     // the deployment protection rule; nil: off
 
 	readHeaderTimeout, readTimeout, writeTimeout, idleTimeout time.Duration
 
@@ -399,7 +405,7 @@ func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig) error {
 	api := server.New(server.Config{
 		Gate: gate, Engine: engine, Store: store, Tokens: store.(tollgate.TokenStore),
 		Metrics: metrics, Registry: registry, Logger: logger,
-		Dev: cfg.dev, TokenCacheTTL: cfg.tokenCacheTTL,
+		Dev: cfg.dev, TokenCacheTTL: cfg.tokenCacheTTL, GitHub: cfg.github,
 		BodyLimit: cfg.bodyLimit, MaxEvaluations: cfg.maxEvaluations, EvaluationWait: cfg.evaluationWait,
 		RateLimit: cfg.rateLimit, RateBurst: cfg.rateBurst, Controls: controls,
 		LedgerSigner:  cfg.ledgerSigner,

@@ -1,0 +1,252 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/tollgate/tollgate"
+	"github.com/tollgate/tollgate/adapters/github"
+)
+
+// GitHub configures the GitHub deployment protection rule (POST
+// /v1/integrations/github/webhook): GitHub asks, through a webhook signed
+// with Secret, whether a deployment may go on; tollgate makes it a gate
+// job, and answers GitHub through App when the job ends.
+type GitHub struct {
+	App    *github.App
+	Secret []byte // the webhook secret
+	// Wait is how long a deployment waits at the gate before it is
+	// rejected (as expired), unless its project's github.wait_hours names
+	// its environment; either way at most the jobs' own longest wait
+	// (global_policy.jobs.max_wait_hours), which takes its place when
+	// shorter.
+	Wait time.Duration
+	// PublicURL is the server as people reach it: comments link to
+	// PublicURL/ui/decisions/{id}. "": no link.
+	PublicURL string
+	// Attempts and Backoff bound the reviews' delivery: at most Attempts
+	// tries, Backoff, then twice as long, … apart; 6 and 2 s by default.
+	Attempts int
+	Backoff  time.Duration
+}
+
+func (g *GitHub) defaults() {
+	if g.Attempts <= 0 {
+		g.Attempts = 6
+	}
+	if g.Backoff <= 0 {
+		g.Backoff = 2 * time.Second
+	}
+}
+
+// githubCallback is a job's Callback when GitHub asked for it.
+type githubCallback struct {
+	GitHub github.Callback `json:"github"`
+}
+
+// githubWebhook is POST /v1/integrations/github/webhook. The signature is
+// the authentication: a delivery without a valid X-Hub-Signature-256 is
+// 401, and nothing is stored. Events other than deployment_protection_rule
+// requested are 204. A request is a gate job under the key of its
+// delivery (a redelivery finds the job of the first: 200, nothing
+// evaluated again); an event that maps to no request is rejected on
+// GitHub at once, with what to configure, and answered 202.
+func (s *Server) githubWebhook(c echo.Context) error {
+	gh := s.cfg.GitHub
+	if gh == nil {
+		return newError(http.StatusNotFound, tollgate.ENotFound, "the GitHub integration is not enabled on this server (serve --github-app-id)")
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), c.Request().Body, s.cfg.BodyLimit))
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		return newError(http.StatusRequestEntityTooLarge, tollgate.EInvalid, "request body is larger than the limit of "+humanBytes(s.cfg.BodyLimit))
+	case err != nil:
+		return newError(http.StatusBadRequest, tollgate.EInvalid, "could not read the request body: "+err.Error())
+	}
+	if err := github.VerifySignature(gh.Secret, body, c.Request().Header.Get(github.SignatureHeader)); err != nil {
+		return newError(http.StatusUnauthorized, tollgate.EUnauthorized, err.Error())
+	}
+	if c.Request().Header.Get(github.EventHeader) != github.EventName {
+		return c.NoContent(http.StatusNoContent) // ping, installation, …: nothing to do
+	}
+	delivery := c.Request().Header.Get(github.DeliveryHeader)
+	if delivery == "" {
+		return tollgate.Errorf(tollgate.EInvalid, "%s is missing", github.DeliveryHeader)
+	}
+	if err := tollgate.CheckIdentifier(github.DeliveryHeader, delivery); err != nil {
+		return err
+	}
+	ev, err := github.ParseEvent(body)
+	if err != nil {
+		return err
+	}
+	if ev.Action != github.ActionRequested {
+		return c.NoContent(http.StatusNoContent)
+	}
+	cb, err := ev.Callback(delivery)
+	if err != nil {
+		return err
+	}
+	if err := gh.App.CheckCallback(cb.URL); err != nil {
+		s.cfg.Logger.Warn("GitHub webhook refused: its callback is off the GitHub API", "delivery", delivery, "err", err)
+		return tollgate.Errorf(tollgate.EInvalid, "%v", err)
+	}
+	jobs, err := s.jobs()
+	if err != nil {
+		return err
+	}
+	// A redelivery is answered with the job of the first delivery before
+	// anything else is asked of GitHub: nothing is decided twice, and a
+	// GitHub that fails now cannot turn a waiting deployment into a
+	// rejection.
+	key := "github-delivery:" + delivery
+	found, err := jobs.Store.Jobs(c.Request().Context(), tollgate.JobFilter{IdempotencyKey: key, Limit: 1})
+	if err != nil {
+		return err
+	}
+	if len(found) == 1 {
+		if err := s.checkServedJobs(c.Request().Context(), found); err != nil {
+			return err
+		}
+		c.Response().Header().Set(echo.HeaderLocation, "/v1/jobs/"+found[0].ID)
+		return c.JSON(http.StatusOK, found[0])
+	}
+	policy := s.cfg.Engine.Policy()
+	config := policy.Bundle().Config
+	workflow := ""
+	if ev.Repository != nil && config.GitHubWorkflows(ev.Repository.FullName) && ev.RunID() != "" {
+		// The project maps workflow files, which the event does not name:
+		// the run does.
+		if workflow, err = gh.App.WorkflowPath(c.Request().Context(), cb.InstallationID, ev.Repository.FullName, ev.RunID()); err != nil {
+			s.cfg.Logger.Warn("could not read a GitHub deployment's workflow run", "delivery", delivery, "err", err)
+			problem := fmt.Sprintf("tollgate could not read the workflow run %s to choose the pipeline (%v): re-run the job once GitHub answers, and check the App has the Actions read permission", ev.RunID(), err)
+			go s.review(context.WithoutCancel(c.Request().Context()), cb, github.Outcome{State: github.Rejected, Summary: problem})
+			return c.JSON(http.StatusAccepted, map[string]string{"state": github.Rejected, "comment": problem})
+		}
+	}
+	req, err := ev.Request(func(repository, environment string) (string, error) {
+		return config.GitHubPipeline(repository, environment, workflow)
+	})
+	var unmappable *github.UnmappableError
+	if errors.As(err, &unmappable) {
+		s.cfg.Logger.Info("GitHub deployment rejected: it maps to no gate request", "delivery", delivery, "environment", ev.Environment, "problem", unmappable.Problem)
+		go s.review(context.WithoutCancel(c.Request().Context()), cb, github.Outcome{
+			State: github.Rejected, Summary: "tollgate cannot gate this deployment: " + unmappable.Problem,
+		})
+		return c.JSON(http.StatusAccepted, map[string]string{"state": github.Rejected, "comment": unmappable.Problem})
+	}
+	if err != nil {
+		return err
+	}
+	eval, err := json.Marshal(evaluationBody{Request: req})
+	if err != nil {
+		return err
+	}
+	callback, err := json.Marshal(githubCallback{GitHub: cb})
+	if err != nil {
+		return err
+	}
+	wait := config.GitHubWait(req.Repository, req.Metadata.Environment)
+	if wait == 0 {
+		wait = gh.Wait
+	}
+	maxWait, _, _ := jobs.bounds(policy)
+	j, created, err := s.enqueue(c.Request().Context(), jobs, req, eval, s.cfg.Now().Add(min(wait, maxWait)), key, callback)
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set(echo.HeaderLocation, "/v1/jobs/"+j.ID)
+	if !created {
+		return c.JSON(http.StatusOK, j)
+	}
+	return c.JSON(http.StatusAccepted, j)
+}
+
+// jobEnded tells whom the job's Callback names that it ended.
+//
+// TODO(outbox): the review is sent from this process, with bounded retries
+// in memory: a review not delivered when the process stops is lost (GitHub
+// then rejects the deployment at its own timeout). The notifications
+// outbox replaces this call: enqueue the review (callback, outcome) in
+// the same step as the job's final update, and let its delivery worker
+// call github.App.Review, retrying while github.Retryable.
+func (s *Server) jobEnded(j tollgate.Job) {
+	switch {
+	case len(j.Callback) == 0:
+		return
+	case s.cfg.GitHub == nil:
+		s.cfg.Logger.Error("a GitHub deployment's job ended on a server without the GitHub integration (--github-app-id): GitHub is not told", "job", j.ID, "state", j.State)
+		return
+	}
+	var cb githubCallback
+	if err := json.Unmarshal(j.Callback, &cb); err != nil || cb.GitHub.URL == "" {
+		s.cfg.Logger.Error("job ended with a callback tollgate cannot read: nobody is told", "job", j.ID, "err", err)
+		return
+	}
+	go func() {
+		ctx := context.Background()
+		s.review(ctx, cb.GitHub, s.jobOutcome(ctx, j))
+	}()
+}
+
+// jobOutcome is the review of an ended job: approved if it was accepted,
+// rejected otherwise, with every reason of its last decision and every
+// reason an exception waived.
+func (s *Server) jobOutcome(ctx context.Context, j tollgate.Job) github.Outcome {
+	o := github.Outcome{State: github.Rejected, Reasons: j.Reasons, PublicURL: s.cfg.GitHub.PublicURL}
+	if len(j.Decisions) > 0 {
+		o.DecisionID = j.Decisions[len(j.Decisions)-1]
+		// The decision as recorded (the job keeps no waived reasons); if the
+		// store cannot say, the job's reasons are the comment's.
+		if rec, err := s.cfg.Store.Decision(ctx, o.DecisionID); err == nil {
+			o.Reasons, o.Waived = rec.Decision.Reasons, rec.Decision.Waived
+		} else {
+			s.cfg.Logger.Warn("could not read a job's last decision for its review; the comment lists the job's reasons", "job", j.ID, "decision", o.DecisionID, "err", err)
+		}
+	}
+	switch j.State {
+	case tollgate.JobAccepted:
+		o.State, o.Summary = github.Approved, "tollgate accepted the deployment."
+	case tollgate.JobRefused:
+		o.Summary = "tollgate refused the deployment."
+	case tollgate.JobExpired:
+		o.Summary = fmt.Sprintf("tollgate refused the deployment: it waited at the gate until %s, and was still refused.", j.WaitUntil.Format(time.RFC3339))
+	case tollgate.JobCancelled:
+		o.Summary = fmt.Sprintf("tollgate rejected the deployment: its gate job %s was cancelled.", j.ID)
+	}
+	return o
+}
+
+// review sends the outcome to GitHub, trying again while the failure may
+// pass, at most Attempts times.
+func (s *Server) review(ctx context.Context, cb github.Callback, o github.Outcome) {
+	gh := s.cfg.GitHub
+	comment := github.Comment(o)
+	wait := gh.Backoff
+	for attempt := 1; ; attempt++ {
+		err := gh.App.Review(ctx, cb.URL, cb.InstallationID, cb.Environment, o.State, comment)
+		if err == nil {
+			s.cfg.Logger.Info("GitHub deployment reviewed", "delivery", cb.Delivery, "state", o.State, "decision", o.DecisionID)
+			return
+		}
+		if !github.Retryable(err) || attempt >= gh.Attempts {
+			s.cfg.Logger.Error("could not review a GitHub deployment: GitHub rejects it at its own timeout", "delivery", cb.Delivery, "state", o.State, "attempts", attempt, "err", err)
+			return
+		}
+		s.cfg.Logger.Warn("GitHub review failed; trying again", "delivery", cb.Delivery, "attempt", attempt, "in", wait, "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait *= 2
+	}
+}
