@@ -548,6 +548,21 @@ func (e ImportEPSSParamsForce) Valid() bool {
 	}
 }
 
+// Defines values for GithubWebhook202JSONResponseBody1State.
+const (
+	GithubWebhook202JSONResponseBody1StateRejected GithubWebhook202JSONResponseBody1State = "rejected"
+)
+
+// Valid indicates whether the value is a known member of the GithubWebhook202JSONResponseBody1State enum.
+func (e GithubWebhook202JSONResponseBody1State) Valid() bool {
+	switch e {
+	case GithubWebhook202JSONResponseBody1StateRejected:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ListTokensParamsRevoked.
 const (
 	ListTokensParamsRevokedFalse ListTokensParamsRevoked = "false"
@@ -953,7 +968,17 @@ type IncidentRequest struct {
 
 // Job defines model for Job.
 type Job struct {
-	Branch         string       `json:"branch"`
+	Branch string `json:"branch"`
+
+	// Callback whom the job's end is told to (a GitHub deployment's review)
+	Callback *struct {
+		Github *struct {
+			Delivery       string `json:"delivery"`
+			Environment    string `json:"environment"`
+			InstallationId int    `json:"installation_id"`
+			Url            string `json:"url"`
+		} `json:"github,omitempty"`
+	} `json:"callback,omitempty"`
 	CooldownKey    *CooldownKey `json:"cooldown_key,omitempty"`
 	CreatedAt      time.Time    `json:"created_at"`
 	Decisions      []string     `json:"decisions"`
@@ -1415,6 +1440,30 @@ type ListIncidentsParams struct {
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 }
 
+// GithubWebhookJSONBody defines parameters for GithubWebhook.
+type GithubWebhookJSONBody = map[string]interface{}
+
+// GithubWebhookParams defines parameters for GithubWebhook.
+type GithubWebhookParams struct {
+	XGitHubEvent     *string `json:"X-GitHub-Event,omitempty"`
+	XGitHubDelivery  *string `json:"X-GitHub-Delivery,omitempty"`
+	XHubSignature256 string  `json:"X-Hub-Signature-256"`
+}
+
+// GithubWebhook202JSONResponseBody1 defines parameters for GithubWebhook.
+type GithubWebhook202JSONResponseBody1 struct {
+	Comment string                                 `json:"comment"`
+	State   GithubWebhook202JSONResponseBody1State `json:"state"`
+}
+
+// GithubWebhook202JSONResponseBody1State defines parameters for GithubWebhook.
+type GithubWebhook202JSONResponseBody1State string
+
+// GithubWebhook202JSONResponseBody defines parameters for GithubWebhook.
+type GithubWebhook202JSONResponseBody struct {
+	union json.RawMessage
+}
+
 // ListJobsParams defines parameters for ListJobs.
 type ListJobsParams struct {
 	State       *JobState `form:"state,omitempty" json:"state,omitempty"`
@@ -1483,6 +1532,9 @@ type StartIncidentJSONRequestBody = IncidentRequest
 // EndIncidentJSONRequestBody defines body for EndIncident for application/json ContentType.
 type EndIncidentJSONRequestBody = Comment
 
+// GithubWebhookJSONRequestBody defines body for GithubWebhook for application/json ContentType.
+type GithubWebhookJSONRequestBody = GithubWebhookJSONBody
+
 // SubmitJobJSONRequestBody defines body for SubmitJob for application/json ContentType.
 type SubmitJobJSONRequestBody = JobRequest
 
@@ -1494,6 +1546,68 @@ type SimulateJSONRequestBody = SimulationRequest
 
 // CreateTokenJSONRequestBody defines body for CreateToken for application/json ContentType.
 type CreateTokenJSONRequestBody = TokenRequest
+
+// AsJob returns the union data inside the GithubWebhook202JSONResponseBody as a Job
+func (t GithubWebhook202JSONResponseBody) AsJob() (Job, error) {
+	var body Job
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromJob overwrites any union data inside the GithubWebhook202JSONResponseBody as the provided Job
+func (t *GithubWebhook202JSONResponseBody) FromJob(v Job) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeJob performs a merge with any union data inside the GithubWebhook202JSONResponseBody, using the provided Job
+func (t *GithubWebhook202JSONResponseBody) MergeJob(v Job) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsGithubWebhook202JSONResponseBody1 returns the union data inside the GithubWebhook202JSONResponseBody as a GithubWebhook202JSONResponseBody1
+func (t GithubWebhook202JSONResponseBody) AsGithubWebhook202JSONResponseBody1() (GithubWebhook202JSONResponseBody1, error) {
+	var body GithubWebhook202JSONResponseBody1
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromGithubWebhook202JSONResponseBody1 overwrites any union data inside the GithubWebhook202JSONResponseBody as the provided GithubWebhook202JSONResponseBody1
+func (t *GithubWebhook202JSONResponseBody) FromGithubWebhook202JSONResponseBody1(v GithubWebhook202JSONResponseBody1) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeGithubWebhook202JSONResponseBody1 performs a merge with any union data inside the GithubWebhook202JSONResponseBody, using the provided GithubWebhook202JSONResponseBody1
+func (t *GithubWebhook202JSONResponseBody) MergeGithubWebhook202JSONResponseBody1(v GithubWebhook202JSONResponseBody1) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+func (t GithubWebhook202JSONResponseBody) MarshalJSON() ([]byte, error) {
+	b, err := t.union.MarshalJSON()
+	return b, err
+}
+
+func (t *GithubWebhook202JSONResponseBody) UnmarshalJSON(b []byte) error {
+	err := t.union.UnmarshalJSON(b)
+	return err
+}
 
 // RequestEditorFn is the function signature for the RequestEditor callback function
 type RequestEditorFn func(ctx context.Context, req *http.Request) error
@@ -1819,6 +1933,34 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /v1/incidents/{id} (the `GetIncident` operationId).
 	GetIncident(ctx context.Context, id Id, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GithubWebhookWithBody GitHub's deployment protection rule webhook
+	//
+	// Signed by GitHub with the webhook secret (X-Hub-Signature-256), no
+	// token. A `deployment_protection_rule` `requested` event becomes a gate
+	// job (202; 200 for a redelivery, the same job); when the job ends,
+	// tollgate reviews the deployment on GitHub. An event that maps to no
+	// gate request is rejected on GitHub at once (202, the rejection).
+	// Other events and actions: 204. 404 when the integration is off.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/integrations/github/webhook (the `GithubWebhook` operationId).
+	GithubWebhookWithBody(ctx context.Context, params *GithubWebhookParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GithubWebhook GitHub's deployment protection rule webhook
+	//
+	// Signed by GitHub with the webhook secret (X-Hub-Signature-256), no
+	// token. A `deployment_protection_rule` `requested` event becomes a gate
+	// job (202; 200 for a redelivery, the same job); when the job ends,
+	// tollgate reviews the deployment on GitHub. An event that maps to no
+	// gate request is rejected on GitHub at once (202, the rejection).
+	// Other events and actions: 204. 404 when the integration is off.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/integrations/github/webhook (the `GithubWebhook` operationId).
+	GithubWebhook(ctx context.Context, params *GithubWebhookParams, body GithubWebhookJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListJobs The jobs, newest first
 	//
@@ -2558,6 +2700,54 @@ func (c *Client) EndIncident(ctx context.Context, id Id, body EndIncidentJSONReq
 // Corresponds with GET /v1/incidents/{id} (the `GetIncident` operationId).
 func (c *Client) GetIncident(ctx context.Context, id Id, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetIncidentRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GithubWebhookWithBody GitHub's deployment protection rule webhook
+//
+// Signed by GitHub with the webhook secret (X-Hub-Signature-256), no
+// token. A `deployment_protection_rule` `requested` event becomes a gate
+// job (202; 200 for a redelivery, the same job); when the job ends,
+// tollgate reviews the deployment on GitHub. An event that maps to no
+// gate request is rejected on GitHub at once (202, the rejection).
+// Other events and actions: 204. 404 when the integration is off.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/integrations/github/webhook (the `GithubWebhook` operationId).
+func (c *Client) GithubWebhookWithBody(ctx context.Context, params *GithubWebhookParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGithubWebhookRequestWithBody(c.Server, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GithubWebhook GitHub's deployment protection rule webhook
+//
+// Signed by GitHub with the webhook secret (X-Hub-Signature-256), no
+// token. A `deployment_protection_rule` `requested` event becomes a gate
+// job (202; 200 for a redelivery, the same job); when the job ends,
+// tollgate reviews the deployment on GitHub. An event that maps to no
+// gate request is rejected on GitHub at once (202, the rejection).
+// Other events and actions: 204. 404 when the integration is off.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/integrations/github/webhook (the `GithubWebhook` operationId).
+func (c *Client) GithubWebhook(ctx context.Context, params *GithubWebhookParams, body GithubWebhookJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGithubWebhookRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -4154,6 +4344,81 @@ func NewGetIncidentRequest(server string, id Id) (*http.Request, error) {
 	return req, nil
 }
 
+// NewGithubWebhookRequest calls the generic GithubWebhook builder with application/json body
+func NewGithubWebhookRequest(server string, params *GithubWebhookParams, body GithubWebhookJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewGithubWebhookRequestWithBody(server, params, "application/json", bodyReader)
+}
+
+// NewGithubWebhookRequestWithBody constructs an http.Request for the GithubWebhook method, with any body, and a specified content type
+func NewGithubWebhookRequestWithBody(server string, params *GithubWebhookParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/integrations/github/webhook")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.XGitHubEvent != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-GitHub-Event", *params.XGitHubEvent, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-GitHub-Event", headerParam0)
+		}
+
+		if params.XGitHubDelivery != nil {
+			var headerParam1 string
+
+			headerParam1, err = runtime.StyleParamWithOptions("simple", false, "X-GitHub-Delivery", *params.XGitHubDelivery, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-GitHub-Delivery", headerParam1)
+		}
+
+		var headerParam2 string
+
+		headerParam2, err = runtime.StyleParamWithOptions("simple", false, "X-Hub-Signature-256", params.XHubSignature256, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+		if err != nil {
+			return nil, err
+		}
+
+		req.Header.Set("X-Hub-Signature-256", headerParam2)
+
+	}
+
+	return req, nil
+}
+
 // NewListJobsRequest constructs an http.Request for the ListJobs method
 func NewListJobsRequest(server string, params *ListJobsParams) (*http.Request, error) {
 	var err error
@@ -5062,6 +5327,34 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /v1/incidents/{id} (the `GetIncident` operationId).
 	GetIncidentWithResponse(ctx context.Context, id Id, reqEditors ...RequestEditorFn) (*GetIncidentResponse, error)
+
+	// GithubWebhookWithBodyWithResponse GitHub's deployment protection rule webhook
+	//
+	// Signed by GitHub with the webhook secret (X-Hub-Signature-256), no
+	// token. A `deployment_protection_rule` `requested` event becomes a gate
+	// job (202; 200 for a redelivery, the same job); when the job ends,
+	// tollgate reviews the deployment on GitHub. An event that maps to no
+	// gate request is rejected on GitHub at once (202, the rejection).
+	// Other events and actions: 204. 404 when the integration is off.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/integrations/github/webhook (the `GithubWebhook` operationId).
+	GithubWebhookWithBodyWithResponse(ctx context.Context, params *GithubWebhookParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*GithubWebhookResponse, error)
+
+	// GithubWebhookWithResponse GitHub's deployment protection rule webhook
+	//
+	// Signed by GitHub with the webhook secret (X-Hub-Signature-256), no
+	// token. A `deployment_protection_rule` `requested` event becomes a gate
+	// job (202; 200 for a redelivery, the same job); when the job ends,
+	// tollgate reviews the deployment on GitHub. An event that maps to no
+	// gate request is rejected on GitHub at once (202, the rejection).
+	// Other events and actions: 204. 404 when the integration is off.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/integrations/github/webhook (the `GithubWebhook` operationId).
+	GithubWebhookWithResponse(ctx context.Context, params *GithubWebhookParams, body GithubWebhookJSONRequestBody, reqEditors ...RequestEditorFn) (*GithubWebhookResponse, error)
 
 	// ListJobsWithResponse The jobs, newest first
 	//
@@ -8638,6 +8931,152 @@ func (r GetIncidentResponse) ContentType() string {
 	return ""
 }
 
+// GithubWebhookResponse200Headers the declared response headers of an HTTP 200 response for GithubWebhook
+type GithubWebhookResponse200Headers struct {
+	Location string
+}
+
+// GithubWebhookResponse403Headers the declared response headers of an HTTP 403 response for GithubWebhook
+type GithubWebhookResponse403Headers struct {
+	WWWAuthenticate *string
+}
+
+// GithubWebhookResponse429Headers the declared response headers of an HTTP 429 response for GithubWebhook
+type GithubWebhookResponse429Headers struct {
+	RetryAfter string
+}
+
+// GithubWebhookResponse503Headers the declared response headers of an HTTP 503 response for GithubWebhook
+type GithubWebhookResponse503Headers struct {
+	RetryAfter *string
+}
+
+type GithubWebhookResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Job
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *GithubWebhook202JSONResponseBody
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Error
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *PayloadTooLarge
+	// JSON415 the response for an HTTP 415 `application/json` response
+	JSON415 *UnsupportedMediaType
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON431 the response for an HTTP 431 `application/json` response
+	JSON431 *HeadersTooLarge
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Internal
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GithubWebhookResponse200Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *GithubWebhookResponse403Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GithubWebhookResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GithubWebhookResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GithubWebhookResponse) GetJSON200() *Job {
+	return r.JSON200
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r GithubWebhookResponse) GetJSON202() *GithubWebhook202JSONResponseBody {
+	return r.JSON202
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r GithubWebhookResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r GithubWebhookResponse) GetJSON401() *Error {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r GithubWebhookResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r GithubWebhookResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r GithubWebhookResponse) GetJSON413() *PayloadTooLarge {
+	return r.JSON413
+}
+
+// GetJSON415 returns the response for an HTTP 415 `application/json` response
+func (r GithubWebhookResponse) GetJSON415() *UnsupportedMediaType {
+	return r.JSON415
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r GithubWebhookResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON431 returns the response for an HTTP 431 `application/json` response
+func (r GithubWebhookResponse) GetJSON431() *HeadersTooLarge {
+	return r.JSON431
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r GithubWebhookResponse) GetJSON500() *Internal {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r GithubWebhookResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GithubWebhookResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GithubWebhookResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GithubWebhookResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GithubWebhookResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // ListJobsResponse401Headers the declared response headers of an HTTP 401 response for ListJobs
 type ListJobsResponse401Headers struct {
 	WWWAuthenticate string
@@ -10664,6 +11103,46 @@ func (c *ClientWithResponses) GetIncidentWithResponse(ctx context.Context, id Id
 		return nil, err
 	}
 	return ParseGetIncidentResponse(rsp)
+}
+
+// GithubWebhookWithBodyWithResponse GitHub's deployment protection rule webhook
+//
+// Signed by GitHub with the webhook secret (X-Hub-Signature-256), no
+// token. A `deployment_protection_rule` `requested` event becomes a gate
+// job (202; 200 for a redelivery, the same job); when the job ends,
+// tollgate reviews the deployment on GitHub. An event that maps to no
+// gate request is rejected on GitHub at once (202, the rejection).
+// Other events and actions: 204. 404 when the integration is off.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/integrations/github/webhook (the `GithubWebhook` operationId).
+func (c *ClientWithResponses) GithubWebhookWithBodyWithResponse(ctx context.Context, params *GithubWebhookParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*GithubWebhookResponse, error) {
+	rsp, err := c.GithubWebhookWithBody(ctx, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGithubWebhookResponse(rsp)
+}
+
+// GithubWebhookWithResponse GitHub's deployment protection rule webhook
+//
+// Signed by GitHub with the webhook secret (X-Hub-Signature-256), no
+// token. A `deployment_protection_rule` `requested` event becomes a gate
+// job (202; 200 for a redelivery, the same job); when the job ends,
+// tollgate reviews the deployment on GitHub. An event that maps to no
+// gate request is rejected on GitHub at once (202, the rejection).
+// Other events and actions: 204. 404 when the integration is off.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/integrations/github/webhook (the `GithubWebhook` operationId).
+func (c *ClientWithResponses) GithubWebhookWithResponse(ctx context.Context, params *GithubWebhookParams, body GithubWebhookJSONRequestBody, reqEditors ...RequestEditorFn) (*GithubWebhookResponse, error) {
+	rsp, err := c.GithubWebhook(ctx, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGithubWebhookResponse(rsp)
 }
 
 // ListJobsWithResponse The jobs, newest first
@@ -14280,6 +14759,155 @@ func ParseGetIncidentResponse(rsp *http.Response) (*GetIncidentResponse, error) 
 		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
 		var headers GetIncidentResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGithubWebhookResponse parses an HTTP response from a GithubWebhookWithResponse call
+func ParseGithubWebhookResponse(rsp *http.Response) (*GithubWebhookResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GithubWebhookResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Job
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest GithubWebhook202JSONResponseBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 431:
+		var dest HeadersTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON431 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GithubWebhookResponse200Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 403:
+		var headers GithubWebhookResponse403Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 429:
+		var headers GithubWebhookResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers GithubWebhookResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
