@@ -106,7 +106,9 @@ type JobStore interface {
 
 	// WakeJobs makes every waiting job due at at, and returns how many:
 	// after a freeze lifted early, an incident ended, an exception
-	// approved.
+	// approved. A job a worker is checking is marked instead: when that
+	// check leaves it waiting, UpdateJob makes it due at once, since the
+	// check decided on what it read before the wake.
 	WakeJobs(ctx context.Context, at time.Time) (int64, error)
 
 	// JobStats counts the open jobs by state, for the metrics.

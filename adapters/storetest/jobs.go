@@ -336,6 +336,36 @@ func testJobWake(t *testing.T, h *harness) {
 	if ids := claim(t, s, "w", now, 10); !slices.Equal(ids, []string{a.ID}) {
 		t.Fatalf("claimed %v after the wake, want the waiting job", ids)
 	}
+
+	// Woken again while the worker checks it: the check, which decided on
+	// what it read before this wake, leaves it due at once, not at the
+	// time it decided.
+	later := now.Add(30 * time.Second) // within the claim's lease
+	if _, err := s.WakeJobs(t.Context(), later); err != nil {
+		t.Fatal(err)
+	}
+	leaveWaiting := func(at time.Time) tollgate.Job {
+		t.Helper()
+		j, err := s.UpdateJob(t.Context(), a.ID, "w", func(j *tollgate.Job) error {
+			j.State, j.UpdatedAt, j.NextCheckAt = tollgate.JobWaiting, at, at.Add(6*time.Hour)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return j
+	}
+	checked := later.Add(time.Second)
+	if j := leaveWaiting(checked); !j.NextCheckAt.Equal(checked) {
+		t.Fatalf("a check that ran across a wake left the job due at %s, want at once (%s)", j.NextCheckAt, checked)
+	}
+	// The next claim clears the mark: its check schedules as it decides.
+	if ids := claim(t, s, "w", checked, 10); !slices.Equal(ids, []string{a.ID}) {
+		t.Fatalf("claimed %v, want the job due again", ids)
+	}
+	if j := leaveWaiting(checked); !j.NextCheckAt.Equal(checked.Add(6 * time.Hour)) {
+		t.Fatalf("a check after the mark was cleared left the job due at %s, want %s", j.NextCheckAt, checked.Add(6*time.Hour))
+	}
 }
 
 // Jobs lists newest first under its filters; JobStats counts the open ones

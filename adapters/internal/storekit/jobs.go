@@ -239,7 +239,7 @@ func (c *Core) ClaimJobs(ctx context.Context, owner string, at time.Time, lease 
 			return err
 		}
 		for _, r := range rows {
-			if _, err := q.Exec(ctx, `UPDATE jobs SET lease_owner = ?, lease_until = ? WHERE id = ?`, owner, until, r.id); err != nil {
+			if _, err := q.Exec(ctx, `UPDATE jobs SET lease_owner = ?, lease_until = ?, woken = 0 WHERE id = ?`, owner, until, r.id); err != nil {
 				return err
 			}
 		}
@@ -262,8 +262,9 @@ func (c *Core) UpdateJob(ctx context.Context, id, owner string, change func(*tol
 		var (
 			row    jobRow
 			leased string
+			woken  int
 		)
-		err := q.QueryRow(ctx, `SELECT `+jobRead+`, lease_owner FROM jobs WHERE id = ?`+c.d.ForUpdate, id).Scan(append(row.Dest(), &leased)...)
+		err := q.QueryRow(ctx, `SELECT `+jobRead+`, lease_owner, woken FROM jobs WHERE id = ?`+c.d.ForUpdate, id).Scan(append(row.Dest(), &leased, &woken)...)
 		switch {
 		case errors.Is(err, ErrNoRows):
 			return jobNotFound(id)
@@ -283,6 +284,11 @@ func (c *Core) UpdateJob(ctx context.Context, id, owner string, change func(*tol
 		if err := change(&next); err != nil {
 			changeErr = err
 			return err
+		}
+		// Woken while its worker checked it: that check decided on what it
+		// read before the wake; the job is due again at once.
+		if owner != "" && woken != 0 && next.State == tollgate.JobWaiting && next.NextCheckAt.After(next.UpdatedAt) {
+			next.NextCheckAt = next.UpdatedAt
 		}
 		if next.ID != j.ID || next.IdempotencyKey != j.IdempotencyKey || !next.CreatedAt.Equal(j.CreatedAt) ||
 			next.Repository != j.Repository || next.Pipeline != j.Pipeline || next.Branch != j.Branch {
@@ -320,8 +326,13 @@ func (c *Core) UpdateJob(ctx context.Context, id, owner string, change func(*tol
 
 // WakeJobs implements tollgate.JobStore.
 func (c *Core) WakeJobs(ctx context.Context, at time.Time) (n int64, err error) {
-	err = c.writeOne(ctx, "wake jobs", func(ctx context.Context, q Querier) (err error) {
+	err = c.write(ctx, "wake jobs", func(ctx context.Context, q Querier) (err error) {
 		n, err = q.Exec(ctx, `UPDATE jobs SET next_check_at = ? WHERE state = 'waiting' AND next_check_at > ?`, UnixNano(at), UnixNano(at))
+		if err != nil {
+			return err
+		}
+		// The jobs being checked: marked, for their check's update.
+		_, err = q.Exec(ctx, `UPDATE jobs SET woken = 1 WHERE state IN `+openStates+` AND lease_owner <> '' AND lease_until > ?`, UnixNano(at))
 		return err
 	})
 	return n, err
