@@ -14,6 +14,7 @@ const (
 	EventJobAccepted        = "job.accepted"
 	EventJobRefused         = "job.refused"
 	EventJobExpired         = "job.expired"
+	EventJobCancelled       = "job.cancelled"
 	EventExceptionRequested = "exception.requested"
 	EventExceptionApproved  = "exception.approved"
 	EventExceptionExpiring  = "exception.expiring"
@@ -23,16 +24,24 @@ const (
 	EventIncidentEnded      = "incident.ended"
 )
 
+// CallbackSinks are the built-in sinks: the systems a job's Callback may
+// name (its key), told when the job ends (accepted, refused, expired,
+// cancelled). No configured sink may take their names.
+var CallbackSinks = []string{"github"}
+
+// JobEnds are the events of a job's end.
+var JobEnds = []string{EventJobAccepted, EventJobRefused, EventJobExpired, EventJobCancelled}
+
 // NotificationEvents are every event, in the order the README lists them.
 var NotificationEvents = []string{
 	EventDecisionRefused,
-	EventJobWaiting, EventJobAccepted, EventJobRefused, EventJobExpired,
+	EventJobWaiting, EventJobAccepted, EventJobRefused, EventJobExpired, EventJobCancelled,
 	EventExceptionRequested, EventExceptionApproved, EventExceptionExpiring,
 	EventFreezeStarted, EventFreezeEnded, EventIncidentStarted, EventIncidentEnded,
 }
 
 // JobEvent is the event of a job that moved from one state to another,
-// "" for none (a job cancelled, or checked again and still waiting).
+// "" for none (a job checked again and still waiting).
 func JobEvent(from, to JobState) string {
 	if from == to {
 		return ""
@@ -46,6 +55,8 @@ func JobEvent(from, to JobState) string {
 		return EventJobRefused
 	case JobExpired:
 		return EventJobExpired
+	case JobCancelled:
+		return EventJobCancelled
 	}
 	return ""
 }
@@ -138,8 +149,10 @@ type Outbox interface {
 	// decisions recorded since the last call, into pending deliveries, one
 	// per sink route names for the event (none: the event is dropped), due
 	// at at; in one transaction that also moves the cursor, so that a
-	// crash either makes all of them or none. It returns how many
-	// deliveries it made.
+	// crash either makes all of them or none. The end of a job whose
+	// Callback names a system (github) is also delivered to that system's
+	// built-in sink (CallbackSinks), whatever route says. It returns how
+	// many deliveries it made.
 	FanOut(ctx context.Context, at time.Time, route func(event string) []string, n int) (int, error)
 
 	// NoticeExpiring records once, as exception.expiring, each approved

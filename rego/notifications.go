@@ -100,6 +100,9 @@ func (n *Notifications) validate(bad badField) error {
 		if names[s.Name] {
 			return bad(field+".name", "duplicate sink name %q", s.Name)
 		}
+		if slices.Contains(tollgate.CallbackSinks, s.Name) {
+			return bad(field+".name", "%q is the name of a built-in sink (a job's callback): name this one otherwise", s.Name)
+		}
 		names[s.Name] = true
 		if err := s.validate(field, bad); err != nil {
 			return err

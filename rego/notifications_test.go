@@ -88,6 +88,11 @@ func TestNotificationsConfig(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `duplicate sink name "a"`) {
 		t.Fatalf("two sinks named a: %v", err)
 	}
+	_, err = ParseConfig("", notificationsConfig(t, `{"sinks": [
+		{"name": "github", "type": "slack", "url_env": "U", "events": ["job.accepted"]}]}`), map[string]any{})
+	if err == nil || !strings.Contains(err.Error(), `"github" is the name of a built-in sink`) {
+		t.Fatalf("a sink named github: %v", err)
+	}
 }
 
 // The engine's Check rejects the first bundle and a candidate as a bad

@@ -170,31 +170,33 @@ func (s *Server) githubWebhook(c echo.Context) error {
 	return c.JSON(http.StatusAccepted, j)
 }
 
-// jobEnded tells whom the job's Callback names that it ended.
-//
-// TODO(outbox): the review is sent from this process, with bounded retries
-// in memory: a review not delivered when the process stops is lost (GitHub
-// then rejects the deployment at its own timeout). The notifications
-// outbox replaces this call: enqueue the review (callback, outcome) in
-// the same step as the job's final update, and let its delivery worker
-// call github.App.Review, retrying while github.Retryable.
-func (s *Server) jobEnded(j tollgate.Job) {
-	switch {
-	case len(j.Callback) == 0:
-		return
-	case s.cfg.GitHub == nil:
-		s.cfg.Logger.Error("a GitHub deployment's job ended on a server without the GitHub integration (--github-app-id): GitHub is not told", "job", j.ID, "state", j.State)
-		return
+// ReviewGitHub delivers d, the end of a GitHub deployment's gate job (the
+// outbox's built-in sink "github", see tollgate.CallbackSinks): it reviews
+// the deployment on GitHub as the App, approved or rejected with every
+// reason. retry says whether a failure may pass. The outbox made d in the
+// transaction that ended the job, so the review survives a crash, and is
+// sent again until GitHub takes it.
+func (s *Server) ReviewGitHub(ctx context.Context, d tollgate.Delivery) (retry bool, err error) {
+	var subject struct {
+		Job tollgate.Job `json:"job"`
 	}
+	if err := json.Unmarshal(d.Subject, &subject); err != nil {
+		return false, fmt.Errorf("the job of delivery %s cannot be read: %w", d.ID, err)
+	}
+	j := subject.Job
 	var cb githubCallback
 	if err := json.Unmarshal(j.Callback, &cb); err != nil || cb.GitHub.URL == "" {
-		s.cfg.Logger.Error("job ended with a callback tollgate cannot read: nobody is told", "job", j.ID, "err", err)
-		return
+		return false, fmt.Errorf("job %s has no GitHub callback tollgate can read", j.ID)
 	}
-	go func() {
-		ctx := context.Background()
-		s.review(ctx, cb.GitHub, s.jobOutcome(ctx, j))
-	}()
+	if s.cfg.GitHub == nil {
+		return true, fmt.Errorf("the GitHub integration is off on this server (--github-app-id): job %s waits for a replica that has it", j.ID)
+	}
+	o := s.jobOutcome(ctx, j)
+	if err := s.cfg.GitHub.App.Review(ctx, cb.GitHub.URL, cb.GitHub.InstallationID, cb.GitHub.Environment, o.State, github.Comment(o)); err != nil {
+		return github.Retryable(err), err
+	}
+	s.cfg.Logger.Info("GitHub deployment reviewed", "delivery", cb.GitHub.Delivery, "state", o.State, "decision", o.DecisionID)
+	return false, nil
 }
 
 // jobOutcome is the review of an ended job: approved if it was accepted,
@@ -225,8 +227,9 @@ func (s *Server) jobOutcome(ctx context.Context, j tollgate.Job) github.Outcome 
 	return o
 }
 
-// review sends the outcome to GitHub, trying again while the failure may
-// pass, at most Attempts times.
+// review sends the outcome of an event that maps to no gate request (no
+// job, nothing stored: not in the outbox) to GitHub, trying again while
+// the failure may pass, at most Attempts times, from this process.
 func (s *Server) review(ctx context.Context, cb github.Callback, o github.Outcome) {
 	gh := s.cfg.GitHub
 	comment := github.Comment(o)

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/rsa"
@@ -11,6 +12,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -21,6 +23,7 @@ import (
 
 	"github.com/tollgate/tollgate"
 	"github.com/tollgate/tollgate/adapters/github"
+	"github.com/tollgate/tollgate/adapters/notify"
 )
 
 const webhookSecret = "s3cret-of-the-webhook"
@@ -114,6 +117,13 @@ func githubFixture(t *testing.T, failReviews int) (*fixture, *fakeGitHub) {
 			PublicURL: "https://gate.example", Backoff: 10 * time.Millisecond}
 	})
 	f.startWorker()
+	// The outbox's worker, which reviews the deployments whose jobs end.
+	notifier := &notify.Worker{Store: f.store, Callbacks: map[string]notify.Callback{"github": f.api.ReviewGitHub},
+		Poll: 10 * time.Millisecond, Backoff: 10 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); notifier.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
 	return f, gh
 }
 

@@ -310,7 +310,6 @@ func (s *Server) cancelJob(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	s.jobEnded(j)
 	return c.JSON(http.StatusOK, j)
 }
 
@@ -464,9 +463,6 @@ func (s *Server) checkJob(ctx context.Context, j tollgate.Job) {
 		s.cfg.Logger.Info("job not updated after its check", "job", j.ID, "err", err)
 	case err == nil:
 		s.cfg.Metrics.jobChecks.WithLabelValues(string(updated.State)).Inc()
-		if !updated.State.Open() {
-			s.jobEnded(updated)
-		}
 	}
 }
 

@@ -32,6 +32,7 @@ type e2eGitHub struct {
 	key     *rsa.PublicKey
 	mu      sync.Mutex
 	reviews []map[string]string
+	down    bool // reviews answer 503
 }
 
 func (g *e2eGitHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -54,6 +55,10 @@ func (g *e2eGitHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, `{"id": 4242, "path": ".github/workflows/deploy.yml"}`)
 	case r.Method == http.MethodPost && r.URL.Path == "/repos/org/service-api/actions/runs/4242/deployment_protection_rule" && auth == "ghs_e2e" &&
 		r.Header.Get("X-GitHub-Api-Version") == "2022-11-28":
+		if g.down {
+			http.Error(w, `{"message": "unavailable"}`, http.StatusServiceUnavailable)
+			return
+		}
 		var body map[string]string
 		raw, _ := io.ReadAll(r.Body)
 		if err := json.Unmarshal(raw, &body); err != nil {
@@ -95,8 +100,10 @@ func TestGitHubDeploymentProtectionRule(t *testing.T) {
 	saveFile(t, keyFile, pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}))
 	const secret = "e2e webhook secret"
 	saveFile(t, secretFile, []byte(secret+"\n"))
-	s := startServer(t, serverOptions{args: []string{"--github-app-id", "77", "--github-app-key", keyFile,
-		"--github-webhook-secret-file", secretFile, "--github-api-url", api.URL, "--public-url", "https://gate.example"}})
+	opts := serverOptions{bundle: newBundle(t), dataDir: t.TempDir(), args: []string{"--github-app-id", "77", "--github-app-key", keyFile,
+		"--github-webhook-secret-file", secretFile, "--github-api-url", api.URL, "--public-url", "https://gate.example",
+		"--notify-backoff", "1s"}}
+	s := startServer(t, opts)
 
 	fixture, err := os.ReadFile(filepath.Join(repoRoot, "adapters", "github", "testdata", "zaniebot-requested.json"))
 	if err != nil {
@@ -191,5 +198,41 @@ func TestGitHubDeploymentProtectionRule(t *testing.T) {
 	}
 	if strings.Contains(s.stderr.String(), secret) {
 		t.Fatal("the webhook secret is in the log")
+	}
+
+	// The review is in the outbox, written with the job's end: GitHub
+	// down and the server killed -9, the next server on the store tells
+	// GitHub once it is back.
+	gh.mu.Lock()
+	gh.down = true
+	gh.mu.Unlock()
+	code, third := deliver("a1b2c3d4-0003", "feature/y")
+	if code != http.StatusAccepted {
+		t.Fatalf("delivery: %d %v", code, third)
+	}
+	eventually(t, 20*time.Second, "the review fails once", func() bool {
+		_, raw := s.get(t, "/v1/notifications?sink=github&state=pending")
+		for _, d := range decode[map[string][]map[string]any](t, raw)["notifications"] {
+			if d["attempts"].(float64) >= 1 {
+				return true
+			}
+		}
+		return false
+	})
+	if err := s.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-s.done
+	gh.mu.Lock()
+	gh.down = false
+	gh.mu.Unlock()
+	s = startServer(t, opts)
+	eventually(t, 30*time.Second, "GitHub hears of the refusal after the restart", func() bool { _, ok := gh.review(2); return ok })
+	if r, _ := gh.review(2); r["state"] != "rejected" || !strings.Contains(r["comment"], "- branch_not_allowed: ") {
+		t.Fatalf("review %v", r)
+	}
+	time.Sleep(2 * time.Second) // a second review would come within the backoff
+	if _, again := gh.review(3); again {
+		t.Fatal("GitHub was told twice")
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -170,6 +171,10 @@ type Worker struct {
 	Poll                time.Duration // how often an idle worker looks; 1 s
 	Batch               int           // deliveries claimed, and sent at once, per round; 16
 	Owner               string        // in leases; a random ID when ""
+
+	// Callbacks deliver the built-in sinks (tollgate.CallbackSinks), by
+	// name: a GitHub deployment's review. A delivery to one not here fails.
+	Callbacks map[string]Callback
 
 	Client    *http.Client                // nil: one that follows no redirect
 	LookupEnv func(string) (string, bool) // nil: os.LookupEnv
@@ -332,10 +337,37 @@ func (w *Worker) deliver(ctx context.Context, cfg *rego.Notifications, d tollgat
 	}
 }
 
+// Callback delivers d, the end of a job, to the system its callback names,
+// within ctx: nil when it is delivered; else retry says whether the
+// failure may pass (it is tried again, with the sinks' backoff).
+type Callback func(ctx context.Context, d tollgate.Delivery) (retry bool, err error)
+
 // attempt sends d once and says what came of it.
 func (w *Worker) attempt(ctx context.Context, cfg *rego.Notifications, d tollgate.Delivery) tollgate.Attempt {
 	fail := func(format string, args ...any) tollgate.Attempt {
 		return tollgate.Attempt{At: w.Now(), Error: fmt.Sprintf(format, args...)}
+	}
+	if slices.Contains(tollgate.CallbackSinks, d.Sink) {
+		callback, ok := w.Callbacks[d.Sink]
+		switch {
+		case !ok:
+			return fail("the %s integration is off on this server: nothing can deliver it", d.Sink)
+		case d.Subject == nil:
+			return fail("event %s is gone from the store", d.EventID)
+		}
+		actx, cancel := context.WithTimeout(ctx, w.Timeout)
+		defer cancel()
+		retry, err := callback(actx, d)
+		a := tollgate.Attempt{At: w.Now(), Delivered: err == nil}
+		switch {
+		case err == nil:
+			return a
+		case retry:
+			a.Error = err.Error()
+			return w.retry(d, a, 0)
+		}
+		a.Error = err.Error() + ": not retried"
+		return a
 	}
 	sink, ok := cfg.Sink(d.Sink)
 	if !ok {

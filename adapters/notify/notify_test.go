@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -463,5 +465,59 @@ func TestRunDrainsABacklog(t *testing.T) {
 	}
 	if n := len(r.requests()); n != 40 {
 		t.Fatalf("%d of 40 delivered before the first rest ended", n)
+	}
+}
+
+// The end of a job whose callback names github goes to the worker's
+// github Callback: retried with the backoff while it says the failure may
+// pass, failed at once when not, failed when no Callback delivers it.
+func TestCallbackSinks(t *testing.T) {
+	f := newFixture(t)
+	var answers []error // what the callback answers, in turn; retry while the error says "retry"
+	var calls int
+	f.worker.Callbacks = map[string]Callback{"github": func(_ context.Context, d tollgate.Delivery) (bool, error) {
+		calls++
+		err := answers[0]
+		answers = answers[1:]
+		return err != nil && strings.Contains(err.Error(), "retry"), err
+	}}
+	endJob := func(state tollgate.JobState) tollgate.Delivery {
+		t.Helper()
+		j := tollgate.Job{ID: uuid.NewString(), IdempotencyKey: uuid.NewString(), Repository: "org/r", Pipeline: "p", Branch: "main",
+			Environment: "production", Request: json.RawMessage(`{}`), CreatedAt: f.now, UpdatedAt: f.now, WaitUntil: f.now.Add(time.Hour),
+			NextCheckAt: f.now, Callback: json.RawMessage(`{"github":{"url":"u","installation_id":1,"environment":"production","delivery":"d"}}`)}
+		if _, _, err := f.store.SubmitJob(t.Context(), j, tollgate.JobBounds{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.store.UpdateJob(t.Context(), j.ID, "", func(j *tollgate.Job) error { j.State = state; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		f.worker.Round(t.Context())
+		ds, err := f.store.Deliveries(t.Context(), tollgate.DeliveryFilter{Sink: "github", Event: tollgate.JobEvent(tollgate.JobQueued, state)})
+		if err != nil || len(ds) != 1 {
+			t.Fatalf("deliveries to github: %v, %v", ds, err)
+		}
+		return ds[0]
+	}
+
+	answers = []error{errors.New("502: retry"), nil}
+	d := endJob(tollgate.JobCancelled)
+	if d.State != tollgate.DeliveryPending || d.Attempts != 1 || d.NextAttemptAt.Sub(f.now) != time.Second {
+		t.Fatalf("after a retryable failure: %+v", d)
+	}
+	f.advance(time.Second)
+	f.worker.Round(t.Context())
+	if d := f.only(); d.State != tollgate.DeliveryDelivered || d.Attempts != 2 || calls != 2 {
+		t.Fatalf("after the retry: %+v, %d calls", d, calls)
+	}
+
+	answers = []error{errors.New("422 Unprocessable Entity")}
+	if d := endJob(tollgate.JobAccepted); d.State != tollgate.DeliveryFailed || !strings.Contains(d.LastError, "not retried") {
+		t.Fatalf("after a final failure: %+v", d)
+	}
+
+	f.worker.Callbacks = nil
+	if d := endJob(tollgate.JobExpired); d.State != tollgate.DeliveryFailed || !strings.Contains(d.LastError, "the github integration is off") {
+		t.Fatalf("without a github Callback: %+v", d)
 	}
 }

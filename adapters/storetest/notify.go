@@ -24,6 +24,49 @@ var notifyTests = []struct {
 	{"Notify/ExpiringNoticedOnce", testNotifyExpiring},
 	{"Notify/Retention", testNotifyRetention},
 	{"Notify/DurableAcrossReopen", testNotifyDurable},
+	{"Notify/JobCallbacksAreDelivered", testNotifyCallbacks},
+}
+
+// The end of a job whose callback names a system (github) is delivered to
+// that built-in sink too, whatever the route, with the job (and its
+// callback) as subject; a cancelled job's end is an event as well. A job
+// without a callback goes to the routed sinks only.
+func testNotifyCallbacks(t *testing.T, h *harness) {
+	s, jobs := h.outbox(), h.jobs()
+	callback := json.RawMessage(`{"github":{"url":"https://api.github.com/repos/o/r/actions/runs/1/deployment_protection_rule","installation_id":7,"environment":"production","delivery":"d-1"}}`)
+	withCallback := func() tollgate.Job {
+		j := newJob("org/service-api", "production", base)
+		j.Callback = callback
+		return submit(t, jobs, j)
+	}
+	accepted, cancelled, plain := withCallback(), withCallback(), submit(t, jobs, newJob("org/other", "production", base))
+	claim(t, jobs, "w", base, 10)
+	check(t, jobs, accepted.ID, "w", tollgate.JobAccepted, base)
+	check(t, jobs, plain.ID, "w", tollgate.JobRefused, base)
+	if _, err := jobs.UpdateJob(t.Context(), cancelled.ID, "", func(j *tollgate.Job) error {
+		j.State = tollgate.JobCancelled
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	fanOut(t, s, base, toAll()) // no configured sink
+	got := events(deliveries(t, s, tollgate.DeliveryFilter{}))
+	if want := []string{"job.accepted github", "job.cancelled github"}; !slices.Equal(got, want) {
+		t.Fatalf("deliveries = %v, want %v", got, want)
+	}
+	for _, d := range claimDeliveries(t, s, "w", base, 10) {
+		var subject struct{ Job tollgate.Job }
+		if err := json.Unmarshal(d.Subject, &subject); err != nil || string(subject.Job.Callback) != string(callback) {
+			t.Fatalf("%s subject %s (%v): want the job with its callback", d.Event, d.Subject, err)
+		}
+	}
+	// Routed as well: one delivery per sink, the callback's once.
+	again := withCallback()
+	claim(t, jobs, "w", base, 10)
+	check(t, jobs, again.ID, "w", tollgate.JobRefused, base)
+	if n := fanOut(t, s, base, toAll("hook")); n != 2 {
+		t.Fatalf("FanOut made %d deliveries for a routed job with a callback, want 2 (hook and github)", n)
+	}
 }
 
 func (h *harness) outbox() tollgate.Outbox {

@@ -501,6 +501,7 @@ func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig) error {
 	notifier := cfg.notify
 	notifier.Store, notifier.Logger, notifier.Metrics = store.(tollgate.Outbox), logger, notify.NewMetrics(registry)
 	notifier.Config = func() *rego.Notifications { return engine.Policy().Bundle().Config.GlobalPolicy.Notifications }
+	notifier.Callbacks = map[string]notify.Callback{"github": api.ReviewGitHub}
 	g.Go(func() error { return notifier.Run(gctx) })
 	g.Go(func() error {
 		<-gctx.Done()

@@ -319,6 +319,7 @@ const (
 	IncidentEnded      NotificationEvent = "incident.ended"
 	IncidentStarted    NotificationEvent = "incident.started"
 	JobAccepted        NotificationEvent = "job.accepted"
+	JobCancelled       NotificationEvent = "job.cancelled"
 	JobExpired         NotificationEvent = "job.expired"
 	JobRefused         NotificationEvent = "job.refused"
 	JobWaiting         NotificationEvent = "job.waiting"
@@ -344,6 +345,8 @@ func (e NotificationEvent) Valid() bool {
 	case IncidentStarted:
 		return true
 	case JobAccepted:
+		return true
+	case JobCancelled:
 		return true
 	case JobExpired:
 		return true

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"time"
 
@@ -30,6 +31,29 @@ import (
 // events, so that the routing is the configuration of the time the
 // worker picks the event up, not of the code that wrote it.
 var _ tollgate.Outbox = (*Core)(nil)
+
+// callbackSink is the built-in sink an event goes to besides the
+// configured ones: the system a job's Callback names, when the job ends;
+// "" for none.
+func callbackSink(event, subject string) string {
+	if !slices.Contains(tollgate.JobEnds, event) {
+		return ""
+	}
+	var s struct {
+		Job struct {
+			Callback map[string]json.RawMessage `json:"callback"`
+		} `json:"job"`
+	}
+	if json.Unmarshal([]byte(subject), &s) != nil {
+		return ""
+	}
+	for _, sink := range tollgate.CallbackSinks {
+		if _, ok := s.Job.Callback[sink]; ok {
+			return sink
+		}
+	}
+	return ""
+}
 
 // eventID is the ID of an event of a subject: one event of a kind per
 // subject (a job is accepted once, a control expires once), so writing it
@@ -100,15 +124,18 @@ func (c *Core) FanOut(ctx context.Context, at time.Time, route func(event string
 	made := 0
 	err = c.write(ctx, "fan out events", func(ctx context.Context, q Querier) error {
 		made = 0
+		deliverTo := func(id, event string, occurred int64, sink string) error {
+			m, err := q.Exec(ctx, `INSERT INTO notification_deliveries (`+deliveryColumns+`)
+				VALUES (?, ?, ?, ?, 'pending', 0, ?, ?, ?, ?, 0, '', '', 0) ON CONFLICT (event_id, sink) DO NOTHING`,
+				uuid.Must(uuid.NewV7()).String(), id, event, sink, occurred, UnixNano(at), UnixNano(at), UnixNano(at))
+			made += int(m)
+			return err
+		}
 		deliver := func(id, event string, occurred int64) error {
 			for _, sink := range route(event) {
-				m, err := q.Exec(ctx, `INSERT INTO notification_deliveries (`+deliveryColumns+`)
-					VALUES (?, ?, ?, ?, 'pending', 0, ?, ?, ?, ?, 0, '', '', 0) ON CONFLICT (event_id, sink) DO NOTHING`,
-					uuid.Must(uuid.NewV7()).String(), id, event, sink, occurred, UnixNano(at), UnixNano(at), UnixNano(at))
-				if err != nil {
+				if err := deliverTo(id, event, occurred, sink); err != nil {
 					return err
 				}
-				made += int(m)
 			}
 			return nil
 		}
@@ -116,18 +143,23 @@ func (c *Core) FanOut(ctx context.Context, at time.Time, route func(event string
 			return err
 		}
 		type fresh struct {
-			id, event string
-			at        int64
+			id, event, subject string
+			at                 int64
 		}
-		rows, err := scanAll(ctx, q, `SELECT id, event, occurred_at FROM notification_events WHERE fanned = 0
+		rows, err := scanAll(ctx, q, `SELECT id, event, occurred_at, subject FROM notification_events WHERE fanned = 0
 			ORDER BY occurred_at, id LIMIT ?`+c.d.ForUpdate+c.d.SkipLocked, []any{n},
-			func(f *fresh) []any { return []any{&f.id, &f.event, &f.at} })
+			func(f *fresh) []any { return []any{&f.id, &f.event, &f.at, &f.subject} })
 		if err != nil {
 			return err
 		}
 		for _, f := range rows {
 			if err := deliver(f.id, f.event, f.at); err != nil {
 				return err
+			}
+			if sink := callbackSink(f.event, f.subject); sink != "" {
+				if err := deliverTo(f.id, f.event, f.at, sink); err != nil {
+					return err
+				}
 			}
 			if _, err := q.Exec(ctx, `UPDATE notification_events SET fanned = 1 WHERE id = ?`, f.id); err != nil {
 				return err
