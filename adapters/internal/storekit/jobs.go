@@ -86,6 +86,26 @@ func decodeJobs(rows []jobRow) ([]tollgate.Job, error) {
 	return jobs, nil
 }
 
+// whereEqual is the WHERE clause of "column = value" for each pair of
+// columnsAndValues whose value is not "" ("" when none), and its
+// arguments.
+func whereEqual(columnsAndValues ...string) (string, []any) {
+	var (
+		where []string
+		args  []any
+	)
+	for i := 0; i+1 < len(columnsAndValues); i += 2 {
+		if v := columnsAndValues[i+1]; v != "" {
+			where = append(where, columnsAndValues[i]+" = ?")
+			args = append(args, v)
+		}
+	}
+	if len(where) == 0 {
+		return "", nil
+	}
+	return " WHERE " + strings.Join(where, " AND "), args
+}
+
 // SubmitJob implements tollgate.JobStore: in one write transaction
 // (ordered across processes by the dialect's LockJobs), the job of the key
 // if there is one, else the counts against the bounds, then the insert.
@@ -173,25 +193,9 @@ func jobNotFound(id string) error {
 
 // Jobs implements tollgate.JobStore.
 func (c *Core) Jobs(ctx context.Context, f tollgate.JobFilter) ([]tollgate.Job, error) {
-	var (
-		where []string
-		args  []any
-	)
-	for _, col := range []struct{ column, value string }{
-		{"state", string(f.State)},
-		{"repository", f.Repository},
-		{"environment", f.Environment},
-		{"idempotency_key", f.IdempotencyKey},
-	} {
-		if col.value != "" {
-			where = append(where, col.column+" = ?")
-			args = append(args, col.value)
-		}
-	}
-	query := `SELECT ` + jobRead + ` FROM jobs`
-	if len(where) > 0 {
-		query += ` WHERE ` + strings.Join(where, " AND ")
-	}
+	where, args := whereEqual("state", string(f.State), "repository", f.Repository,
+		"environment", f.Environment, "idempotency_key", f.IdempotencyKey)
+	query := `SELECT ` + jobRead + ` FROM jobs` + where
 	var rows []jobRow
 	err := c.read(ctx, "list jobs", func(ctx context.Context, q Querier) (err error) {
 		rows, err = scanAll(ctx, q, query+` ORDER BY created_at DESC, id DESC LIMIT ?`, append(args, PageSize(f.Limit)), (*jobRow).Dest)

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -371,22 +370,8 @@ func (c *Core) FinishAttempt(ctx context.Context, id, owner string, a tollgate.A
 
 // Deliveries implements tollgate.Outbox.
 func (c *Core) Deliveries(ctx context.Context, f tollgate.DeliveryFilter) ([]tollgate.Delivery, error) {
-	var (
-		where []string
-		args  []any
-	)
-	for _, col := range []struct{ column, value string }{
-		{"state", string(f.State)}, {"sink", f.Sink}, {"event", f.Event},
-	} {
-		if col.value != "" {
-			where = append(where, col.column+" = ?")
-			args = append(args, col.value)
-		}
-	}
-	query := `SELECT ` + deliveryColumns + ` FROM notification_deliveries`
-	if len(where) > 0 {
-		query += ` WHERE ` + strings.Join(where, " AND ")
-	}
+	where, args := whereEqual("state", string(f.State), "sink", f.Sink, "event", f.Event)
+	query := `SELECT ` + deliveryColumns + ` FROM notification_deliveries` + where
 	var rows []deliveryRow
 	err := c.read(ctx, "list deliveries", func(ctx context.Context, q Querier) (err error) {
 		rows, err = scanAll(ctx, q, query+` ORDER BY created_at DESC, id DESC LIMIT ?`, append(args, PageSize(f.Limit)), (*deliveryRow).Dest)
