@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -219,19 +220,34 @@ func (s *Server) getJob(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	var wait time.Duration
+	var (
+		wait   time.Duration
+		checks = -1 // the checks the caller has seen; -1: as many as the job has now
+	)
 	for name, v := range c.QueryParams() {
-		if name != "wait" {
-			return tollgate.Errorf(tollgate.EInvalid, "unknown query parameter %q: the only one is wait", name)
-		}
-		if wait, err = time.ParseDuration(v[0]); err != nil || wait < 0 || wait > maxJobWait {
-			return tollgate.Errorf(tollgate.EInvalid, "wait must be a duration from 0s to %s, like 30s", maxJobWait)
+		switch name {
+		case "wait":
+			if wait, err = time.ParseDuration(v[0]); err != nil || wait < 0 || wait > maxJobWait {
+				return tollgate.Errorf(tollgate.EInvalid, "wait must be a duration from 0s to %s, like 30s", maxJobWait)
+			}
+		case "checks":
+			if checks, err = strconv.Atoi(v[0]); err != nil || checks < 0 {
+				return tollgate.Errorf(tollgate.EInvalid, "checks must be the number of checks of the job already seen, 0 or more")
+			}
+		default:
+			return tollgate.Errorf(tollgate.EInvalid, "unknown query parameter %q: they are wait and checks", name)
 		}
 	}
 	ctx := c.Request().Context()
 	j, err := jobs.Store.Job(ctx, c.Param("id"))
 	if err != nil {
 		return err
+	}
+	// A caller that names the checks it has seen hears of any since, even
+	// one made before this request (between its submission and its first
+	// look, say): the wait is over at once.
+	if checks >= 0 && len(j.Decisions) != checks {
+		wait = 0
 	}
 	deadline := time.Now().Add(wait)
 	for j.State.Open() && time.Now().Before(deadline) {

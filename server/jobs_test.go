@@ -431,3 +431,29 @@ func TestJobMetricsCountTheOpenJobs(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// GET /v1/jobs/{id}?wait= with checks, the number of checks the caller has
+// seen, answers at once when the job has had others, even before the
+// request (a check between a submission and the first look); without
+// checks, or with the current number, it waits for the next change.
+func TestJobWaitFromTheChecksSeen(t *testing.T) {
+	f := jobsFixture(t, func(j *Jobs) {})
+	f.setNow("2026-11-23T07:00:00+01:00") // before production's window: the job waits
+	_, j := f.post("/v1/jobs", jobBodyFor("seen", time.Date(2026, 11, 23, 16, 0, 0, 0, time.UTC), ""))
+	id := j["job_id"].(string)
+	f.waitJob(id, state(tollgate.JobWaiting))
+	for _, c := range []struct {
+		query string
+		waits bool
+	}{{"wait=1s&checks=0", false}, {"wait=1s&checks=1", true}, {"wait=1s", true}} {
+		start := time.Now()
+		code, got := f.do(http.MethodGet, "/v1/jobs/"+id+"?"+c.query, "", "")
+		took := time.Since(start)
+		if code != http.StatusOK || got["state"] != string(tollgate.JobWaiting) || (took >= 900*time.Millisecond) != c.waits {
+			t.Errorf("?%s: %d %v after %s; want the waiting job, waiting for a change: %v", c.query, code, got["state"], took, c.waits)
+		}
+	}
+	if code, got := f.do(http.MethodGet, "/v1/jobs/"+id+"?checks=-1", "", ""); code != http.StatusBadRequest {
+		t.Errorf("?checks=-1: %d %v, want 400", code, got)
+	}
+}

@@ -77,7 +77,7 @@ func waitAtTheGate(ctx context.Context, c *cli, fail func(string, ...any) int, r
 			}
 			fmt.Fprintf(c.stderr, "  next check at %s\n", j.NextCheckAt.Format(time.RFC3339))
 		}
-		next, err := call(ctx, http.MethodGet, "/v1/jobs/"+j.ID+"?wait=30s", nil)
+		next, err := call(ctx, http.MethodGet, fmt.Sprintf("/v1/jobs/%s?wait=30s&checks=%d", j.ID, len(j.Decisions)), nil)
 		if ctx.Err() != nil {
 			// Ctrl-C: the job must not go on deploying without us.
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)

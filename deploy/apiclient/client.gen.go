@@ -1481,6 +1481,9 @@ type ListJobsParams struct {
 type GetJobParams struct {
 	// Wait a Go duration from 0s to 1m, like 30s
 	Wait *string `form:"wait,omitempty" json:"wait,omitempty"`
+
+	// Checks the number of checks of the job the caller has seen
+	Checks *int `form:"checks,omitempty" json:"checks,omitempty"`
 }
 
 // ListNotificationsParams defines parameters for ListNotifications.
@@ -2003,7 +2006,9 @@ type ClientInterface interface {
 
 	// GetJob One job
 	//
-	// With `wait`, answers as soon as the job changes, or when the wait is over.
+	// With `wait`, answers as soon as the job changes, or when the wait is
+	// over; with `checks` too, at once if the job has had more checks than
+	// that (or has ended).
 	//
 	// Corresponds with GET /v1/jobs/{id} (the `GetJob` operationId).
 	GetJob(ctx context.Context, id Id, params *GetJobParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -2839,7 +2844,9 @@ func (c *Client) CancelJob(ctx context.Context, id Id, reqEditors ...RequestEdit
 
 // GetJob One job
 //
-// With `wait`, answers as soon as the job changes, or when the wait is over.
+// With `wait`, answers as soon as the job changes, or when the wait is
+// over; with `checks` too, at once if the job has had more checks than
+// that (or has ended).
 //
 // Corresponds with GET /v1/jobs/{id} (the `GetJob` operationId).
 func (c *Client) GetJob(ctx context.Context, id Id, params *GetJobParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -4633,6 +4640,18 @@ func NewGetJobRequest(server string, id Id, params *GetJobParams) (*http.Request
 
 		}
 
+		if params.Checks != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "checks", *params.Checks, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
 		if encoded := queryValues.Encode(); encoded != "" {
 			rawQueryFragments = append(rawQueryFragments, encoded)
 		}
@@ -5401,7 +5420,9 @@ type ClientWithResponsesInterface interface {
 
 	// GetJobWithResponse One job
 	//
-	// With `wait`, answers as soon as the job changes, or when the wait is over.
+	// With `wait`, answers as soon as the job changes, or when the wait is
+	// over; with `checks` too, at once if the job has had more checks than
+	// that (or has ended).
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -11214,7 +11235,9 @@ func (c *ClientWithResponses) CancelJobWithResponse(ctx context.Context, id Id, 
 
 // GetJobWithResponse One job
 //
-// With `wait`, answers as soon as the job changes, or when the wait is over.
+// With `wait`, answers as soon as the job changes, or when the wait is
+// over; with `checks` too, at once if the job has had more checks than
+// that (or has ended).
 //
 // Returns a wrapper object for the known response body format(s).
 //
