@@ -82,6 +82,19 @@ func waitURL(want string) chromedp.Action[chromedp.Void] {
 	}
 }
 
+// step runs steps in the browser within stepTimeout; if they fail, the
+// test fails with what it was doing, the page's address and its HTML.
+func step(t *testing.T, ctx context.Context, what string, steps ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	stepCtx, cancel := context.WithTimeout(ctx, stepTimeout)
+	defer cancel()
+	if err := chromedp.Do(stepCtx, steps...); err != nil {
+		at, _ := chromedp.Run(ctx, chromedp.Location())
+		page, _ := chromedp.Run(ctx, chromedp.OuterHTML(chromedp.CSS("html")))
+		t.Fatalf("browser: %s: %v\nat %s:\n%s", what, err, at, page)
+	}
+}
+
 // rowIDs are the decision IDs of the table shown, in order.
 const rowIDs = `[...document.querySelectorAll("#decisions tbody tr td:first-child a")].map(a => a.href.split("/").pop())`
 
@@ -101,16 +114,6 @@ func TestHistoryPageInABrowser(t *testing.T) {
 	}
 	revision := s.bundleStatus(t).Revision
 
-	step := func(what string, steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		stepCtx, cancel := context.WithTimeout(ctx, stepTimeout)
-		defer cancel()
-		if err := chromedp.Do(stepCtx, steps...); err != nil {
-			at, _ := chromedp.Run(ctx, chromedp.Location())
-			page, _ := chromedp.Run(ctx, chromedp.OuterHTML(chromedp.CSS("html")))
-			t.Fatalf("browser: %s: %v\nat %s:\n%s", what, err, at, page)
-		}
-	}
 	read := func(a chromedp.Action[string]) string {
 		t.Helper()
 		v, err := chromedp.Run(ctx, a)
@@ -129,11 +132,11 @@ func TestHistoryPageInABrowser(t *testing.T) {
 	}
 
 	// Not logged in: the login form.
-	step("open the page", chromedp.Navigate(s.base+"/ui/"), chromedp.WaitVisible(chromedp.ID("token")))
+	step(t, ctx, "open the page", chromedp.Navigate(s.base+"/ui/"), chromedp.WaitVisible(chromedp.ID("token")))
 	if title := read(chromedp.Title()); !strings.HasPrefix(title, "Log in") {
 		t.Errorf("first page %q, want the login form", title)
 	}
-	step("log in",
+	step(t, ctx, "log in",
 		chromedp.SendKeys(chromedp.ID("token"), auditor),
 		chromedp.Click(chromedp.ID("login")),
 		chromedp.WaitVisible(chromedp.ID("decisions")))
@@ -145,7 +148,7 @@ func TestHistoryPageInABrowser(t *testing.T) {
 	}
 
 	// Only the refusals.
-	step("filter the refusals",
+	step(t, ctx, "filter the refusals",
 		chromedp.SetValue(chromedp.ID("f-status"), "refused"),
 		chromedp.Click(chromedp.ID("apply")),
 		waitURL("status=refused"),
@@ -161,7 +164,7 @@ func TestHistoryPageInABrowser(t *testing.T) {
 	}
 
 	// And the freeze among them, opened.
-	step("filter the freeze and open it",
+	step(t, ctx, "filter the freeze and open it",
 		chromedp.SendKeys(chromedp.ID("f-reason"), "freeze_active"),
 		chromedp.Click(chromedp.ID("apply")),
 		waitURL("reason=freeze_active"),
@@ -243,16 +246,6 @@ func TestGateViewInABrowser(t *testing.T) {
 	waiver := exception("hotfix for the checkout")
 	own := exception("another one")
 
-	step := func(what string, steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		stepCtx, cancel := context.WithTimeout(ctx, stepTimeout)
-		defer cancel()
-		if err := chromedp.Do(stepCtx, steps...); err != nil {
-			at, _ := chromedp.Run(ctx, chromedp.Location())
-			page, _ := chromedp.Run(ctx, chromedp.OuterHTML(chromedp.CSS("html")))
-			t.Fatalf("browser: %s: %v\nat %s:\n%s", what, err, at, page)
-		}
-	}
 	read := func(a chromedp.Action[string]) string {
 		t.Helper()
 		stepCtx, cancel := context.WithTimeout(ctx, stepTimeout)
@@ -266,7 +259,7 @@ func TestGateViewInABrowser(t *testing.T) {
 	}
 	login := func(token string) {
 		t.Helper()
-		step("log in",
+		step(t, ctx, "log in",
 			chromedp.Navigate(s.base+"/ui/login"),
 			chromedp.WaitVisible(chromedp.ID("token")),
 			chromedp.SendKeys(chromedp.ID("token"), token),
@@ -294,7 +287,7 @@ func TestGateViewInABrowser(t *testing.T) {
 		t.Errorf("the exception awaiting approval: %q", row)
 	}
 
-	step("approve the exception",
+	step(t, ctx, "approve the exception",
 		chromedp.Click(chromedp.ID("approve-"+waiver)),
 		waitURL("/ui/exceptions/"+waiver+"/approve"),
 		chromedp.WaitVisible(chromedp.ID("state")))
@@ -311,13 +304,13 @@ func TestGateViewInABrowser(t *testing.T) {
 	})
 
 	// The requester cannot approve their own request.
-	step("log out", chromedp.Navigate(s.base+"/ui/gate"), chromedp.WaitVisible(chromedp.CSS("form.logout button")),
+	step(t, ctx, "log out", chromedp.Navigate(s.base+"/ui/gate"), chromedp.WaitVisible(chromedp.CSS("form.logout button")),
 		chromedp.Click(chromedp.CSS("form.logout button")), waitURL("/ui/login"))
 	login(requester)
 	if note := read(chromedp.Text(chromedp.ID("exception-" + own))); !strings.Contains(note, "You requested it: someone else must approve it.") {
 		t.Errorf("the requester's own exception: %q", note)
 	}
-	step("approve one's own exception",
+	step(t, ctx, "approve one's own exception",
 		chromedp.Click(chromedp.ID("approve-"+own)),
 		waitURL("/ui/exceptions/"+own+"/approve"),
 		chromedp.WaitVisible(chromedp.ID("message")))
