@@ -271,6 +271,15 @@ func (s *Server) getJob(c echo.Context) error {
 	return c.JSON(http.StatusOK, j)
 }
 
+// oneOf is v, the value of the query parameter param, if it is one of
+// allowed; an EInvalid error that lists them otherwise.
+func oneOf[T ~string](param, v string, allowed []T) (T, error) {
+	if !slices.Contains(allowed, T(v)) {
+		return "", tollgate.Errorf(tollgate.EInvalid, "%s must be one of %v", param, allowed)
+	}
+	return T(v), nil
+}
+
 // listJobs is GET /v1/jobs.
 func (s *Server) listJobs(c echo.Context) error {
 	jobs, err := s.jobs()
@@ -281,10 +290,9 @@ func (s *Server) listJobs(c echo.Context) error {
 	for name := range c.QueryParams() {
 		switch v := c.QueryParam(name); name {
 		case "state":
-			if !slices.Contains(tollgate.JobStates, tollgate.JobState(v)) {
-				return tollgate.Errorf(tollgate.EInvalid, "state must be one of %v", tollgate.JobStates)
+			if f.State, err = oneOf("state", v, tollgate.JobStates); err != nil {
+				return err
 			}
-			f.State = tollgate.JobState(v)
 		case "repository":
 			f.Repository = v
 		case "environment":

@@ -2,7 +2,6 @@ package server
 
 import (
 	"net/http"
-	"slices"
 
 	"github.com/labstack/echo/v4"
 
@@ -24,15 +23,13 @@ func (s *Server) listNotifications(c echo.Context) error {
 	for name := range c.QueryParams() {
 		switch v := c.QueryParam(name); name {
 		case "state":
-			if !slices.Contains(tollgate.DeliveryStates, tollgate.DeliveryState(v)) {
-				return tollgate.Errorf(tollgate.EInvalid, "state must be one of %v", tollgate.DeliveryStates)
+			if f.State, err = oneOf("state", v, tollgate.DeliveryStates); err != nil {
+				return err
 			}
-			f.State = tollgate.DeliveryState(v)
 		case "event":
-			if !slices.Contains(tollgate.NotificationEvents, v) {
-				return tollgate.Errorf(tollgate.EInvalid, "event must be one of %v", tollgate.NotificationEvents)
+			if f.Event, err = oneOf("event", v, tollgate.NotificationEvents); err != nil {
+				return err
 			}
-			f.Event = v
 		case "sink":
 			if err := tollgate.CheckIdentifier("sink", v); err != nil {
 				return err
