@@ -10,9 +10,9 @@ import (
 	"github.com/tollgate/tollgate"
 )
 
-// ciField is one request field a CI system's own variables give.
+// ciField is the value a CI system's own variables give one request
+// field (keyed by the check flag it stands in for).
 type ciField struct {
-	flag  string // the check flag it stands in for
 	value string
 	from  string // the variable it was read from
 }
@@ -29,7 +29,7 @@ func ciRequest(lookup func(string) (string, bool)) (system string, fields map[st
 	set := func(flag string, names ...string) {
 		for _, name := range names {
 			if v := get(name); v != "" {
-				fields[flag] = ciField{flag: flag, value: v, from: name}
+				fields[flag] = ciField{value: v, from: name}
 				return
 			}
 		}
