@@ -183,16 +183,16 @@ var ciRunIDs = []string{"deploy-prod#57", "9876543210", "pipeline-1187", "4242"}
 // unmanaged request (the probe) still decides; a managed request whose run
 // ID is not a number makes to_number fail: policy_error.
 func numericRunIDs(t *testing.T, dir string) {
-	editFile(t, filepath.Join(dir, "local.rego"), ") if {\n\tresolve.managed\n} else := [] if {",
-		") if {\n\tresolve.managed\n\tto_number(input.request.metadata.run_id) > 0\n} else := [] if {")
+	editFile(t, filepath.Join(dir, "local.rego"), ") if {\n\tresolve.resolved\n} else := [] if {",
+		") if {\n\tresolve.resolved\n\tto_number(input.request.metadata.run_id) > 0\n} else := [] if {")
 }
 
 // developRunIDs is numericRunIDs on branch develop only, where the
 // recorded decisions of historyFixture are: the project probes (branch
 // main) still decide, so only the replay can find it.
 func developRunIDs(t *testing.T, dir string) {
-	editFile(t, filepath.Join(dir, "local.rego"), ") if {\n\tresolve.managed\n} else := [] if {",
-		") if {\n\tresolve.managed\n\tto_number(object.get({\"develop\": input.request.metadata.run_id}, input.request.branch, \"1\")) > 0\n} else := [] if {")
+	editFile(t, filepath.Join(dir, "local.rego"), ") if {\n\tresolve.resolved\n} else := [] if {",
+		") if {\n\tresolve.resolved\n\tto_number(object.get({\"develop\": input.request.metadata.run_id}, input.request.branch, \"1\")) > 0\n} else := [] if {")
 }
 
 // With no recorded traffic to replay (a new server, or none within the
@@ -509,8 +509,8 @@ func TestReloadRejectsACandidateOverTheBudgetOnRecordedTraffic(t *testing.T) {
 	// candidate's 400 million steps exceed by far.
 	f, _ := historyFixture(t, EngineOptions{EvalTimeout: 500 * time.Millisecond})
 	active := f.engine.Policy()
-	editFile(t, filepath.Join(f.dir, "local.rego"), ") if {\n\tresolve.managed\n} else := [] if {",
-		") if {\n\tresolve.managed\n\tr := numbers.range(1, 20000)\n\tcount({a | some a in r; some b in r; a == b + 100000}) == 0\n} else := [] if {")
+	editFile(t, filepath.Join(f.dir, "local.rego"), ") if {\n\tresolve.resolved\n} else := [] if {",
+		") if {\n\tresolve.resolved\n\tr := numbers.range(1, 20000)\n\tcount({a | some a in r; some b in r; a == b + 100000}) == 0\n} else := [] if {")
 	err := f.engine.Reload(t.Context())
 	requireRejected(t, err, RejectPolicyErrors, "turns 4 of the 4 decisions", "time budget of 500ms")
 	if f.engine.Policy() != active {

@@ -603,16 +603,6 @@ func validateBranches(patterns []string) error {
 	return nil
 }
 
-// projectIndex maps each repository to its project: what the Rego reads as
-// data.engine.project_by_repository.
-func (c *Config) projectIndex() map[string]any {
-	index := make(map[string]any, len(c.byRepository))
-	for repo, name := range c.byRepository {
-		index[repo] = name
-	}
-	return index
-}
-
 // probes returns at most limit requests, one per registered project and
 // pipeline, in order of project and pipeline name: the project's first
 // repository (in name order), branch main, environment production. A

@@ -120,9 +120,9 @@ func (r LineRange) String() string {
 
 // RunTests runs the bundle's own _test.rego tests in-process, as stock
 // `opa test` would run them on the bundle directory: policy modules and tests
-// compiled together, over the bundle's data exactly as loaded. The engine's
-// derived data (data.engine) is deliberately absent, so that the tests see
-// what auditors running `opa test` see.
+// compiled together, over the bundle's data exactly as loaded, and without
+// constant folding, so that the tests see what auditors running `opa test`
+// see.
 //
 // A failing or erroring test is a result, not an error; an error means the
 // tests could not run (a compile error, a bad TestOptions.Run). A bundle

@@ -17,6 +17,7 @@ type flatCache struct {
 	terms   []*ast.Term // arena holding the refs of all entries, back to back
 	entries []cacheEntry
 	frames  []int // index in entries where each pushed frame starts
+	base    *folded // the bundle's folded rules, seen from the first frame only
 }
 
 type cacheEntry struct {
@@ -29,7 +30,11 @@ var _ topdown.VirtualCache = (*flatCache)(nil)
 
 var flatCaches = sync.Pool{New: func() any { return &flatCache{frames: []int{0}} }}
 
-func getFlatCache() *flatCache { return flatCaches.Get().(*flatCache) }
+func getFlatCache(base *folded) *flatCache {
+	c := flatCaches.Get().(*flatCache)
+	c.base = base
+	return c
+}
 
 // release clears the cache, dropping every pointer into the evaluation so
 // the pool does not keep its values alive, and returns it to the pool.
@@ -37,6 +42,7 @@ func (c *flatCache) release() {
 	clear(c.terms)
 	clear(c.entries)
 	c.terms, c.entries, c.frames = c.terms[:0], c.entries[:0], append(c.frames[:0], 0)
+	c.base = nil
 	flatCaches.Put(c)
 }
 
@@ -87,8 +93,14 @@ func refEqual(a, b []*ast.Term) bool {
 }
 
 func (c *flatCache) Get(ref ast.Ref) (*ast.Term, bool) {
-	if i := c.find(ref, refSig(ref)); i >= 0 {
+	sig := refSig(ref)
+	if i := c.find(ref, sig); i >= 0 {
 		return c.entries[i].value, c.entries[i].value == nil
+	}
+	if len(c.frames) == 1 {
+		if value, ok := c.base.get(ref, sig); ok {
+			return value, value == nil
+		}
 	}
 	return nil, false
 }

@@ -50,14 +50,23 @@ found := array.concat(
 	count(licence.reasons) > 0
 }
 
-reasons := exceptions.standing(found)
+# Without exceptions (the usual case) every reason stands and nothing is
+# waived.
+reasons := exceptions.standing(found) if {
+	input.context.exceptions
+} else := found
 
 # Waived reasons, then the findings the security gates left out for an
 # exception.
-waived := array.concat(exceptions.waived(found), local.waived)
+waived := array.concat(exceptions.waived(found), local.waived) if {
+	input.context.exceptions
+} else := []
 
 # The incident in force, and when a refusal can clear (below).
-annotations := incident_id if {
+annotations := {} if {
+	status == "accepted"
+	object.get(input.context, "incident", null) == null
+} else := incident_id if {
 	status == "accepted"
 } else := object.union(incident_id, clearance)
 

@@ -345,16 +345,6 @@ test_unmanaged_policy_absent_refuses if {
 	codes(d.reasons) == ["project_not_managed"]
 }
 
-test_engine_index_resolves_the_project if {
-	d := tollgate.decision with input as base_input
-		with input.request.repository as "org/service-api-fork"
-		with data.tollgate.config.global_policy as global_policy
-		with data.tollgate.config.projects as projects
-		with data.engine.project_by_repository as {"org/service-api-fork": "service-api"}
-	d.status == "accepted"
-	d.project == "service-api"
-}
-
 # --- several reasons at once, in contract order ---------------------------------
 
 test_all_reasons_are_reported_in_contract_order if {

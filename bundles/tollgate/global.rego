@@ -15,6 +15,60 @@ import data.tollgate.config
 
 reasons := array.concat(array.concat(freeze_reasons, window_reasons), weekend_reasons)
 
+# --- the rules of each environment --------------------------------------------
+#
+# What applies to an environment depends on the configuration alone: these
+# rules read no input, so tollgate evaluates them once per bundle load
+# (constant folding) and a decision only looks its environment up. Stock
+# `opa test` evaluates them as any other rule. scope_of(null) is what
+# applies to an environment that no rule names: the rules without an
+# "environments" key.
+
+scope := object.get(scopes, input.request.metadata.environment, other_scope)
+
+scopes := {env: scope_of(env) | some env in named_environments}
+
+other_scope := scope_of(null)
+
+named_environments contains env if {
+	some kind in ["freezes", "time_windows"]
+	some rule in object.get(config.global_policy, kind, [])
+	some env in rule.environments
+}
+
+named_environments contains env if some env in config.global_policy.weekends.environments
+
+applies(rule, env) if env in object.get(rule, "environments", [env])
+
+# The rules of env, with times turned into numbers: one-off freezes as
+# [start, end, freeze] instants, recurring ones as [days, from, to,
+# freeze] with local minutes after midnight, windows as [days, from, to].
+scope_of(env) := {
+	"freezes": fs,
+	"windows": ws,
+	"once": [[time.parse_rfc3339_ns(f.start), time.parse_rfc3339_ns(f.end), f] | some f in fs; f.end],
+	"weekly": [recurring(f, f.weekly, f.weekly.days) | some f in fs; f.weekly],
+	"monthly": [recurring(f, f.monthly, f.monthly.days) | some f in fs; f.monthly],
+	"yearly": [recurring(f, f.yearly, f.yearly.dates) | some f in fs; f.yearly],
+	"recurring": count([f | some f in fs; not f.end]) > 0,
+	"open": [[{d | some d in w.days}, minutes(w.start), minutes(w.end)] | some w in ws],
+	"weekends_closed": closed_on_weekends(env),
+} if {
+	fs := [f | some f in object.get(config.global_policy, "freezes", []); applies(f, env)]
+	ws := [w | some w in object.get(config.global_policy, "time_windows", []); applies(w, env)]
+}
+
+recurring(freeze, hours, days) := [{d | some d in days}, minutes(hours.start), minutes(hours.end), freeze]
+
+closed_on_weekends(env) if {
+	weekends := config.global_policy.weekends
+	not weekends.allowed
+	applies(weekends, env)
+} else := false
+
+# "HH:MM" (up to "24:00") as minutes after midnight.
+minutes(hhmm) := (to_number(substring(hhmm, 0, 2)) * 60) + to_number(substring(hhmm, 3, 2))
+
 # --- freezes ------------------------------------------------------------------
 #
 # A freeze is one-off ("start" <= now < "end", RFC 3339 instants) or recurs
@@ -25,67 +79,59 @@ reasons := array.concat(array.concat(freeze_reasons, window_reasons), weekend_re
 #   "yearly":  {"dates": ["12-24", "12-31"], "start": "00:00", "end": "24:00"}
 # Local wall-clock times, so a freeze keeps its hours across DST changes.
 
-freeze_reasons := array.concat(scheduled_freeze_reasons, emergency_freeze_reasons)
+freeze_reasons := array.concat(
+	array.concat(
+		[freeze_reason(f) |
+			some [start, end, f] in scope.once
+			start <= input.context.now_ns
+			input.context.now_ns < end
+		],
+		recurring_freeze_reasons,
+	),
+	# Emergency freezes, declared through the API (input.context.freezes,
+	# injected by Go: [{"id", "reason", "environments"?, "expires_ns"}]),
+	# end at expires_ns whatever the expiry worker does.
+	[reason |
+		some freeze in object.get(input.context, "freezes", [])
+		input.request.metadata.environment in object.get(freeze, "environments", [input.request.metadata.environment])
+		input.context.now_ns < freeze.expires_ns
+		reason := {
+			"code": "freeze_active",
+			"message": sprintf("Emergency freeze %q is active until %s: %s.", [
+				freeze.id, time.format([freeze.expires_ns, timezone, "2006-01-02T15:04:05Z07:00"]), freeze.reason,
+			]),
+		}
+	],
+)
 
-scheduled_freeze_reasons := [reason |
-	some freeze in object.get(config.global_policy, "freezes", [])
-	input.request.metadata.environment in object.get(freeze, "environments", [input.request.metadata.environment])
-	freeze_active(freeze)
-	reason := {
-		"code": "freeze_active",
-		"message": sprintf("Freeze %q is active %s: %s.", [
-			object.get(freeze, "id", "unnamed"), freeze_period(freeze),
-			object.get(freeze, "reason", "no reason given"),
-		]),
-	}
-]
+# Recurring freezes need the local date and time; most policies have none.
+recurring_freeze_reasons := [] if {
+	scope.recurring == false
+} else := array.concat(
+	array.concat(
+		[freeze_reason(f) | some [days, from, to, f] in scope.weekly; days[now_local[0]]; from <= now_local[1]; now_local[1] < to],
+		[freeze_reason(f) | some [days, from, to, f] in scope.monthly; days[local_date[2]]; from <= now_local[1]; now_local[1] < to],
+	),
+	[freeze_reason(f) |
+		some [dates, from, to, f] in scope.yearly
+		dates[sprintf("%02d-%02d", [local_date[1], local_date[2]])]
+		from <= now_local[1]
+		now_local[1] < to
+	],
+)
 
-# Emergency freezes, declared through the API (input.context.freezes,
-# injected by Go: [{"id", "reason", "environments"?, "expires_ns"}]), end at
-# expires_ns whatever the expiry worker does.
-emergency_freeze_reasons := [reason |
-	some freeze in object.get(input.context, "freezes", [])
-	input.request.metadata.environment in object.get(freeze, "environments", [input.request.metadata.environment])
-	input.context.now_ns < freeze.expires_ns
-	reason := {
-		"code": "freeze_active",
-		"message": sprintf("Emergency freeze %q is active until %s: %s.", [
-			freeze.id, time.format([freeze.expires_ns, timezone, "2006-01-02T15:04:05Z07:00"]), freeze.reason,
-		]),
-	}
-]
-
-# The scheduled freezes of the request's environment (scheduled_freeze_reasons
-# filters them itself: one rule less on every decision).
-freezes := [freeze |
-	some freeze in object.get(config.global_policy, "freezes", [])
-	input.request.metadata.environment in object.get(freeze, "environments", [input.request.metadata.environment])
-]
-
-freeze_active(freeze) if {
-	time.parse_rfc3339_ns(freeze.start) <= input.context.now_ns
-	input.context.now_ns < time.parse_rfc3339_ns(freeze.end)
+freeze_reason(freeze) := {
+	"code": "freeze_active",
+	"message": sprintf("Freeze %q is active %s: %s.", [
+		object.get(freeze, "id", "unnamed"), freeze_period(freeze),
+		object.get(freeze, "reason", "no reason given"),
+	]),
 }
 
-freeze_active(freeze) if {
-	local_day in freeze.weekly.days
-	in_local_range(freeze.weekly)
-}
+# The scheduled freezes and the time windows of the request's environment.
+freezes := scope.freezes
 
-freeze_active(freeze) if {
-	local_date[2] in freeze.monthly.days
-	in_local_range(freeze.monthly)
-}
-
-freeze_active(freeze) if {
-	sprintf("%02d-%02d", [local_date[1], local_date[2]]) in freeze.yearly.dates
-	in_local_range(freeze.yearly)
-}
-
-in_local_range(r) if {
-	r.start <= local_time
-	local_time < r.end
-}
+windows := scope.windows
 
 freeze_period(freeze) := sprintf("until %s", [freeze.end]) if {
 	freeze.end
@@ -99,28 +145,30 @@ freeze_period(freeze) := sprintf("until %s", [freeze.end]) if {
 
 timezone := object.get(config.global_policy, "timezone", "UTC")
 
-# The local weekday ("monday"), date ([year, month, day]) and time ("HH:MM")
-# of the evaluation.
-local_day := lower(time.weekday([input.context.now_ns, timezone]))
+# The local weekday ("monday") and minutes after midnight of the
+# evaluation, which every window, weekend and recurring freeze needs: one
+# rule, so that a decision enters one. local_day, local_date ([year, month,
+# day]) and local_time ("HH:MM") are for messages and for the
+# computations of refusals.
+now_local := [lower(time.weekday(at)), (clock[0] * 60) + clock[1]] if {
+	at := [input.context.now_ns, timezone]
+	clock := time.clock(at)
+}
+
+local_day := now_local[0]
 
 local_date := time.date([input.context.now_ns, timezone])
 
-local_time := sprintf("%02d:%02d", [clock[0], clock[1]]) if {
-	clock := time.clock([input.context.now_ns, timezone])
-}
+local_time := sprintf("%02d:%02d", [clock[0], clock[1]]) if clock := time.clock([input.context.now_ns, timezone])
 
-windows := [window |
-	some window in object.get(config.global_policy, "time_windows", [])
-	input.request.metadata.environment in object.get(window, "environments", [input.request.metadata.environment])
-]
-
+# The usual case, a window open now, comes first.
 window_reasons := [] if {
-	count(windows) == 0
+	some [days, from, to] in scope.open
+	days[now_local[0]]
+	from <= now_local[1]
+	now_local[1] < to
 } else := [] if {
-	some window in windows
-	local_day in window.days
-	window.start <= local_time
-	local_time < window.end
+	count(scope.open) == 0
 } else := [{
 	"code": "time_window_violation",
 	"message": sprintf("%s %s (%s) is outside the deployment windows for %s: %s.", [
@@ -131,18 +179,19 @@ window_reasons := [] if {
 
 # --- weekends ---------------------------------------------------------------
 
-weekend_reasons := [{
+weekend_reasons := [] if {
+	scope.weekends_closed == false
+	input.context.now_ns # fail closed: without a clock no global rule holds
+} else := [] if {
+	now_local[0] in {"monday", "tuesday", "wednesday", "thursday", "friday"}
+} else := [{
 	"code": "weekend_violation",
 	"message": sprintf("Deployments to %s are not allowed on weekends (it is %s in %s).", [
 		input.request.metadata.environment, local_day, timezone,
 	]),
 }] if {
-	weekends := config.global_policy.weekends
-	not weekends.allowed
-	input.request.metadata.environment in object.get(weekends, "environments", [input.request.metadata.environment])
-	local_day in {"saturday", "sunday"}
-} else := [] if {
-	input.context.now_ns # fail closed: without a clock no global rule holds
+	scope.weekends_closed
+	now_local[0] in {"saturday", "sunday"}
 }
 
 # --- when the reasons can clear ---------------------------------------------

@@ -19,6 +19,8 @@ active := input.context.incident if {
 allowed_types := object.get(config.global_policy, ["incident", "pipeline_types"], [])
 
 reasons := [] if {
+	object.get(input.context, "incident", null) == null
+} else := [] if {
 	not active
 } else := [] if {
 	resolve.resolved[2].type in allowed_types

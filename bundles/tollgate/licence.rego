@@ -11,7 +11,7 @@ package tollgate.licence
 status := object.get(input, ["context", "licence", "status"], "missing")
 
 reasons := [] if {
-	status == "valid"
+	input.context.licence.status == "valid"
 } else := [{
 	"code": "licence_expired",
 	"message": sprintf("The tollgate licence is expired or not yet valid: %s.", [detail]),

@@ -23,24 +23,24 @@ findings := array.concat(
 	array.concat(branch_reasons, type_reasons),
 	array.concat(array.concat(cooldown_reasons, risk.reasons), project_reasons),
 ) if {
-	resolve.managed
+	resolve.resolved
 } else := [] if {
-	not resolve.managed
+	not resolve.resolved
 }
 
-warn_mode if resolve.resolved[1].enforcement == "warn"
+enforcement := object.get(resolve.resolved[1], "enforcement", "block") if {
+	resolve.resolved
+} else := "block"
+
+warn_mode if enforcement == "warn"
 
 refusals := findings if {
-	not warn_mode
-} else := [] if {
-	warn_mode
-}
+	enforcement != "warn"
+} else := []
 
 warnings := [] if {
-	not warn_mode
-} else := findings if {
-	warn_mode
-}
+	enforcement != "warn"
+} else := findings
 
 # Findings the security gates left out because an exception waives them.
 waived := risk.waived if {
@@ -84,7 +84,9 @@ type_reasons := [] if {
 
 # --- cooldown per project + pipeline + branch -------------------------------
 
-cooldown_reasons := [{
+cooldown_reasons := [] if {
+	object.get(input, ["context", "cooldown", "last_accepted_ns"], null) == null
+} else := [{
 	"code": "cooldown",
 	"message": sprintf("Cooldown active for pipeline %q on branch %q: last accepted at %s, next run allowed from %s.", [
 		input.request.pipeline, input.request.branch,

@@ -10,17 +10,12 @@ package tollgate.resolve
 
 import data.tollgate.config
 
-# Repository -> project name. The engine computes this index once per bundle
-# load and provides it as data.engine.project_by_repository, so resolution is
-# one key lookup however many projects there are. Without the engine (stock
-# `opa test`) it is derived from the registry here.
-project_by_repository := data.engine.project_by_repository
-
+# Repository -> project name. The index reads the registry alone, so
+# tollgate computes it once per bundle load (constant folding): resolution
+# is one key lookup however many projects there are.
 project_by_repository := {repo: name |
 	some name, project in config.projects
 	some repo in project.repositories
-} if {
-	not data.engine.project_by_repository
 }
 
 # The managed project and pipeline, [name, project, pipeline]; undefined when
@@ -37,7 +32,7 @@ default project_name := ""
 project_name := resolved[0]
 
 reasons := [] if {
-	managed
+	resolved
 } else := [] if {
 	config.global_policy.unmanaged_projects == "accept"
 } else := [{

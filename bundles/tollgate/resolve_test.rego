@@ -114,30 +114,3 @@ test_unmanaged_projects_absent_defaults_to_refuse if {
 		with data.tollgate.config.projects as projects
 		with data.tollgate.config.global_policy as {}
 }
-
-test_engine_index_is_used_when_present if {
-	# The engine's index maps a repository the registry does not list ...
-	resolve.project_name == "tools" with input as base_input
-		with input.request.repository as "org/tools-mirror"
-		with input.request.pipeline as "build"
-		with data.tollgate.config.projects as projects
-		with data.engine.project_by_repository as {"org/tools-mirror": "tools"}
-	resolve.reasons == [] with input as base_input
-		with input.request.repository as "org/tools-mirror"
-		with input.request.pipeline as "build"
-		with data.tollgate.config.projects as projects
-		with data.engine.project_by_repository as {"org/tools-mirror": "tools"}
-
-	# ... and replaces the derived one: a registry repository it omits is unmanaged.
-	resolve.project_name == "" with input as base_input
-		with data.tollgate.config.projects as projects
-		with data.engine.project_by_repository as {"org/tools-mirror": "tools"}
-	resolve.project_by_repository == {"org/tools-mirror": "tools"} with data.tollgate.config.projects as projects
-		with data.engine.project_by_repository as {"org/tools-mirror": "tools"}
-}
-
-test_engine_index_naming_an_unknown_project_is_not_managed if {
-	resolve.reasons == not_managed(`Pipeline "deploy" is not declared in project "ghost".`) with input as base_input
-		with data.tollgate.config.projects as projects
-		with data.engine.project_by_repository as {"org/shop": "ghost"}
-}

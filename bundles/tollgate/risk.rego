@@ -44,7 +44,10 @@ settings := object.get(
 )
 
 # Without a scan, only scan_missing can apply: the usual case, kept cheap.
-reasons := missing_reasons if {
+reasons := [] if {
+	object.get(input, "scan", null) == null
+	object.get(settings, "require_scan", false) == false
+} else := missing_reasons if {
 	not input.scan
 } else := array.concat(
 	array.concat(missing_reasons, stale_reasons),
@@ -67,13 +70,17 @@ is_suppressed(finding) if finding.vex_status in {"not_affected", "fixed"}
 gated(scan) := [f | some f in scan.findings; not is_suppressed(f)]
 
 # For the decision's "suppressed" list.
-suppressed := [object.union(
+suppressed := [] if {
+	object.get(input, "scan", null) == null
+} else := [object.union(
 	{"id": f.id, "package": f.package, "version": object.get(f, "version", ""), "vex_status": f.vex_status},
 	statement(f),
 ) |
 	some f in input.scan.findings
 	is_suppressed(f)
-]
+] if {
+	input.scan
+}
 
 statement(finding) := {"statement": finding.vex} if {
 	finding.vex
@@ -129,7 +136,9 @@ waived_drift := exceptions.waived_findings("risk_drift")
 
 # The findings that would have failed a gate but for an exception, for the
 # decision's "waived" list.
-waived := array.concat(
+waived := [] if {
+	not input.scan
+} else := array.concat(
 	[{
 		"code": "risk_threshold_exceeded",
 		"message": sprintf("Finding %s (CVSS %v, risk %v) is above the allowed risk for %s.", [f.id, f.cvss, f.risk, input.request.metadata.environment]),
@@ -151,7 +160,7 @@ waived := array.concat(
 	],
 ) if {
 	input.scan
-} else := []
+}
 
 above_threshold(f) if f.cvss > settings.max_cvss
 
