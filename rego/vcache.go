@@ -16,7 +16,7 @@ import (
 type flatCache struct {
 	terms   []*ast.Term // arena holding the refs of all entries, back to back
 	entries []cacheEntry
-	frames  []int // index in entries where each pushed frame starts
+	frames  []int   // index in entries where each pushed frame starts
 	base    *folded // the bundle's folded rules, seen from the first frame only
 }
 
