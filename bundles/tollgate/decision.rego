@@ -52,15 +52,15 @@ found := array.concat(
 
 # Without exceptions (the usual case) every reason stands and nothing is
 # waived.
-reasons := exceptions.standing(found) if {
-	input.context.exceptions
-} else := found
+reasons := found if {
+	object.get(input.context, "exceptions", null) == null
+} else := exceptions.standing(found)
 
 # Waived reasons, then the findings the security gates left out for an
 # exception.
-waived := array.concat(exceptions.waived(found), local.waived) if {
-	input.context.exceptions
-} else := []
+waived := [] if {
+	object.get(input.context, "exceptions", null) == null
+} else := array.concat(exceptions.waived(found), local.waived)
 
 # The incident in force, and when a refusal can clear (below).
 annotations := {} if {

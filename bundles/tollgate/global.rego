@@ -79,15 +79,12 @@ minutes(hhmm) := (to_number(substring(hhmm, 0, 2)) * 60) + to_number(substring(h
 #   "yearly":  {"dates": ["12-24", "12-31"], "start": "00:00", "end": "24:00"}
 # Local wall-clock times, so a freeze keeps its hours across DST changes.
 
-freeze_reasons := array.concat(
-	array.concat(
-		[freeze_reason(f) |
-			some [start, end, f] in scope.once
-			start <= input.context.now_ns
-			input.context.now_ns < end
-		],
-		recurring_freeze_reasons,
-	),
+# The usual case first: one-off freezes only, no emergency freeze.
+freeze_reasons := once_freeze_reasons if {
+	scope.recurring == false
+	object.get(input.context, "freezes", null) == null
+} else := array.concat(
+	array.concat(once_freeze_reasons, recurring_freeze_reasons),
 	# Emergency freezes, declared through the API (input.context.freezes,
 	# injected by Go: [{"id", "reason", "environments"?, "expires_ns"}]),
 	# end at expires_ns whatever the expiry worker does.
@@ -103,6 +100,12 @@ freeze_reasons := array.concat(
 		}
 	],
 )
+
+once_freeze_reasons := [freeze_reason(f) |
+	some [start, end, f] in scope.once
+	start <= input.context.now_ns
+	input.context.now_ns < end
+]
 
 # Recurring freezes need the local date and time; most policies have none.
 recurring_freeze_reasons := [] if {
@@ -180,10 +183,10 @@ window_reasons := [] if {
 # --- weekends ---------------------------------------------------------------
 
 weekend_reasons := [] if {
+	now_local[0] in {"monday", "tuesday", "wednesday", "thursday", "friday"}
+} else := [] if {
 	scope.weekends_closed == false
 	input.context.now_ns # fail closed: without a clock no global rule holds
-} else := [] if {
-	now_local[0] in {"monday", "tuesday", "wednesday", "thursday", "friday"}
 } else := [{
 	"code": "weekend_violation",
 	"message": sprintf("Deployments to %s are not allowed on weekends (it is %s in %s).", [
