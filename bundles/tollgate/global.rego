@@ -40,16 +40,14 @@ named_environments contains env if some env in config.global_policy.weekends.env
 
 applies(rule, env) if env in object.get(rule, "environments", [env])
 
-# The rules of env, with times turned into numbers: one-off freezes as
-# [start, end, freeze] instants, recurring ones as [days, from, to,
-# freeze] with local minutes after midnight, windows as [days, from, to].
+# The rules of env, with times turned into numbers: each freeze, in the
+# configuration's order, as [kind, from, to, days, freeze] — a one-off's
+# instants, or a recurring one's local minutes after midnight and its days
+# (a set) — and each window as [days, from, to].
 scope_of(env) := {
 	"freezes": fs,
 	"windows": ws,
-	"once": [[time.parse_rfc3339_ns(f.start), time.parse_rfc3339_ns(f.end), f] | some f in fs; f.end],
-	"weekly": [recurring(f, f.weekly, f.weekly.days) | some f in fs; f.weekly],
-	"monthly": [recurring(f, f.monthly, f.monthly.days) | some f in fs; f.monthly],
-	"yearly": [recurring(f, f.yearly, f.yearly.dates) | some f in fs; f.yearly],
+	"compiled": [compiled(f) | some f in fs],
 	"recurring": count([f | some f in fs; not f.end]) > 0,
 	"open": [[{d | some d in w.days}, minutes(w.start), minutes(w.end)] | some w in ws],
 	"weekends_closed": closed_on_weekends(env),
@@ -58,7 +56,13 @@ scope_of(env) := {
 	ws := [w | some w in object.get(config.global_policy, "time_windows", []); applies(w, env)]
 }
 
-recurring(freeze, hours, days) := [{d | some d in days}, minutes(hours.start), minutes(hours.end), freeze]
+compiled(f) := ["once", time.parse_rfc3339_ns(f.start), time.parse_rfc3339_ns(f.end), set(), f] if {
+	f.end
+} else := ["weekly", minutes(f.weekly.start), minutes(f.weekly.end), {d | some d in f.weekly.days}, f] if {
+	f.weekly
+} else := ["monthly", minutes(f.monthly.start), minutes(f.monthly.end), {d | some d in f.monthly.days}, f] if {
+	f.monthly
+} else := ["yearly", minutes(f.yearly.start), minutes(f.yearly.end), {d | some d in f.yearly.dates}, f]
 
 closed_on_weekends(env) if {
 	weekends := config.global_policy.weekends
@@ -80,11 +84,15 @@ minutes(hhmm) := (to_number(substring(hhmm, 0, 2)) * 60) + to_number(substring(h
 # Local wall-clock times, so a freeze keeps its hours across DST changes.
 
 # The usual case first: one-off freezes only, no emergency freeze.
-freeze_reasons := once_freeze_reasons if {
+freeze_reasons := [freeze_reason(f) |
+	some ["once", from, to, _, f] in scope.compiled
+	from <= input.context.now_ns
+	input.context.now_ns < to
+] if {
 	scope.recurring == false
 	object.get(input.context, "freezes", null) == null
 } else := array.concat(
-	array.concat(once_freeze_reasons, recurring_freeze_reasons),
+	[freeze_reason(c[4]) | some c in scope.compiled; frozen(c)],
 	# Emergency freezes, declared through the API (input.context.freezes,
 	# injected by Go: [{"id", "reason", "environments"?, "expires_ns"}]),
 	# end at expires_ns whatever the expiry worker does.
@@ -101,27 +109,29 @@ freeze_reasons := once_freeze_reasons if {
 	],
 )
 
-once_freeze_reasons := [freeze_reason(f) |
-	some [start, end, f] in scope.once
-	start <= input.context.now_ns
-	input.context.now_ns < end
-]
+# Whether a compiled freeze is in force now.
+frozen(["once", from, to, _, _]) if {
+	from <= input.context.now_ns
+	input.context.now_ns < to
+}
 
-# Recurring freezes need the local date and time; most policies have none.
-recurring_freeze_reasons := [] if {
-	scope.recurring == false
-} else := array.concat(
-	array.concat(
-		[freeze_reason(f) | some [days, from, to, f] in scope.weekly; days[now_local[0]]; from <= now_local[1]; now_local[1] < to],
-		[freeze_reason(f) | some [days, from, to, f] in scope.monthly; days[local_date[2]]; from <= now_local[1]; now_local[1] < to],
-	),
-	[freeze_reason(f) |
-		some [dates, from, to, f] in scope.yearly
-		dates[sprintf("%02d-%02d", [local_date[1], local_date[2]])]
-		from <= now_local[1]
-		now_local[1] < to
-	],
-)
+frozen(["weekly", from, to, days, _]) if {
+	days[now_local[0]]
+	from <= now_local[1]
+	now_local[1] < to
+}
+
+frozen(["monthly", from, to, days, _]) if {
+	days[local_date[2]]
+	from <= now_local[1]
+	now_local[1] < to
+}
+
+frozen(["yearly", from, to, dates, _]) if {
+	dates[sprintf("%02d-%02d", [local_date[1], local_date[2]])]
+	from <= now_local[1]
+	now_local[1] < to
+}
 
 freeze_reason(freeze) := {
 	"code": "freeze_active",
