@@ -28,6 +28,18 @@ import (
 type folded struct {
 	bySig map[uint64][]foldedRule
 	n     int
+	// inputWithsOnly: every with of the policy replaces part of the input,
+	// which no folded rule reads, so that the folded values hold in the
+	// frames withs open too (the fixed point of decision.rego evaluates
+	// the rules again at other times). A with on data or on a function
+	// could change them: then only the first frame sees them.
+	inputWithsOnly bool
+}
+
+// visible reports whether the folded values hold in the cache frame at
+// depth (1 for the evaluation's own).
+func (f *folded) visible(depth int) bool {
+	return f != nil && (depth == 1 || f.inputWithsOnly)
 }
 
 type foldedRule struct {
@@ -56,7 +68,7 @@ func (f *folded) get(ref ast.Ref, sig uint64) (value *ast.Term, ok bool) {
 // not folded within it (a runaway comprehension) are left to evaluation,
 // and its own time budget. Only the end of ctx is an error.
 func foldRules(parent context.Context, compiler *ast.Compiler, store storage.Store, budget time.Duration) (*folded, error) {
-	f := &folded{bySig: map[uint64][]foldedRule{}}
+	f := &folded{bySig: map[uint64][]foldedRule{}, inputWithsOnly: inputWithsOnly(compiler)}
 	paths := independentPaths(compiler)
 	if len(paths) == 0 {
 		return f, nil
@@ -101,6 +113,21 @@ func foldRules(parent context.Context, compiler *ast.Compiler, store storage.Sto
 		f.n++
 	}
 	return f, nil
+}
+
+func inputWithsOnly(compiler *ast.Compiler) bool {
+	ok := true
+	for _, m := range compiler.Modules {
+		ast.WalkExprs(m, func(e *ast.Expr) bool {
+			for _, w := range e.With {
+				if ref, isRef := w.Target.Value.(ast.Ref); !isRef || !ref.HasPrefix(ast.InputRootRef) {
+					ok = false
+				}
+			}
+			return !ok
+		})
+	}
+	return ok
 }
 
 func isComplete(compiler *ast.Compiler, path ast.Ref) bool {

@@ -56,6 +56,9 @@ decision := {"status": "accepted", "reasons": [], "warnings": [], "waived": [], 
 		}
 	}
 	slices.Sort(folded)
+	if p.folded.inputWithsOnly {
+		t.Error("a with on data.settings: the folded values must not be seen in its frame")
+	}
 	want := []string{"data.tollgate.constant", "data.tollgate.index", "data.tollgate.undefined_rule"}
 	if !slices.Equal(folded, want) {
 		t.Fatalf("folded %v, want %v", folded, want)
@@ -98,6 +101,9 @@ func TestShippedBundleFoldsItsIndexes(t *testing.T) {
 		if _, ok := p.folded.get(ref, refSig(ref)); !ok {
 			t.Errorf("%s is not folded", path)
 		}
+	}
+	if !p.folded.inputWithsOnly {
+		t.Error("the shipped bundle's withs replace only the input: its folded values hold in their frames")
 	}
 }
 

@@ -17,7 +17,7 @@ type flatCache struct {
 	terms   []*ast.Term // arena holding the refs of all entries, back to back
 	entries []cacheEntry
 	frames  []int   // index in entries where each pushed frame starts
-	base    *folded // the bundle's folded rules, seen from the first frame only
+	base    *folded // the bundle's folded rules (see folded.visible)
 }
 
 type cacheEntry struct {
@@ -97,7 +97,7 @@ func (c *flatCache) Get(ref ast.Ref) (*ast.Term, bool) {
 	if i := c.find(ref, sig); i >= 0 {
 		return c.entries[i].value, c.entries[i].value == nil
 	}
-	if len(c.frames) == 1 {
+	if c.base.visible(len(c.frames)) {
 		if value, ok := c.base.get(ref, sig); ok {
 			return value, value == nil
 		}
