@@ -81,8 +81,8 @@ func TestMinimalDecidesAsTollgate(t *testing.T) {
 		t.Fatal(err)
 	}
 	seen := map[string]int{}
-	configs := 24
-	cases := 1500
+	configs := 20
+	cases := 1200
 	if testing.Short() {
 		configs, cases = 4, 300
 	}
