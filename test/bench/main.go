@@ -157,7 +157,7 @@ func main() {
 	warmup := flag.Duration("warmup", 3*time.Second, "wrk run before each measured one, not counted")
 	connections := flag.Int("connections", 16, "wrk connections")
 	out := flag.String("out", "test/bench/results", "directory of the JSON results")
-	only := flag.String("only", "", "measure only the servers whose name contains one of these comma-separated `WORDS` (and stock opa, the baseline)")
+	only := flag.String("only", "", "measure only the servers whose name contains one of these comma-separated `WORDS` (and both stock opa rows, the baselines)")
 	against := flag.String("against", "", "also measure this other tollgate `BINARY` on SQLite, right after this tree's (A/B in one run)")
 	profile := flag.String("profile", "", "write a CPU profile of each measured tollgate run to this `DIR` (serve --pprof-addr)")
 	flag.Parse()
