@@ -87,28 +87,7 @@ func TestMinimalDecidesAsTollgate(t *testing.T) {
 		configs, cases = 4, 300
 	}
 	check := func(name string, r *rand.Rand, projects, global map[string]any, n int) {
-		shipped, minimal := t.TempDir(), t.TempDir()
-		if err := writeBundle(root, shipped, projects, global); err != nil {
-			t.Fatal(err)
-		}
-		if err := writeMinimal(root, minimal, projects, global); err != nil {
-			t.Fatal(err)
-		}
-		tollgateQuery := prepareQuery(t, shipped, "data.tollgate.decision")
-		minimalQuery := prepareQuery(t, minimal, "data.minimal.decision")
-		times := interestingTimes(r, global)
-		for i := range n {
-			c := randomCase(r, times)
-			want := evalCodes(t, tollgateQuery, c.tollgateInput(), time.Now())
-			got := evalCodes(t, minimalQuery, c.minimalInput(), time.Unix(0, c.now))
-			if !slices.Equal(want, got) {
-				t.Fatalf("%s, case %d, %s:\n tollgate: %v\n minimal:  %v\n global policy: %v",
-					name, i, c, want, got, global)
-			}
-			for _, code := range want {
-				seen[code]++
-			}
-		}
+		compareMinimal(t, root, name, r, projects, global, n, seen)
 	}
 
 	r := rand.New(rand.NewPCG(20, 1))
@@ -134,6 +113,54 @@ func TestMinimalDecidesAsTollgate(t *testing.T) {
 			t.Errorf("%s came up %d times: the generator hardly tests it", code, seen[code])
 		}
 	}
+}
+
+// compareMinimal writes the shipped bundle and the minimal policy with
+// projects and global, evaluates both on n cases drawn from r, fails at
+// the first that they decide differently, and counts the statuses and
+// codes it saw in seen.
+func compareMinimal(t *testing.T, root, name string, r *rand.Rand, projects, global map[string]any, n int, seen map[string]int) {
+	t.Helper()
+	shipped, minimal := t.TempDir(), t.TempDir()
+	if err := writeBundle(root, shipped, projects, global); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeMinimal(root, minimal, projects, global); err != nil {
+		t.Fatal(err)
+	}
+	tollgateQuery := prepareQuery(t, shipped, "data.tollgate.decision")
+	minimalQuery := prepareQuery(t, minimal, "data.minimal.decision")
+	times := interestingTimes(r, global)
+	for i := range n {
+		c := randomCase(r, times)
+		// The bundle reads the clock from the input; the minimal policy
+		// from OPA's: both are set to the case's.
+		at := time.Unix(0, c.now)
+		want := evalCodes(t, tollgateQuery, c.tollgateInput(), at)
+		got := evalCodes(t, minimalQuery, c.minimalInput(), at)
+		if !slices.Equal(want, got) {
+			t.Fatalf("%s, case %d, %s:\n tollgate: %v\n minimal:  %v\n global policy: %v",
+				name, i, c, want, got, global)
+		}
+		for _, code := range want {
+			seen[code]++
+		}
+	}
+}
+
+// FuzzMinimalDecidesAsTollgate is the differential test's random part with
+// the fuzzer choosing the seed of the configuration and the cases.
+func FuzzMinimalDecidesAsTollgate(f *testing.F) {
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(uint64(1), uint64(2))
+	f.Add(uint64(20), uint64(0))
+	f.Fuzz(func(t *testing.T, seed1, seed2 uint64) {
+		r := rand.New(rand.NewPCG(seed1, seed2))
+		compareMinimal(t, root, "fuzzed configuration", r, variedRegistry(), randomGlobalPolicy(r), 50, map[string]int{})
+	})
 }
 
 func prepareQuery(t *testing.T, dir, query string) rego.PreparedEvalQuery {
