@@ -23,7 +23,49 @@ import (
 // weekends allowed. A request of load.lua is then accepted unless its
 // cooldown says otherwise, after every rule has been evaluated.
 func benchBundle(root, dir string, n int) error {
-	src := filepath.Join(root, "bundles", "tollgate")
+	return writeBundle(root, dir, benchRegistry(n), benchGlobalPolicy(0))
+}
+
+// minimalBundle writes the minimal policy (test/bench/minimal, for stock
+// OPA) to dir with the configuration benchBundle gives tollgate's bundle.
+func minimalBundle(root, dir string, n int) error {
+	return writeMinimal(root, dir, benchRegistry(n), benchGlobalPolicy(0))
+}
+
+// writeBundle copies the shipped bundle's Rego to dir with the registry
+// projects and the global policy global.
+func writeBundle(root, dir string, projects, global map[string]any) error {
+	if err := copyRego(filepath.Join(root, "bundles", "tollgate"), dir); err != nil {
+		return err
+	}
+	if err := writeJSON(filepath.Join(dir, "config", "global_policy", "data.json"), global); err != nil {
+		return err
+	}
+	return writeJSON(filepath.Join(dir, "config", "projects", "data.json"), projects)
+}
+
+// writeMinimal copies the minimal policy to dir with the same configuration
+// as writeBundle: the global policy's file as is, and the registry keyed
+// by repository (data.config.repositories), the shape a stock OPA user
+// gives data so that a request finds its project in one lookup.
+func writeMinimal(root, dir string, projects, global map[string]any) error {
+	if err := copyRego(filepath.Join(root, "test", "bench", "minimal"), dir); err != nil {
+		return err
+	}
+	if err := writeJSON(filepath.Join(dir, "config", "global_policy", "data.json"), global); err != nil {
+		return err
+	}
+	byRepository := map[string]any{}
+	for _, project := range projects {
+		for _, repo := range project.(map[string]any)["repositories"].([]string) {
+			byRepository[repo] = project
+		}
+	}
+	return writeJSON(filepath.Join(dir, "config", "repositories", "data.json"), byRepository)
+}
+
+// copyRego copies the .rego files of src, with its directories, to dir.
+func copyRego(src, dir string) error {
 	err := filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -33,7 +75,7 @@ func benchBundle(root, dir string, n int) error {
 			return os.MkdirAll(filepath.Join(dir, rel), 0o755)
 		}
 		if filepath.Ext(path) != ".rego" {
-			return nil // the configuration is written below
+			return nil // the configuration is written apart
 		}
 		data, err := os.ReadFile(path)
 		if err != nil {
@@ -42,11 +84,13 @@ func benchBundle(root, dir string, n int) error {
 		return os.WriteFile(filepath.Join(dir, rel), data, 0o644)
 	})
 	if err != nil {
-		return fmt.Errorf("copy bundle: %w", err)
+		return fmt.Errorf("copy %s: %w", src, err)
 	}
-	if err := writeGlobalPolicy(dir, 0); err != nil {
-		return err
-	}
+	return nil
+}
+
+// benchRegistry is the harness's n projects, as config/projects/data.json.
+func benchRegistry(n int) map[string]any {
 	projects := make(map[string]any, n)
 	for i := range n {
 		name := fmt.Sprintf("project-%05d", i)
@@ -63,15 +107,21 @@ func benchBundle(root, dir string, n int) error {
 			},
 		}
 	}
-	return writeJSON(filepath.Join(dir, "config", "projects", "data.json"), projects)
+	return projects
 }
 
-// writeGlobalPolicy writes the bench global policy; generation changes the
-// id of the past freeze, so each generation is a new bundle revision that
-// decides the same (the reload load).
+// writeGlobalPolicy writes the bench global policy of generation to the
+// bundle in dir (the reload load).
 func writeGlobalPolicy(dir string, generation int) error {
+	return writeJSON(filepath.Join(dir, "config", "global_policy", "data.json"), benchGlobalPolicy(generation))
+}
+
+// benchGlobalPolicy is the bench global policy; generation changes the id
+// of the past freeze, so each generation is a new bundle revision that
+// decides the same.
+func benchGlobalPolicy(generation int) map[string]any {
 	every := []string{"monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"}
-	return writeJSON(filepath.Join(dir, "config", "global_policy", "data.json"), map[string]any{
+	return map[string]any{
 		"timezone":           "Europe/Paris",
 		"unmanaged_projects": "refuse",
 		"freezes": []any{
@@ -83,10 +133,13 @@ func writeGlobalPolicy(dir string, generation int) error {
 		"time_windows": []any{map[string]any{"days": every, "start": "00:00", "end": "23:59",
 			"environments": []string{"production"}}},
 		"weekends": map[string]any{"allowed": true, "environments": []string{"production"}},
-	})
+	}
 }
 
 func writeJSON(path string, v any) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
 	data, err := json.MarshalIndent(v, "", " ")
 	if err != nil {
 		return err

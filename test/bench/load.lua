@@ -6,6 +6,10 @@
 --   BENCH_TARGET=opa       POST /v1/data/tollgate/decision to stock OPA, with
 --                          that context in the input, as a user of stock OPA
 --                          would have to pass it.
+--   BENCH_TARGET=minimal   POST /v1/data/minimal/decision to stock OPA on the
+--                          minimal policy (test/bench/minimal): the payload,
+--                          the licence's verdict and the key's last
+--                          acceptance; OPA's own clock.
 --   BENCH_TARGET=ceiling   the payload, to a JSON handler without policy.
 --
 --   BENCH_KEYS=varying     every request a new cooldown key (branch
@@ -43,6 +47,8 @@ function init(args)
 	end
 	if target == "opa" then
 		path = "/v1/data/tollgate/decision"
+	elseif target == "minimal" then
+		path = "/v1/data/minimal/decision"
 	end
 end
 
@@ -57,12 +63,19 @@ function request()
 		branch = string.format("release/%d.%d.%d", run, thread_id, n)
 	end
 	local payload = string.format(payload_format, project, branch, n)
-	if target ~= "opa" then
+	if target ~= "opa" and target ~= "minimal" then
 		return wrk.format(nil, path, nil, payload)
 	end
 	-- What tollgate computes itself: the clock, the licence's report, the
 	-- cooldown state of the key.
 	local now = string.format("%d000000000", os.time())
+	if target == "minimal" then
+		local last = ""
+		if keys == "same" then
+			last = ',"last_accepted_ns":' .. now
+		end
+		return wrk.format(nil, path, nil, '{"input":{"request":' .. payload .. ',"licence":"valid"' .. last .. '}}')
+	end
 	local cooldown = "{}"
 	if keys == "same" then
 		cooldown = '{"last_accepted_ns":' .. now .. '}'

@@ -8,10 +8,13 @@
 //
 // compare (make bench): tollgate on the embedded store, tollgate on a
 // throwaway PostgreSQL (adapters/pgtest), stock `opa run --server` on the
-// same Rego with tollgate's context in the input, and a net/http JSON
-// handler without policy (the ceiling); with varying cooldown keys and with
-// every request on one key. Ratios to stock OPA are the claim: the machine
-// is shared and its absolute numbers drift.
+// same Rego with tollgate's context in the input, stock OPA on a minimal
+// policy for the same contract (minimal/, with the licence's verdict and
+// the key's last acceptance in the input), and a net/http JSON handler
+// without policy (the ceiling); with varying cooldown keys and with every
+// request on one key. Ratios to both stock OPA rows are the claim (the
+// machine is shared and its absolute numbers drift), with issue 20's
+// targets judged on them (met / not met).
 //
 // scale (make bench-scale): tollgate on the embedded store with 10 and
 // 10,000 projects, with an empty history and with a million decisions, its
@@ -49,7 +52,7 @@ type harness struct {
 
 // measures says whether the harness measures the server called name.
 func (h *harness) measures(name string) bool {
-	if len(h.only) == 0 || name == "stock opa" {
+	if len(h.only) == 0 || name == stockOPA || name == minimalOPA {
 		return true
 	}
 	for _, w := range h.only {
@@ -80,8 +83,45 @@ type row struct {
 	VsName   string  `json:"vs,omitempty"`
 	RPSRatio float64 `json:"rps_ratio,omitempty"`
 	P99Ratio float64 `json:"p99_ratio,omitempty"`
-	Note     string  `json:"note,omitempty"`
-	base     bool    // the row the others are compared with
+	// Against stock OPA serving the minimal policy (compare, tollgate rows).
+	RPSRatioMinimal float64 `json:"rps_ratio_minimal,omitempty"`
+	P99RatioMinimal float64 `json:"p99_ratio_minimal,omitempty"`
+	// Issue 20's targets for this row, judged on this run's ratios.
+	Targets []target `json:"targets,omitempty"`
+	Note    string   `json:"note,omitempty"`
+	base    bool     // the row the others are compared with
+}
+
+// target is one of issue 20's targets for a row: a ratio to a baseline of
+// the same run and the bound it must meet.
+type target struct {
+	What  string  `json:"what"` // e.g. "req/s vs stock opa, minimal policy >= 1.0x"
+	Ratio float64 `json:"ratio"`
+	Met   bool    `json:"met"` // within the bound, and the row had no errors
+}
+
+// judge sets the targets of a tollgate row (issue 20): on the embedded
+// store, at least the throughput of stock OPA on the minimal policy with
+// at most half its p99, and 1.5x stock OPA on tollgate's own bundle; on
+// PostgreSQL, 1.0x the latter. Other rows have none.
+func (r *row) judge() {
+	check := func(what string, ratio, bound float64, atLeast bool) target {
+		op, met := "<=", ratio > 0 && ratio <= bound
+		if atLeast {
+			op, met = ">=", ratio >= bound
+		}
+		return target{What: fmt.Sprintf("%s %s %.1fx", what, op, bound), Ratio: ratio, Met: met && r.Errors == 0}
+	}
+	switch {
+	case strings.HasPrefix(r.Name, "tollgate sqlite"):
+		r.Targets = []target{
+			check("req/s vs "+minimalOPA, r.RPSRatioMinimal, 1.0, true),
+			check("p99 vs "+minimalOPA, r.P99RatioMinimal, 0.5, false),
+			check("req/s vs "+stockOPA, r.RPSRatio, 1.5, true),
+		}
+	case strings.HasPrefix(r.Name, "tollgate postgres"):
+		r.Targets = []target{check("req/s vs "+stockOPA, r.RPSRatio, 1.0, true)}
+	}
 }
 
 func newRow(name, keys string, projects int, r wrkResult, rss float64) row {
@@ -93,12 +133,18 @@ func newRow(name, keys string, projects int, r wrkResult, rss float64) row {
 
 func (r *row) against(base row) {
 	r.VsName = base.Name
+	r.RPSRatio, r.P99Ratio = ratios(*r, base)
+}
+
+// ratios are r's req/s and p99 over base's (0 when base has none).
+func ratios(r, base row) (rps, p99 float64) {
 	if base.RPS > 0 {
-		r.RPSRatio = r.RPS / base.RPS
+		rps = r.RPS / base.RPS
 	}
 	if base.P99MS > 0 {
-		r.P99Ratio = r.P99MS / base.P99MS
+		p99 = r.P99MS / base.P99MS
 	}
+	return rps, p99
 }
 
 func main() {
@@ -111,7 +157,7 @@ func main() {
 	warmup := flag.Duration("warmup", 3*time.Second, "wrk run before each measured one, not counted")
 	connections := flag.Int("connections", 16, "wrk connections")
 	out := flag.String("out", "test/bench/results", "directory of the JSON results")
-	only := flag.String("only", "", "measure only the servers whose name contains one of these comma-separated `WORDS` (and stock opa, the baseline)")
+	only := flag.String("only", "", "measure only the servers whose name contains one of these comma-separated `WORDS` (and both stock opa rows, the baselines)")
 	against := flag.String("against", "", "also measure this other tollgate `BINARY` on SQLite, right after this tree's (A/B in one run)")
 	profile := flag.String("profile", "", "write a CPU profile of each measured tollgate run to this `DIR` (serve --pprof-addr)")
 	flag.Parse()
@@ -198,14 +244,44 @@ func (h *harness) prepare(ctx context.Context) error {
 
 func printTable(rows []row) {
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "target\tkeys\tprojects\thistory\treq/s\tp50 ms\tp99 ms\terrors\tRSS MB\tCPU µs/req\treq/s ratio\tp99 ratio\tvs\t")
+	fmt.Fprintln(tw, "target\tkeys\tprojects\thistory\treq/s\tp50 ms\tp99 ms\terrors\tRSS MB\tCPU µs/req\treq/s ratio\tp99 ratio\tvs\treq/s vs minimal\tp99 vs minimal\ttargets met\t")
+	var judged []row
 	for _, r := range rows {
-		ratio, p99 := "", ""
+		ratio, p99, minRatio, minP99, met := "", "", "", "", ""
 		if r.VsName != "" && !r.base {
 			ratio, p99 = fmt.Sprintf("%.2fx", r.RPSRatio), fmt.Sprintf("%.2fx", r.P99Ratio)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%.0f\t%.2f\t%.2f\t%d\t%.0f\t%.0f\t%s\t%s\t%s\t\n",
-			r.Name, r.Keys, r.Projects, r.History, r.RPS, r.P50MS, r.P99MS, r.Errors, r.RSSMB, r.CPUUS, ratio, p99, r.VsName)
+		if r.RPSRatioMinimal > 0 {
+			minRatio, minP99 = fmt.Sprintf("%.2fx", r.RPSRatioMinimal), fmt.Sprintf("%.2fx", r.P99RatioMinimal)
+		}
+		if len(r.Targets) > 0 {
+			n := 0
+			for _, t := range r.Targets {
+				if t.Met {
+					n++
+				}
+			}
+			met = fmt.Sprintf("%d of %d", n, len(r.Targets))
+			judged = append(judged, r)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%.0f\t%.2f\t%.2f\t%d\t%.0f\t%.0f\t%s\t%s\t%s\t%s\t%s\t%s\t\n",
+			r.Name, r.Keys, r.Projects, r.History, r.RPS, r.P50MS, r.P99MS, r.Errors, r.RSSMB, r.CPUUS, ratio, p99, r.VsName,
+			minRatio, minP99, met)
+	}
+	tw.Flush()
+	if len(judged) == 0 {
+		return
+	}
+	fmt.Println("\ntargets (issue 20), ratios of this run:")
+	tw = tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	for _, r := range judged {
+		for _, t := range r.Targets {
+			met := "not met"
+			if t.Met {
+				met = "met"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%.2fx\t%s\n", r.Name, r.Keys, t.What, t.Ratio, met)
+		}
 	}
 	tw.Flush()
 }

@@ -39,9 +39,20 @@ type server struct {
 
 const smallRegistry = 10 // projects in the compare runs
 
+// The baselines of compare: stock OPA on tollgate's own bundle, and on the
+// minimal policy (test/bench/minimal).
+const (
+	stockOPA   = "stock opa"
+	minimalOPA = "stock opa, minimal policy"
+)
+
 func (h *harness) compare(ctx context.Context) ([]row, error) {
 	bundle := filepath.Join(h.work, "bundle")
 	if err := benchBundle(h.root, bundle, smallRegistry); err != nil {
+		return nil, err
+	}
+	minimal := filepath.Join(h.work, "minimal")
+	if err := minimalBundle(h.root, minimal, smallRegistry); err != nil {
 		return nil, err
 	}
 	fmt.Fprintln(os.Stderr, "starting PostgreSQL (adapters/pgtest) …")
@@ -59,6 +70,7 @@ func (h *harness) compare(ctx context.Context) ([]row, error) {
 			return createDatabase(ctx, pg.URL(), "bench_"+run)
 		}),
 		h.opaServer(bundle),
+		h.minimalServer(minimal),
 		h.ceilingServer(),
 	}
 	if h.against != "" {
@@ -67,7 +79,7 @@ func (h *harness) compare(ctx context.Context) ([]row, error) {
 	}
 	var rows []row
 	for _, keys := range []string{"varying", "same"} {
-		var base row
+		var base, minimal row
 		for i, s := range servers {
 			if !h.measures(s.name) {
 				continue
@@ -76,15 +88,23 @@ func (h *harness) compare(ctx context.Context) ([]row, error) {
 			if err != nil {
 				return nil, err
 			}
-			if s.target == "opa" {
+			switch s.name {
+			case stockOPA:
 				r.base = true
 				base = r
+			case minimalOPA:
+				minimal = r
 			}
 			rows = append(rows, r)
 		}
 		for i := range rows {
-			if rows[i].Keys == keys {
-				rows[i].against(base)
+			if rows[i].Keys != keys {
+				continue
+			}
+			rows[i].against(base)
+			if strings.HasPrefix(rows[i].Name, "tollgate") {
+				rows[i].RPSRatioMinimal, rows[i].P99RatioMinimal = ratios(rows[i], minimal)
+				rows[i].judge()
 			}
 		}
 	}
@@ -175,33 +195,55 @@ func (h *harness) tollgateBinServer(bin, name, bundle string, store func(run str
 	}
 }
 
-// opaServer is stock `opa run --server` on the same bundle.
+// opaServer is stock `opa run --server` on the same bundle, given the
+// context tollgate computes itself (load.lua's target "opa").
 func (h *harness) opaServer(bundle string) server {
+	return h.stockServer(stockOPA, "opa", bundle, "/v1/data/tollgate/decision", func(branch string, now int64, used bool) string {
+		cooldown := "{}"
+		if used {
+			cooldown = fmt.Sprintf(`{"last_accepted_ns":%d}`, now)
+		}
+		return fmt.Sprintf(`{"input":{"request":`+checkPayload+`,"context":{"now_ns":%d,`+
+			`"licence":{"status":"valid","detail":"","subject":"bench","edition":"pro","expires_ns":4102444800000000000},`+
+			`"cooldown":%s}}}`, branch, now, cooldown)
+	})
+}
+
+// minimalServer is stock `opa run --server` on the minimal policy, given
+// the licence's verdict and the key's last acceptance (load.lua's target
+// "minimal"); the clock is OPA's.
+func (h *harness) minimalServer(bundle string) server {
+	return h.stockServer(minimalOPA, "minimal", bundle, "/v1/data/minimal/decision", func(branch string, now int64, used bool) string {
+		last := ""
+		if used {
+			last = fmt.Sprintf(`,"last_accepted_ns":%d`, now)
+		}
+		return fmt.Sprintf(`{"input":{"request":`+checkPayload+`,"licence":"valid"%s}}`, branch, last)
+	})
+}
+
+// stockServer is `opa run --server` on bundle, asked at path with the
+// bodies body makes: for branch, at now, with the key used before or not.
+func (h *harness) stockServer(name, target, bundle, path string, body func(branch string, now int64, used bool) string) server {
 	return server{
-		name: "stock opa", target: "opa",
+		name: name, target: target,
 		start: func(string) (*proc, error) {
-			return h.start("stock opa", "/health", nil, h.opa, "run", "--server", "--addr", "{addr}",
+			return h.start(name, "/health", nil, h.opa, "run", "--server", "--addr", "{addr}",
 				"--log-level", "error", bundle)
 		},
 		check: func(p *proc, keys string) error {
 			now := time.Now().UnixNano()
 			n := 0
 			return checkDecisions(keys, func(branch string) (tollgate.Decision, error) {
-				cooldown := "{}"
-				if n++; n > 1 && keys == "same" {
-					cooldown = fmt.Sprintf(`{"last_accepted_ns":%d}`, now)
-				}
-				body := fmt.Sprintf(`{"input":{"request":`+checkPayload+`,"context":{"now_ns":%d,`+
-					`"licence":{"status":"valid","detail":"","subject":"bench","edition":"pro","expires_ns":4102444800000000000},`+
-					`"cooldown":%s}}}`, branch, now, cooldown)
+				n++
 				var out struct {
 					Result *tollgate.Decision `json:"result"`
 				}
-				if err := post(p.url("/v1/data/tollgate/decision"), body, &out); err != nil {
+				if err := post(p.url(path), body(branch, now, n > 1 && keys == "same"), &out); err != nil {
 					return tollgate.Decision{}, err
 				}
 				if out.Result == nil {
-					return tollgate.Decision{}, fmt.Errorf("data.tollgate.decision is undefined")
+					return tollgate.Decision{}, fmt.Errorf("%s is undefined", path)
 				}
 				return *out.Result, nil
 			})
