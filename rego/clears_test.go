@@ -194,19 +194,27 @@ func TestGateExposesClearance(t *testing.T) {
 }
 
 // BenchmarkEvaluateRefusedByTime measures what saying when a refusal
-// clears costs: the same request refused out of hours (one step to the
-// fixed point) and the evening before the year-end freeze (the window
-// opens inside the freeze: three steps).
+// clears costs: the same request refused by its cooldown (the load
+// harness's "same keys"), out of hours (one step to the fixed point) and
+// the evening before the year-end freeze (the window opens inside the
+// freeze: three steps).
 func BenchmarkEvaluateRefusedByTime(b *testing.B) {
 	p := mustPolicy(b, defaultBundle)
 	r := exampleRequest()
 	ctx := context.Background()
-	for _, tc := range []struct{ name, now string }{
-		{"evening", "2026-11-23T19:00:00+01:00"},
-		{"before-freeze", "2026-12-23T19:00:00+01:00"},
+	for _, tc := range []struct {
+		name, now string
+		cooldown  bool
+	}{
+		{"cooldown", "2026-11-23T10:00:00+01:00", true},
+		{"evening", "2026-11-23T19:00:00+01:00", false},
+		{"before-freeze", "2026-12-23T19:00:00+01:00", false},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			c := validContext(at(b, tc.now))
+			if tc.cooldown {
+				c.Cooldown.LastAcceptedAt = c.Now.Add(-time.Minute)
+			}
 			if d := p.Evaluate(ctx, r, c); !d.NextCheckAt.Waiting {
 				b.Fatalf("want a next check, got %+v", d)
 			}
