@@ -104,8 +104,7 @@ bench-scale: wrk
 # and input in the same run: compare them as a ratio on a noisy machine.
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem ./rego/
-	$(OPA) bench --count 3 -d $(BUNDLE) -d rego/testdata/opa-bench/engine.json \
-		-i rego/testdata/opa-bench/input.json data.tollgate.decision
+	$(OPA) bench --count 3 -d $(BUNDLE) -i rego/testdata/opa-bench/input.json data.tollgate.decision
 
 # Every Go fuzz target for FUZZTIME each (go test -fuzz takes one target
 # per run). Seeds: the f.Add calls (from the realistic test files) and the

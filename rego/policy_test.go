@@ -492,9 +492,9 @@ func BenchmarkEvaluate(b *testing.B) {
 // BenchmarkEvaluateProjects evaluates the example request against the
 // shipped bundle with its registry grown to 10 and to 10,000 projects: the
 // time per evaluation should not depend on the registry's size, since
-// resolution is one lookup in data.engine.project_by_repository. "load"
-// reports the heap a loaded and compiled bundle of that size keeps
-// (retained-MB), which is most of the server's memory.
+// resolution is one lookup in resolve.project_by_repository, folded at
+// load. "load" reports the heap a loaded and compiled bundle of that size
+// keeps (retained-MB), which is most of the server's memory.
 func BenchmarkEvaluateProjects(b *testing.B) {
 	for _, n := range []int{10, 10_000} {
 		dir := b.TempDir()

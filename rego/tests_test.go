@@ -50,7 +50,7 @@ func TestRunTestsShippedBundlePassesWithCoverage(t *testing.T) {
 	}
 }
 
-func TestRunTestsSeesBundleDataWithoutEngineData(t *testing.T) {
+func TestRunTestsSeesTheBundleDataOnly(t *testing.T) {
 	dir := writeBundle(t, map[string]string{
 		"x_test.rego": `package x_test
 
