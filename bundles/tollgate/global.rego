@@ -24,9 +24,13 @@ reasons := array.concat(array.concat(freeze_reasons, window_reasons), weekend_re
 # applies to an environment that no rule names: the rules without an
 # "environments" key.
 
-scope := object.get(scopes, input.request.metadata.environment, other_scope)
+# A lookup by key, so that stock OPA, which does not fold, computes only
+# the request's environment.
+scope := s if {
+	s := scopes[input.request.metadata.environment]
+} else := other_scope
 
-scopes := {env: scope_of(env) | some env in named_environments}
+scopes[env] := scope_of(env) if some env in named_environments
 
 other_scope := scope_of(null)
 
