@@ -17,13 +17,13 @@ import (
 func numericRunIDs(t *testing.T, bundle string) {
 	t.Helper()
 	path := filepath.Join(bundle, "local.rego")
-	old := ") if {\n\tresolve.managed\n} else := [] if {"
+	old := ") if {\n\tresolve.resolved\n} else := [] if {"
 	src := string(readFile(t, path))
 	if !strings.Contains(src, old) {
 		t.Fatalf("%s has changed: the test's edit no longer applies", path)
 	}
 	saveFile(t, path, []byte(strings.Replace(src, old,
-		") if {\n\tresolve.managed\n\tto_number(input.request.metadata.run_id) > 0\n} else := [] if {", 1)))
+		") if {\n\tresolve.resolved\n\tto_number(input.request.metadata.run_id) > 0\n} else := [] if {", 1)))
 }
 
 // TestReloadRefusesACandidateThatBreaksRecordedDecisions: with the real

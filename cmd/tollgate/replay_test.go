@@ -101,11 +101,11 @@ func TestImpactProbesRegisteredProjects(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	old := ") if {\n\tresolve.managed\n} else := [] if {"
+	old := ") if {\n\tresolve.resolved\n} else := [] if {"
 	if !strings.Contains(string(src), old) {
 		t.Fatalf("%s has changed: the test's edit no longer applies", path)
 	}
-	edited := strings.Replace(string(src), old, ") if {\n\tresolve.managed\n\tto_number(input.request.metadata.run_id) > 0\n} else := [] if {", 1)
+	edited := strings.Replace(string(src), old, ") if {\n\tresolve.resolved\n\tto_number(input.request.metadata.run_id) > 0\n} else := [] if {", 1)
 	if err := os.WriteFile(path, []byte(edited), 0o644); err != nil {
 		t.Fatal(err)
 	}
