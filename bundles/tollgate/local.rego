@@ -114,8 +114,8 @@ cooldown_ends_ns := input.context.cooldown.last_accepted_ns + (minutes * 6000000
 # nothing needs to clear.
 
 clears_at := object.union(cooldown_clears, project_clears) if {
-	resolve.managed
-	not warn_mode
+	resolve.resolved
+	enforcement != "warn"
 } else := {}
 
 cooldown_clears := {"cooldown": cooldown_ends_ns} if {
