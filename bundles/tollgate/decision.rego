@@ -20,15 +20,16 @@ import data.tollgate.global
 import data.tollgate.incident
 import data.tollgate.licence
 import data.tollgate.local
+import data.tollgate.messages
 import data.tollgate.resolve
 import data.tollgate.risk
 
 decision := object.union(
 	{
 		"status": status,
-		"reasons": reasons,
-		"warnings": warnings,
-		"waived": waived,
+		"reasons": messages.render(reasons),
+		"warnings": messages.render(warnings),
+		"waived": messages.render(waived),
 		"suppressed": risk.suppressed,
 		"project": resolve.project_name,
 		"pipeline": input.request.pipeline,
