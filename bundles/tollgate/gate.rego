@@ -125,7 +125,7 @@ closes_ns := min(closing) if {
 	count(closing) > 0
 } else := null
 
-closes_with := at_close if {
+closes_with := messages.render(at_close) if {
 	closes_ns != null
 	at_close := reasons with input.context.now_ns as closes_ns
 } else := []

@@ -31,8 +31,6 @@ package tollgate.messages
 
 import data.tollgate.config
 
-default catalogue := {}
-
 catalogue := data.messages
 
 language := input.context.language if {

@@ -234,6 +234,13 @@ test_every_kind_of_parameter if {
 	rendered == [{"code": "test", "message": "as is|9,8|3|10/06/2026 10:00:00 (UTC+02:00)|dimanche|lundi/vendredi|depuis la dernière version acceptée (décision d-1)|CVE-1 (CVSS 9,8, risque 4,9) + CVE-2 (CVSS 7, risque 3,5)"}]
 }
 
+# What the catalogue cannot say is shown as it is, never dropped: a part
+# without a template as its key, a value of no known kind as Rego prints it.
+test_unknown_parts_are_shown_as_they_are if {
+	reason := {"code": "test", "params": {"part": {"message": {"key": "no.such.part"}}, "flag": true}}
+	messages.render([reason]) == [{"code": "test", "message": "no.such.part, true"}] with data.messages.en.messages.test as "{part}, {flag}"
+}
+
 test_a_reason_with_its_own_message_is_kept if {
 	reason := {"code": "change_board_pending", "message": "The change board meets at 14:00."}
 	messages.render([reason]) == [reason] with input.context.language as "fr"
