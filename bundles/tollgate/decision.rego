@@ -27,9 +27,9 @@ import data.tollgate.risk
 decision := object.union(
 	{
 		"status": status,
-		"reasons": messages.render(reasons),
-		"warnings": messages.render(warnings),
-		"waived": messages.render(waived),
+		"reasons": reasons,
+		"warnings": warnings,
+		"waived": waived,
 		"suppressed": risk.suppressed,
 		"project": resolve.project_name,
 		"pipeline": input.request.pipeline,
@@ -57,10 +57,23 @@ reasons := exceptions.standing(found)
 # exception.
 waived := array.concat(exceptions.waived(found), local.waived)
 
-# The incident in force, and when a refusal can clear (below).
+# The incident in force, when a refusal can clear (below), and the
+# messages, rendered in the decision's language (messages.rego) only when
+# there is something to say: an accepted decision without warnings or
+# waived reasons, the usual case, renders nothing.
 annotations := incident_id if {
 	status == "accepted"
-} else := object.union(incident_id, clearance)
+	warnings == []
+	waived == []
+} else := object.union(incident_id, said) if {
+	status == "accepted"
+} else := object.union(object.union(incident_id, clearance), said)
+
+said := {
+	"reasons": messages.render(reasons),
+	"warnings": messages.render(warnings),
+	"waived": messages.render(waived),
+}
 
 incident_id := {"incident_id": incident.active.id} if {
 	incident.active
