@@ -170,7 +170,8 @@ func WithLanguages(ctx context.Context, langs []string) context.Context {
 	return context.WithValue(ctx, languagesKey{}, langs)
 }
 
-func languagesFrom(ctx context.Context) []string {
+// LanguagesFrom is what WithLanguages put in ctx, nil if nothing.
+func LanguagesFrom(ctx context.Context) []string {
 	langs, _ := ctx.Value(languagesKey{}).([]string)
 	return langs
 }

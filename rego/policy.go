@@ -155,6 +155,7 @@ func (p *Policy) evaluate(ctx context.Context, r tollgate.Request, c tollgate.Co
 		}
 		d.BundleRevision = p.bundle.Revision
 		d.EvaluatedAt = c.Now
+		d.Language = c.Language
 	}()
 	result, err := p.eval(ctx, p.query, r, c, tracer)
 	if err != nil {
