@@ -130,3 +130,16 @@ func TestJobChecksSpeakTheSubmissionsLanguage(t *testing.T) {
 		t.Fatalf("the check's decision: %v", rec)
 	}
 }
+
+// TestHistoryPageShowsTheDecisionsLanguage: the decision page shows the
+// messages as recorded, in their language, and says which.
+func TestHistoryPageShowsTheDecisionsLanguage(t *testing.T) {
+	f := newFixture(t)
+	_, _, d := f.doIn("fr", http.MethodPost, "/v1/evaluate", developRequest)
+	p := f.getPage("/ui/decisions/" + d["decision_id"].(string))
+	for _, want := range []string{`<dd id="language">fr</dd>`, `<div class="said" lang="fr">`, "<td>" + developInFrench + "</td>"} {
+		if !strings.Contains(p.body, want) {
+			t.Errorf("the decision page lacks %s\n%s", want, p.body)
+		}
+	}
+}
