@@ -828,24 +828,6 @@ func TestCheckCommand(t *testing.T) {
 		}
 		recorded(t, stdout, "refused")
 	})
-	// The messages are in the language of the CI job's locale, or of
-	// --lang, also when check waits at the gate (a gate job).
-	t.Run("refused, in the locale's language", func(t *testing.T) {
-		const french = "reason  branch_not_allowed: La branche « feature/x » ne peut pas lancer le pipeline « deploy-staging »"
-		code, stdout, stderr := runTollgate(t, []string{"LANG=fr_FR.UTF-8"}, nil, append(append([]string{"check"}, server...), flags("feature/x")...)...)
-		if code != 1 || !strings.Contains(stdout, french) {
-			t.Fatalf("exit %d, stdout %q, stderr %q; want 1 and %q", code, stdout, stderr, french)
-		}
-		recorded(t, stdout, "refused")
-		code, stdout, stderr = runTollgate(t, []string{"LANG=fr_FR.UTF-8"}, nil, append(append([]string{"check", "--lang", "en", "--wait", "1m"}, server...), flags("feature/x")...)...)
-		if code != 1 || !strings.Contains(stdout, `Branch "feature/x" may not run pipeline "deploy-staging"`) {
-			t.Fatalf("--lang en --wait: exit %d, stdout %q, stderr %q", code, stdout, stderr)
-		}
-		code, stdout, stderr = runTollgate(t, nil, nil, append(append([]string{"check", "--lang", "fr", "--wait", "1m"}, server...), flags("feature/x")...)...)
-		if code != 1 || !strings.Contains(stdout, "La branche « feature/x »") {
-			t.Fatalf("--lang fr --wait: exit %d, stdout %q, stderr %q", code, stdout, stderr)
-		}
-	})
 	t.Run("refused, request on stdin", func(t *testing.T) {
 		stdin := mustJSON(t, req("org/unknown", "main", "deploy", envDev))
 		code, stdout, stderr := runTollgate(t, nil, stdin, append([]string{"check"}, server...)...)
