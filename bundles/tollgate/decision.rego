@@ -57,16 +57,17 @@ reasons := exceptions.standing(found)
 # exception.
 waived := array.concat(exceptions.waived(found), local.waived)
 
-# The incident in force, when a refusal can clear (below), and the
-# messages, rendered in the decision's language (messages.rego) only when
-# there is something to say: an accepted decision without warnings or
-# waived reasons, the usual case, renders nothing.
+# The incident in force, when a refusal can clear (below; {} when
+# accepted), and the messages, rendered in the decision's language
+# (messages.rego) only when there is something to say: an accepted
+# decision without warnings or waived reasons, the usual case, renders
+# nothing. (One branch of object.union only: OPA's type checker, merging
+# the types of two such branches with a third, writes into the type
+# object.union declares, which compilers share.)
 annotations := incident_id if {
 	status == "accepted"
 	warnings == []
 	waived == []
-} else := object.union(incident_id, said) if {
-	status == "accepted"
 } else := object.union(object.union(incident_id, clearance), said)
 
 said := {

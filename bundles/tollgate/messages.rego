@@ -45,9 +45,11 @@ render(list) := list if {
 
 rendered(r) := r if {
 	r.message
-} else := object.union(object.remove(r, {"key", "params"}), {"message": text}) if {
+} else := object.union(object.remove(r, {"key", "params"}), message(r))
+
+message(r) := {"message": text} if {
 	text := format(object.get(r, "key", r.code), object.get(r, "params", {}))
-} else := object.union(object.remove(r, {"key", "params"}), {"message": "", "missing_template": object.get(r, "key", r.code)})
+} else := {"message": "", "missing_template": object.get(r, "key", r.code)}
 
 # The template of key in the decision's language, its parameters filled in.
 format(key, params) := strings.replace_n({sprintf("{%s}", [name]): param(value) | some name, value in params}, template) if {
