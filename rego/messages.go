@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	"golang.org/x/text/language"
 
@@ -174,6 +175,36 @@ func WithLanguages(ctx context.Context, langs []string) context.Context {
 func LanguagesFrom(ctx context.Context) []string {
 	langs, _ := ctx.Value(languagesKey{}).([]string)
 	return langs
+}
+
+// Say is the catalogue's template key in lang (else in DefaultLanguage),
+// its {name}s replaced by params: the words tollgate writes itself around
+// the decision's messages (a GitHub review's comment). ok is false when
+// the catalogue has no such key: the caller keeps its own English.
+func (p *Policy) Say(lang, key string, params map[string]string) (text string, ok bool) {
+	template, ok := p.bundle.Catalogue[lang].Messages[key]
+	if !ok {
+		if template, ok = p.bundle.Catalogue[DefaultLanguage].Messages[key]; !ok {
+			return "", false
+		}
+	}
+	for name, value := range params {
+		template = strings.ReplaceAll(template, "{"+name+"}", value)
+	}
+	return template, true
+}
+
+// FormatTime shows t as the messages of lang show times: in the policy's
+// time zone, with the language's time_format (RFC 3339 without one).
+func (p *Policy) FormatTime(lang string, t time.Time) string {
+	layout := p.bundle.Catalogue[lang].TimeFormat
+	if layout == "" {
+		layout = time.RFC3339
+	}
+	if loc, err := time.LoadLocation(p.bundle.Config.GlobalPolicy.Timezone); err == nil {
+		t = t.In(loc) // "" is UTC; a bad name failed the load
+	}
+	return t.Format(layout)
 }
 
 // policyErrorMessage is the message of a policy_error in lang: the

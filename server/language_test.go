@@ -3,12 +3,16 @@ package server
 import (
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/tollgate/tollgate"
+	"github.com/tollgate/tollgate/rego"
 )
 
 // doIn is fixture.do with an Accept-Language header (none if empty); it
@@ -140,6 +144,57 @@ func TestHistoryPageShowsTheDecisionsLanguage(t *testing.T) {
 	for _, want := range []string{`<dd id="language">fr</dd>`, `<div class="said" lang="fr">`, "<td>" + developInFrench + "</td>"} {
 		if !strings.Contains(p.body, want) {
 			t.Errorf("the decision page lacks %s\n%s", want, p.body)
+		}
+	}
+}
+
+// frenchServiceAPI is the shipped bundle with French the default language
+// of service-api's messages.
+func frenchServiceAPI(t *testing.T) *rego.Engine {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "bundle")
+	if err := os.CopyFS(dir, os.DirFS("../bundles/tollgate")); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "config", "projects", "data.json")
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := strings.Replace(string(raw), `"repositories": ["org/service-api"]`, `"language": "fr", "repositories": ["org/service-api"]`, 1)
+	if edited == string(raw) {
+		t.Fatal("service-api not found in the registry")
+	}
+	if err := os.WriteFile(file, []byte(edited), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e, err := rego.NewEngine(t.Context(), dir, rego.EngineOptions{Poll: -1, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// TestGitHubReviewSpeaksTheDecisionsLanguage: a deployment of a project
+// whose default language is French is reviewed in French, the comment's
+// own words included.
+func TestGitHubReviewSpeaksTheDecisionsLanguage(t *testing.T) {
+	f, gh := githubFixtureOn(t, 0, frenchServiceAPI(t))
+	f.setNow("2026-11-27T10:00:00+01:00") // Black Friday, a freeze until Monday
+	body := deliveryBody(t, gh, "feature/x", "production")
+	_, j := f.deliver("deployment_protection_rule", "d-fr", sign(body), body)
+	done := f.waitJob(j["job_id"].(string), state(tollgate.JobRefused))
+	decision := done["decisions"].([]any)[0].(string)
+	r := gh.waitReviews(t, 1)[0]
+	for _, want := range []string{
+		"tollgate a refusé le déploiement.",
+		"Décision " + decision + ": https://gate.example/ui/decisions/" + decision,
+		"Raisons :",
+		"- branch_not_allowed: La branche « feature/x » ne peut pas lancer le pipeline « deploy-prod »",
+		"- freeze_active: Le gel « black-friday » est actif jusqu'au 30/11/2026 00:00:00 (UTC+01:00) : Black Friday.",
+	} {
+		if !strings.Contains(r["comment"], want) {
+			t.Errorf("the review lacks %q:\n%s", want, r["comment"])
 		}
 	}
 }
