@@ -211,3 +211,33 @@ func TestReplayRendersTheRecordedLanguage(t *testing.T) {
 		t.Fatalf("a replay without the language is identical: %v", err)
 	}
 }
+
+// BenchmarkEvaluateLanguages is BenchmarkEvaluate as the server runs it,
+// with the decision's language in the input: accepted (nothing to render),
+// and refused for a branch (one message) in English and in French.
+func BenchmarkEvaluateLanguages(b *testing.B) {
+	p := mustPolicy(b, defaultBundle)
+	for _, tc := range []struct {
+		name, branch, lang string
+		want               tollgate.Status
+	}{
+		{"accepted", "main", "en", tollgate.Accepted},
+		{"refused-en", "develop", "en", tollgate.Refused},
+		{"refused-fr", "develop", "fr", tollgate.Refused},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			r := exampleRequest()
+			r.Branch = tc.branch
+			c := mondayContext(b)
+			c.Language = tc.lang
+			ctx := context.Background()
+			if d := p.Evaluate(ctx, r, c); d.Status != tc.want || d.Language != tc.lang {
+				b.Fatalf("want %s in %s, got %+v", tc.want, tc.lang, d)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				p.Evaluate(ctx, r, c)
+			}
+		})
+	}
+}

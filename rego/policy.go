@@ -330,14 +330,19 @@ func inputValue(r tollgate.Request, c tollgate.Context) ast.Value {
 	if !c.Cooldown.LastAcceptedAt.IsZero() {
 		cooldown.Insert(kLastAccepted, ast.IntNumberTerm(int(c.Cooldown.LastAcceptedAt.UnixNano())))
 	}
-	context := ast.NewObject(
+	// The language goes in with the rest: an Insert would grow the object.
+	items := [...][2]*ast.Term{
 		ast.Item(kNow, ast.IntNumberTerm(int(c.Now.UnixNano()))),
 		ast.Item(kLicence, ast.NewTerm(licence)),
 		ast.Item(kCooldown, ast.NewTerm(cooldown)),
-	)
-	if c.Language != "" {
-		context.Insert(kLanguage, ast.StringTerm(c.Language))
+		{kLanguage, nil},
 	}
+	n := len(items) - 1
+	if c.Language != "" {
+		items[n][1] = ast.StringTerm(c.Language)
+		n++
+	}
+	context := ast.NewObject(items[:n]...)
 	if len(c.Exceptions) > 0 {
 		list := make([]*ast.Term, len(c.Exceptions))
 		for i, e := range c.Exceptions {

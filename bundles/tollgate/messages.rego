@@ -56,7 +56,10 @@ format(key, params) := strings.replace_n({sprintf("{%s}", [name]): param(value) 
 	template := catalogue[language].messages[key]
 }
 
-param(v) := concat(object.get(v, "sep", ", "), [sub(m) | some m in v.messages]) if {
+# Most parameters are strings: they come first.
+param(v) := v if {
+	is_string(v)
+} else := concat(object.get(v, "sep", ", "), [sub(m) | some m in v.messages]) if {
 	is_object(v)
 	v.messages
 } else := sub(v.message) if {
