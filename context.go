@@ -50,6 +50,11 @@ type Context struct {
 	Exceptions []Control `json:"exceptions,omitempty"`
 	Freezes    []Control `json:"freezes,omitempty"`
 	Incident   *Control  `json:"incident,omitempty"`
+	// Language is the language the decision's messages were rendered in
+	// (input.context.language): recorded, so that a replay says the same.
+	// Empty in records made before messages had languages, and for a
+	// bundle without a catalogue: the policy's default.
+	Language string `json:"language,omitempty"`
 }
 
 // Release is the scan of the release being gated, with the scores Go

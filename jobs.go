@@ -57,6 +57,10 @@ type Job struct {
 	WaitingOn []Reason `json:"waiting_on"`
 	// Decisions are the IDs of its checks' decisions, oldest first.
 	Decisions []string `json:"decisions"`
+	// Language is the language its checks' messages are in, chosen from
+	// the submission's Accept-Language; empty: the policy's default at
+	// each check.
+	Language string `json:"language,omitempty"`
 	// Callback is whom to tell when the job ends, in the shape of the
 	// integration that submitted it (a GitHub deployment protection rule:
 	// {"github": …}); none for jobs submitted through POST /v1/jobs.

@@ -253,6 +253,10 @@ type Decision struct {
 	// NextCheckAt says whether waiting can get the request through, and
 	// until when (see NextCheck). Zero (omitted) when it cannot.
 	NextCheckAt NextCheck `json:"next_check_at,omitzero"`
+	// Language is the language of the messages (the record's
+	// Context.Language), for the Content-Language of an answer. Not
+	// encoded: the decision document keeps its shape.
+	Language string `json:"-"`
 }
 
 // ClearTime is when a reason can clear: an instant, or, when zero,

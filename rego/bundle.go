@@ -27,6 +27,8 @@ type Bundle struct {
 	Dir      string
 	Revision string // content hash of every module and data document
 	Config   *Config
+	// Catalogue is the messages of each language (messages.go).
+	Catalogue Catalogue
 
 	modules map[string]*ast.Module // policy modules, keyed by file path
 	tests   map[string]*ast.Module // *_test.rego modules
@@ -117,6 +119,12 @@ func loadBundle(dir string, v *Verification) (*Bundle, error) {
 
 	gp, projects := configDocs(loaded.Documents)
 	if b.Config, err = ParseConfig(dir, gp, projects); err != nil {
+		return nil, err
+	}
+	if b.Catalogue, err = parseCatalogue(dir, loaded.Documents["messages"]); err != nil {
+		return nil, err
+	}
+	if err := b.Config.checkLanguages(dir, b.Catalogue); err != nil {
 		return nil, err
 	}
 	if b.data, err = astObject(loaded.Documents); err != nil {
@@ -264,6 +272,9 @@ func (b *Bundle) WithConfig(globalPolicy, projects any) (*Bundle, error) {
 	}
 	cfg, err := ParseConfig("", config["global_policy"], config["projects"])
 	if err != nil {
+		return nil, err
+	}
+	if err := cfg.checkLanguages("", b.Catalogue); err != nil {
 		return nil, err
 	}
 	configValue, err := ast.InterfaceToValue(config)

@@ -28,6 +28,7 @@ type Config struct {
 	byRepository map[string]string             // repository -> project name
 	pipelines    map[string][]pipelineCooldown // project name -> its pipelines
 	github       map[string]*GitHubMapping     // project name -> its github mapping
+	languages    map[string]string             // project name -> its default language, if it names one
 }
 
 // pipelineCooldown is a pipeline of a project and its cooldown_minutes.
@@ -39,6 +40,7 @@ type pipelineCooldown struct {
 // GlobalPolicy is config/global_policy/data.json.
 type GlobalPolicy struct {
 	Timezone          string           `json:"timezone"`
+	Language          string           `json:"language"` // of messages, by default; DefaultLanguage when ""
 	UnmanagedProjects string           `json:"unmanaged_projects"`
 	Freezes           []Freeze         `json:"freezes"`
 	TimeWindows       []TimeWindow     `json:"time_windows"`
@@ -155,6 +157,7 @@ type Project struct {
 	Repositories    []string               `json:"repositories"`
 	AllowedBranches []string               `json:"allowed_branches"`
 	Enforcement     string                 `json:"enforcement"`
+	Language        string                 `json:"language"` // of its messages, unless the reader asks for another
 	Pipelines       map[string]Pipeline    `json:"pipelines"`
 	Environments    map[string]Environment `json:"environments"`
 	Risk            *Risk                  `json:"risk"`
@@ -274,6 +277,12 @@ func ParseConfig(dir string, globalPolicy, projects any) (*Config, error) {
 			pipelines = append(pipelines, pipelineCooldown{name: pname, minutes: pl.CooldownMinutes})
 		}
 		c.pipelines[name] = pipelines
+		if p.Language != "" {
+			if c.languages == nil {
+				c.languages = map[string]string{}
+			}
+			c.languages[name] = p.Language
+		}
 		if p.GitHub != nil {
 			if c.github == nil {
 				c.github = map[string]*GitHubMapping{}

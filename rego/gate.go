@@ -263,6 +263,7 @@ func (g *Gate) Evaluate(ctx context.Context, r tollgate.Request, scan ScanSource
 		// waited for another one sees the cooldown that one started.
 		c := g.context(g.Now().UTC(), ev)
 		c.Cooldown = cooldown
+		c.Language = policy.Language(r, LanguagesFrom(ctx))
 		d := policy.Evaluate(ctx, r, c)
 		if id, ok := ctx.Value(decisionIDKey{}).(string); ok {
 			d.ID = id
@@ -311,6 +312,7 @@ func (g *Gate) Simulate(ctx context.Context, s Simulation) (tollgate.Decision, e
 		now = s.At.UTC()
 	}
 	c := g.context(now, ev)
+	c.Language = policy.Language(s.Request, LanguagesFrom(ctx))
 	switch key, ok := policy.CooldownKey(s.Request); {
 	case s.Cooldown != nil:
 		c.Cooldown = *s.Cooldown

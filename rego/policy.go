@@ -150,23 +150,27 @@ func (p *Policy) Evaluate(ctx context.Context, r tollgate.Request, c tollgate.Co
 
 // evaluate is Evaluate with an optional tracer, which Explain uses.
 func (p *Policy) evaluate(ctx context.Context, r tollgate.Request, c tollgate.Context, tracer topdown.QueryTracer) (d tollgate.Decision) {
+	policyError := func(detail string) tollgate.Decision {
+		return tollgate.PolicyError(r, p.bundle.policyErrorMessage(c.Language, detail))
+	}
 	defer func() {
 		if v := recover(); v != nil {
-			d = tollgate.PolicyError(r, fmt.Sprintf("policy evaluation panicked: %v", v))
+			d = policyError(fmt.Sprintf("policy evaluation panicked: %v", v))
 		}
 		d.BundleRevision = p.bundle.Revision
 		d.EvaluatedAt = c.Now
+		d.Language = c.Language
 	}()
 	result, err := p.eval(ctx, p.query, r, c, tracer)
 	if err != nil {
-		return tollgate.PolicyError(r, p.failure(ctx, err))
+		return policyError(p.failure(ctx, err))
 	}
 	if result == nil {
-		return tollgate.PolicyError(r, DecisionQuery+" is undefined: the bundle produced no decision")
+		return policyError(DecisionQuery + " is undefined: the bundle produced no decision")
 	}
 	d, err = decodeDecision(result.Value)
 	if err != nil {
-		return tollgate.PolicyError(r, fmt.Sprintf("%s is malformed: %v", DecisionQuery, err))
+		return policyError(fmt.Sprintf("%s is malformed: %v", DecisionQuery, err))
 	}
 	return d
 }
@@ -263,6 +267,8 @@ var (
 	kProject             = ast.StringTerm("project")
 	kCode, kMessage      = ast.StringTerm("code"), ast.StringTerm("message")
 	kClearsAt            = ast.StringTerm("clears_at")
+	kLanguage            = ast.StringTerm("language")
+	kMissingTemplate     = ast.StringTerm("missing_template")
 	kNextCheckAt         = ast.StringTerm("next_check_at")
 )
 
@@ -328,11 +334,19 @@ func inputValue(r tollgate.Request, c tollgate.Context) ast.Value {
 	if !c.Cooldown.LastAcceptedAt.IsZero() {
 		cooldown.Insert(kLastAccepted, ast.IntNumberTerm(int(c.Cooldown.LastAcceptedAt.UnixNano())))
 	}
-	context := ast.NewObject(
+	// The language goes in with the rest: an Insert would grow the object.
+	items := [...][2]*ast.Term{
 		ast.Item(kNow, ast.IntNumberTerm(int(c.Now.UnixNano()))),
 		ast.Item(kLicence, ast.NewTerm(licence)),
 		ast.Item(kCooldown, ast.NewTerm(cooldown)),
-	)
+		{kLanguage, nil},
+	}
+	n := len(items) - 1
+	if c.Language != "" {
+		items[n][1] = ast.StringTerm(c.Language)
+		n++
+	}
+	context := ast.NewObject(items[:n]...)
 	if len(c.Exceptions) > 0 {
 		list := make([]*ast.Term, len(c.Exceptions))
 		for i, e := range c.Exceptions {
@@ -632,6 +646,11 @@ func decodeReasons(obj ast.Object, key *ast.Term) ([]tollgate.Reason, error) {
 		if item != nil {
 			code, _ = valueOf(item, kCode).(ast.String)
 			message, _ = valueOf(item, kMessage).(ast.String)
+		}
+		if item != nil && message == "" {
+			if missing, ok := valueOf(item, kMissingTemplate).(ast.String); ok {
+				return nil, fmt.Errorf("%s[%d]: no message for %q in the catalogue of the decision's language (messages/<language>/data.json): add it to every language", key.Value.(ast.String), i, string(missing))
+			}
 		}
 		if code == "" || message == "" {
 			return nil, fmt.Errorf("%s[%d]: want {\"code\": string, \"message\": string}, got %v", key.Value.(ast.String), i, list.Elem(i))

@@ -204,25 +204,43 @@ func (s *Server) ReviewGitHub(ctx context.Context, d tollgate.Delivery) (retry b
 // reason an exception waived.
 func (s *Server) jobOutcome(ctx context.Context, j tollgate.Job) github.Outcome {
 	o := github.Outcome{State: github.Rejected, Reasons: j.Reasons, PublicURL: s.cfg.GitHub.PublicURL}
+	lang := j.Language
 	if len(j.Decisions) > 0 {
 		o.DecisionID = j.Decisions[len(j.Decisions)-1]
 		// The decision as recorded (the job keeps no waived reasons); if the
 		// store cannot say, the job's reasons are the comment's.
 		if rec, err := s.cfg.Store.Decision(ctx, o.DecisionID); err == nil {
-			o.Reasons, o.Waived = rec.Decision.Reasons, rec.Decision.Waived
+			o.Reasons, o.Waived, lang = rec.Decision.Reasons, rec.Decision.Waived, rec.Context.Language
 		} else {
 			s.cfg.Logger.Warn("could not read a job's last decision for its review; the comment lists the job's reasons", "job", j.ID, "decision", o.DecisionID, "err", err)
 		}
 	}
+	// The comment speaks the decision's language, in the words of the
+	// active bundle's catalogue (github.* keys); English where it has none.
+	p := s.cfg.Engine.Policy()
+	say := func(key, english string, params map[string]string) string {
+		if text, ok := p.Say(lang, key, params); ok {
+			return text
+		}
+		return english
+	}
+	o.Words = github.Words{
+		Decision: say("github.decision", github.English.Decision, nil),
+		Reasons:  say("github.reasons", github.English.Reasons, nil),
+		Waived:   say("github.waived", github.English.Waived, nil),
+		Cut:      say("github.cut", github.English.Cut, nil),
+	}
 	switch j.State {
 	case tollgate.JobAccepted:
-		o.State, o.Summary = github.Approved, "tollgate accepted the deployment."
+		o.State, o.Summary = github.Approved, say("github.accepted", "tollgate accepted the deployment.", nil)
 	case tollgate.JobRefused:
-		o.Summary = "tollgate refused the deployment."
+		o.Summary = say("github.refused", "tollgate refused the deployment.", nil)
 	case tollgate.JobExpired:
-		o.Summary = fmt.Sprintf("tollgate refused the deployment: it waited at the gate until %s, and was still refused.", j.WaitUntil.Format(time.RFC3339))
+		until := j.WaitUntil.Format(time.RFC3339)
+		o.Summary = say("github.expired", fmt.Sprintf("tollgate refused the deployment: it waited at the gate until %s, and was still refused.", until),
+			map[string]string{"until": p.FormatTime(lang, j.WaitUntil)})
 	case tollgate.JobCancelled:
-		o.Summary = fmt.Sprintf("tollgate rejected the deployment: its gate job %s was cancelled.", j.ID)
+		o.Summary = say("github.cancelled", fmt.Sprintf("tollgate rejected the deployment: its gate job %s was cancelled.", j.ID), map[string]string{"job": j.ID})
 	}
 	return o
 }

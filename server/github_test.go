@@ -24,6 +24,7 @@ import (
 	"github.com/tollgate/tollgate"
 	"github.com/tollgate/tollgate/adapters/github"
 	"github.com/tollgate/tollgate/adapters/notify"
+	"github.com/tollgate/tollgate/rego"
 )
 
 const webhookSecret = "s3cret-of-the-webhook"
@@ -96,6 +97,13 @@ var (
 // a fake GitHub; its worker runs.
 func githubFixture(t *testing.T, failReviews int) (*fixture, *fakeGitHub) {
 	t.Helper()
+	return githubFixtureOn(t, failReviews, nil)
+}
+
+// githubFixtureOn is githubFixture serving bundle (the shipped one when
+// nil).
+func githubFixtureOn(t *testing.T, failReviews int, bundle *rego.Engine) (*fixture, *fakeGitHub) {
+	t.Helper()
 	githubKeyOnce.Do(func() {
 		key, err := rsa.GenerateKey(rand.Reader, 2048)
 		if err != nil {
@@ -112,6 +120,9 @@ func githubFixture(t *testing.T, failReviews int) (*fixture, *fakeGitHub) {
 	}
 	f := newFixtureWith(t, func(c *Config) {
 		c.Dev = true
+		if bundle != nil {
+			c.Engine, c.Gate.Policies, c.Controls.Policies = bundle, bundle, bundle
+		}
 		c.Jobs = &Jobs{Store: c.Store.(tollgate.JobStore), Floor: time.Second, Poll: 10 * time.Millisecond}
 		c.GitHub = &GitHub{App: app, Secret: []byte(webhookSecret), Wait: 6 * time.Hour,
 			PublicURL: "https://gate.example", Backoff: 10 * time.Millisecond}
@@ -356,7 +367,7 @@ func TestGitHubWebhookExpiredAndCancelled(t *testing.T) {
 	f.setNow("2026-11-27T16:01:00+01:00") // 6 h later: --github-wait is over
 	f.waitJob(id, state(tollgate.JobExpired))
 	r := gh.waitReviews(t, 1)[0]
-	if r["state"] != "rejected" || !strings.Contains(r["comment"], "it waited at the gate until 2026-11-27T15:00:00Z, and was still refused.") ||
+	if r["state"] != "rejected" || !strings.Contains(r["comment"], "it waited at the gate until 2026-11-27T16:00:00+01:00, and was still refused.") ||
 		!strings.Contains(r["comment"], "- freeze_active: ") {
 		t.Fatalf("review %v", r)
 	}

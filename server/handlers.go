@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -25,18 +26,23 @@ func (s *Server) evaluate(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	release, err := s.limits.evaluation(c.Request().Context())
+	ctx, err := withLanguages(c)
+	if err != nil {
+		return err
+	}
+	release, err := s.limits.evaluation(ctx)
 	if err != nil {
 		return err
 	}
 	defer release()
 	start := time.Now()
-	rec, err := s.cfg.Gate.Evaluate(c.Request().Context(), req, scan)
+	rec, err := s.cfg.Gate.Evaluate(ctx, req, scan)
 	s.cfg.Metrics.observeStore("decide", time.Since(start), err)
 	if err != nil {
 		return unavailableUnlessInvalid(err, "the decision could not be recorded, so it is not given")
 	}
 	s.cfg.Metrics.observeDecision("evaluate", rec.Decision, time.Since(start))
+	contentLanguage(c, rec.Decision)
 	if s.cfg.Attestor != nil {
 		return s.attested(c, rec)
 	}
@@ -187,18 +193,48 @@ func (s *Server) simulate(c echo.Context) error {
 	if sb.Config != nil {
 		sim.GlobalPolicy, sim.Projects = sb.Config.GlobalPolicy, sb.Config.Projects
 	}
-	release, err := s.limits.evaluation(c.Request().Context())
+	ctx, err := withLanguages(c)
+	if err != nil {
+		return err
+	}
+	release, err := s.limits.evaluation(ctx)
 	if err != nil {
 		return err
 	}
 	defer release()
 	start := time.Now()
-	d, err := s.cfg.Gate.Simulate(c.Request().Context(), sim)
+	d, err := s.cfg.Gate.Simulate(ctx, sim)
 	if err != nil {
 		return err
 	}
 	s.cfg.Metrics.observeDecision("simulate", d, time.Since(start))
+	contentLanguage(c, d)
 	return c.JSON(http.StatusOK, d)
+}
+
+// withLanguages is the request's context, asking for the decision's
+// messages in the languages of its Accept-Language header, most preferred
+// first (q-values honoured); a language the bundle does not speak falls
+// back to the project's or the policy's default. A malformed header is a
+// 400: tollgate does not guess what a client meant.
+func withLanguages(c echo.Context) (context.Context, error) {
+	ctx := c.Request().Context()
+	header := strings.Join(c.Request().Header.Values("Accept-Language"), ",")
+	if strings.TrimSpace(header) == "" {
+		return ctx, nil
+	}
+	langs, err := rego.ParseAcceptLanguage(header)
+	if err != nil {
+		return nil, err
+	}
+	return rego.WithLanguages(ctx, langs), nil
+}
+
+// contentLanguage says in which language d's messages are.
+func contentLanguage(c echo.Context, d tollgate.Decision) {
+	if d.Language != "" {
+		c.Response().Header().Set("Content-Language", d.Language)
+	}
 }
 
 // historyItem is a record as the history API shows it: the decision, with

@@ -143,7 +143,10 @@ func (s *Server) submitJob(c echo.Context) error {
 	} else if err := tollgate.CheckText("idempotency_key", key); err != nil {
 		return err
 	}
-	ctx := c.Request().Context()
+	ctx, err := withLanguages(c)
+	if err != nil {
+		return err
+	}
 	j, created, err := s.enqueue(ctx, jobs, req, eval, b.WaitUntil, key, nil)
 	if err != nil {
 		return err
@@ -168,6 +171,7 @@ func (s *Server) enqueue(ctx context.Context, jobs *Jobs, req tollgate.Request, 
 		ID: uuid.Must(uuid.NewV7()).String(), IdempotencyKey: key,
 		Repository: req.Repository, Pipeline: req.Pipeline, Branch: req.Branch, Environment: req.Metadata.Environment, Request: eval,
 		CreatedAt: now, UpdatedAt: now, WaitUntil: waitUntil.UTC(), NextCheckAt: now, Callback: callback,
+		Language: jobLanguage(ctx, s.cfg.Engine.Policy(), req),
 	}, tollgate.JobBounds{PerRepository: maxOpenPerRepo, Total: maxOpen})
 	if tollgate.ErrorCode(err) == tollgate.ERateLimited {
 		return tollgate.Job{}, false, retryAfter(newError(http.StatusTooManyRequests, tollgate.ERateLimited, err.Error()), jobs.Floor)
@@ -180,6 +184,17 @@ func (s *Server) enqueue(ctx context.Context, jobs *Jobs, req tollgate.Request, 
 	}
 	s.wakeWorker()
 	return j, true, nil
+}
+
+// jobLanguage is the language a job's checks speak: the one the
+// submission's Accept-Language chose in the active bundle, or "" when it
+// did not ask, so that each check takes the policy's default then.
+func jobLanguage(ctx context.Context, p *rego.Policy, r tollgate.Request) string {
+	langs := rego.LanguagesFrom(ctx)
+	if langs == nil {
+		return ""
+	}
+	return p.Language(r, langs)
 }
 
 // checkServedJobs refuses to serve a job as accepted unless its last
@@ -497,6 +512,9 @@ func (s *Server) checkJob(ctx context.Context, j tollgate.Job) {
 // once, whichever worker runs it.
 func (s *Server) evaluateCheck(ctx context.Context, j tollgate.Job, req tollgate.Request, scan rego.ScanSource) (tollgate.Record, error) {
 	id := checkID(j)
+	if j.Language != "" {
+		ctx = rego.WithLanguages(ctx, []string{j.Language})
+	}
 	rec, err := s.cfg.Gate.Evaluate(rego.WithDecisionID(ctx, id), req, scan)
 	if err != nil && tollgate.ErrorCode(err) == tollgate.EInternal {
 		if earlier, derr := s.cfg.Store.Decision(ctx, id); derr == nil {

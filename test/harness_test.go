@@ -141,9 +141,11 @@ func tollgateOutput(args ...string) (string, error) {
 // cleanEnv is the test's environment without TOLLGATE_* variables, which
 // every flag of the binary would read.
 func cleanEnv(extra ...string) []string {
-	// Nor the variables that tell check it runs in a CI system.
+	// Nor the variables that tell check it runs in a CI system, nor the
+	// locale, which chooses the language of check's and eval's messages.
 	env := slices.DeleteFunc(os.Environ(), func(kv string) bool {
-		return strings.HasPrefix(kv, "TOLLGATE_") || strings.HasPrefix(kv, "GITHUB_ACTIONS=") || strings.HasPrefix(kv, "GITLAB_CI=")
+		return strings.HasPrefix(kv, "TOLLGATE_") || strings.HasPrefix(kv, "GITHUB_ACTIONS=") || strings.HasPrefix(kv, "GITLAB_CI=") ||
+			strings.HasPrefix(kv, "LANG=") || strings.HasPrefix(kv, "LC_ALL=") || strings.HasPrefix(kv, "LC_MESSAGES=")
 	})
 	return append(env, extra...)
 }

@@ -1,7 +1,9 @@
 package github
 
 import (
+	"cmp"
 	"fmt"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -23,6 +25,28 @@ type Outcome struct {
 	// DecisionID is the decision's, "" when there is none; PublicURL the
 	// server's address as people reach it ("" to leave the link out).
 	DecisionID, PublicURL string
+	// Words are the comment's own words, in the decision's language;
+	// English where empty.
+	Words Words
+}
+
+// Words are what a comment says around the reasons. Cut says how many
+// lines were cut: {count}.
+type Words struct {
+	Decision, Reasons, Waived, Cut string
+}
+
+// English is what a comment says without Words.
+var English = Words{
+	Decision: "Decision",
+	Reasons:  "Reasons:",
+	Waived:   "Waived by approved exceptions:",
+	Cut:      "… {count} more lines cut to fit GitHub's comment limit: read them all on the decision's page.",
+}
+
+func (w Words) or(d Words) Words {
+	return Words{Decision: cmp.Or(w.Decision, d.Decision), Reasons: cmp.Or(w.Reasons, d.Reasons),
+		Waived: cmp.Or(w.Waived, d.Waived), Cut: cmp.Or(w.Cut, d.Cut)}
 }
 
 // Comment is the review's comment: the summary, the decision and its page
@@ -30,23 +54,24 @@ type Outcome struct {
 // line. Past MaxComment, whole reason lines are cut, and a last line says
 // how many and where to read them all.
 func Comment(o Outcome) string {
+	w := o.Words.or(English)
 	var head strings.Builder
 	head.WriteString(o.Summary)
 	if o.DecisionID != "" {
-		fmt.Fprintf(&head, "\n\nDecision %s", o.DecisionID)
+		fmt.Fprintf(&head, "\n\n%s %s", w.Decision, o.DecisionID)
 		if o.PublicURL != "" {
 			fmt.Fprintf(&head, ": %s/ui/decisions/%s", strings.TrimSuffix(o.PublicURL, "/"), o.DecisionID)
 		}
 	}
 	var lines []string
 	if len(o.Reasons) > 0 {
-		lines = append(lines, "", "Reasons:")
+		lines = append(lines, "", w.Reasons)
 		for _, r := range o.Reasons {
 			lines = append(lines, fmt.Sprintf("- %s: %s", r.Code, r.Message))
 		}
 	}
 	if len(o.Waived) > 0 {
-		lines = append(lines, "", "Waived by approved exceptions:")
+		lines = append(lines, "", w.Waived)
 		for _, r := range o.Waived {
 			lines = append(lines, fmt.Sprintf("- %s: %s", r.Code, r.Message))
 		}
@@ -54,7 +79,7 @@ func Comment(o Outcome) string {
 	out := head.String()
 	for i, line := range lines {
 		rest := len(lines) - i
-		note := fmt.Sprintf("\n… %d more lines cut to fit GitHub's comment limit: read them all on the decision's page.", rest)
+		note := "\n" + strings.ReplaceAll(w.Cut, "{count}", strconv.Itoa(rest))
 		if len(out)+1+len(line)+len(note) > MaxComment && len(out)+1+len(strings.Join(lines[i:], "\n")) > MaxComment {
 			return truncate(out+note, MaxComment)
 		}

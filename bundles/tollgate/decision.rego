@@ -20,6 +20,7 @@ import data.tollgate.global
 import data.tollgate.incident
 import data.tollgate.licence
 import data.tollgate.local
+import data.tollgate.messages
 import data.tollgate.resolve
 import data.tollgate.risk
 
@@ -62,13 +63,29 @@ waived := [] if {
 	object.get(input.context, "exceptions", null) == null
 } else := array.concat(exceptions.waived(found), local.waived)
 
-# The incident in force, and when a refusal can clear (below).
+# The incident in force, when a refusal can clear (below; {} when
+# accepted), and the messages, rendered in the decision's language
+# (messages.rego) only when there is something to say: an accepted
+# decision without warnings or waived reasons, the usual case, renders
+# nothing. (One branch of object.union only: OPA's type checker, merging
+# the types of two such branches with a third, writes into the type
+# object.union declares, which compilers share.)
 annotations := {} if {
 	status == "accepted"
+	warnings == []
+	waived == []
 	object.get(input.context, "incident", null) == null
 } else := incident_id if {
 	status == "accepted"
-} else := object.union(incident_id, clearance)
+	warnings == []
+	waived == []
+} else := object.union(object.union(incident_id, clearance), said)
+
+said := {
+	"reasons": messages.render(reasons),
+	"warnings": messages.render(warnings),
+	"waived": messages.render(waived),
+}
 
 incident_id := {"incident_id": incident.active.id} if {
 	incident.active

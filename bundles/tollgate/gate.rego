@@ -27,6 +27,7 @@ import data.tollgate
 import data.tollgate.config
 import data.tollgate.global
 import data.tollgate.incident
+import data.tollgate.messages
 
 environments := {env: state |
 	some env in names
@@ -60,7 +61,7 @@ gate := {"open": true, "until": tollgate.rfc3339(closes_ns), "closes_with": clos
 } else := {
 	"open": false,
 	"until": tollgate.rfc3339(opens_ns),
-	"reasons": reasons,
+	"reasons": messages.render(reasons),
 	"clears_at": {code: tollgate.rfc3339(at) | some code, at in clears},
 }
 
@@ -69,9 +70,7 @@ reasons := array.concat(global.reasons, incident_reasons)
 
 incident_reasons := [{
 	"code": "incident_mode",
-	"message": sprintf("Incident %q is on (%s): only pipelines of type %s may run.", [
-		incident.active.id, incident.active.reason, incident.types_text,
-	]),
+	"params": incident.params,
 }] if {
 	incident.active
 } else := []
@@ -126,7 +125,7 @@ closes_ns := min(closing) if {
 	count(closing) > 0
 } else := null
 
-closes_with := at_close if {
+closes_with := messages.render(at_close) if {
 	closes_ns != null
 	at_close := reasons with input.context.now_ns as closes_ns
 } else := []

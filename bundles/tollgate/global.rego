@@ -106,9 +106,8 @@ freeze_reasons := [freeze_reason(f) |
 		input.context.now_ns < freeze.expires_ns
 		reason := {
 			"code": "freeze_active",
-			"message": sprintf("Emergency freeze %q is active until %s: %s.", [
-				freeze.id, time.format([freeze.expires_ns, timezone, "2006-01-02T15:04:05Z07:00"]), freeze.reason,
-			]),
+			"key": "freeze_active.emergency",
+			"params": {"id": freeze.id, "until": {"time_ns": freeze.expires_ns}, "reason": freeze.reason},
 		}
 	],
 )
@@ -139,10 +138,10 @@ frozen(["yearly", from, to, dates, _]) if {
 
 freeze_reason(freeze) := {
 	"code": "freeze_active",
-	"message": sprintf("Freeze %q is active %s: %s.", [
-		object.get(freeze, "id", "unnamed"), freeze_period(freeze),
-		object.get(freeze, "reason", "no reason given"),
-	]),
+	"params": {
+		"id": object.get(freeze, "id", "unnamed"), "period": freeze_period(freeze),
+		"reason": object.get(freeze, "reason", {"term": "no_reason_given"}),
+	},
 }
 
 # The scheduled freezes and the time windows of the request's environment.
@@ -150,13 +149,23 @@ freezes := scope.freezes
 
 windows := scope.windows
 
-freeze_period(freeze) := sprintf("until %s", [freeze.end]) if {
+# The period of a freeze, a part of its message (messages.rego).
+freeze_period(freeze) := {"message": {"key": "freeze_active.until", "params": {"end": {"time_ns": time.parse_rfc3339_ns(freeze.end)}}}} if {
 	freeze.end
-} else := sprintf("every %s %s-%s (%s)", [concat(",", freeze.weekly.days), freeze.weekly.start, freeze.weekly.end, timezone]) if {
+} else := {"message": {"key": "freeze_active.weekly", "params": {
+	"days": {"terms": freeze.weekly.days, "sep": ","},
+	"start": freeze.weekly.start, "end": freeze.weekly.end, "timezone": timezone,
+}}} if {
 	freeze.weekly
-} else := sprintf("on days %s of every month %s-%s (%s)", [concat(",", [sprintf("%d", [d]) | some d in freeze.monthly.days]), freeze.monthly.start, freeze.monthly.end, timezone]) if {
+} else := {"message": {"key": "freeze_active.monthly", "params": {
+	"days": concat(",", [sprintf("%d", [d]) | some d in freeze.monthly.days]),
+	"start": freeze.monthly.start, "end": freeze.monthly.end, "timezone": timezone,
+}}} if {
 	freeze.monthly
-} else := sprintf("every year on %s %s-%s (%s)", [concat(",", freeze.yearly.dates), freeze.yearly.start, freeze.yearly.end, timezone])
+} else := {"message": {"key": "freeze_active.yearly", "params": {
+	"dates": concat(",", freeze.yearly.dates),
+	"start": freeze.yearly.start, "end": freeze.yearly.end, "timezone": timezone,
+}}}
 
 # --- time windows -----------------------------------------------------------
 
@@ -188,10 +197,15 @@ window_reasons := [] if {
 	count(scope.open) == 0
 } else := [{
 	"code": "time_window_violation",
-	"message": sprintf("%s %s (%s) is outside the deployment windows for %s: %s.", [
-		local_day, local_time, timezone, input.request.metadata.environment,
-		concat("; ", [sprintf("%s %s-%s", [concat(",", w.days), w.start, w.end]) | some w in windows]),
-	]),
+	"params": {
+		"day": {"term": local_day}, "time": local_time, "timezone": timezone,
+		"environment": input.request.metadata.environment,
+		"windows": {"sep": "; ", "messages": [{"key": "time_window_violation.window", "params": {
+			"days": {"terms": w.days, "sep": ","}, "start": w.start, "end": w.end,
+		}} |
+			some w in windows
+		]},
+	},
 }]
 
 # --- weekends ---------------------------------------------------------------
@@ -203,9 +217,7 @@ weekend_reasons := [] if {
 	input.context.now_ns # fail closed: without a clock no global rule holds
 } else := [{
 	"code": "weekend_violation",
-	"message": sprintf("Deployments to %s are not allowed on weekends (it is %s in %s).", [
-		input.request.metadata.environment, local_day, timezone,
-	]),
+	"params": {"environment": input.request.metadata.environment, "day": {"term": local_day}, "timezone": timezone},
 }] if {
 	scope.weekends_closed
 	now_local[0] in {"saturday", "sunday"}

@@ -2,6 +2,7 @@
 package tollgate.global_test
 
 import data.tollgate.global
+import data.tollgate.messages
 
 base_input := {
 	"request": {
@@ -37,34 +38,37 @@ freeze_policy := {"timezone": "Europe/Paris", "freezes": [launch_freeze]}
 
 launch_message := `Freeze "launch" is active until 2026-06-11T12:00:00Z: Product launch.`
 
+# The end of a freeze is shown in the policy's time zone, with its offset.
+launch_message_paris := `Freeze "launch" is active until 2026-06-11T14:00:00+02:00: Product launch.`
+
 test_freeze_refuses_at_start_instant if {
-	global.reasons == [{"code": "freeze_active", "message": launch_message}] with input as base_input
+	messages.render(global.reasons) == [{"code": "freeze_active", "message": launch_message_paris}] with input as base_input
 		with input.context.now_ns as time.parse_rfc3339_ns("2026-06-10T12:00:00Z")
 		with data.tollgate.config.global_policy as freeze_policy
 }
 
 test_freeze_accepts_one_ns_before_start if {
 	t := time.parse_rfc3339_ns("2026-06-10T12:00:00Z") - 1
-	global.reasons == [] with input as base_input
+	messages.render(global.reasons) == [] with input as base_input
 		with input.context.now_ns as t
 		with data.tollgate.config.global_policy as freeze_policy
 }
 
 test_freeze_accepts_at_end_instant if {
-	global.reasons == [] with input as base_input
+	messages.render(global.reasons) == [] with input as base_input
 		with input.context.now_ns as time.parse_rfc3339_ns("2026-06-11T12:00:00Z")
 		with data.tollgate.config.global_policy as freeze_policy
 }
 
 test_freeze_refuses_one_ns_before_end if {
 	t := time.parse_rfc3339_ns("2026-06-11T12:00:00Z") - 1
-	global.reasons == [{"code": "freeze_active", "message": launch_message}] with input as base_input
+	messages.render(global.reasons) == [{"code": "freeze_active", "message": launch_message_paris}] with input as base_input
 		with input.context.now_ns as t
 		with data.tollgate.config.global_policy as freeze_policy
 }
 
 test_freeze_for_another_environment_does_not_apply if {
-	global.reasons == [] with input as base_input
+	messages.render(global.reasons) == [] with input as base_input
 		with input.request.metadata.environment as "staging"
 		with input.context.now_ns as time.parse_rfc3339_ns("2026-06-10T15:00:00Z")
 		with data.tollgate.config.global_policy as freeze_policy
@@ -72,7 +76,7 @@ test_freeze_for_another_environment_does_not_apply if {
 
 test_freeze_without_environments_key_applies_to_all if {
 	freeze := object.remove(launch_freeze, ["environments"])
-	codes(global.reasons) == ["freeze_active"] with input as base_input
+	codes(messages.render(global.reasons)) == ["freeze_active"] with input as base_input
 		with input.request.metadata.environment as "staging"
 		with input.context.now_ns as time.parse_rfc3339_ns("2026-06-10T15:00:00Z")
 		with data.tollgate.config.global_policy as {"freezes": [freeze]}
@@ -81,7 +85,7 @@ test_freeze_without_environments_key_applies_to_all if {
 test_freeze_with_empty_environments_applies_to_none if {
 	# The engine rejects "environments": [] at load (omit the key for all).
 	freeze := object.union(launch_freeze, {"environments": []})
-	codes(global.reasons) == [] with input as base_input
+	codes(messages.render(global.reasons)) == [] with input as base_input
 		with input.request.metadata.environment as "sandbox"
 		with input.context.now_ns as time.parse_rfc3339_ns("2026-06-10T15:00:00Z")
 		with data.tollgate.config.global_policy as {"freezes": [freeze]}
@@ -99,7 +103,7 @@ test_two_active_freezes_give_two_reasons if {
 		"end": "2026-07-01T00:00:00Z",
 		"reason": "Annual audit",
 	}
-	reasons := global.reasons with input as base_input
+	reasons := messages.render(global.reasons) with input as base_input
 		with input.context.now_ns as time.parse_rfc3339_ns("2026-06-10T15:00:00Z")
 		with data.tollgate.config.global_policy as {"freezes": [launch_freeze, other]}
 	codes(reasons) == ["freeze_active", "freeze_active"]
@@ -111,7 +115,7 @@ test_two_active_freezes_give_two_reasons if {
 
 test_freeze_outside_its_period_is_inactive_even_if_another_applies if {
 	past := object.union(launch_freeze, {"id": "past", "start": "2026-01-01T00:00:00Z", "end": "2026-01-02T00:00:00Z"})
-	global.reasons == [{"code": "freeze_active", "message": launch_message}] with input as base_input
+	messages.render(global.reasons) == [{"code": "freeze_active", "message": launch_message}] with input as base_input
 		with input.context.now_ns as time.parse_rfc3339_ns("2026-06-10T15:00:00Z")
 		with data.tollgate.config.global_policy as {"freezes": [past, launch_freeze]}
 }
@@ -126,23 +130,23 @@ test_freeze_timestamps_with_timezone_offset if {
 		"reason": "Black Friday",
 	}
 	before := time.parse_rfc3339_ns("2026-11-26T23:00:00Z") - 1
-	global.reasons == [] with input as base_input
+	messages.render(global.reasons) == [] with input as base_input
 		with input.context.now_ns as before
 		with data.tollgate.config.global_policy as {"freezes": [black_friday]}
-	global.reasons == [{
+	messages.render(global.reasons) == [{
 		"code": "freeze_active",
-		"message": `Freeze "black-friday" is active until 2026-11-30T00:00:00+01:00: Black Friday.`,
+		"message": `Freeze "black-friday" is active until 2026-11-29T23:00:00Z: Black Friday.`,
 	}] with input as base_input
 		with input.context.now_ns as time.parse_rfc3339_ns("2026-11-26T23:00:00Z")
 		with data.tollgate.config.global_policy as {"freezes": [black_friday]}
-	global.reasons == [] with input as base_input
+	messages.render(global.reasons) == [] with input as base_input
 		with input.context.now_ns as time.parse_rfc3339_ns("2026-11-29T23:00:00Z")
 		with data.tollgate.config.global_policy as {"freezes": [black_friday]}
 }
 
 test_freeze_without_reason_says_so if {
 	freeze := object.remove(launch_freeze, ["reason"])
-	global.reasons == [{
+	messages.render(global.reasons) == [{
 		"code": "freeze_active",
 		"message": `Freeze "launch" is active until 2026-06-11T12:00:00Z: no reason given.`,
 	}] with input as base_input
@@ -152,7 +156,7 @@ test_freeze_without_reason_says_so if {
 
 test_freeze_without_id_still_refuses if {
 	freeze := object.remove(launch_freeze, ["id"])
-	codes(global.reasons) == ["freeze_active"] with input as base_input
+	codes(messages.render(global.reasons)) == ["freeze_active"] with input as base_input
 		with input.context.now_ns as time.parse_rfc3339_ns("2026-06-10T15:00:00Z")
 		with data.tollgate.config.global_policy as {"freezes": [freeze]}
 }
@@ -172,42 +176,42 @@ office_hours_violation(day_time) := [{
 }]
 
 test_window_refuses_at_0759_local if {
-	global.reasons == office_hours_violation("wednesday 07:59") with input as base_input
+	messages.render(global.reasons) == office_hours_violation("wednesday 07:59") with input as base_input
 		with input.context.now_ns as time.parse_rfc3339_ns("2026-06-10T07:59:00+02:00")
 		with data.tollgate.config.global_policy as window_policy
 }
 
 test_window_refuses_one_ns_before_0800_local if {
 	t := time.parse_rfc3339_ns("2026-06-10T08:00:00+02:00") - 1
-	codes(global.reasons) == ["time_window_violation"] with input as base_input
+	codes(messages.render(global.reasons)) == ["time_window_violation"] with input as base_input
 		with input.context.now_ns as t
 		with data.tollgate.config.global_policy as window_policy
 }
 
 test_window_accepts_at_exactly_0800_local if {
-	global.reasons == [] with input as base_input
+	messages.render(global.reasons) == [] with input as base_input
 		with input.context.now_ns as time.parse_rfc3339_ns("2026-06-10T08:00:00+02:00")
 		with data.tollgate.config.global_policy as window_policy
 }
 
 test_window_accepts_at_1759_local if {
-	global.reasons == [] with input as base_input
+	messages.render(global.reasons) == [] with input as base_input
 		with input.context.now_ns as time.parse_rfc3339_ns("2026-06-10T17:59:00+02:00")
 		with data.tollgate.config.global_policy as window_policy
-	global.reasons == [] with input as base_input
+	messages.render(global.reasons) == [] with input as base_input
 		with input.context.now_ns as time.parse_rfc3339_ns("2026-06-10T17:59:59.999999999+02:00")
 		with data.tollgate.config.global_policy as window_policy
 }
 
 test_window_refuses_at_exactly_1800_local if {
-	global.reasons == office_hours_violation("wednesday 18:00") with input as base_input
+	messages.render(global.reasons) == office_hours_violation("wednesday 18:00") with input as base_input
 		with input.context.now_ns as time.parse_rfc3339_ns("2026-06-10T18:00:00+02:00")
 		with data.tollgate.config.global_policy as window_policy
 }
 
 test_window_refuses_on_a_day_it_does_not_list if {
 	# Saturday 10:00 is inside 08:00-18:00 but not on a listed day.
-	global.reasons == office_hours_violation("saturday 10:00") with input as base_input
+	messages.render(global.reasons) == office_hours_violation("saturday 10:00") with input as base_input
 		with input.context.now_ns as time.parse_rfc3339_ns("2026-06-13T10:00:00+02:00")
 		with data.tollgate.config.global_policy as window_policy
 }
@@ -216,21 +220,21 @@ test_windows_for_another_environment_only_do_not_restrict if {
 	global.windows == [] with input as base_input
 		with input.request.metadata.environment as "staging"
 		with data.tollgate.config.global_policy as window_policy
-	global.reasons == [] with input as base_input
+	messages.render(global.reasons) == [] with input as base_input
 		with input.request.metadata.environment as "staging"
 		with input.context.now_ns as time.parse_rfc3339_ns("2026-06-10T03:00:00+02:00")
 		with data.tollgate.config.global_policy as window_policy
 }
 
 test_no_windows_at_all_do_not_restrict if {
-	global.reasons == [] with input as base_input
+	messages.render(global.reasons) == [] with input as base_input
 		with input.context.now_ns as time.parse_rfc3339_ns("2026-06-10T03:00:00+02:00")
 		with data.tollgate.config.global_policy as {"timezone": "Europe/Paris"}
 }
 
 test_window_without_environments_applies_to_every_environment if {
 	window := object.remove(office_hours, ["environments"])
-	global.reasons == [{
+	messages.render(global.reasons) == [{
 		"code": "time_window_violation",
 		"message": "wednesday 07:00 (Europe/Paris) is outside the deployment windows for staging: monday,tuesday,wednesday,thursday,friday 08:00-18:00.",
 	}] with input as base_input
@@ -247,19 +251,19 @@ split_windows := {"timezone": "Europe/Paris", "time_windows": [
 ]}
 
 test_being_in_any_one_of_several_windows_is_enough if {
-	global.reasons == [] with input as base_input
+	messages.render(global.reasons) == [] with input as base_input
 		with input.context.now_ns as time.parse_rfc3339_ns("2026-06-10T09:00:00+02:00")
 		with data.tollgate.config.global_policy as split_windows
-	global.reasons == [] with input as base_input
+	messages.render(global.reasons) == [] with input as base_input
 		with input.context.now_ns as time.parse_rfc3339_ns("2026-06-10T15:00:00+02:00")
 		with data.tollgate.config.global_policy as split_windows
-	global.reasons == [] with input as base_input
+	messages.render(global.reasons) == [] with input as base_input
 		with input.context.now_ns as time.parse_rfc3339_ns("2026-06-13T10:30:00+02:00")
 		with data.tollgate.config.global_policy as split_windows
 }
 
 test_outside_every_window_lists_the_windows_that_apply if {
-	global.reasons == [{
+	messages.render(global.reasons) == [{
 		"code": "time_window_violation",
 		"message": "wednesday 13:00 (Europe/Paris) is outside the deployment windows for production: monday,tuesday,wednesday,thursday,friday 08:00-12:00; monday,tuesday,wednesday,thursday,friday 14:00-18:00; saturday 10:00-11:00.",
 	}] with input as base_input
@@ -278,7 +282,7 @@ test_dst_spring_forward_day_uses_cest if {
 		with data.tollgate.config.global_policy as daily_policy
 	global.local_time == "08:30" with input as base_input with input.context.now_ns as t
 		with data.tollgate.config.global_policy as daily_policy
-	global.reasons == [] with input as base_input with input.context.now_ns as t
+	messages.render(global.reasons) == [] with input as base_input with input.context.now_ns as t
 		with data.tollgate.config.global_policy as daily_policy
 }
 
@@ -287,7 +291,7 @@ test_dst_day_before_spring_forward_uses_cet if {
 	t := time.parse_rfc3339_ns("2026-03-28T06:30:00Z")
 	global.local_time == "07:30" with input as base_input with input.context.now_ns as t
 		with data.tollgate.config.global_policy as daily_policy
-	global.reasons == [{
+	messages.render(global.reasons) == [{
 		"code": "time_window_violation",
 		"message": "saturday 07:30 (Europe/Paris) is outside the deployment windows for production: monday,tuesday,wednesday,thursday,friday,saturday,sunday 08:00-18:00.",
 	}] with input as base_input with input.context.now_ns as t
@@ -299,14 +303,14 @@ test_dst_fall_back_day_uses_cet if {
 	in_window := time.parse_rfc3339_ns("2026-10-25T07:30:00Z")
 	global.local_time == "08:30" with input as base_input with input.context.now_ns as in_window
 		with data.tollgate.config.global_policy as daily_policy
-	global.reasons == [] with input as base_input with input.context.now_ns as in_window
+	messages.render(global.reasons) == [] with input as base_input with input.context.now_ns as in_window
 		with data.tollgate.config.global_policy as daily_policy
 
 	# ... and 06:30Z, which was 08:30 the day before (CEST), is now 07:30.
 	early := time.parse_rfc3339_ns("2026-10-25T06:30:00Z")
 	global.local_time == "07:30" with input as base_input with input.context.now_ns as early
 		with data.tollgate.config.global_policy as daily_policy
-	codes(global.reasons) == ["time_window_violation"] with input as base_input with input.context.now_ns as early
+	codes(messages.render(global.reasons)) == ["time_window_violation"] with input as base_input with input.context.now_ns as early
 		with data.tollgate.config.global_policy as daily_policy
 }
 
@@ -314,7 +318,7 @@ test_dst_day_before_fall_back_uses_cest if {
 	t := time.parse_rfc3339_ns("2026-10-24T06:30:00Z")
 	global.local_time == "08:30" with input as base_input with input.context.now_ns as t
 		with data.tollgate.config.global_policy as daily_policy
-	global.reasons == [] with input as base_input with input.context.now_ns as t
+	messages.render(global.reasons) == [] with input as base_input with input.context.now_ns as t
 		with data.tollgate.config.global_policy as daily_policy
 }
 
@@ -323,13 +327,13 @@ test_timezone_absent_defaults_to_utc if {
 	global.timezone == "UTC" with data.tollgate.config.global_policy as policy
 
 	# 07:30Z is 09:30 in Paris, but windows are read in UTC.
-	global.reasons == [{
+	messages.render(global.reasons) == [{
 		"code": "time_window_violation",
 		"message": "wednesday 07:30 (UTC) is outside the deployment windows for production: monday,tuesday,wednesday,thursday,friday 08:00-18:00.",
 	}] with input as base_input
 		with input.context.now_ns as time.parse_rfc3339_ns("2026-06-10T07:30:00Z")
 		with data.tollgate.config.global_policy as policy
-	global.reasons == [] with input as base_input
+	messages.render(global.reasons) == [] with input as base_input
 		with input.context.now_ns as time.parse_rfc3339_ns("2026-06-10T08:00:00Z")
 		with data.tollgate.config.global_policy as policy
 }
@@ -344,19 +348,19 @@ weekend_violation(day) := [{
 }]
 
 test_weekend_refuses_saturday_in_listed_environment if {
-	global.reasons == weekend_violation("saturday") with input as base_input
+	messages.render(global.reasons) == weekend_violation("saturday") with input as base_input
 		with input.context.now_ns as time.parse_rfc3339_ns("2026-06-13T10:00:00+02:00")
 		with data.tollgate.config.global_policy as weekend_policy
 }
 
 test_weekend_refuses_sunday_in_listed_environment if {
-	global.reasons == weekend_violation("sunday") with input as base_input
+	messages.render(global.reasons) == weekend_violation("sunday") with input as base_input
 		with input.context.now_ns as time.parse_rfc3339_ns("2026-06-14T23:59:00+02:00")
 		with data.tollgate.config.global_policy as weekend_policy
 }
 
 test_weekend_accepts_a_weekday if {
-	global.reasons == [] with input as base_input
+	messages.render(global.reasons) == [] with input as base_input
 		with input.context.now_ns as time.parse_rfc3339_ns("2026-06-12T23:59:00+02:00")
 		with data.tollgate.config.global_policy as weekend_policy
 }
@@ -365,46 +369,46 @@ test_weekend_uses_the_local_weekday_not_utc if {
 	# Friday 2026-01-16 23:30 UTC is Saturday 00:30 in Paris (CET).
 	t := time.parse_rfc3339_ns("2026-01-16T23:30:00Z")
 	lower(time.weekday(t)) == "friday"
-	global.reasons == weekend_violation("saturday") with input as base_input
+	messages.render(global.reasons) == weekend_violation("saturday") with input as base_input
 		with input.context.now_ns as t
 		with data.tollgate.config.global_policy as weekend_policy
 }
 
 test_weekend_ends_at_local_monday_midnight if {
 	# Sunday 2026-01-18 23:30 UTC is Monday 00:30 in Paris.
-	global.reasons == [] with input as base_input
+	messages.render(global.reasons) == [] with input as base_input
 		with input.context.now_ns as time.parse_rfc3339_ns("2026-01-18T23:30:00Z")
 		with data.tollgate.config.global_policy as weekend_policy
 }
 
 test_weekend_allowed_true_accepts if {
-	global.reasons == [] with input as base_input
+	messages.render(global.reasons) == [] with input as base_input
 		with input.context.now_ns as time.parse_rfc3339_ns("2026-06-13T10:00:00+02:00")
 		with data.tollgate.config.global_policy as {"weekends": {"allowed": true, "environments": ["production"]}}
 }
 
 test_weekends_without_allowed_key_refuses if {
 	# "refused unless allowed is true": a missing flag is not permission.
-	global.reasons == weekend_violation("saturday") with input as base_input
+	messages.render(global.reasons) == weekend_violation("saturday") with input as base_input
 		with input.context.now_ns as time.parse_rfc3339_ns("2026-06-13T10:00:00+02:00")
 		with data.tollgate.config.global_policy as {"timezone": "Europe/Paris", "weekends": {"environments": ["production"]}}
 }
 
 test_weekends_absent_allows if {
-	global.reasons == [] with input as base_input
+	messages.render(global.reasons) == [] with input as base_input
 		with input.context.now_ns as time.parse_rfc3339_ns("2026-06-13T10:00:00+02:00")
 		with data.tollgate.config.global_policy as {"timezone": "Europe/Paris"}
 }
 
 test_weekend_unlisted_environment_allows if {
-	global.reasons == [] with input as base_input
+	messages.render(global.reasons) == [] with input as base_input
 		with input.request.metadata.environment as "staging"
 		with input.context.now_ns as time.parse_rfc3339_ns("2026-06-13T10:00:00+02:00")
 		with data.tollgate.config.global_policy as weekend_policy
 }
 
 test_weekend_without_environments_applies_to_all if {
-	global.reasons == [{
+	messages.render(global.reasons) == [{
 		"code": "weekend_violation",
 		"message": "Deployments to staging are not allowed on weekends (it is sunday in Europe/Paris).",
 	}] with input as base_input
@@ -422,7 +426,7 @@ test_global_reasons_in_contract_order if {
 		"time_windows": [office_hours],
 		"weekends": {"allowed": false},
 	}
-	codes(global.reasons) == ["freeze_active", "time_window_violation", "weekend_violation"] with input as base_input
+	codes(messages.render(global.reasons)) == ["freeze_active", "time_window_violation", "weekend_violation"] with input as base_input
 		with input.context.now_ns as time.parse_rfc3339_ns("2026-06-13T07:00:00+02:00")
 		with data.tollgate.config.global_policy as policy
 }
@@ -437,7 +441,7 @@ recurring(kind, schedule) := {"timezone": "Europe/Paris", "freezes": [{
 friday_afternoons := recurring("weekly", {"days": ["friday"], "start": "16:00", "end": "24:00"})
 
 frozen_at(policy, instant) if {
-	codes(global.reasons) == ["freeze_active"] with input as base_input
+	codes(messages.render(global.reasons)) == ["freeze_active"] with input as base_input
 		with input.context.now_ns as time.parse_rfc3339_ns(instant)
 		with data.tollgate.config.global_policy as policy
 }
@@ -484,13 +488,13 @@ test_yearly_freeze_on_its_local_dates if {
 }
 
 test_recurring_freeze_messages_say_when if {
-	global.reasons[0].message == `Freeze "recurring" is active every friday 16:00-24:00 (Europe/Paris): Recurring freeze.` with input as base_input
+	messages.render(global.reasons)[0].message == `Freeze "recurring" is active every friday 16:00-24:00 (Europe/Paris): Recurring freeze.` with input as base_input
 		with input.context.now_ns as time.parse_rfc3339_ns("2026-06-12T17:00:00+02:00")
 		with data.tollgate.config.global_policy as friday_afternoons
-	global.reasons[0].message == `Freeze "recurring" is active on days 1,15 of every month 09:00-10:00 (Europe/Paris): Recurring freeze.` with input as base_input
+	messages.render(global.reasons)[0].message == `Freeze "recurring" is active on days 1,15 of every month 09:00-10:00 (Europe/Paris): Recurring freeze.` with input as base_input
 		with input.context.now_ns as time.parse_rfc3339_ns("2026-06-15T09:30:00+02:00")
 		with data.tollgate.config.global_policy as recurring("monthly", {"days": [1, 15], "start": "09:00", "end": "10:00"})
-	global.reasons[0].message == `Freeze "recurring" is active every year on 06-15 09:00-10:00 (Europe/Paris): Recurring freeze.` with input as base_input
+	messages.render(global.reasons)[0].message == `Freeze "recurring" is active every year on 06-15 09:00-10:00 (Europe/Paris): Recurring freeze.` with input as base_input
 		with input.context.now_ns as time.parse_rfc3339_ns("2026-06-15T09:30:00+02:00")
 		with data.tollgate.config.global_policy as recurring("yearly", {"dates": ["06-15"], "start": "09:00", "end": "10:00"})
 }

@@ -26,19 +26,18 @@ reasons := [] if {
 	resolve.resolved[2].type in allowed_types
 } else := [{
 	"code": "incident_mode",
-	"message": sprintf("Incident %q is on (%s) until %s: only pipelines of type %s may run.", [
-		active.id, active.reason,
-		time.format([active.expires_ns, object.get(config.global_policy, "timezone", "UTC"), "2006-01-02T15:04:05Z07:00"]),
-		types_text,
-	]),
+	"params": params,
 }]
+
+# The parameters of the incident_mode message (also the Gate view's).
+params := {"id": active.id, "reason": active.reason, "until": {"time_ns": active.expires_ns}, "types": types_text}
 
 # When incident_mode can clear: the incident's end (see global.clears_at).
 clears_at["incident_mode"] := active.expires_ns if count(reasons) > 0
 
 types_text := concat(", ", allowed_types) if {
 	count(allowed_types) > 0
-} else := "none"
+} else := {"term": "none"}
 
 relaxes_cooldown if {
 	active

@@ -14,12 +14,12 @@ reasons := [] if {
 	input.context.licence.status == "valid"
 } else := [{
 	"code": "licence_expired",
-	"message": sprintf("The tollgate licence is expired or not yet valid: %s.", [detail]),
+	"params": {"detail": detail},
 }] if {
 	status == "expired"
 } else := [{
 	"code": "licence_invalid",
-	"message": sprintf("The tollgate licence is invalid: %s.", [detail]),
+	"params": {"detail": detail},
 }]
 
 detail := object.get(input, ["context", "licence", "detail"], "the licence could not be checked")

@@ -2,6 +2,7 @@
 package tollgate.licence_test
 
 import data.tollgate.licence
+import data.tollgate.messages
 
 request := {
 	"repository": "org/service-api",
@@ -19,11 +20,11 @@ base_input := {
 }
 
 test_valid_licence_has_no_reason if {
-	licence.reasons == [] with input as base_input
+	messages.render(licence.reasons) == [] with input as base_input
 }
 
 test_expired_licence_gives_licence_expired if {
-	licence.reasons == [{
+	messages.render(licence.reasons) == [{
 		"code": "licence_expired",
 		"message": "The tollgate licence is expired or not yet valid: expired at 2026-01-01T00:00:00Z.",
 	}] with input as base_input
@@ -31,7 +32,7 @@ test_expired_licence_gives_licence_expired if {
 }
 
 test_invalid_licence_gives_licence_invalid if {
-	licence.reasons == [{
+	messages.render(licence.reasons) == [{
 		"code": "licence_invalid",
 		"message": "The tollgate licence is invalid: bad signature.",
 	}] with input as base_input
@@ -39,7 +40,7 @@ test_invalid_licence_gives_licence_invalid if {
 }
 
 test_unknown_status_is_licence_invalid if {
-	licence.reasons == [{
+	messages.render(licence.reasons) == [{
 		"code": "licence_invalid",
 		"message": "The tollgate licence is invalid: revoked by vendor.",
 	}] with input as base_input
@@ -47,7 +48,7 @@ test_unknown_status_is_licence_invalid if {
 }
 
 test_missing_licence_report_is_licence_invalid if {
-	licence.reasons == [{
+	messages.render(licence.reasons) == [{
 		"code": "licence_invalid",
 		"message": "The tollgate licence is invalid: the licence could not be checked.",
 	}] with input as {"request": request, "context": {"now_ns": 0}}
@@ -55,13 +56,13 @@ test_missing_licence_report_is_licence_invalid if {
 
 test_missing_context_is_licence_invalid if {
 	licence.status == "missing" with input as {"request": request}
-	licence.reasons == [{
+	messages.render(licence.reasons) == [{
 		"code": "licence_invalid",
 		"message": "The tollgate licence is invalid: the licence could not be checked.",
 	}] with input as {"request": request}
 }
 
 test_status_is_case_sensitive if {
-	[r.code | some r in licence.reasons] == ["licence_invalid"] with input as base_input
+	[r.code | some r in messages.render(licence.reasons)] == ["licence_invalid"] with input as base_input
 		with input.context.licence.status as "VALID"
 }

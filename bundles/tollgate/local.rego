@@ -9,7 +9,6 @@
 #   A project with "enforcement": "warn" gets all of them as warnings.
 package tollgate.local
 
-import data.tollgate.global
 import data.tollgate.incident
 import data.tollgate.resolve
 import data.tollgate.risk
@@ -31,8 +30,6 @@ findings := array.concat(
 enforcement := object.get(resolve.resolved[1], "enforcement", "block") if {
 	resolve.resolved
 } else := "block"
-
-warn_mode if enforcement == "warn"
 
 refusals := findings if {
 	enforcement != "warn"
@@ -57,10 +54,10 @@ branch_reasons := [] if {
 	glob.match(pattern, ["/"], input.request.branch)
 } else := [{
 	"code": "branch_not_allowed",
-	"message": sprintf("Branch %q may not run pipeline %q; allowed: %s.", [
-		input.request.branch, input.request.pipeline,
-		concat(", ", object.get(resolve.resolved[2], "allowed_branches", resolve.resolved[1].allowed_branches)),
-	]),
+	"params": {
+		"branch": input.request.branch, "pipeline": input.request.pipeline,
+		"allowed": concat(", ", object.get(resolve.resolved[2], "allowed_branches", resolve.resolved[1].allowed_branches)),
+	},
 }]
 
 # --- pipeline type per environment ------------------------------------------
@@ -71,15 +68,16 @@ type_reasons := [] if {
 	not resolve.resolved[1].environments
 } else := [{
 	"code": "pipeline_not_allowed",
-	"message": sprintf("Project %q does not declare environment %q.", [resolve.project_name, input.request.metadata.environment]),
+	"key": "pipeline_not_allowed.environment",
+	"params": {"project": resolve.project_name, "environment": input.request.metadata.environment},
 }] if {
 	not resolve.resolved[1].environments[input.request.metadata.environment]
 } else := [{
 	"code": "pipeline_not_allowed",
-	"message": sprintf("Pipelines of type %q may not run in %s; allowed: %s.", [
-		resolve.resolved[2].type, input.request.metadata.environment,
-		concat(", ", resolve.resolved[1].environments[input.request.metadata.environment].pipeline_types),
-	]),
+	"params": {
+		"type": resolve.resolved[2].type, "environment": input.request.metadata.environment,
+		"allowed": concat(", ", resolve.resolved[1].environments[input.request.metadata.environment].pipeline_types),
+	},
 }]
 
 # --- cooldown per project + pipeline + branch -------------------------------
@@ -88,11 +86,10 @@ cooldown_reasons := [] if {
 	object.get(input, ["context", "cooldown", "last_accepted_ns"], null) == null
 } else := [{
 	"code": "cooldown",
-	"message": sprintf("Cooldown active for pipeline %q on branch %q: last accepted at %s, next run allowed from %s.", [
-		input.request.pipeline, input.request.branch,
-		time.format([last, global.timezone]),
-		time.format([until, global.timezone]),
-	]),
+	"params": {
+		"pipeline": input.request.pipeline, "branch": input.request.branch,
+		"last": {"time_ns": last}, "until": {"time_ns": until},
+	},
 }] if {
 	last := input.context.cooldown.last_accepted_ns
 	until := cooldown_ends_ns

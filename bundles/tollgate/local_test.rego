@@ -3,6 +3,7 @@
 package tollgate.local_test
 
 import data.tollgate.local
+import data.tollgate.messages
 
 projects := {
 	"service-api": {
@@ -59,13 +60,13 @@ codes(reasons) := [r.code | some r in reasons]
 # --- branches -------------------------------------------------------------------
 
 test_branch_exact_match_is_allowed if {
-	local.findings == [] with input as base_input
+	messages.render(local.findings) == [] with input as base_input
 		with data.tollgate.config.projects as projects
 		with data.tollgate.config.global_policy as policy
 }
 
 test_branch_not_listed_is_branch_not_allowed if {
-	local.findings == [{
+	messages.render(local.findings) == [{
 		"code": "branch_not_allowed",
 		"message": `Branch "develop" may not run pipeline "deploy-prod"; allowed: main, release/*.`,
 	}] with input as base_input
@@ -75,48 +76,48 @@ test_branch_not_listed_is_branch_not_allowed if {
 }
 
 test_branch_exact_match_is_not_a_prefix_match if {
-	codes(local.branch_reasons) == ["branch_not_allowed"] with input as base_input
+	codes(messages.render(local.branch_reasons)) == ["branch_not_allowed"] with input as base_input
 		with input.request.branch as "main-old"
 		with data.tollgate.config.projects as projects
 }
 
 test_branch_glob_matches_one_segment if {
-	local.branch_reasons == [] with input as base_input
+	messages.render(local.branch_reasons) == [] with input as base_input
 		with input.request.branch as "release/1.2"
 		with data.tollgate.config.projects as projects
 }
 
 test_branch_glob_does_not_cross_the_separator if {
-	codes(local.branch_reasons) == ["branch_not_allowed"] with input as base_input
+	codes(messages.render(local.branch_reasons)) == ["branch_not_allowed"] with input as base_input
 		with input.request.branch as "release/1.2/x"
 		with data.tollgate.config.projects as projects
 }
 
 test_branch_glob_prefix_must_match_the_whole_segment if {
-	codes(local.branch_reasons) == ["branch_not_allowed"] with input as base_input
+	codes(messages.render(local.branch_reasons)) == ["branch_not_allowed"] with input as base_input
 		with input.request.branch as "releases/1"
 		with data.tollgate.config.projects as projects
 }
 
 test_branch_double_star_crosses_separators if {
-	local.branch_reasons == [] with input as base_input
+	messages.render(local.branch_reasons) == [] with input as base_input
 		with input.request.pipeline as "feature"
 		with input.request.branch as "feature/team/login/v2"
 		with data.tollgate.config.projects as projects
-	codes(local.branch_reasons) == ["branch_not_allowed"] with input as base_input
+	codes(messages.render(local.branch_reasons)) == ["branch_not_allowed"] with input as base_input
 		with input.request.pipeline as "feature"
 		with input.request.branch as "bugfix/team/login"
 		with data.tollgate.config.projects as projects
 }
 
 test_pipeline_branches_replace_project_branches if {
-	local.branch_reasons == [] with input as base_input
+	messages.render(local.branch_reasons) == [] with input as base_input
 		with input.request.pipeline as "hotfix-prod"
 		with input.request.branch as "hotfix/login"
 		with data.tollgate.config.projects as projects
 
 	# main is allowed by the project, but hotfix-prod has its own list.
-	local.branch_reasons == [{
+	messages.render(local.branch_reasons) == [{
 		"code": "branch_not_allowed",
 		"message": `Branch "main" may not run pipeline "hotfix-prod"; allowed: hotfix/*.`,
 	}] with input as base_input
@@ -125,7 +126,7 @@ test_pipeline_branches_replace_project_branches if {
 }
 
 test_no_branch_list_allows_any_branch if {
-	local.findings == [] with input as base_input
+	messages.render(local.findings) == [] with input as base_input
 		with input.request.repository as "org/plain"
 		with input.request.pipeline as "deploy"
 		with input.request.branch as "any/thing/at/all"
@@ -135,14 +136,14 @@ test_no_branch_list_allows_any_branch if {
 # --- pipeline type per environment ----------------------------------------------
 
 test_pipeline_type_listed_for_environment_is_allowed if {
-	local.type_reasons == [] with input as base_input
+	messages.render(local.type_reasons) == [] with input as base_input
 		with input.request.pipeline as "deploy-staging"
 		with input.request.metadata.environment as "staging"
 		with data.tollgate.config.projects as projects
 }
 
 test_pipeline_type_not_listed_is_pipeline_not_allowed if {
-	local.findings == [{
+	messages.render(local.findings) == [{
 		"code": "pipeline_not_allowed",
 		"message": `Pipelines of type "hotfix" may not run in staging; allowed: deploy, test.`,
 	}] with input as base_input
@@ -154,7 +155,7 @@ test_pipeline_type_not_listed_is_pipeline_not_allowed if {
 }
 
 test_undeclared_environment_is_pipeline_not_allowed if {
-	local.findings == [{
+	messages.render(local.findings) == [{
 		"code": "pipeline_not_allowed",
 		"message": `Project "service-api" does not declare environment "qa".`,
 	}] with input as base_input
@@ -165,7 +166,7 @@ test_undeclared_environment_is_pipeline_not_allowed if {
 }
 
 test_project_without_environments_has_no_type_restriction if {
-	local.type_reasons == [] with input as base_input
+	messages.render(local.type_reasons) == [] with input as base_input
 		with input.request.repository as "org/plain"
 		with input.request.pipeline as "deploy"
 		with input.request.metadata.environment as "anywhere"
@@ -176,7 +177,7 @@ test_project_without_environments_has_no_type_restriction if {
 
 test_cooldown_refuses_29_minutes_after_acceptance if {
 	last := now - (29 * minute)
-	local.findings == [{
+	messages.render(local.findings) == [{
 		"code": "cooldown",
 		"message": `Cooldown active for pipeline "deploy-prod" on branch "main": last accepted at 2026-06-10T09:31:00+02:00, next run allowed from 2026-06-10T10:01:00+02:00.`,
 	}] with input as base_input
@@ -187,7 +188,7 @@ test_cooldown_refuses_29_minutes_after_acceptance if {
 
 test_cooldown_refuses_one_ns_before_it_ends if {
 	last := (now - (30 * minute)) + 1
-	codes(local.findings) == ["cooldown"] with input as base_input
+	codes(messages.render(local.findings)) == ["cooldown"] with input as base_input
 		with input.context.cooldown.last_accepted_ns as last
 		with data.tollgate.config.projects as projects
 		with data.tollgate.config.global_policy as policy
@@ -195,23 +196,23 @@ test_cooldown_refuses_one_ns_before_it_ends if {
 
 test_cooldown_ends_exactly_cooldown_minutes_after_acceptance if {
 	last := now - (30 * minute)
-	local.findings == [] with input as base_input
+	messages.render(local.findings) == [] with input as base_input
 		with input.context.cooldown.last_accepted_ns as last
 		with data.tollgate.config.projects as projects
 		with data.tollgate.config.global_policy as policy
 }
 
 test_no_last_accepted_means_no_cooldown if {
-	local.cooldown_reasons == [] with input as base_input
+	messages.render(local.cooldown_reasons) == [] with input as base_input
 		with input.context.cooldown as {}
 		with data.tollgate.config.projects as projects
-	local.cooldown_reasons == [] with input as base_input
+	messages.render(local.cooldown_reasons) == [] with input as base_input
 		with data.tollgate.config.projects as projects
 }
 
 test_cooldown_minutes_absent_means_no_cooldown if {
 	last := now - minute
-	local.findings == [] with input as base_input
+	messages.render(local.findings) == [] with input as base_input
 		with input.request.pipeline as "deploy-staging"
 		with input.context.cooldown.last_accepted_ns as last
 		with data.tollgate.config.projects as projects
@@ -220,7 +221,7 @@ test_cooldown_minutes_absent_means_no_cooldown if {
 
 test_cooldown_minutes_zero_means_no_cooldown if {
 	last := now - minute
-	local.findings == [] with input as base_input
+	messages.render(local.findings) == [] with input as base_input
 		with input.request.pipeline as "preview"
 		with input.context.cooldown.last_accepted_ns as last
 		with data.tollgate.config.projects as projects
@@ -229,7 +230,7 @@ test_cooldown_minutes_zero_means_no_cooldown if {
 
 test_cooldown_message_uses_utc_without_timezone if {
 	last := now - minute
-	local.cooldown_reasons == [{
+	messages.render(local.cooldown_reasons) == [{
 		"code": "cooldown",
 		"message": `Cooldown active for pipeline "deploy-prod" on branch "main": last accepted at 2026-06-10T07:59:00Z, next run allowed from 2026-06-10T08:29:00Z.`,
 	}] with input as base_input
@@ -241,7 +242,7 @@ test_cooldown_message_uses_utc_without_timezone if {
 # --- the project's own module, order, unmanaged, warn mode ----------------------
 
 test_project_module_reason_joins_local_findings if {
-	local.findings == [{
+	messages.render(local.findings) == [{
 		"code": "initiator_not_allowed",
 		"message": `Production deployments of payments must be started by CI (github-actions, gitlab-ci), not by "alice".`,
 	}] with input as base_input
@@ -258,7 +259,7 @@ test_project_without_module_has_no_module_reasons if {
 
 test_local_findings_in_contract_order if {
 	last := now - minute
-	codes(local.findings) == ["branch_not_allowed", "pipeline_not_allowed", "cooldown", "initiator_not_allowed"] with input as base_input
+	codes(messages.render(local.findings)) == ["branch_not_allowed", "pipeline_not_allowed", "cooldown", "initiator_not_allowed"] with input as base_input
 		with input.request.repository as "org/payments"
 		with input.request.branch as "develop"
 		with input.request.metadata.initiator as "alice"
@@ -268,34 +269,34 @@ test_local_findings_in_contract_order if {
 
 test_unmanaged_request_skips_local_rules if {
 	last := now - minute
-	local.findings == [] with input as base_input
+	messages.render(local.findings) == [] with input as base_input
 		with input.request.repository as "org/unknown"
 		with input.request.branch as "develop"
 		with input.context.cooldown.last_accepted_ns as last
 		with data.tollgate.config.projects as projects
-	local.findings == [] with input as base_input
+	messages.render(local.findings) == [] with input as base_input
 		with input.request.pipeline as "nightly"
 		with input.request.branch as "develop"
 		with data.tollgate.config.projects as projects
 }
 
 test_enforce_mode_refuses_and_has_no_warnings if {
-	codes(local.refusals) == ["branch_not_allowed"] with input as base_input
+	codes(messages.render(local.refusals)) == ["branch_not_allowed"] with input as base_input
 		with input.request.branch as "develop"
 		with data.tollgate.config.projects as projects
-	local.warnings == [] with input as base_input
+	messages.render(local.warnings) == [] with input as base_input
 		with input.request.branch as "develop"
 		with data.tollgate.config.projects as projects
 }
 
 test_warn_mode_turns_local_refusals_into_warnings if {
 	last := now - minute
-	local.refusals == [] with input as base_input
+	messages.render(local.refusals) == [] with input as base_input
 		with input.request.repository as "org/trial"
 		with input.request.branch as "develop"
 		with input.context.cooldown.last_accepted_ns as last
 		with data.tollgate.config.projects as projects
-	codes(local.warnings) == ["branch_not_allowed", "cooldown"] with input as base_input
+	codes(messages.render(local.warnings)) == ["branch_not_allowed", "cooldown"] with input as base_input
 		with input.request.repository as "org/trial"
 		with input.request.branch as "develop"
 		with input.context.cooldown.last_accepted_ns as last

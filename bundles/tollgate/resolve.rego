@@ -37,13 +37,14 @@ reasons := [] if {
 	config.global_policy.unmanaged_projects == "accept"
 } else := [{
 	"code": "project_not_managed",
-	"message": sprintf("Repository %q is not managed by any tollgate project.", [input.request.repository]),
+	"params": {"repository": input.request.repository},
 }] if {
 	not project_by_repository[input.request.repository]
 } else := [{
 	"code": "project_not_managed",
-	"message": sprintf("Pipeline %q is not declared in project %q.", [
-		input.request.pipeline,
-		project_by_repository[input.request.repository],
-	]),
+	"key": "project_not_managed.pipeline",
+	"params": {
+		"pipeline": input.request.pipeline,
+		"project": project_by_repository[input.request.repository],
+	},
 }]

@@ -102,9 +102,7 @@ findings := scored(input.scan)
 
 missing_reasons := [{
 	"code": "scan_missing",
-	"message": sprintf("Project %q requires a scan of the release for %s: send the scanner's report as \"scan\" or a stored \"scan_id\".", [
-		resolve.project_name, input.request.metadata.environment,
-	]),
+	"params": {"project": resolve.project_name, "environment": input.request.metadata.environment},
 }] if {
 	settings.require_scan
 	not input.scan
@@ -112,9 +110,7 @@ missing_reasons := [{
 
 stale_reasons := [{
 	"code": "scan_stale",
-	"message": sprintf("The scan is %d hours old; %s allows at most %d: scan the release again.", [
-		age_hours, input.request.metadata.environment, settings.max_scan_age_hours,
-	]),
+	"params": {"age": age_hours, "environment": input.request.metadata.environment, "max": settings.max_scan_age_hours},
 }] if {
 	age_hours > settings.max_scan_age_hours
 } else := []
@@ -141,7 +137,8 @@ waived := [] if {
 } else := array.concat(
 	[{
 		"code": "risk_threshold_exceeded",
-		"message": sprintf("Finding %s (CVSS %v, risk %v) is above the allowed risk for %s.", [f.id, f.cvss, f.risk, input.request.metadata.environment]),
+		"key": "risk_threshold_exceeded.waived",
+		"params": {"id": f.id, "cvss": f.cvss, "risk": f.risk, "environment": input.request.metadata.environment},
 		"exception_id": waived_threshold[f.id],
 	} |
 		some f in findings
@@ -150,7 +147,8 @@ waived := [] if {
 	],
 	[{
 		"code": "risk_drift",
-		"message": sprintf("Finding %s is new %s.", [f.id, since_baseline]),
+		"key": "risk_drift.waived",
+		"params": {"id": f.id, "since": since_baseline},
 		"exception_id": waived_drift[f.id],
 	} |
 		settings.block_new_findings
@@ -168,20 +166,20 @@ above_threshold(f) if f.risk > settings.max_risk
 
 threshold_reasons := [{
 	"code": "risk_threshold_exceeded",
-	"message": sprintf("%d finding(s) above the allowed risk for %s (max CVSS %v, max risk %v); worst: %s.", [
-		count(over_threshold), input.request.metadata.environment,
-		object.get(settings, "max_cvss", "-"), object.get(settings, "max_risk", "-"),
-		describe(over_threshold),
-	]),
+	"params": {
+		"count": count(over_threshold), "environment": input.request.metadata.environment,
+		"max_cvss": object.get(settings, "max_cvss", "-"), "max_risk": object.get(settings, "max_risk", "-"),
+		"worst": describe(over_threshold),
+	},
 }] if {
 	count(over_threshold) > 0
 } else := []
 
 # The three worst findings, for messages: "CVE-1 (CVSS 9.8, risk 9.3), …".
-describe(list) := concat(", ", [sprintf("%s (CVSS %v, risk %v)", [f.id, f.cvss, f.risk]) |
+describe(list) := {"messages": [{"key": "risk.finding", "params": {"id": f.id, "cvss": f.cvss, "risk": f.risk}} |
 	some i, f in list
 	i < 3
-])
+]}
 
 # --- unknowns_exceeded ----------------------------------------------------------
 
@@ -191,11 +189,11 @@ unknown_count := count(unknowns) + object.get(input.scan, "unidentified", 0)
 
 unknowns_reasons := [{
 	"code": "unknowns_exceeded",
-	"message": sprintf("%d unknown(s): %d finding(s) without a CVSS score%s and %d component(s) the scanner could not identify; %s allows %d.", [
-		unknown_count, count(unknowns), unknown_ids,
-		object.get(input.scan, "unidentified", 0),
-		input.request.metadata.environment, settings.max_unknowns,
-	]),
+	"params": {
+		"count": unknown_count, "unscored": count(unknowns), "ids": unknown_ids,
+		"unidentified": object.get(input.scan, "unidentified", 0),
+		"environment": input.request.metadata.environment, "max": settings.max_unknowns,
+	},
 }] if {
 	unknown_count > settings.max_unknowns
 } else := []
@@ -218,7 +216,7 @@ drift_reasons := array.concat(new_reasons, higher_reasons)
 
 new_reasons := [{
 	"code": "risk_drift",
-	"message": sprintf("%d new finding(s) %s: %s.", [count(new_findings), since_baseline, describe(new_findings)]),
+	"params": {"count": count(new_findings), "since": since_baseline, "findings": describe(new_findings)},
 }] if {
 	settings.block_new_findings
 	input.context.baseline
@@ -227,9 +225,8 @@ new_reasons := [{
 
 higher_reasons := [{
 	"code": "risk_drift",
-	"message": sprintf("The release's risk rose from %v to %v %s.", [
-		release_risk(input.context.baseline), release_risk(drift_scan), since_baseline,
-	]),
+	"key": "risk_drift.higher",
+	"params": {"from": release_risk(input.context.baseline), "to": release_risk(drift_scan), "since": since_baseline},
 }] if {
 	settings.block_new_findings
 	release_risk(drift_scan) > release_risk(input.context.baseline)
@@ -241,6 +238,6 @@ drift_scan := object.union(input.scan, {"findings": [f |
 	not waived_drift[f.id]
 ]})
 
-since_baseline := sprintf("since the last accepted release (decision %s)", [input.context.baseline.decision_id]) if {
+since_baseline := {"message": {"key": "risk_drift.since_decision", "params": {"decision": input.context.baseline.decision_id}}} if {
 	input.context.baseline.decision_id
-} else := "since the last accepted release"
+} else := {"message": {"key": "risk_drift.since"}}

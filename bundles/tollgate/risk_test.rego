@@ -2,6 +2,7 @@
 # composite risk and the per-environment settings.
 package tollgate.risk_test
 
+import data.tollgate.messages
 import data.tollgate.risk
 
 hour := 3600000000000
@@ -49,7 +50,7 @@ test_vex_not_affected_is_out_of_every_gate if {
 	doc := input_with(scan([cleared, object.union(unscored, {"vex_status": "fixed"})]))
 	settings := {"max_cvss": 7.0, "max_risk": 1.0, "max_unknowns": 0, "block_new_findings": true}
 	risk.findings == [] with input as doc with data.tollgate.config.projects as projects(settings)
-	risk.reasons == [] with input as doc with data.tollgate.config.projects as projects(settings)
+	messages.render(risk.reasons) == [] with input as doc with data.tollgate.config.projects as projects(settings)
 	risk.suppressed == [
 		{"id": "CVE-2024-0001", "package": "openssl", "version": "", "vex_status": "not_affected", "statement": statement},
 		{"id": "GHSA-xxxx-0003", "package": "left-pad", "version": "", "vex_status": "fixed"},
@@ -62,7 +63,7 @@ test_vex_affected_and_under_investigation_stay_in_the_gates if {
 		object.union(unscored, {"vex_status": "under_investigation"}),
 	]
 	doc := input_with(scan(kept))
-	codes(risk.reasons) == ["risk_threshold_exceeded", "unknowns_exceeded"] with input as doc
+	codes(messages.render(risk.reasons)) == ["risk_threshold_exceeded", "unknowns_exceeded"] with input as doc
 		with data.tollgate.config.projects as projects({"max_cvss": 7.0, "max_unknowns": 0})
 	risk.suppressed == [] with input as doc with data.tollgate.config.projects as projects({})
 }
@@ -73,7 +74,7 @@ test_epss_weight_is_configurable if {
 }
 
 test_threshold_refuses_a_finding_above_max_cvss_and_names_it if {
-	reasons := risk.reasons with input as input_with(scan([medium, critical]))
+	reasons := messages.render(risk.reasons) with input as input_with(scan([medium, critical]))
 		with data.tollgate.config.projects as projects({"max_cvss": 7.0})
 	codes(reasons) == ["risk_threshold_exceeded"]
 	contains(reasons[0].message, "CVE-2024-0001 (CVSS 9.8, risk 9.3)")
@@ -81,12 +82,12 @@ test_threshold_refuses_a_finding_above_max_cvss_and_names_it if {
 }
 
 test_threshold_is_strictly_above if {
-	risk.reasons == [] with input as input_with(scan([medium]))
+	messages.render(risk.reasons) == [] with input as input_with(scan([medium]))
 		with data.tollgate.config.projects as projects({"max_cvss": 5.0, "max_risk": 2.5})
 }
 
 test_threshold_on_composite_risk if {
-	codes(risk.reasons) == ["risk_threshold_exceeded"] with input as input_with(scan([medium]))
+	codes(messages.render(risk.reasons)) == ["risk_threshold_exceeded"] with input as input_with(scan([medium]))
 		with data.tollgate.config.projects as projects({"max_risk": 2.4})
 }
 
@@ -97,24 +98,24 @@ test_environment_settings_replace_the_project_settings if {
 		"risk": {"max_cvss": 4.0},
 		"environments": {"staging": {"pipeline_types": ["deploy"], "risk": {"max_cvss": 9.9}}},
 	}}
-	codes(risk.reasons) == ["risk_threshold_exceeded"] with input as input_with(scan([critical]))
+	codes(messages.render(risk.reasons)) == ["risk_threshold_exceeded"] with input as input_with(scan([critical]))
 		with data.tollgate.config.projects as p
-	risk.reasons == [] with input as input_with(scan([critical]))
+	messages.render(risk.reasons) == [] with input as input_with(scan([critical]))
 		with input.request.metadata.environment as "staging"
 		with data.tollgate.config.projects as p
 }
 
 test_scan_missing_when_required if {
-	reasons := risk.reasons with input as {"request": request, "context": {"now_ns": now}}
+	reasons := messages.render(risk.reasons) with input as {"request": request, "context": {"now_ns": now}}
 		with data.tollgate.config.projects as projects({"require_scan": true})
 	codes(reasons) == ["scan_missing"]
-	risk.reasons == [] with input as {"request": request, "context": {"now_ns": now}}
+	messages.render(risk.reasons) == [] with input as {"request": request, "context": {"now_ns": now}}
 		with data.tollgate.config.projects as projects({"max_cvss": 7.0})
 }
 
 test_scan_stale_after_max_age if {
 	old := object.union(scan([medium]), {"scanned_at_ns": now - (73 * hour)})
-	reasons := risk.reasons with input as input_with(old)
+	reasons := messages.render(risk.reasons) with input as input_with(old)
 		with data.tollgate.config.projects as projects({"max_scan_age_hours": 72})
 	codes(reasons) == ["scan_stale"]
 	contains(reasons[0].message, "73 hours old")
@@ -122,22 +123,22 @@ test_scan_stale_after_max_age if {
 
 test_scan_of_exactly_max_age_is_fresh if {
 	edge := object.union(scan([medium]), {"scanned_at_ns": now - (72 * hour)})
-	risk.reasons == [] with input as input_with(edge)
+	messages.render(risk.reasons) == [] with input as input_with(edge)
 		with data.tollgate.config.projects as projects({"max_scan_age_hours": 72})
 }
 
 test_unknowns_count_unscored_findings_and_unidentified_components if {
 	s := object.union(scan([unscored, medium]), {"unidentified": 2})
-	reasons := risk.reasons with input as input_with(s)
+	reasons := messages.render(risk.reasons) with input as input_with(s)
 		with data.tollgate.config.projects as projects({"max_unknowns": 2})
 	codes(reasons) == ["unknowns_exceeded"]
 	contains(reasons[0].message, "3 unknown(s): 1 finding(s) without a CVSS score (GHSA-xxxx-0003) and 2 component(s)")
-	risk.reasons == [] with input as input_with(s)
+	messages.render(risk.reasons) == [] with input as input_with(s)
 		with data.tollgate.config.projects as projects({"max_unknowns": 3})
 }
 
 test_drift_refuses_new_findings if {
-	reasons := risk.reasons with input as input_with(scan([medium, critical]))
+	reasons := messages.render(risk.reasons) with input as input_with(scan([medium, critical]))
 		with input.context.baseline as scan([critical])
 		with data.tollgate.config.projects as projects({"block_new_findings": true})
 	codes(reasons) == ["risk_drift"]
@@ -146,7 +147,7 @@ test_drift_refuses_new_findings if {
 
 test_drift_refuses_a_higher_release_risk if {
 	worse := object.union(medium, {"cvss": {"score": 6.0, "version": "4.0"}})
-	reasons := risk.reasons with input as input_with(scan([worse]))
+	reasons := messages.render(risk.reasons) with input as input_with(scan([worse]))
 		with input.context.baseline as scan([medium])
 		with data.tollgate.config.projects as projects({"block_new_findings": true})
 	codes(reasons) == ["risk_drift"]
@@ -154,17 +155,17 @@ test_drift_refuses_a_higher_release_risk if {
 }
 
 test_drift_names_the_baseline_decision if {
-	reasons := risk.reasons with input as input_with(scan([medium, critical]))
+	reasons := messages.render(risk.reasons) with input as input_with(scan([medium, critical]))
 		with input.context.baseline as object.union(scan([critical]), {"decision_id": "0193-abc"})
 		with data.tollgate.config.projects as projects({"block_new_findings": true})
 	reasons[0].message == "1 new finding(s) since the last accepted release (decision 0193-abc): CVE-2024-0002 (CVSS 5, risk 2.5)."
 }
 
 test_no_drift_without_the_setting_or_the_baseline if {
-	risk.reasons == [] with input as input_with(scan([medium, critical]))
+	messages.render(risk.reasons) == [] with input as input_with(scan([medium, critical]))
 		with input.context.baseline as scan([])
 		with data.tollgate.config.projects as projects({})
-	risk.reasons == [] with input as input_with(scan([]))
+	messages.render(risk.reasons) == [] with input as input_with(scan([]))
 		with data.tollgate.config.projects as projects({"block_new_findings": true})
 }
 
@@ -172,7 +173,7 @@ test_every_gate_at_once_in_order if {
 	s := object.union(scan([unscored, critical]), {"scanned_at_ns": now - (100 * hour)})
 
 	# New findings, and a release risk above the empty baseline's: two drift reasons.
-	codes(risk.reasons) == ["scan_stale", "risk_threshold_exceeded", "unknowns_exceeded", "risk_drift", "risk_drift"] with input as input_with(s)
+	codes(messages.render(risk.reasons)) == ["scan_stale", "risk_threshold_exceeded", "unknowns_exceeded", "risk_drift", "risk_drift"] with input as input_with(s)
 		with input.context.baseline as scan([])
 		with data.tollgate.config.projects as projects({
 			"max_cvss": 7.0, "max_unknowns": 0, "block_new_findings": true,
@@ -182,14 +183,14 @@ test_every_gate_at_once_in_order if {
 
 test_messages_name_at_most_three_findings if {
 	list := [object.union(critical, {"id": sprintf("CVE-2024-100%d", [i])}) | some i in numbers.range(1, 5)]
-	reasons := risk.reasons with input as input_with(scan(list))
+	reasons := messages.render(risk.reasons) with input as input_with(scan(list))
 		with data.tollgate.config.projects as projects({"max_cvss": 7.0})
 	contains(reasons[0].message, "5 finding(s)")
 	count(split(reasons[0].message, "(CVSS")) == 4
 }
 
 test_unknowns_of_unidentified_components_only if {
-	reasons := risk.reasons with input as input_with(object.union(scan([medium]), {"unidentified": 1}))
+	reasons := messages.render(risk.reasons) with input as input_with(object.union(scan([medium]), {"unidentified": 1}))
 		with data.tollgate.config.projects as projects({"max_unknowns": 0})
 	reasons[0].message == "1 unknown(s): 0 finding(s) without a CVSS score and 1 component(s) the scanner could not identify; production allows 0."
 }

@@ -16,7 +16,7 @@ import (
 
 func runCheck(ctx context.Context, c *cli, args []string) int {
 	f := newFlags(c, "check",
-		"check [--server URL] [--token T] [--wait DURATION] [--attestation-out FILE] [--outputs FILE] [--summary FILE] (--repository R --branch B --pipeline P --environment E [--scan-id ID | --scan FILE --scan-format F] [--vex FILE] | --input FILE | < request.json)",
+		"check [--server URL] [--token T] [--lang L] [--wait DURATION] [--attestation-out FILE] [--outputs FILE] [--summary FILE] (--repository R --branch B --pipeline P --environment E [--scan-id ID | --scan FILE --scan-format F] [--vex FILE] | --input FILE | < request.json)",
 		`The CI client: asks a tollgate server whether this pipeline may run now,
 prints the decision and its reasons, and exits 0 if accepted, 1 if refused,
 2 if no decision could be had (server unreachable, bad request, 5xx) — a CI
@@ -58,11 +58,16 @@ decision as Markdown ($GITHUB_STEP_SUMMARY).`)
 	wait := f.Duration("wait", 0, "wait at the gate up to this `DURATION` (at most 24h) while the refusal is one time can clear")
 	outputsPath := f.String("outputs", "", "append the outcome to `FILE` as NAME=VALUE lines: TOLLGATE_STATUS (accepted, refused, expired, cancelled or error), TOLLGATE_DECISION_ID, TOLLGATE_JOB_ID with --wait ($GITHUB_OUTPUT, a GitLab dotenv report)")
 	summaryPath := f.String("summary", "", "append the outcome to `FILE` as Markdown: the status, every reason and warning, the decision's link ($GITHUB_STEP_SUMMARY)")
+	lang := f.String("lang", "", langUsage)
 	attestationOut := f.String("attestation-out", "", "write the decision's signed attestation to `FILE`, for `tollgate verify-decision` (the server must sign: serve --attestation-signing-key); exit 2 if it gave none")
 	if code, ok := f.parseNoArgs(args); !ok {
 		return code
 	}
 	server := strings.TrimSuffix(*serverURL, "/")
+	languages, err := messageLanguages(*lang, c.lookupEnv)
+	if err != nil {
+		return f.usageError("%v", err)
+	}
 	report := func(r checkResult) error {
 		if err := appendOutputs(*outputsPath, r); err != nil {
 			return err
@@ -79,7 +84,6 @@ decision as Markdown ($GITHUB_STEP_SUMMARY).`)
 	}
 
 	var body []byte
-	var err error
 	ci, ciFields := ciRequest(c.lookupEnv)
 	if *inputPath == "" && ci != "" {
 		fillFromCI(c.stderr, ci, ciFields, map[string]*string{"repository": repository, "branch": branch,
@@ -131,7 +135,7 @@ decision as Markdown ($GITHUB_STEP_SUMMARY).`)
 		if *attestationOut != "" {
 			return f.usageError("--attestation-out goes with a plain check, not --wait")
 		}
-		return waitAtTheGate(ctx, c, fail, report, server, *token, body, *wait, *timeout)
+		return waitAtTheGate(ctx, c, fail, report, server, *token, languages, body, *wait, *timeout)
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
@@ -142,6 +146,9 @@ decision as Markdown ($GITHUB_STEP_SUMMARY).`)
 	req.Header.Set("Content-Type", "application/json")
 	if *token != "" {
 		req.Header.Set("Authorization", "Bearer "+*token)
+	}
+	if languages != "" {
+		req.Header.Set("Accept-Language", languages)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

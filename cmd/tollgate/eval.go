@@ -20,7 +20,7 @@ const maxRequestSize = 1 << 20
 
 func runEval(ctx context.Context, c *cli, args []string) int {
 	f := newFlags(c, "eval",
-		"eval --license FILE --license-key FILE [--bundle DIR] [--at RFC3339] [--input FILE]",
+		"eval --license FILE --license-key FILE [--bundle DIR] [--at RFC3339] [--lang L] [--input FILE]",
 		`Decides on one request, read as JSON from --input or stdin, and prints the
 decision as JSON. The licence is checked at the evaluation time, as the
 server does; there is no decision store, hence no cooldown history.
@@ -30,6 +30,7 @@ Exit 0 accepted, 1 refused, 2 error (bad input, bundle or key).`)
 	keyPath := f.String("license-key", "", "the PEM public key `FILE` that verifies the licence (required)")
 	atValue := f.String("at", "", "evaluate at this `RFC3339` time instead of now")
 	inputPath := f.String("input", "", "read the request from `FILE` instead of stdin (- is stdin)")
+	lang := f.String("lang", "", langUsage)
 	evalTimeout := f.Duration("eval-timeout", rego.DefaultEvalTimeout, "time budget of the policy evaluation (a `DURATION`): past it the request is refused with policy_error")
 	verification := addVerificationFlags(f)
 	if code, ok := f.parseNoArgs(args); !ok {
@@ -40,6 +41,10 @@ Exit 0 accepted, 1 refused, 2 error (bad input, bundle or key).`)
 		return f.usageError("--eval-timeout %v: want a positive duration, such as 1s", *evalTimeout)
 	}
 	bundleKey, err := verification()
+	if err != nil {
+		return f.usageError("%v", err)
+	}
+	languages, err := messageLanguages(*lang, c.lookupEnv)
 	if err != nil {
 		return f.usageError("%v", err)
 	}
@@ -88,7 +93,8 @@ Exit 0 accepted, 1 refused, 2 error (bad input, bundle or key).`)
 	}
 	policy = policy.WithEvalTimeout(*evalTimeout)
 
-	decision := policy.Evaluate(ctx, request, tollgate.Context{Now: now, Licence: verifier.Check(now)})
+	langs, _ := rego.ParseAcceptLanguage(languages) // checked above
+	decision := policy.Evaluate(ctx, request, tollgate.Context{Now: now, Licence: verifier.Check(now), Language: policy.Language(request, langs)})
 	out, err := json.MarshalIndent(decision, "", "  ")
 	if err != nil {
 		return fail("encode decision: %v", err)

@@ -98,10 +98,12 @@ func cleanEnv(extra ...string) []string {
 	return append(env, extra...)
 }
 
-// ciVariable says whether kv is a TOLLGATE_ variable or one that tells
-// check it runs in a CI system: tests that run in one must not see them.
+// ciVariable says whether kv is a TOLLGATE_ variable, one that tells check
+// it runs in a CI system, or the locale, which chooses the language of
+// messages: tests that run in one must not see them.
 func ciVariable(kv string) bool {
-	return strings.HasPrefix(kv, "TOLLGATE_") || strings.HasPrefix(kv, "GITHUB_ACTIONS=") || strings.HasPrefix(kv, "GITLAB_CI=")
+	return strings.HasPrefix(kv, "TOLLGATE_") || strings.HasPrefix(kv, "GITHUB_ACTIONS=") || strings.HasPrefix(kv, "GITLAB_CI=") ||
+		strings.HasPrefix(kv, "LANG=") || strings.HasPrefix(kv, "LC_ALL=") || strings.HasPrefix(kv, "LC_MESSAGES=")
 }
 
 type result struct {

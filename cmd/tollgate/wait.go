@@ -18,7 +18,7 @@ import (
 // change; each request is bounded by timeout. If ctx ends first (Ctrl-C),
 // the job is cancelled.
 func waitAtTheGate(ctx context.Context, c *cli, fail func(string, ...any) int, report func(checkResult) error,
-	server, token string, body []byte, wait, timeout time.Duration) int {
+	server, token, languages string, body []byte, wait, timeout time.Duration) int {
 	var e map[string]json.RawMessage
 	if err := json.Unmarshal(body, &e); err != nil {
 		return fail("the request is not a JSON object: %v", err)
@@ -37,6 +37,9 @@ func waitAtTheGate(ctx context.Context, c *cli, fail func(string, ...any) int, r
 		req.Header.Set("Content-Type", "application/json")
 		if token != "" {
 			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		if languages != "" {
+			req.Header.Set("Accept-Language", languages)
 		}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {

@@ -70,7 +70,7 @@ func TestClientDecodesAnswers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := c.EvaluateWithResponse(context.Background(), body)
+	resp, err := c.EvaluateWithResponse(context.Background(), nil, body)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,12 +85,15 @@ func TestClientDecodesAnswers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err = c.EvaluateWithResponse(context.Background(), body)
+	french := AcceptLanguage("fr, en;q=0.5")
+	resp, err = c.EvaluateWithResponse(context.Background(), &EvaluateParams{AcceptLanguage: &french}, body)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Method != http.MethodPost || got.URL.Path != "/v1/evaluate" || got.Header.Get("Content-Type") != "application/json" {
-		t.Errorf("sent %s %s (%s), want POST /v1/evaluate (application/json)", got.Method, got.URL.Path, got.Header.Get("Content-Type"))
+	if got.Method != http.MethodPost || got.URL.Path != "/v1/evaluate" || got.Header.Get("Content-Type") != "application/json" ||
+		got.Header.Get("Accept-Language") != "fr, en;q=0.5" {
+		t.Errorf("sent %s %s (%s, Accept-Language %q), want POST /v1/evaluate (application/json, fr, en;q=0.5)",
+			got.Method, got.URL.Path, got.Header.Get("Content-Type"), got.Header.Get("Accept-Language"))
 	}
 	d := resp.JSON200
 	if d == nil {

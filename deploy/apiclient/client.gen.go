@@ -644,6 +644,9 @@ type Context struct {
 
 	// Incident an exception, an emergency freeze or an incident, with its history
 	Incident *Control `json:"incident,omitempty"`
+
+	// Language the language of the messages (en, fr, …); absent in records made before messages had languages
+	Language *string `json:"language,omitempty"`
 	Licence  struct {
 		Detail    *string              `json:"detail,omitempty"`
 		Edition   *string              `json:"edition,omitempty"`
@@ -988,10 +991,13 @@ type Job struct {
 	Environment    string       `json:"environment"`
 	IdempotencyKey string       `json:"idempotency_key"`
 	JobId          string       `json:"job_id"`
-	NextCheckAt    time.Time    `json:"next_check_at"`
-	Pipeline       string       `json:"pipeline"`
-	Reasons        []Reason     `json:"reasons"`
-	Repository     string       `json:"repository"`
+
+	// Language the language of its checks' messages, from the submission's Accept-Language; absent: the policy's default
+	Language    *string   `json:"language,omitempty"`
+	NextCheckAt time.Time `json:"next_check_at"`
+	Pipeline    string    `json:"pipeline"`
+	Reasons     []Reason  `json:"reasons"`
+	Repository  string    `json:"repository"`
 
 	// Request the CI payload, with its optional scan (or a stored scan's ID) and VEX document
 	Request   EvaluationRequest `json:"request"`
@@ -1339,6 +1345,9 @@ type VEXStatement struct {
 // VEXStatus defines model for VEXStatus.
 type VEXStatus string
 
+// AcceptLanguage defines model for acceptLanguage.
+type AcceptLanguage = string
+
 // Id defines model for id.
 type Id = string
 
@@ -1417,6 +1426,15 @@ type ImportEPSSParams struct {
 // ImportEPSSParamsForce defines parameters for ImportEPSS.
 type ImportEPSSParamsForce string
 
+// EvaluateParams defines parameters for Evaluate.
+type EvaluateParams struct {
+	// AcceptLanguage The languages of the decision's messages, most preferred first
+	// (q-values honoured, `fr-CA` falls back to `fr`): the first the
+	// bundle's catalogue has, else the project's `language`, else
+	// `global_policy.language`, else `en`. A malformed header is a 400.
+	AcceptLanguage *AcceptLanguage `json:"Accept-Language,omitempty"`
+}
+
 // ListExceptionsParams defines parameters for ListExceptions.
 type ListExceptionsParams struct {
 	State   *ControlState `form:"state,omitempty" json:"state,omitempty"`
@@ -1477,6 +1495,15 @@ type ListJobsParams struct {
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 }
 
+// SubmitJobParams defines parameters for SubmitJob.
+type SubmitJobParams struct {
+	// AcceptLanguage The languages of the decision's messages, most preferred first
+	// (q-values honoured, `fr-CA` falls back to `fr`): the first the
+	// bundle's catalogue has, else the project's `language`, else
+	// `global_policy.language`, else `en`. A malformed header is a 400.
+	AcceptLanguage *AcceptLanguage `json:"Accept-Language,omitempty"`
+}
+
 // GetJobParams defines parameters for GetJob.
 type GetJobParams struct {
 	// Wait a Go duration from 0s to 1m, like 30s
@@ -1494,6 +1521,15 @@ type ListNotificationsParams struct {
 
 	// Limit a page size, 1 to 500
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
+// SimulateParams defines parameters for Simulate.
+type SimulateParams struct {
+	// AcceptLanguage The languages of the decision's messages, most preferred first
+	// (q-values honoured, `fr-CA` falls back to `fr`): the first the
+	// bundle's catalogue has, else the project's `language`, else
+	// `global_policy.language`, else `en`. A malformed header is a 400.
+	AcceptLanguage *AcceptLanguage `json:"Accept-Language,omitempty"`
 }
 
 // ListTokensParams defines parameters for ListTokens.
@@ -1756,7 +1792,7 @@ type ClientInterface interface {
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /v1/evaluate (the `Evaluate` operationId).
-	EvaluateWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	EvaluateWithBody(ctx context.Context, params *EvaluateParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// Evaluate Decide now, record the decision, answer it
 	//
@@ -1768,7 +1804,7 @@ type ClientInterface interface {
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /v1/evaluate (the `Evaluate` operationId).
-	Evaluate(ctx context.Context, body EvaluateJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	Evaluate(ctx context.Context, params *EvaluateParams, body EvaluateJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListExceptions Exceptions, newest first
 	//
@@ -1984,7 +2020,7 @@ type ClientInterface interface {
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /v1/jobs (the `SubmitJob` operationId).
-	SubmitJobWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	SubmitJobWithBody(ctx context.Context, params *SubmitJobParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// SubmitJob Wait at the gate
 	//
@@ -1997,7 +2033,7 @@ type ClientInterface interface {
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /v1/jobs (the `SubmitJob` operationId).
-	SubmitJob(ctx context.Context, body SubmitJobJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	SubmitJob(ctx context.Context, params *SubmitJobParams, body SubmitJobJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CancelJob Cancel an open job
 	//
@@ -2053,14 +2089,14 @@ type ClientInterface interface {
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /v1/simulate (the `Simulate` operationId).
-	SimulateWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	SimulateWithBody(ctx context.Context, params *SimulateParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// Simulate What the gate would answer, with no side effect
 	//
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /v1/simulate (the `Simulate` operationId).
-	Simulate(ctx context.Context, body SimulateJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	Simulate(ctx context.Context, params *SimulateParams, body SimulateJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListTokens The tokens, never their secrets
 	//
@@ -2254,8 +2290,8 @@ func (c *Client) ImportEPSSWithBody(ctx context.Context, params *ImportEPSSParam
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /v1/evaluate (the `Evaluate` operationId).
-func (c *Client) EvaluateWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewEvaluateRequestWithBody(c.Server, contentType, body)
+func (c *Client) EvaluateWithBody(ctx context.Context, params *EvaluateParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewEvaluateRequestWithBody(c.Server, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -2276,8 +2312,8 @@ func (c *Client) EvaluateWithBody(ctx context.Context, contentType string, body 
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /v1/evaluate (the `Evaluate` operationId).
-func (c *Client) Evaluate(ctx context.Context, body EvaluateJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewEvaluateRequest(c.Server, body)
+func (c *Client) Evaluate(ctx context.Context, params *EvaluateParams, body EvaluateJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewEvaluateRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -2792,8 +2828,8 @@ func (c *Client) ListJobs(ctx context.Context, params *ListJobsParams, reqEditor
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /v1/jobs (the `SubmitJob` operationId).
-func (c *Client) SubmitJobWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewSubmitJobRequestWithBody(c.Server, contentType, body)
+func (c *Client) SubmitJobWithBody(ctx context.Context, params *SubmitJobParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSubmitJobRequestWithBody(c.Server, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -2815,8 +2851,8 @@ func (c *Client) SubmitJobWithBody(ctx context.Context, contentType string, body
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /v1/jobs (the `SubmitJob` operationId).
-func (c *Client) SubmitJob(ctx context.Context, body SubmitJobJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewSubmitJobRequest(c.Server, body)
+func (c *Client) SubmitJob(ctx context.Context, params *SubmitJobParams, body SubmitJobJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSubmitJobRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -2951,8 +2987,8 @@ func (c *Client) GetScan(ctx context.Context, id Id, reqEditors ...RequestEditor
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /v1/simulate (the `Simulate` operationId).
-func (c *Client) SimulateWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewSimulateRequestWithBody(c.Server, contentType, body)
+func (c *Client) SimulateWithBody(ctx context.Context, params *SimulateParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSimulateRequestWithBody(c.Server, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -2968,8 +3004,8 @@ func (c *Client) SimulateWithBody(ctx context.Context, contentType string, body 
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /v1/simulate (the `Simulate` operationId).
-func (c *Client) Simulate(ctx context.Context, body SimulateJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewSimulateRequest(c.Server, body)
+func (c *Client) Simulate(ctx context.Context, params *SimulateParams, body SimulateJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSimulateRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -3556,18 +3592,18 @@ func NewImportEPSSRequestWithBody(server string, params *ImportEPSSParams, conte
 }
 
 // NewEvaluateRequest calls the generic Evaluate builder with application/json body
-func NewEvaluateRequest(server string, body EvaluateJSONRequestBody) (*http.Request, error) {
+func NewEvaluateRequest(server string, params *EvaluateParams, body EvaluateJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewEvaluateRequestWithBody(server, "application/json", bodyReader)
+	return NewEvaluateRequestWithBody(server, params, "application/json", bodyReader)
 }
 
 // NewEvaluateRequestWithBody constructs an http.Request for the Evaluate method, with any body, and a specified content type
-func NewEvaluateRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+func NewEvaluateRequestWithBody(server string, params *EvaluateParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -3591,6 +3627,21 @@ func NewEvaluateRequestWithBody(server string, contentType string, body io.Reade
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.AcceptLanguage != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Accept-Language", *params.AcceptLanguage, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Accept-Language", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -4520,18 +4571,18 @@ func NewListJobsRequest(server string, params *ListJobsParams) (*http.Request, e
 }
 
 // NewSubmitJobRequest calls the generic SubmitJob builder with application/json body
-func NewSubmitJobRequest(server string, body SubmitJobJSONRequestBody) (*http.Request, error) {
+func NewSubmitJobRequest(server string, params *SubmitJobParams, body SubmitJobJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewSubmitJobRequestWithBody(server, "application/json", bodyReader)
+	return NewSubmitJobRequestWithBody(server, params, "application/json", bodyReader)
 }
 
 // NewSubmitJobRequestWithBody constructs an http.Request for the SubmitJob method, with any body, and a specified content type
-func NewSubmitJobRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+func NewSubmitJobRequestWithBody(server string, params *SubmitJobParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -4555,6 +4606,21 @@ func NewSubmitJobRequestWithBody(server string, contentType string, body io.Read
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.AcceptLanguage != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Accept-Language", *params.AcceptLanguage, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Accept-Language", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -4858,18 +4924,18 @@ func NewGetScanRequest(server string, id Id) (*http.Request, error) {
 }
 
 // NewSimulateRequest calls the generic Simulate builder with application/json body
-func NewSimulateRequest(server string, body SimulateJSONRequestBody) (*http.Request, error) {
+func NewSimulateRequest(server string, params *SimulateParams, body SimulateJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewSimulateRequestWithBody(server, "application/json", bodyReader)
+	return NewSimulateRequestWithBody(server, params, "application/json", bodyReader)
 }
 
 // NewSimulateRequestWithBody constructs an http.Request for the Simulate method, with any body, and a specified content type
-func NewSimulateRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+func NewSimulateRequestWithBody(server string, params *SimulateParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -4893,6 +4959,21 @@ func NewSimulateRequestWithBody(server string, contentType string, body io.Reade
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.AcceptLanguage != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Accept-Language", *params.AcceptLanguage, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Accept-Language", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -5154,7 +5235,7 @@ type ClientWithResponsesInterface interface {
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/evaluate (the `Evaluate` operationId).
-	EvaluateWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*EvaluateResponse, error)
+	EvaluateWithBodyWithResponse(ctx context.Context, params *EvaluateParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*EvaluateResponse, error)
 
 	// EvaluateWithResponse Decide now, record the decision, answer it
 	//
@@ -5166,7 +5247,7 @@ type ClientWithResponsesInterface interface {
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/evaluate (the `Evaluate` operationId).
-	EvaluateWithResponse(ctx context.Context, body EvaluateJSONRequestBody, reqEditors ...RequestEditorFn) (*EvaluateResponse, error)
+	EvaluateWithResponse(ctx context.Context, params *EvaluateParams, body EvaluateJSONRequestBody, reqEditors ...RequestEditorFn) (*EvaluateResponse, error)
 
 	// ListExceptionsWithResponse Exceptions, newest first
 	//
@@ -5396,7 +5477,7 @@ type ClientWithResponsesInterface interface {
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/jobs (the `SubmitJob` operationId).
-	SubmitJobWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SubmitJobResponse, error)
+	SubmitJobWithBodyWithResponse(ctx context.Context, params *SubmitJobParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SubmitJobResponse, error)
 
 	// SubmitJobWithResponse Wait at the gate
 	//
@@ -5409,7 +5490,7 @@ type ClientWithResponsesInterface interface {
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/jobs (the `SubmitJob` operationId).
-	SubmitJobWithResponse(ctx context.Context, body SubmitJobJSONRequestBody, reqEditors ...RequestEditorFn) (*SubmitJobResponse, error)
+	SubmitJobWithResponse(ctx context.Context, params *SubmitJobParams, body SubmitJobJSONRequestBody, reqEditors ...RequestEditorFn) (*SubmitJobResponse, error)
 
 	// CancelJobWithResponse Cancel an open job
 	//
@@ -5475,14 +5556,14 @@ type ClientWithResponsesInterface interface {
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/simulate (the `Simulate` operationId).
-	SimulateWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SimulateResponse, error)
+	SimulateWithBodyWithResponse(ctx context.Context, params *SimulateParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SimulateResponse, error)
 
 	// SimulateWithResponse What the gate would answer, with no side effect
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/simulate (the `Simulate` operationId).
-	SimulateWithResponse(ctx context.Context, body SimulateJSONRequestBody, reqEditors ...RequestEditorFn) (*SimulateResponse, error)
+	SimulateWithResponse(ctx context.Context, params *SimulateParams, body SimulateJSONRequestBody, reqEditors ...RequestEditorFn) (*SimulateResponse, error)
 
 	// ListTokensWithResponse The tokens, never their secrets
 	//
@@ -6587,6 +6668,11 @@ func (r ImportEPSSResponse) ContentType() string {
 	return ""
 }
 
+// EvaluateResponse200Headers the declared response headers of an HTTP 200 response for Evaluate
+type EvaluateResponse200Headers struct {
+	ContentLanguage *string
+}
+
 // EvaluateResponse401Headers the declared response headers of an HTTP 401 response for Evaluate
 type EvaluateResponse401Headers struct {
 	WWWAuthenticate string
@@ -6630,6 +6716,8 @@ type EvaluateResponse struct {
 	JSON500 *Internal
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *EvaluateResponse200Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *EvaluateResponse401Headers
 	// Headers403 the parsed response headers for an HTTP 403 response
@@ -10102,6 +10190,11 @@ func (r GetScanResponse) ContentType() string {
 	return ""
 }
 
+// SimulateResponse200Headers the declared response headers of an HTTP 200 response for Simulate
+type SimulateResponse200Headers struct {
+	ContentLanguage *string
+}
+
 // SimulateResponse401Headers the declared response headers of an HTTP 401 response for Simulate
 type SimulateResponse401Headers struct {
 	WWWAuthenticate string
@@ -10145,6 +10238,8 @@ type SimulateResponse struct {
 	JSON500 *Internal
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *SimulateResponse200Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *SimulateResponse401Headers
 	// Headers403 the parsed response headers for an HTTP 403 response
@@ -10765,8 +10860,8 @@ func (c *ClientWithResponses) ImportEPSSWithBodyWithResponse(ctx context.Context
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/evaluate (the `Evaluate` operationId).
-func (c *ClientWithResponses) EvaluateWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*EvaluateResponse, error) {
-	rsp, err := c.EvaluateWithBody(ctx, contentType, body, reqEditors...)
+func (c *ClientWithResponses) EvaluateWithBodyWithResponse(ctx context.Context, params *EvaluateParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*EvaluateResponse, error) {
+	rsp, err := c.EvaluateWithBody(ctx, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -10783,8 +10878,8 @@ func (c *ClientWithResponses) EvaluateWithBodyWithResponse(ctx context.Context, 
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/evaluate (the `Evaluate` operationId).
-func (c *ClientWithResponses) EvaluateWithResponse(ctx context.Context, body EvaluateJSONRequestBody, reqEditors ...RequestEditorFn) (*EvaluateResponse, error) {
-	rsp, err := c.Evaluate(ctx, body, reqEditors...)
+func (c *ClientWithResponses) EvaluateWithResponse(ctx context.Context, params *EvaluateParams, body EvaluateJSONRequestBody, reqEditors ...RequestEditorFn) (*EvaluateResponse, error) {
+	rsp, err := c.Evaluate(ctx, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -11193,8 +11288,8 @@ func (c *ClientWithResponses) ListJobsWithResponse(ctx context.Context, params *
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/jobs (the `SubmitJob` operationId).
-func (c *ClientWithResponses) SubmitJobWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SubmitJobResponse, error) {
-	rsp, err := c.SubmitJobWithBody(ctx, contentType, body, reqEditors...)
+func (c *ClientWithResponses) SubmitJobWithBodyWithResponse(ctx context.Context, params *SubmitJobParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SubmitJobResponse, error) {
+	rsp, err := c.SubmitJobWithBody(ctx, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -11212,8 +11307,8 @@ func (c *ClientWithResponses) SubmitJobWithBodyWithResponse(ctx context.Context,
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/jobs (the `SubmitJob` operationId).
-func (c *ClientWithResponses) SubmitJobWithResponse(ctx context.Context, body SubmitJobJSONRequestBody, reqEditors ...RequestEditorFn) (*SubmitJobResponse, error) {
-	rsp, err := c.SubmitJob(ctx, body, reqEditors...)
+func (c *ClientWithResponses) SubmitJobWithResponse(ctx context.Context, params *SubmitJobParams, body SubmitJobJSONRequestBody, reqEditors ...RequestEditorFn) (*SubmitJobResponse, error) {
+	rsp, err := c.SubmitJob(ctx, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -11326,8 +11421,8 @@ func (c *ClientWithResponses) GetScanWithResponse(ctx context.Context, id Id, re
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/simulate (the `Simulate` operationId).
-func (c *ClientWithResponses) SimulateWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SimulateResponse, error) {
-	rsp, err := c.SimulateWithBody(ctx, contentType, body, reqEditors...)
+func (c *ClientWithResponses) SimulateWithBodyWithResponse(ctx context.Context, params *SimulateParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SimulateResponse, error) {
+	rsp, err := c.SimulateWithBody(ctx, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -11339,8 +11434,8 @@ func (c *ClientWithResponses) SimulateWithBodyWithResponse(ctx context.Context, 
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/simulate (the `Simulate` operationId).
-func (c *ClientWithResponses) SimulateWithResponse(ctx context.Context, body SimulateJSONRequestBody, reqEditors ...RequestEditorFn) (*SimulateResponse, error) {
-	rsp, err := c.Simulate(ctx, body, reqEditors...)
+func (c *ClientWithResponses) SimulateWithResponse(ctx context.Context, params *SimulateParams, body SimulateJSONRequestBody, reqEditors ...RequestEditorFn) (*SimulateResponse, error) {
+	rsp, err := c.Simulate(ctx, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -12511,6 +12606,16 @@ func ParseEvaluateResponse(rsp *http.Response) (*EvaluateResponse, error) {
 	}
 
 	switch {
+	case rsp.StatusCode == 200:
+		var headers EvaluateResponse200Headers
+		if values := rsp.Header.Values("Content-Language"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Language", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ContentLanguage = &value
+		}
+		response.Headers200 = &headers
 	case rsp.StatusCode == 401:
 		var headers EvaluateResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
@@ -16025,6 +16130,16 @@ func ParseSimulateResponse(rsp *http.Response) (*SimulateResponse, error) {
 	}
 
 	switch {
+	case rsp.StatusCode == 200:
+		var headers SimulateResponse200Headers
+		if values := rsp.Header.Values("Content-Language"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Language", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ContentLanguage = &value
+		}
+		response.Headers200 = &headers
 	case rsp.StatusCode == 401:
 		var headers SimulateResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {

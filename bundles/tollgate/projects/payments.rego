@@ -10,10 +10,7 @@ ci_initiators := {"github-actions", "gitlab-ci"}
 
 reasons contains {
 	"code": "initiator_not_allowed",
-	"message": sprintf("Production deployments of payments must be started by CI (%s), not by %q.", [
-		concat(", ", sort(ci_initiators)),
-		initiator,
-	]),
+	"params": {"initiators": concat(", ", sort(ci_initiators)), "initiator": initiator},
 } if {
 	input.request.metadata.environment == "production"
 	not initiator in ci_initiators

@@ -1,6 +1,7 @@
 # Tests for the payments project's own module (projects/payments.rego).
 package tollgate.projects.payments_test
 
+import data.tollgate.messages
 import data.tollgate.projects.payments
 
 base_input := {
@@ -26,18 +27,18 @@ test_gitlab_ci_may_deploy_to_production if {
 }
 
 test_human_initiator_in_production_is_initiator_not_allowed if {
-	payments.reasons == {{
+	messages.render([r | some r in payments.reasons]) == [{
 		"code": "initiator_not_allowed",
 		"message": `Production deployments of payments must be started by CI (github-actions, gitlab-ci), not by "alice".`,
-	}} with input as base_input
+	}] with input as base_input
 		with input.request.metadata.initiator as "alice"
 }
 
 test_missing_initiator_is_initiator_not_allowed if {
-	payments.reasons == {{
+	messages.render([r | some r in payments.reasons]) == [{
 		"code": "initiator_not_allowed",
 		"message": `Production deployments of payments must be started by CI (github-actions, gitlab-ci), not by "".`,
-	}} with input as base_input
+	}] with input as base_input
 		with input.request.metadata as {"run_id": "42", "environment": "production"}
 }
 
