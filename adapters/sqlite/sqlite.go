@@ -45,6 +45,12 @@ const (
 	busyTimeout     = 5 * time.Second
 )
 
+// DefaultLinger is how long, at most, a group commit waits for more
+// decisions while they are queuing (WithLinger). Under load on two cores
+// it grows transactions from 2–3 decisions to about 6–11; a decision that
+// comes alone never waits.
+const DefaultLinger = 2 * time.Millisecond
+
 var (
 	_ tollgate.DecisionStore = (*Store)(nil)
 	_ tollgate.EPSSStore     = (*Store)(nil)
@@ -69,6 +75,7 @@ type Option func(*options)
 
 type options struct {
 	maxBatch int
+	linger   time.Duration
 }
 
 // WithMaxBatch caps how many writes one transaction commits (default 256).
@@ -78,11 +85,20 @@ func WithMaxBatch(n int) Option {
 	return func(o *options) { o.maxBatch = max(n, 1) }
 }
 
+// WithLinger bounds how long a group commit waits for more decisions
+// while they are queuing (default DefaultLinger): a transaction smaller
+// than the one before waits until it is as large, or d has passed. A
+// decision made while the store was idle, or while decisions come one at
+// a time, is committed at once. 0 never waits.
+func WithLinger(d time.Duration) Option {
+	return func(o *options) { o.linger = max(d, 0) }
+}
+
 // Open opens the store in dataDir, creating the directory and the database
 // file if needed, and brings its schema up to date. ctx bounds the opening
 // only; Close releases the store.
 func Open(ctx context.Context, dataDir string, opts ...Option) (*Store, error) {
-	o := options{maxBatch: defaultMaxBatch}
+	o := options{maxBatch: defaultMaxBatch, linger: DefaultLinger}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -142,7 +158,7 @@ func open(ctx context.Context, db *sql.DB, path string, o options) (*Store, erro
 		return nil, fmt.Errorf("sqlite: %s: %w", path, err)
 	}
 	s := &Store{path: path, db: db, writer: writer, stmts: stmts, cooldown: cooldown}
-	s.Core = storekit.NewCore(s.dialect(), o.maxBatch)
+	s.Core = storekit.NewCore(s.dialect(), storekit.Batching{Max: o.maxBatch, Linger: o.linger})
 	if slices.Contains(applied, migrations.LedgerMigration) {
 		if err := s.ChainLegacy(ctx, s.dialect().Write); err != nil {
 			s.Close()

@@ -21,9 +21,8 @@ import (
 // writer), stops the group-commit writer once it has committed every
 // record handed over, and only then closes the database.
 type Core struct {
-	d        Dialect
-	keys     *KeyLocks // this process's queue per cooldown key: one Decide per key in flight here
-	maxBatch int
+	d    Dialect
+	keys *KeyLocks // this process's queue per cooldown key: one Decide per key in flight here
 
 	// mu guards closed, writesClosed and every send on writes, so that
 	// Close can close the channel without a send racing it; inflight
@@ -138,19 +137,19 @@ func NewWrite(ctx context.Context, rec tollgate.Record, key *tollgate.CooldownKe
 	return &Write{Prepared: p, ctx: ctx, done: make(chan error, 1)}, nil
 }
 
-// NewCore returns the store d implements. With a maxBatch, a group-commit
-// writer records decisions, up to maxBatch in one transaction; with 0,
-// each decision is committed alone, from its caller's goroutine (to
-// measure what group commit is worth), and a store that writes no decision
-// (opened read-only) needs no writer.
-func NewCore(d Dialect, maxBatch int) *Core {
-	c := &Core{d: d, keys: NewKeyLocks(), maxBatch: maxBatch}
-	if maxBatch > 0 {
-		c.writes = make(chan *Write, maxBatch)
+// NewCore returns the store d implements. With a b.Max, a group-commit
+// writer records decisions, up to b.Max in one transaction, lingering as
+// b.Linger says; with 0, each decision is committed alone, from its
+// caller's goroutine (to measure what group commit is worth), and a store
+// that writes no decision (opened read-only) needs no writer.
+func NewCore(d Dialect, b Batching) *Core {
+	c := &Core{d: d, keys: NewKeyLocks()}
+	if b.Max > 0 {
+		c.writes = make(chan *Write, b.Max)
 		c.writerDone = make(chan struct{})
 		go func() {
 			defer close(c.writerDone)
-			Batches(c.writes, maxBatch, c.commit)
+			newBatcher(c.writes, b, c.commit).run()
 		}()
 	}
 	return c
