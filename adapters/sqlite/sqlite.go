@@ -68,14 +68,20 @@ type Store struct {
 	stmts    *writeStmts
 	cooldown *sql.Stmt  // the cooldown read, on the readers' pool, prepared once rather than per decision
 	writeMu  sync.Mutex // held by each transaction on writer: a group commit, any other write
+
+	// dataVersion is the writer connection's PRAGMA data_version at its
+	// last group commit: it changes when another connection commits.
+	// Under writeMu.
+	dataVersion int64
 }
 
 // Option configures Open.
 type Option func(*options)
 
 type options struct {
-	maxBatch int
-	linger   time.Duration
+	maxBatch  int
+	linger    time.Duration
+	cooldowns int
 }
 
 // WithMaxBatch caps how many writes one transaction commits (default 256).
@@ -94,11 +100,23 @@ func WithLinger(d time.Duration) Option {
 	return func(o *options) { o.linger = max(d, 0) }
 }
 
+// DefaultCooldownCache is how many cooldown keys the store holds in memory
+// at most (WithCooldownCache): about 20 MB.
+const DefaultCooldownCache = 1 << 18
+
+// WithCooldownCache bounds the cooldown cache (default
+// DefaultCooldownCache keys): a keyed Decide reads its key's cooldown from
+// memory, not from the file, while the cooldowns table holds at most n
+// rows; past that, from the file. 0 turns the cache off.
+func WithCooldownCache(n int) Option {
+	return func(o *options) { o.cooldowns = max(n, 0) }
+}
+
 // Open opens the store in dataDir, creating the directory and the database
 // file if needed, and brings its schema up to date. ctx bounds the opening
 // only; Close releases the store.
 func Open(ctx context.Context, dataDir string, opts ...Option) (*Store, error) {
-	o := options{maxBatch: defaultMaxBatch, linger: DefaultLinger}
+	o := options{maxBatch: defaultMaxBatch, linger: DefaultLinger, cooldowns: DefaultCooldownCache}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -163,6 +181,20 @@ func open(ctx context.Context, db *sql.DB, path string, o options) (*Store, erro
 		if err := s.ChainLegacy(ctx, s.dialect().Write); err != nil {
 			s.Close()
 			return nil, fmt.Errorf("sqlite: %s: %w", path, err)
+		}
+	}
+	if o.cooldowns > 0 {
+		// In a write transaction: no other process commits between the
+		// load and the data version it is checked against.
+		err := s.onWriter(ctx, func(tx *sql.Tx) error {
+			if err := tx.QueryRowContext(ctx, "PRAGMA data_version").Scan(&s.dataVersion); err != nil {
+				return err
+			}
+			return s.CacheCooldowns(ctx, querier{tx}, o.cooldowns)
+		})
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("sqlite: %s: load the cooldowns: %w", path, err)
 		}
 	}
 	return s, nil
