@@ -6,7 +6,16 @@
 // before Decide returns, and reading the history never waits for a write.
 // Writes go through one goroutine that commits every write waiting at that
 // moment in one transaction (group commit), so many concurrent decisions
-// share the cost of one fsync.
+// share the cost of one fsync; while writes queue, a transaction smaller
+// than the one before lingers for more (WithLinger).
+//
+// The cooldowns table is also held in memory (WithCooldownCache), kept by
+// that writer after each commit: a keyed Decide reads its cooldown without
+// SQL. Each group commit reads PRAGMA data_version, which changes when
+// another connection (another process: `tollgate token create` beside a
+// running server) has committed; the cache is then loaded again in that
+// transaction and each acceptance in it decided on an older cooldown is
+// decided again.
 //
 // One process per file: a Store must be the only process using its file. The
 // cooldown check-and-record is made atomic by locks held in this process
@@ -101,7 +110,7 @@ func WithLinger(d time.Duration) Option {
 }
 
 // DefaultCooldownCache is how many cooldown keys the store holds in memory
-// at most (WithCooldownCache): about 20 MB.
+// at most (WithCooldownCache): about 22 MB with keys of ~40 characters.
 const DefaultCooldownCache = 1 << 18
 
 // WithCooldownCache bounds the cooldown cache (default

@@ -28,7 +28,8 @@ import (
 //
 // Bounded: past max entries it turns itself off, and the cooldown is read
 // from the table as before (what `ledger verify` reads is the table in any
-// case). An entry costs about 80 bytes beside its key's text.
+// case). A key of ~40 characters costs ~83 bytes, its text included
+// (BenchmarkCooldownCache); a read, ~0.2–0.4 µs.
 type cooldownCache struct {
 	max   int
 	stale atomic.Bool // a commit failed: the table may hold an acceptance the cache does not
