@@ -28,7 +28,10 @@ var errCooldownMoved = errors.New("the cooldown changed since it was read")
 // acceptance is recorded only if the cooldown is still the one decide saw;
 // if another process accepted in between, nothing is written and Decide
 // starts again: it reads the new cooldown and decides again, which now
-// refuses (at most MaxAttempts times, then EUnavailable).
+// refuses (at most MaxAttempts times, then EUnavailable). A store that
+// holds its cooldowns in memory (CacheCooldowns) does the same with an
+// acceptance decided on a cooldown that another connection changed
+// (RecheckCooldowns).
 //
 // Either way a record is committed before Decide returns, and a Decide
 // that cannot commit returns an EUnavailable error: the server answers
