@@ -95,7 +95,6 @@ type options struct {
 	statementTimeout time.Duration
 	maxConns         int32
 	maxBatch         int
-	linger           time.Duration
 	groupCommit      bool
 }
 
@@ -127,14 +126,6 @@ func WithMaxConns(n int) Option {
 // WithMaxBatch caps how many records one group commit writes (default 256).
 func WithMaxBatch(n int) Option {
 	return func(o *options) { o.maxBatch = max(n, 1) }
-}
-
-// WithLinger bounds how long a group commit waits for more decisions
-// while they are queuing, as the embedded store's (sqlite.WithLinger).
-// Default 0, never: PostgreSQL's group commits already hold ~16 decisions
-// under load (test/bench/README.md).
-func WithLinger(d time.Duration) Option {
-	return func(o *options) { o.linger = max(d, 0) }
 }
 
 // WithGroupCommit(false) writes each decision without a key in a
@@ -173,7 +164,9 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	if !o.groupCommit {
 		maxBatch = 0
 	}
-	s.Core = storekit.NewCore(s.dialect(), storekit.Batching{Max: maxBatch, Linger: o.linger})
+	// No linger: under load its group commits already hold ~16 decisions
+	// (test/bench/README.md, second round).
+	s.Core = storekit.NewCore(s.dialect(), storekit.Batching{Max: maxBatch})
 	if err := s.Ping(ctx); err != nil {
 		s.Close()
 		return nil, err
