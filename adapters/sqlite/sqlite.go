@@ -65,6 +65,10 @@ var (
 	_ tollgate.EPSSStore     = (*Store)(nil)
 )
 
+// Stats is what Store.Stats counts: group commits, decisions committed,
+// the cooldown cache.
+type Stats = storekit.Stats
+
 // Store is a tollgate.DecisionStore in a SQLite file: storekit.Core on
 // this package's dialect (tables.go, writer.go). Its methods are safe for
 // concurrent use.

@@ -339,6 +339,7 @@ func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig) error {
 			logger.Error("close the store", "error", err)
 		}
 	}()
+	registerStoreMetrics(registry, store)
 	// onActivate keeps a newly activated bundle in the store; set once the
 	// engine is built, before the watcher starts.
 	var onActivate func()
