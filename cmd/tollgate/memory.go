@@ -5,7 +5,6 @@ import (
 	"os"
 	"runtime/debug"
 	"runtime/metrics"
-	"strconv"
 	"sync/atomic"
 )
 
@@ -13,14 +12,6 @@ import (
 // the collector works harder to stay under the memory limit: the garbage
 // of a few hundred evaluations.
 const minHeadroom = 48 << 20
-
-// gcPercent is serve's GOGC under its own memory limit: a collection each
-// time the heap has grown by twice the live heap rather than once, for
-// ~10% less CPU per request under load. Off (the limit alone starting
-// collections) cut more CPU but held the heap at the limit: RSS 163 MB
-// with 10,000 projects, over the 150 MB target (test/bench/README.md,
-// second round).
-const gcPercent = 200
 
 // overhead is the memory Go held beyond the live heap right after the
 // startup's full collection: goroutine stacks, the collector's metadata,
@@ -33,8 +24,11 @@ var overhead atomic.Int64
 // system (with free) and, unless GOMEMLIMIT is set (a size, or "off"),
 // sets Go's soft memory limit to the live heap, plus the overhead, plus as
 // much again as the live heap (at least minHeadroom): as GOGC=100 would,
-// but counting all of Go's memory. Under that limit it sets GOGC to
-// gcPercent, unless GOGC is set.
+// but counting all of Go's memory. GOGC stays as the environment sets it
+// (Go's default, 100, if unset), the limit set or not: off or 200 under
+// the limit spent less CPU on collections but held more memory (RSS 163
+// and 146 MB with 10,000 projects, against 120–130 MB and a 150 MB
+// target; test/bench/README.md, second round).
 //
 // Loading a bundle peaks well above what the compiled bundle keeps: the
 // JSON documents, their Go values and AST values, the tests' run. Left
@@ -75,12 +69,5 @@ func limitMemory(logger *slog.Logger, free bool) {
 	}
 	limit := live + overhead.Load() + max(live, minHeadroom)
 	debug.SetMemoryLimit(limit)
-	gogc := "as set"
-	if _, set := os.LookupEnv("GOGC"); !set {
-		// Only under the limit: without it, nothing would bound the
-		// heap's growth but GOGC.
-		debug.SetGCPercent(gcPercent)
-		gogc = strconv.Itoa(gcPercent)
-	}
-	logger.Debug("memory limit set", "live_heap_mb", live>>20, "overhead_mb", overhead.Load()>>20, "limit_mb", limit>>20, "gogc", gogc)
+	logger.Debug("memory limit set", "live_heap_mb", live>>20, "overhead_mb", overhead.Load()>>20, "limit_mb", limit>>20)
 }
