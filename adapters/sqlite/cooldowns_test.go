@@ -195,4 +195,32 @@ func TestCooldownCacheBounded(t *testing.T) {
 			t.Errorf("%s again: %s, want refused by its cooldown", b, got)
 		}
 	}
+	// Off, it costs the group commit nothing: no load of the table again.
+	if st := s.Stats(); st.CooldownReloads != 0 {
+		t.Errorf("stats %+v, want no reload", st)
+	}
+}
+
+// A store whose table holds more keys than the cache may opens with the
+// cache off, and reads the table.
+func TestCooldownCacheOffAtOpen(t *testing.T) {
+	dir := t.TempDir()
+	s := mustOpen(t, dir)
+	g := &gate{}
+	for _, b := range []string{"release/1", "release/2", "release/3"} {
+		decideStatus(t, s, branchKey(b), g)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openClosing(t, dir, WithCooldownCache(2))
+	if got := decideStatus(t, s, branchKey("release/2"), g); got != tollgate.Refused {
+		t.Errorf("release/2 after reopening: %s, want refused by its cooldown", got)
+	}
+	if got := decideStatus(t, s, branchKey("release/4"), g); got != tollgate.Accepted {
+		t.Errorf("release/4: %s, want accepted", got)
+	}
+	if st := s.Stats(); st.CachedCooldowns != 0 || st.CooldownReloads != 0 {
+		t.Errorf("stats %+v, want the cache off, no reload", st)
+	}
 }
