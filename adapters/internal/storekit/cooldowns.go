@@ -2,6 +2,7 @@ package storekit
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"sync"
 	"sync/atomic"
@@ -39,13 +40,14 @@ type cooldownCache struct {
 	gen uint64           // how many times it was loaded: what a read saw is rechecked after a load
 }
 
-// cacheKey is key as one string: identifiers hold no control character
-// (tollgate.CheckIdentifier), so NUL separates the parts unambiguously.
+// cacheKey is key as one string, each part but the last preceded by its
+// length, so that no two keys share one whatever their parts hold: one
+// allocation a key in the map, rather than three.
 func cacheKey(buf []byte, k tollgate.CooldownKey) []byte {
+	buf = binary.AppendUvarint(buf, uint64(len(k.Project)))
 	buf = append(buf, k.Project...)
-	buf = append(buf, 0)
+	buf = binary.AppendUvarint(buf, uint64(len(k.Pipeline)))
 	buf = append(buf, k.Pipeline...)
-	buf = append(buf, 0)
 	return append(buf, k.Branch...)
 }
 

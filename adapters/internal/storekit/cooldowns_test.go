@@ -8,6 +8,26 @@ import (
 	"github.com/tollgate/tollgate"
 )
 
+// Keys whose parts differ are different keys, however the parts split.
+func TestCacheKeyUnambiguous(t *testing.T) {
+	keys := []tollgate.CooldownKey{
+		{Project: "a\x00b", Pipeline: "c", Branch: "d"},
+		{Project: "a", Pipeline: "b\x00c", Branch: "d"},
+		{Project: "a", Pipeline: "b", Branch: "c\x00d"},
+		{Project: "ab", Pipeline: "c", Branch: "d"},
+		{Project: "a", Pipeline: "bc", Branch: "d"},
+		{Project: "a", Pipeline: "b", Branch: "cd"},
+	}
+	seen := map[string]tollgate.CooldownKey{}
+	for _, k := range keys {
+		s := string(cacheKey(nil, k))
+		if other, ok := seen[s]; ok {
+			t.Errorf("%+v and %+v share the cache key %q", k, other, s)
+		}
+		seen[s] = k
+	}
+}
+
 // BenchmarkCooldownCache measures a read of the cooldown cache and the
 // memory it holds per key, with keys shaped as the load harness's
 // (test/bench: ten projects, a new release branch per request):
