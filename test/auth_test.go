@@ -73,6 +73,7 @@ func TestServeUsageErrors(t *testing.T) {
 		{[]string{"--rate-limit", "fast"}, "--rate-limit: want a number of requests"},
 		{[]string{"--rate-limit", "10/d"}, "--rate-limit: want a number of requests"},
 		{[]string{"--max-evaluations", "0"}, "--max-evaluations must be a positive number"},
+		{[]string{"--commit-linger", "-1ms"}, "--commit-linger -1ms: want 0 (never wait) or a positive duration"},
 	} {
 		code, _, stderr := runTollgate(t, nil, nil, append([]string{"serve", "--dev", "--license-key", publicKey}, tc.args...)...)
 		if code != 2 || !strings.Contains(stderr, tc.want) {

@@ -45,7 +45,7 @@ func Migrate(ctx context.Context, url string) ([]string, error) {
 	}
 	defer pool.Close()
 	s := &Store{pool: pool, where: where, timeout: defaults().statementTimeout}
-	s.Core = storekit.NewCore(s.dialect(), 0)
+	s.Core = storekit.NewCore(s.dialect(), storekit.Batching{})
 	if err := s.chainLegacy(ctx); err != nil {
 		return nil, err
 	}

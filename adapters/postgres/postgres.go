@@ -164,7 +164,10 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	if !o.groupCommit {
 		maxBatch = 0
 	}
-	s.Core = storekit.NewCore(s.dialect(), maxBatch)
+	// No linger (storekit.Batching): its group commits already hold ~16
+	// decisions in BenchmarkDecideParallel, and a linger was not measured
+	// end to end on PostgreSQL (test/bench/README.md, second round).
+	s.Core = storekit.NewCore(s.dialect(), storekit.Batching{Max: maxBatch})
 	if err := s.Ping(ctx); err != nil {
 		s.Close()
 		return nil, err

@@ -38,6 +38,6 @@ func OpenReadOnly(ctx context.Context, url string) (*storekit.ReadOnly, error) {
 		return nil, tollgate.Errorf(tollgate.EUnavailable, "postgres: %s: %v", where, err)
 	}
 	s := &Store{pool: pool, where: where, timeout: o.statementTimeout} // only its pool: no writer
-	s.Core = storekit.NewCore(s.dialect(), 0)
+	s.Core = storekit.NewCore(s.dialect(), storekit.Batching{})
 	return storekit.NewReadOnly(s, "postgres: "+where, func() error { pool.Close(); return nil }), nil
 }

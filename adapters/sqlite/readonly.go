@@ -46,6 +46,6 @@ func OpenReadOnly(ctx context.Context, dataDir string) (*storekit.ReadOnly, erro
 		return nil, tollgate.Errorf(tollgate.EInvalid, "sqlite: %s: %v", path, err)
 	}
 	s := &Store{path: path, db: db} // only its readers: no writer connection, no statements
-	s.Core = storekit.NewCore(s.dialect(), 0)
+	s.Core = storekit.NewCore(s.dialect(), storekit.Batching{})
 	return storekit.NewReadOnly(s, "sqlite: "+path, s.db.Close), nil
 }

@@ -19,7 +19,8 @@ import (
 // before it commits; decisions wait for it in this process, as they wait
 // for each other's group commit). Writes may also come from another
 // process (`tollgate token create` beside a running server): SQLite's own
-// file lock orders them, and no cooldown depends on them.
+// file lock orders them, and the next group commit sees them (PRAGMA
+// data_version) and reads the cooldowns again (writer.go).
 func (s *Store) dialect() storekit.Dialect {
 	write := func(ctx context.Context, fn func(context.Context, storekit.Querier) error) error {
 		return s.onWriter(ctx, func(tx *sql.Tx) error { return fn(ctx, querier{tx}) })

@@ -64,10 +64,23 @@ func (s *Store) writeBatch(ctx context.Context, ws []*storekit.Write) error {
 		seq  int64
 		head []byte
 	)
+	// Another connection (another process) that committed since the last
+	// transaction may have moved cooldowns the cache holds.
+	var version int64
+	if err := st.dataVersion.QueryRowContext(ctx).Scan(&version); err != nil {
+		return fmt.Errorf("read the data version: %w", err)
+	}
+	if err := s.RecheckCooldowns(ctx, querier{s.writer}, ws, version != s.dataVersion); err != nil {
+		return fmt.Errorf("read the cooldowns again: %w", err)
+	}
+	s.dataVersion = version
 	if err := st.readHead.QueryRowContext(ctx).Scan(&seq, &head); err != nil {
 		return fmt.Errorf("read the ledger head: %w", err)
 	}
 	for _, w := range ws {
+		if w.Moved {
+			continue // decided on a cooldown the table no longer holds: decided again
+		}
 		d := w.Rec.Decision
 		prev := head
 		seq, head = seq+1, ledger.Link(prev, w.Digest)
@@ -101,7 +114,7 @@ func (s *Store) writeBatch(ctx context.Context, ws []*storekit.Write) error {
 // Tx would prepare them, and its statements, again for each transaction:
 // ~4% of a request's CPU under load).
 type writeStmts struct {
-	begin, commit, rollback, readHead, insert, baseline, cooldown, updateHead *sql.Stmt
+	begin, commit, rollback, dataVersion, readHead, insert, baseline, cooldown, updateHead *sql.Stmt
 }
 
 func prepareWrites(ctx context.Context, conn *sql.Conn) (*writeStmts, error) {
@@ -110,7 +123,7 @@ func prepareWrites(ctx context.Context, conn *sql.Conn) (*writeStmts, error) {
 		stmt  **sql.Stmt
 		query string
 	}{
-		{&w.begin, "BEGIN IMMEDIATE"}, {&w.commit, "COMMIT"}, {&w.rollback, "ROLLBACK"},
+		{&w.begin, "BEGIN IMMEDIATE"}, {&w.commit, "COMMIT"}, {&w.rollback, "ROLLBACK"}, {&w.dataVersion, "PRAGMA data_version"},
 		{&w.readHead, readHead}, {&w.insert, insertDecision}, {&w.baseline, upsertBaseline},
 		{&w.cooldown, upsertCooldown}, {&w.updateHead, updateHead},
 	} {
@@ -125,7 +138,7 @@ func prepareWrites(ctx context.Context, conn *sql.Conn) (*writeStmts, error) {
 
 func (w *writeStmts) close() error {
 	var errs []error
-	for _, st := range []*sql.Stmt{w.begin, w.commit, w.rollback, w.readHead, w.insert, w.baseline, w.cooldown, w.updateHead} {
+	for _, st := range []*sql.Stmt{w.begin, w.commit, w.rollback, w.dataVersion, w.readHead, w.insert, w.baseline, w.cooldown, w.updateHead} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}

@@ -61,6 +61,7 @@ while the store holds no active token: create one with
 	bundleDir := f.String("bundle", "bundles/tollgate", "the policy bundle `DIR`, watched for changes")
 	dataDir := f.String("data-dir", defaultDataDir, "the embedded store's `DIR`, created if missing (not used with --database-url)")
 	databaseURL := f.String("database-url", "", "PostgreSQL `URL` instead of the embedded store")
+	commitLinger := f.Duration("commit-linger", sqlite.DefaultLinger, "while decisions queue for the embedded store, let a group commit wait at most this `DURATION` for more (0: never); a decision made while the server is idle is never delayed")
 	licencePath := f.String("license", "", "the licence `FILE` (a JWT); a missing or bad licence refuses every request with licence_invalid")
 	keyPath := f.String("license-key", "", "the PEM public key `FILE` that verifies the licence (required)")
 	logFormat := f.String("log-format", "text", "log `FORMAT`: text or json")
@@ -101,6 +102,9 @@ while the store holds no active token: create one with
 	}
 	if *evalTimeout <= 0 {
 		return f.usageError("--eval-timeout %v: want a positive duration, such as 1s", *evalTimeout)
+	}
+	if *commitLinger < 0 {
+		return f.usageError("--commit-linger %v: want 0 (never wait) or a positive duration, such as 2ms", *commitLinger)
 	}
 	if *jobLease <= 0 {
 		return f.usageError("--job-lease %v: want a positive duration, such as 1m", *jobLease)
@@ -150,7 +154,7 @@ while the store holds no active token: create one with
 		return f.usageError("--attestation-signing-key: %v", err)
 	}
 	err = serve(ctx, logger, serveConfig{
-		addr: *addr, bundleDir: *bundleDir, dataDir: *dataDir, databaseURL: *databaseURL,
+		addr: *addr, bundleDir: *bundleDir, dataDir: *dataDir, databaseURL: *databaseURL, commitLinger: *commitLinger,
 		licencePath: *licencePath, keyPath: *keyPath,
 		bodyLimit: *bodyLimit, debounce: *debounce, shutdownTimeout: *shutdownTimeout,
 		minCoverage: *minCoverage, replayLimit: *replayLimit, replayWindow: *replayWindow,
@@ -187,6 +191,7 @@ type serveConfig struct {
 	minCoverage                                                 float64 // percent; 0: none
 	replayLimit                                                 int     // -1: no replay
 	replayWindow                                                time.Duration
+	commitLinger                                                time.Duration      // the embedded store's group commit (sqlite.WithLinger)
 	bundleKey                                                   *rego.Verification // nil: unsigned bundles are served
 
 	dev             bool
@@ -252,7 +257,7 @@ func requireToken(ctx context.Context, tokens tollgate.TokenStore, cfg serveConf
 // only on what waiting cannot fix: a malformed URL, a refused migration.
 func openStore(ctx context.Context, logger *slog.Logger, cfg serveConfig) (store tollgate.DecisionStore, name string, connect func(context.Context) error, err error) {
 	if cfg.databaseURL == "" {
-		s, err := sqlite.Open(ctx, cfg.dataDir)
+		s, err := sqlite.Open(ctx, cfg.dataDir, sqlite.WithLinger(cfg.commitLinger))
 		if err != nil {
 			return nil, "", nil, err
 		}
@@ -334,6 +339,7 @@ func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig) error {
 			logger.Error("close the store", "error", err)
 		}
 	}()
+	registerStoreMetrics(registry, store)
 	// onActivate keeps a newly activated bundle in the store; set once the
 	// engine is built, before the watcher starts.
 	var onActivate func()

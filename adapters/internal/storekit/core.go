@@ -21,9 +21,8 @@ import (
 // writer), stops the group-commit writer once it has committed every
 // record handed over, and only then closes the database.
 type Core struct {
-	d        Dialect
-	keys     *KeyLocks // this process's queue per cooldown key: one Decide per key in flight here
-	maxBatch int
+	d    Dialect
+	keys *KeyLocks // this process's queue per cooldown key: one Decide per key in flight here
 
 	// mu guards closed, writesClosed and every send on writes, so that
 	// Close can close the channel without a send racing it; inflight
@@ -38,8 +37,10 @@ type Core struct {
 	closeOnce sync.Once
 	closeErr  error
 
-	commits, written atomic.Int64 // see Stats
-	legacyChained    int64        // see LegacyChained
+	cooldowns *cooldownCache // nil: every cooldown read goes to the table
+
+	commits, written, cooldownReloads atomic.Int64 // see Stats
+	legacyChained                     int64        // see LegacyChained
 }
 
 // Dialect is what a store gives Core: where its reads and writes run, what
@@ -126,6 +127,11 @@ type Write struct {
 	CAS    bool
 	Expect *string
 	Moved  bool
+	// Seen is the cooldown of Key the decision read (unix nanoseconds; 0:
+	// none) and SeenGen the load of the cooldown cache it came from (0:
+	// read from the table), for RecheckCooldowns.
+	Seen    int64
+	SeenGen uint64
 }
 
 // NewWrite checks rec and encodes it, in the caller's goroutine so that
@@ -138,19 +144,19 @@ func NewWrite(ctx context.Context, rec tollgate.Record, key *tollgate.CooldownKe
 	return &Write{Prepared: p, ctx: ctx, done: make(chan error, 1)}, nil
 }
 
-// NewCore returns the store d implements. With a maxBatch, a group-commit
-// writer records decisions, up to maxBatch in one transaction; with 0,
-// each decision is committed alone, from its caller's goroutine (to
-// measure what group commit is worth), and a store that writes no decision
-// (opened read-only) needs no writer.
-func NewCore(d Dialect, maxBatch int) *Core {
-	c := &Core{d: d, keys: NewKeyLocks(), maxBatch: maxBatch}
-	if maxBatch > 0 {
-		c.writes = make(chan *Write, maxBatch)
+// NewCore returns the store d implements. With a b.Max, a group-commit
+// writer records decisions, up to b.Max in one transaction, lingering as
+// b.Linger says; with 0, each decision is committed alone, from its
+// caller's goroutine (to measure what group commit is worth), and a store
+// that writes no decision (opened read-only) needs no writer.
+func NewCore(d Dialect, b Batching) *Core {
+	c := &Core{d: d, keys: NewKeyLocks()}
+	if b.Max > 0 {
+		c.writes = make(chan *Write, b.Max)
 		c.writerDone = make(chan struct{})
 		go func() {
 			defer close(c.writerDone)
-			Batches(c.writes, maxBatch, c.commit)
+			newBatcher(c.writes, b, c.commit).run()
 		}()
 	}
 	return c
@@ -160,11 +166,18 @@ func NewCore(d Dialect, maxBatch int) *Core {
 type Stats struct {
 	Commits int64 // transactions committed
 	Written int64 // decisions committed; Written/Commits is the mean batch
+	// CooldownReloads counts the loads of the cooldown cache after the
+	// first (CacheCooldowns): another connection wrote the file, or a
+	// commit failed.
+	CooldownReloads int64
+	// CachedCooldowns is how many keys the cooldown cache holds; 0 when
+	// there is none or it is off (more keys than it may hold).
+	CachedCooldowns int
 }
 
 // Stats reports how much group commit is batching, for metrics.
 func (c *Core) Stats() Stats {
-	return Stats{Commits: c.commits.Load(), Written: c.written.Load()}
+	return Stats{Commits: c.commits.Load(), Written: c.written.Load(), CooldownReloads: c.cooldownReloads.Load(), CachedCooldowns: c.cooldowns.len()}
 }
 
 // LockedKeys is how many cooldown keys have a Decide in flight (or a
@@ -278,7 +291,7 @@ func (c *Core) Ping(ctx context.Context) error {
 // without taking its lock.
 func (c *Core) Cooldown(ctx context.Context, key tollgate.CooldownKey) (cd tollgate.Cooldown, err error) {
 	err = c.Run(ctx, "read cooldown", func() (err error) {
-		cd, _, err = c.readCooldown(ctx, key)
+		cd, _, _, err = c.readCooldown(ctx, key)
 		return err
 	})
 	return cd, err
@@ -286,14 +299,19 @@ func (c *Core) Cooldown(ctx context.Context, key tollgate.CooldownKey) (cd tollg
 
 // readCooldown reads key's cooldown and the ID of the decision that set it
 // (nil when the key has none, or one whose decision was archived and
-// pruned: the compare-and-set matches either).
-func (c *Core) readCooldown(ctx context.Context, key tollgate.CooldownKey) (tollgate.Cooldown, *string, error) {
-	at, holder, err := c.d.ReadCooldown(ctx, key)
-	switch {
-	case errors.Is(err, ErrNoRows):
-		return tollgate.Cooldown{}, nil, nil
-	case err != nil:
-		return tollgate.Cooldown{}, nil, err
+// pruned: the compare-and-set matches either), from the cooldown cache if
+// there is one (gen: the load it came from) or else from the table (gen 0).
+func (c *Core) readCooldown(ctx context.Context, key tollgate.CooldownKey) (_ tollgate.Cooldown, holder *string, gen uint64, err error) {
+	at, found, gen := c.cooldowns.get(key)
+	if gen == 0 {
+		at, holder, err = c.d.ReadCooldown(ctx, key)
+		found = err == nil
+		if errors.Is(err, ErrNoRows) {
+			err = nil
+		}
 	}
-	return tollgate.Cooldown{LastAcceptedAt: time.Unix(0, at).UTC()}, holder, nil
+	if !found || err != nil {
+		return tollgate.Cooldown{}, nil, gen, err
+	}
+	return tollgate.Cooldown{LastAcceptedAt: time.Unix(0, at).UTC()}, holder, gen, nil
 }

@@ -28,7 +28,10 @@ var errCooldownMoved = errors.New("the cooldown changed since it was read")
 // acceptance is recorded only if the cooldown is still the one decide saw;
 // if another process accepted in between, nothing is written and Decide
 // starts again: it reads the new cooldown and decides again, which now
-// refuses (at most MaxAttempts times, then EUnavailable).
+// refuses (at most MaxAttempts times, then EUnavailable). A store that
+// holds its cooldowns in memory (CacheCooldowns) does the same with an
+// acceptance decided on a cooldown that another connection changed
+// (RecheckCooldowns).
 //
 // Either way a record is committed before Decide returns, and a Decide
 // that cannot commit returns an EUnavailable error: the server answers
@@ -70,7 +73,7 @@ func (c *Core) Decide(ctx context.Context, key *tollgate.CooldownKey, decide fun
 		}
 	}()
 	for range MaxAttempts {
-		cooldown, holder, err := c.readCooldown(ctx, k)
+		cooldown, holder, gen, err := c.readCooldown(ctx, k)
 		if err != nil {
 			return tollgate.Record{}, c.Error(ctx, "read cooldown", err)
 		}
@@ -81,6 +84,10 @@ func (c *Core) Decide(ctx context.Context, key *tollgate.CooldownKey, decide fun
 		w, err := NewWrite(ctx, rec, &k)
 		if err != nil {
 			return tollgate.Record{}, err
+		}
+		w.SeenGen = gen
+		if !cooldown.LastAcceptedAt.IsZero() {
+			w.Seen = cooldown.LastAcceptedAt.UnixNano()
 		}
 		if !w.Accept {
 			// The cooldown stays as it was: free the key for the next
@@ -174,8 +181,12 @@ func (c *Core) commit(batch []*Write) {
 // commitTx writes ws with the dialect's Commit and counts the work.
 func (c *Core) commitTx(ws []*Write) error {
 	if err := c.d.Commit(ws); err != nil {
+		if c.cooldowns != nil {
+			c.cooldowns.stale.Store(true)
+		}
 		return err
 	}
+	c.cooldowns.committed(ws)
 	c.commits.Add(1)
 	for _, w := range ws {
 		if !w.Moved {

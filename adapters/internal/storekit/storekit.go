@@ -151,32 +151,6 @@ func UnixNano(t time.Time) int64 {
 	return t.UnixNano()
 }
 
-// Batches is the loop of a group-commit writer: it takes the write that
-// wakes it and every other one already waiting, up to max, hands them to
-// commit as one batch, and starts again, until writes is closed and drained.
-// Writes arriving during a commit make the next batch: under load, one
-// transaction records many decisions.
-func Batches[W any](writes <-chan W, max int, commit func(batch []W)) {
-	batch := make([]W, 0, max)
-	for w := range writes {
-		batch = append(batch[:0], w)
-	fill:
-		for len(batch) < max {
-			select {
-			case w, ok := <-writes:
-				if !ok {
-					break fill
-				}
-				batch = append(batch, w)
-			default:
-				break fill
-			}
-		}
-		commit(batch)
-		clear(batch) // let the records go
-	}
-}
-
 // EncodeRecord checks what both stores need of a record (an ID, a status,
 // an evaluation time int64 nanoseconds can hold) and encodes it as JSON.
 // A record that fails is a bug of the caller: EInternal.
