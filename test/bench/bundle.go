@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	_ "modernc.org/sqlite" // the driver adapters/sqlite uses, for seeding
 
@@ -64,7 +65,9 @@ func writeMinimal(root, dir string, projects, global map[string]any) error {
 	return writeJSON(filepath.Join(dir, "config", "repositories", "data.json"), byRepository)
 }
 
-// copyRego copies the .rego files of src, with its directories, to dir.
+// copyRego copies the policy of src to dir, with its directories: its
+// .rego files and its data files but the configuration's (config/, which
+// the harness writes), such as the message catalogues.
 func copyRego(src, dir string) error {
 	err := filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -74,7 +77,7 @@ func copyRego(src, dir string) error {
 		if d.IsDir() {
 			return os.MkdirAll(filepath.Join(dir, rel), 0o755)
 		}
-		if filepath.Ext(path) != ".rego" {
+		if ext := filepath.Ext(path); (ext != ".rego" && ext != ".json") || strings.HasPrefix(rel, "config"+string(filepath.Separator)) {
 			return nil // the configuration is written apart
 		}
 		data, err := os.ReadFile(path)
