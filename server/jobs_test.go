@@ -51,24 +51,34 @@ func jobsFixtureOn(t *testing.T, bundle *rego.Engine, configure func(*Jobs)) *fi
 // change has edited.
 func bundleWith(t *testing.T, change func(global map[string]any)) *rego.Engine {
 	t.Helper()
+	return shippedBundleEdited(t, filepath.Join("config", "global_policy", "data.json"), func(raw []byte) []byte {
+		var global map[string]any
+		if err := json.Unmarshal(raw, &global); err != nil {
+			t.Fatal(err)
+		}
+		change(global)
+		raw, err := json.Marshal(global)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return raw
+	})
+}
+
+// shippedBundleEdited loads a copy of the shipped bundle in which edit has
+// rewritten file (a path inside the bundle).
+func shippedBundleEdited(t *testing.T, file string, edit func([]byte) []byte) *rego.Engine {
+	t.Helper()
 	dir := filepath.Join(t.TempDir(), "bundle")
 	if err := os.CopyFS(dir, os.DirFS("../bundles/tollgate")); err != nil {
 		t.Fatal(err)
 	}
-	file := filepath.Join(dir, "config", "global_policy", "data.json")
-	raw, err := os.ReadFile(file)
+	path := filepath.Join(dir, file)
+	raw, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var global map[string]any
-	if err := json.Unmarshal(raw, &global); err != nil {
-		t.Fatal(err)
-	}
-	change(global)
-	if raw, err = json.Marshal(global); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(file, raw, 0o644); err != nil {
+	if err := os.WriteFile(path, edit(raw), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	e, err := rego.NewEngine(t.Context(), dir, rego.EngineOptions{Poll: -1, Logger: slog.New(slog.DiscardHandler)})

@@ -3,9 +3,7 @@ package server
 import (
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -152,27 +150,13 @@ func TestHistoryPageShowsTheDecisionsLanguage(t *testing.T) {
 // of service-api's messages.
 func frenchServiceAPI(t *testing.T) *rego.Engine {
 	t.Helper()
-	dir := filepath.Join(t.TempDir(), "bundle")
-	if err := os.CopyFS(dir, os.DirFS("../bundles/tollgate")); err != nil {
-		t.Fatal(err)
-	}
-	file := filepath.Join(dir, "config", "projects", "data.json")
-	raw, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	edited := strings.Replace(string(raw), `"repositories": ["org/service-api"]`, `"language": "fr", "repositories": ["org/service-api"]`, 1)
-	if edited == string(raw) {
-		t.Fatal("service-api not found in the registry")
-	}
-	if err := os.WriteFile(file, []byte(edited), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	e, err := rego.NewEngine(t.Context(), dir, rego.EngineOptions{Poll: -1, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return e
+	return shippedBundleEdited(t, filepath.Join("config", "projects", "data.json"), func(raw []byte) []byte {
+		edited := strings.Replace(string(raw), `"repositories": ["org/service-api"]`, `"language": "fr", "repositories": ["org/service-api"]`, 1)
+		if edited == string(raw) {
+			t.Fatal("service-api not found in the registry")
+		}
+		return []byte(edited)
+	})
 }
 
 // TestGitHubReviewSpeaksTheDecisionsLanguage: a deployment of a project
