@@ -20,8 +20,9 @@ import (
 // evaluates each such rule once, when the bundle is loaded, and every
 // evaluation starts with those values in its virtual cache, as if it had
 // just computed them itself. Nothing is written twice: the rules are the
-// bundle's own, which stock `opa test` evaluates as usual, and a `with`
-// (which opens a cache frame of its own) sees none of the folded values.
+// bundle's own, which stock `opa test` evaluates as usual. A `with` opens
+// a cache frame of its own, which sees the folded values only when no
+// `with` of the policy can change them (folded.inputWithsOnly).
 
 // folded is the values of a bundle's input-independent rules, keyed like
 // the virtual cache: by the rule's path.
@@ -66,7 +67,7 @@ func (f *folded) get(ref ast.Ref, sig uint64) (value *ast.Term, ok bool) {
 // then meet the failure themselves, and report it (policy_error), as they
 // would without folding. budget bounds the whole load's folding: the rules
 // not folded within it (a runaway comprehension) are left to evaluation,
-// and its own time budget. Only the end of ctx is an error.
+// and its own time budget. Only the end of parent is an error.
 func foldRules(parent context.Context, compiler *ast.Compiler, store storage.Store, budget time.Duration) (*folded, error) {
 	f := &folded{bySig: map[uint64][]foldedRule{}, inputWithsOnly: inputWithsOnly(compiler)}
 	paths := independentPaths(compiler)
@@ -115,6 +116,8 @@ func foldRules(parent context.Context, compiler *ast.Compiler, store storage.Sto
 	return f, nil
 }
 
+// inputWithsOnly reports whether every with of the compiled modules
+// replaces part of the input.
 func inputWithsOnly(compiler *ast.Compiler) bool {
 	ok := true
 	for _, m := range compiler.Modules {
@@ -130,6 +133,8 @@ func inputWithsOnly(compiler *ast.Compiler) bool {
 	return ok
 }
 
+// isComplete reports whether path is a complete rule's, whose undefined
+// value is worth folding too.
 func isComplete(compiler *ast.Compiler, path ast.Ref) bool {
 	rules := compiler.GetRulesExact(path)
 	return len(rules) > 0 && rules[0].Head.RuleKind() == ast.SingleValue && rules[0].Head.Key == nil
@@ -141,44 +146,32 @@ func isComplete(compiler *ast.Compiler, path ast.Ref) bool {
 // are rules whose head has variables before its last term.
 func independentPaths(compiler *ast.Compiler) []ast.Ref {
 	a := analysis{compiler: compiler, memo: map[*ast.Rule]bool{}}
-	groups := map[string][]*ast.Rule{}
-	var order []string
-	names := slices.Sorted(maps.Keys(compiler.Modules))
-	for _, name := range names {
-		for _, rule := range compiler.Modules[name].Rules {
-			if len(rule.Head.Args) > 0 {
-				continue
-			}
-			path, ok := cachePath(rule)
-			if !ok {
-				continue
-			}
-			key := path.String()
-			if _, seen := groups[key]; !seen {
-				order = append(order, key)
-			}
-			groups[key] = append(groups[key], rule)
-		}
-	}
+	seen := map[string]bool{}
 	var paths []ast.Ref
-	for _, key := range order {
-		path, _ := cachePath(groups[key][0])
-		all := compiler.GetRulesWithPrefix(path)
-		if len(all) == 0 {
-			continue
-		}
-		independent := true
-		for _, rule := range all {
-			if len(rule.Head.Args) > 0 || !a.independent(rule) {
-				independent = false
-				break
+	for _, name := range slices.Sorted(maps.Keys(compiler.Modules)) {
+		for _, rule := range compiler.Modules[name].Rules {
+			path, ok := cachePath(rule)
+			if !ok || len(rule.Head.Args) > 0 || seen[path.String()] {
+				continue
 			}
-		}
-		if independent {
-			paths = append(paths, path)
+			seen[path.String()] = true
+			if a.allIndependent(compiler.GetRulesWithPrefix(path)) {
+				paths = append(paths, path)
+			}
 		}
 	}
 	return paths
+}
+
+// allIndependent reports whether rules are all input-independent rules
+// that are not functions.
+func (a *analysis) allIndependent(rules []*ast.Rule) bool {
+	for _, rule := range rules {
+		if len(rule.Head.Args) > 0 || !a.independent(rule) {
+			return false
+		}
+	}
+	return len(rules) > 0
 }
 
 // cachePath is the ref under which evaluation caches the rule's value: its
