@@ -96,6 +96,22 @@ func TestMalformedAcceptLanguageIsRejected(t *testing.T) {
 	}
 }
 
+// TestMalformedAcceptLanguageOnJobsIsRejected: a gate job submitted with a
+// header tollgate cannot read is a 400, and no job is created.
+func TestMalformedAcceptLanguageOnJobsIsRejected(t *testing.T) {
+	f := jobsFixture(t, func(j *Jobs) {})
+	code, _, d := f.doIn("fr;q=beaucoup", http.MethodPost, "/v1/jobs", jobBodyFor("bad-lang", f.now.Load().Add(time.Hour), ""))
+	if code != http.StatusBadRequest || !strings.Contains(d["error"].(map[string]any)["message"].(string), "Accept-Language") {
+		t.Fatalf("submit: %d %v", code, d)
+	}
+	if code, j := f.do(http.MethodGet, "/v1/jobs", "", ""); code != http.StatusOK || len(j["jobs"].([]any)) != 0 {
+		t.Fatalf("jobs after the refused submission: %d %v", code, j)
+	}
+	if n := f.countDecisions(); n != 0 {
+		t.Fatalf("%d decisions recorded", n)
+	}
+}
+
 func TestAcceptLanguageOnSimulate(t *testing.T) {
 	f := newFixture(t)
 	code, lang, d := f.doIn("fr", http.MethodPost, "/v1/simulate", `{"input": `+developRequest+`}`)
