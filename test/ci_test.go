@@ -285,6 +285,13 @@ func TestGitHubAction(t *testing.T) {
 		}
 	})
 
+	t.Run("in French", func(t *testing.T) {
+		run := runAction(t, inputs(map[string]string{"environment": envFrozen, "lang": "fr"}), githubJob())
+		if run.code != 1 || run.outputs["status"] != "refused" || !strings.Contains(run.summary, "| reason | `freeze_active` | Le gel") {
+			t.Fatalf("exit %d, outputs %v; want refused in French\n%s\n%s", run.code, run.outputs, run.summary, run.log)
+		}
+	})
+
 	t.Run("waits at the gate", func(t *testing.T) {
 		code, raw := s.postJSON(t, "/v1/freezes", map[string]any{"reason": "maintenance", "environments": []string{envDev}, "ttl": "1h"})
 		if code != http.StatusCreated {
@@ -458,6 +465,12 @@ func TestGitLabComponent(t *testing.T) {
 	frozen["CI_ENVIRONMENT_NAME"] = envFrozen
 	if code, report, log := runComponent(t, inputs, frozen); code != 1 || report["TOLLGATE_STATUS"] != "refused" {
 		t.Fatalf("exit %d, report %v; want 1 and refused\n%s", code, report, log)
+	}
+	// The messages in the language the lang input names.
+	french := maps.Clone(inputs)
+	french["lang"] = "fr"
+	if code, _, log := runComponent(t, french, frozen); code != 1 || !strings.Contains(log, "Le gel") {
+		t.Fatalf("exit %d; want 1 and the freeze in French\n%s", code, log)
 	}
 
 	// On a tag, GitLab names no branch: check asks for one, and asks nothing.
