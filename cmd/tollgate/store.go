@@ -270,12 +270,15 @@ type commandStore interface {
 const defaultDataDir = ".data/tollgate"
 
 // openCommandStore opens the store serve would use with the same flags:
-// PostgreSQL at databaseURL if given, else the embedded store in dataDir.
+// PostgreSQL at databaseURL if given, else the embedded store in dataDir,
+// without its cooldown cache: the commands that write (tokens, EPSS, the
+// ledger's archive) make no decision, so loading the cooldowns table into
+// memory at open would be work for nothing.
 func openCommandStore(ctx context.Context, dataDir, databaseURL string) (commandStore, error) {
 	if databaseURL != "" {
 		return postgres.Open(ctx, databaseURL)
 	}
-	return sqlite.Open(ctx, dataDir)
+	return sqlite.Open(ctx, dataDir, sqlite.WithCooldownCache(0))
 }
 
 // storeReader is a store opened read-only, for the commands that only
