@@ -163,11 +163,7 @@ func (s *Server) githubWebhook(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	c.Response().Header().Set(echo.HeaderLocation, "/v1/jobs/"+j.ID)
-	if !created {
-		return c.JSON(http.StatusOK, j)
-	}
-	return c.JSON(http.StatusAccepted, j)
+	return answerJob(c, j, created)
 }
 
 // ReviewGitHub delivers d, the end of a GitHub deployment's gate job (the

@@ -151,6 +151,13 @@ func (s *Server) submitJob(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	return answerJob(c, j, created)
+}
+
+// answerJob answers a submission with its job: 202 and the job when it
+// created it, 200 and the job submitted before under the same key when it
+// did not; Location names the job either way.
+func answerJob(c echo.Context, j tollgate.Job, created bool) error {
 	c.Response().Header().Set(echo.HeaderLocation, "/v1/jobs/"+j.ID)
 	if !created {
 		return c.JSON(http.StatusOK, j)
