@@ -36,7 +36,7 @@ func minimalBundle(root, dir string, n int) error {
 // writeBundle copies the shipped bundle's Rego to dir with the registry
 // projects and the global policy global.
 func writeBundle(root, dir string, projects, global map[string]any) error {
-	if err := copyRego(filepath.Join(root, "bundles", "tollgate"), dir); err != nil {
+	if err := copyPolicy(filepath.Join(root, "bundles", "tollgate"), dir); err != nil {
 		return err
 	}
 	if err := writeJSON(filepath.Join(dir, "config", "global_policy", "data.json"), global); err != nil {
@@ -50,7 +50,7 @@ func writeBundle(root, dir string, projects, global map[string]any) error {
 // by repository (data.config.repositories), the shape a stock OPA user
 // gives data so that a request finds its project in one lookup.
 func writeMinimal(root, dir string, projects, global map[string]any) error {
-	if err := copyRego(filepath.Join(root, "test", "bench", "minimal"), dir); err != nil {
+	if err := copyPolicy(filepath.Join(root, "test", "bench", "minimal"), dir); err != nil {
 		return err
 	}
 	if err := writeJSON(filepath.Join(dir, "config", "global_policy", "data.json"), global); err != nil {
@@ -65,10 +65,10 @@ func writeMinimal(root, dir string, projects, global map[string]any) error {
 	return writeJSON(filepath.Join(dir, "config", "repositories", "data.json"), byRepository)
 }
 
-// copyRego copies the policy of src to dir, with its directories: its
+// copyPolicy copies the policy of src to dir, with its directories: its
 // .rego files and its data files but the configuration's (config/, which
 // the harness writes), such as the message catalogues.
-func copyRego(src, dir string) error {
+func copyPolicy(src, dir string) error {
 	err := filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
